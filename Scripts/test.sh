@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Runs the whole test suite against SQLite and against a real, throwaway PostgreSQL.
+# Installs what is missing (libsqlite3-dev, libssl-dev, postgresql) with apt, starts PostgreSQL as a
+# non-root user in a temporary directory on a loopback port, and stops it on exit, also on failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+# --- system packages ---------------------------------------------------------------------------
+missing=()
+for pkg in libsqlite3-dev libssl-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+[ -n "$pg_bin" ] && [ -x "$pg_bin/initdb" ] || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+fi
+
+# --- throwaway PostgreSQL on loopback -----------------------------------------------------------
+pg_dir=$(mktemp -d /tmp/steward-pg.XXXXXX)
+pg_port=$(( 20000 + RANDOM % 20000 ))
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+if [ "$(id -u)" -eq 0 ]; then
+  id postgres >/dev/null 2>&1 || useradd --system --home-dir "$pg_dir" postgres
+  chown postgres "$pg_dir"
+fi
+stop_pg() {
+  as_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$pg_dir"
+}
+trap stop_pg EXIT
+
+log "starting PostgreSQL ($("$pg_bin/postgres" --version)) on 127.0.0.1:$pg_port"
+as_pg "$pg_bin/initdb" -D "$pg_dir/data" -U steward -A trust --no-sync >/dev/null
+as_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w \
+  -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_dir -c fsync=off -c max_connections=200" start >/dev/null
+psql -h 127.0.0.1 -p "$pg_port" -U steward -d postgres -qc "CREATE DATABASE steward_test" >/dev/null
+export STEWARD_TEST_DATABASE_URL="postgres://steward@127.0.0.1:$pg_port/steward_test"
+
+# --- build once, run per backend ----------------------------------------------------------------
+log "building (debug, with tests)"
+swift build --build-tests 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
+test -x .build/debug/steward || { echo "build failed"; exit 1; }
+swift build --build-tests >/dev/null  # fails the script if the build really failed
+
+declare -A counts
+for backend in sqlite postgres; do
+  log "tests against $backend"
+  out=$(mktemp)
+  set +e
+  STEWARD_TEST_BACKEND=$backend swift test --skip-build 2>&1 | tee "$out" | grep -E '✘|Test run with|error:' 
+  status=${PIPESTATUS[0]}
+  set -e
+  summary=$(grep -E 'Test run with [0-9]+ tests?' "$out" | tail -n 1 || true)
+  counts[$backend]="$summary"
+  if [ "$status" -ne 0 ]; then
+    echo "tests FAILED against $backend (exit $status)"; tail -n 50 "$out"; exit "$status"
+  fi
+  rm -f "$out"
+done
+
+log "summary"
+for backend in sqlite postgres; do
+  n=$(sed -E 's/.*Test run with ([0-9]+) tests?.*/\1/' <<<"${counts[$backend]}")
+  echo "$backend: $n tests passed (store contract suite, services and HTTP against $backend)"
+done

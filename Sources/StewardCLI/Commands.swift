@@ -1,0 +1,174 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import Prometheus
+import ServiceLifecycle
+import StewardCore
+import StewardHTTP
+import StewardPolicy
+import StewardServices
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the HTTP API (migrates the database first).")
+
+    @OptionGroup var common: CommonOptions
+
+    @Option(help: "Address to listen on (env STEWARD_HTTP_HOST; default 127.0.0.1).")
+    var host: String?
+
+    @Option(help: "Port to listen on (env STEWARD_HTTP_PORT; default 8080).")
+    var port: Int?
+
+    func run() async throws {
+        let logger = Wiring.makeLogger(common)
+        let wiring = try Wiring.open(common, logger: logger)
+        let host = self.host ?? common.env["STEWARD_HTTP_HOST"] ?? "127.0.0.1"
+        let port = self.port ?? common.env["STEWARD_HTTP_PORT"].flatMap(Int.init) ?? 8080
+        try await wiring.withStore { wiring in
+            let applied = try await wiring.store.migrate()
+            try await wiring.auditLog.recordPolicyLoad(wiring.policy, store: wiring.store, actor: "system")
+            logger.info(
+                "steward starting",
+                metadata: [
+                    "database": "\(wiring.store.backendName)", "migrations.applied": "\(applied)",
+                    "policy.purposes": "\(wiring.policy.purposes.count)", "http.address": "\(host):\(port)",
+                ])
+            let keys = KeyService(store: wiring.store, crypto: wiring.crypto, runtime: wiring.runtime)
+            let api = StewardAPI(consent: wiring.consentService, keys: keys, registry: PrometheusCollectorRegistry())
+            let app = buildApplication(api: api, host: host, port: port, logger: logger)
+            try await app.runService()
+        }
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create or upgrade the database schema.")
+    @OptionGroup var common: CommonOptions
+
+    func run() async throws {
+        let logger = Wiring.makeLogger(common)
+        let wiring = try Wiring.open(common, logger: logger, needsPolicy: false)
+        let applied = try await wiring.withStore { try await $0.store.migrate() }
+        print("migrated the \(wiring.store.backendName) database: \(applied) migration(s) applied")
+    }
+}
+
+struct Keys: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create, list and revoke API keys.", subcommands: [Create.self, List.self, Revoke.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create an API key; the secret is printed once, on the last line.")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "Role: \(Role.allCases.map(\.rawValue).joined(separator: ", ")).") var role: String
+        @Option(help: "A name that says who uses the key.") var name: String
+        @Flag(help: "Print JSON for scripts.") var json = false
+
+        func run() async throws {
+            guard let role = Role(rawValue: role) else {
+                throw ValidationError("unknown role '\(role)'; use one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let wiring = try Wiring.open(common, logger: Wiring.makeLogger(common), needsPolicy: false)
+            let (record, secret) = try await wiring.withStore { wiring in
+                try await wiring.store.migrate()
+                return try await KeyService(store: wiring.store, crypto: wiring.crypto, runtime: wiring.runtime)
+                    .create(name: name, role: role, actor: cliActor)
+            }
+            if json {
+                let object: [String: String] = [
+                    "id": record.id.uuidString.lowercased(), "name": record.name, "role": record.role.rawValue,
+                    "secret": secret,
+                ]
+                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                print("created API key \(record.id.uuidString.lowercased()) (\(record.role.rawValue), \"\(record.name)\")")
+                print("store the secret now: it is shown once and cannot be recovered")
+                print(secret)
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List API keys (never their secrets).")
+        @OptionGroup var common: CommonOptions
+
+        func run() async throws {
+            let wiring = try Wiring.open(common, logger: Wiring.makeLogger(common), needsPolicy: false)
+            let keys = try await wiring.withStore { wiring in
+                try await wiring.store.migrate()
+                return try await KeyService(store: wiring.store, crypto: wiring.crypto, runtime: wiring.runtime).list()
+            }
+            for key in keys {
+                let state = key.revokedAt.map { "revoked \($0.formatted(.iso8601))" } ?? "active"
+                print("\(key.id.uuidString.lowercased())  \(key.prefix)…  \(key.role.rawValue)  \(state)  \(key.name)")
+            }
+            print("\(keys.count) key(s), \(keys.filter { $0.revokedAt == nil }.count) active")
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke an API key by id.")
+        @OptionGroup var common: CommonOptions
+        @Argument(help: "The key id (from `steward keys list`).") var id: String
+
+        func run() async throws {
+            guard let uuid = UUID(uuidString: id) else { throw ValidationError("'\(id)' is not a key id") }
+            let wiring = try Wiring.open(common, logger: Wiring.makeLogger(common), needsPolicy: false)
+            let record = try await wiring.withStore { wiring in
+                try await wiring.store.migrate()
+                return try await KeyService(store: wiring.store, crypto: wiring.crypto, runtime: wiring.runtime)
+                    .revoke(id: uuid, actor: cliActor)
+            }
+            print("revoked API key \(record.id.uuidString.lowercased()) (\(record.name)); requests with it now get 401")
+        }
+    }
+}
+
+struct PolicyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "policy", abstract: "Validate policies.", subcommands: [Check.self])
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Validate the policy directory; exit 1 with every issue on failure.")
+        @OptionGroup var common: CommonOptions
+
+        func run() async throws {
+            do {
+                let policy = try PolicyLoader.load(directory: common.resolvedPolicies) { _ in "" }
+                print(
+                    "policy OK: \(policy.purposes.count) purposes, \(policy.notices.count) notices in \(common.resolvedPolicies)")
+            } catch let error as PolicyError {
+                printErr(error.description)
+                throw ExitCode(1)
+            }
+        }
+    }
+}
+
+struct AuditCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit", abstract: "Work with the audit log.", subcommands: [Verify.self])
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Recompute the audit hash chain; exit 1 naming the first broken entry.")
+        @OptionGroup var common: CommonOptions
+
+        func run() async throws {
+            let wiring = try Wiring.open(common, logger: Wiring.makeLogger(common), needsPolicy: false)
+            let result = try await wiring.withStore { wiring in
+                try await wiring.auditLog.verify(store: wiring.store) { checked in
+                    printErr("\rverified \(checked) entries…", terminator: "")
+                }
+            }
+            printErr("")
+            if let broken = result.firstBroken {
+                print("audit chain BROKEN at entry \(broken): \(result.reason ?? "mismatch") (\(result.checked) entries before it verified)")
+                throw ExitCode(1)
+            }
+            print("audit chain intact: \(result.checked) entries verified")
+        }
+    }
+}

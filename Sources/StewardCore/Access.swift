@@ -1,0 +1,45 @@
+/// A permission one route or command declares. Deny by default: a principal holds only what its role grants.
+public enum Permission: String, Sendable, CaseIterable, Codable, Hashable {
+    case consentRecord = "consent:record"
+    case consentCheck = "consent:check"
+    case consentRead = "consent:read"
+    case subjectsManage = "subjects:manage"
+    case policyRead = "policy:read"
+    case auditRead = "audit:read"
+    case keysManage = "keys:manage"
+}
+
+/// A role: a named set of permissions. (Roles move to `Policies/roles.yaml` with the access-control work.)
+public enum Role: String, Sendable, CaseIterable, Codable, Hashable {
+    case admin
+    /// Backend services: record and check consent, read consent state, read the policy.
+    case service
+    /// Auditors: read the audit log and the policy.
+    case auditor
+
+    public var permissions: Set<Permission> {
+        switch self {
+        case .admin: Set(Permission.allCases)
+        case .service: [.consentRecord, .consentCheck, .consentRead, .policyRead]
+        case .auditor: [.auditRead, .policyRead]
+        }
+    }
+
+    public func allows(_ permission: Permission) -> Bool { permissions.contains(permission) }
+}
+
+/// Who is calling: an API key (by its id, never its secret) or an operator at the command line.
+public struct Principal: Sendable, Hashable {
+    public var id: String
+    public var name: String
+    public var role: Role
+
+    public init(id: String, name: String, role: Role) {
+        self.id = id
+        self.name = name
+        self.role = role
+    }
+
+    /// The actor string written to audit entries, e.g. `key:0b6c…`.
+    public var actor: String { id }
+}

@@ -1,0 +1,178 @@
+public import Foundation
+public import HTTPTypes
+public import Hummingbird
+public import Logging
+import Metrics
+import NIOCore
+public import Prometheus
+public import StewardCore
+public import StewardServices
+public import ServiceLifecycle
+
+/// Everything the HTTP edge calls into. Built by the composition root (the CLI) or by tests.
+public struct StewardAPI: Sendable {
+    public var consent: ConsentService
+    public var subjects: SubjectService
+    public var keys: KeyService
+    public var store: any StewardStore
+    public var audit: AuditLog
+    public var registry: PrometheusCollectorRegistry
+
+    public init(
+        consent: ConsentService, keys: KeyService, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
+    ) {
+        self.consent = consent
+        self.subjects = SubjectService(consent: consent)
+        self.keys = keys
+        self.store = consent.store
+        self.audit = AuditLog(sealer: consent.crypto.sealer, runtime: consent.runtime)
+        self.registry = registry
+    }
+
+    var policy: PolicySet { consent.policy }
+    var metricsFactory: PrometheusMetricsFactory { PrometheusMetricsFactory(registry: registry) }
+}
+
+/// One route: method, OpenAPI-style path, the permission it declares (nil: public), and its handler.
+public struct Endpoint: Sendable {
+    public typealias Handler = @Sendable (Request, StewardRequestContext) async throws -> Response
+    public var method: HTTPRequest.Method
+    /// Path in OpenAPI form: `/v1/subjects/{id}/consents`.
+    public var path: String
+    public var permission: Permission?
+    /// Largest accepted body.
+    public var maxBody: Int
+    let handler: Handler
+
+    init(_ method: HTTPRequest.Method, _ path: String, _ permission: Permission?, maxBody: Int = 1 << 20, _ handler: @escaping Handler) {
+        self.method = method
+        self.path = path
+        self.permission = permission
+        self.maxBody = maxBody
+        self.handler = handler
+    }
+
+    /// Hummingbird's form of the path: `{id}` → `:id`.
+    var routerPath: String {
+        path.split(separator: "/", omittingEmptySubsequences: false).map { part in
+            part.hasPrefix("{") && part.hasSuffix("}") ? ":" + part.dropFirst().dropLast() : String(part)
+        }.joined(separator: "/")
+    }
+}
+
+let jsonEncoder: JSONEncoder = {
+    let encoder = JSONEncoder()
+    encoder.dateEncodingStrategy = .custom { date, encoder in
+        var container = encoder.singleValueContainer()
+        try container.encode(date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted)))
+    }
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return encoder
+}()
+
+func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+    let data = try jsonEncoder.encode(value)
+    return Response(
+        status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+}
+
+/// Decodes a JSON body, mapping decoding failures to 400 with the field path (never the value).
+func decode<T: Decodable>(_ type: T.Type, from request: Request, limit: Int) async throws -> T {
+    var request = request
+    let buffer = try await request.collectBody(upTo: limit)
+    do {
+        return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+    } catch let error as DecodingError {
+        throw decodingProblem(error)
+    }
+}
+
+func decodingProblem(_ error: DecodingError) -> StewardError {
+    func path(_ context: DecodingError.Context, _ extra: (any CodingKey)? = nil) -> String? {
+        let keys = context.codingPath + (extra.map { [$0] } ?? [])
+        let text = keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+        let trimmed = text.hasPrefix(".") ? String(text.dropFirst()) : text
+        return trimmed.isEmpty ? nil : trimmed
+    }
+    switch error {
+    case .keyNotFound(let key, let context):
+        return .invalid("request.missing_field", "is required", field: path(context, key))
+    case .typeMismatch(let type, let context):
+        return .invalid("request.wrong_type", "has the wrong type (expected \(type))", field: path(context))
+    case .valueNotFound(let type, let context):
+        return .invalid("request.missing_value", "must not be null (expected \(type))", field: path(context))
+    case .dataCorrupted(let context):
+        if context.codingPath.isEmpty {
+            return .invalid("request.malformed_json", "the body is not valid JSON")
+        }
+        return .invalid("request.invalid_value", "is not a valid value", field: path(context))
+    @unknown default:
+        return .invalid("request.malformed_json", "the body could not be decoded")
+    }
+}
+
+extension Request {
+    func query(_ name: String) -> String? { uri.queryParameters[name[...]].map(String.init) }
+}
+
+func pageLimit(_ request: Request, default value: Int = 100, max: Int = 1_000) throws(StewardError) -> Int {
+    guard let text = request.query("limit") else { return value }
+    guard let limit = Int(text), (1...max).contains(limit) else {
+        throw .invalid("request.invalid_limit", "must be an integer from 1 to \(max)", field: "limit")
+    }
+    return limit
+}
+
+func uuidParameter(_ context: StewardRequestContext, _ name: String = "id") throws(StewardError) -> UUID {
+    guard let text = context.parameters.get(name), let id = UUID(uuidString: text) else {
+        throw .invalid("request.invalid_id", "is not a valid id (UUID)", field: name)
+    }
+    return id
+}
+
+/// Builds the router: the endpoint table, with authentication and permission checks wrapped around
+/// every non-public route, problem+json errors and request metrics.
+public func buildRouter(api: StewardAPI, logger: Logger) -> Router<StewardRequestContext> {
+    let router = Router(context: StewardRequestContext.self)
+    router.add(middleware: RequestMetricsMiddleware(factory: api.metricsFactory))
+    router.add(middleware: ProblemMiddleware())
+    for endpoint in endpoints(api: api) {
+        router.on(RouterPath(endpoint.routerPath), method: endpoint.method) { request, context in
+            var context = context
+            if let permission = endpoint.permission {
+                context.principal = try await authorize(request, permission: permission, keys: api.keys)
+            }
+            var response = try await endpoint.handler(request, context)
+            response.headers[.init("X-Request-Id")!] = context.id
+            return response
+        }
+    }
+    return router
+}
+
+/// Deny by default: a missing, malformed, unknown or revoked key is 401; a key whose role lacks the
+/// route's permission is 403.
+func authorize(_ request: Request, permission: Permission, keys: KeyService) async throws -> Principal {
+    var unauthenticated = Problem(
+        status: .unauthorized, code: "auth.unauthenticated", detail: "a valid API key is required (Authorization: Bearer stw_…)")
+    unauthenticated.headers[.wwwAuthenticate] = "Bearer realm=\"steward\""
+    guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw unauthenticated }
+    let secret = String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces)
+    guard let principal = try await keys.authenticate(secret: secret) else { throw unauthenticated }
+    guard principal.role.allows(permission) else {
+        throw Problem(
+            status: .forbidden, code: "auth.forbidden",
+            detail: "role \(principal.role.rawValue) lacks permission \(permission.rawValue)")
+    }
+    return principal
+}
+
+/// Builds the application that serves the API.
+public func buildApplication(
+    api: StewardAPI, host: String, port: Int, services: [any Service] = [], logger: Logger
+) -> some ApplicationProtocol {
+    Application(
+        router: buildRouter(api: api, logger: logger),
+        configuration: .init(address: .hostname(host, port: port), serverName: "steward"),
+        services: services, logger: logger)
+}

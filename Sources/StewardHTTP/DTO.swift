@@ -1,0 +1,301 @@
+import Foundation
+import StewardCore
+import StewardServices
+
+// Wire types: camelCase JSON, ISO 8601 times. Requests are decoded leniently into strings and then
+// validated with precise, field-naming errors; responses are plain Encodable structs.
+
+struct SubjectBody: Decodable {
+    var email: String?
+    var phone: String?
+    var externalId: String?
+    var deviceId: String?
+    var subjectId: String?
+
+    /// Exactly one identifier must be given.
+    func reference(field: String = "subject") throws(StewardError) -> SubjectReference {
+        var given: [(String, String)] = []
+        if let email { given.append(("email", email)) }
+        if let phone { given.append(("phone", phone)) }
+        if let externalId { given.append(("externalId", externalId)) }
+        if let deviceId { given.append(("deviceId", deviceId)) }
+        if let subjectId { given.append(("subjectId", subjectId)) }
+        guard given.count == 1, let (name, value) = given.first else {
+            throw .invalid(
+                given.isEmpty ? "subject.missing" : "subject.ambiguous",
+                "give exactly one of email, phone, externalId, deviceId or subjectId", field: field)
+        }
+        return try parseReference(name: name, value: value, field: "\(field).\(name)")
+    }
+}
+
+func parseReference(name: String, value: String, field: String) throws(StewardError) -> SubjectReference {
+    if name == "subjectId" {
+        guard let id = UUID(uuidString: value) else {
+            throw .invalid("subject.invalid_id", "is not a subject id (UUID)", field: field)
+        }
+        return .id(id)
+    }
+    guard let kind = IdentityKind(parameterName: name) else {
+        throw .invalid("subject.unknown_identifier", "is not an identifier kind", field: field)
+    }
+    do {
+        return .identity(try NormalizedIdentity(kind: kind, raw: value))
+    } catch {
+        var error = error
+        error.field = field
+        throw error
+    }
+}
+
+struct NoticeBody: Decodable {
+    var id: String
+    var version: String
+}
+
+struct ProofBody: Decodable {
+    var ip: String?
+    var userAgent: String?
+}
+
+struct RecordConsentBody: Decodable {
+    var subject: SubjectBody?
+    var purpose: String?
+    var decision: String?
+    var method: String?
+    var notice: NoticeBody?
+    var source: String?
+    var proof: ProofBody?
+    var consentString: String?
+
+    func command(actor: String, gpc: Bool) throws(StewardError) -> ConsentService.RecordCommand {
+        guard let subject else { throw .invalid("subject.missing", "is required", field: "subject") }
+        let reference = try subject.reference()
+        guard let purpose, !purpose.isEmpty else { throw .invalid("purpose.missing", "is required", field: "purpose") }
+        guard let decisionText = decision else { throw .invalid("decision.missing", "is required", field: "decision") }
+        guard let decision = ConsentDecision(rawValue: decisionText) else {
+            throw .invalid("decision.invalid", "must be one of granted, denied, withdrawn", field: "decision")
+        }
+        let method: ConsentMethod
+        if let text = self.method {
+            guard let parsed = ConsentMethod(rawValue: text) else {
+                throw .invalid(
+                    "method.invalid",
+                    "must be one of \(ConsentMethod.allCases.map(\.rawValue).joined(separator: ", "))", field: "method")
+            }
+            method = parsed
+        } else {
+            method = .api
+        }
+        return ConsentService.RecordCommand(
+            subject: reference, purpose: purpose, decision: decision, method: method,
+            notice: notice.map { .init(id: $0.id, version: $0.version) }, source: source, proofIP: proof?.ip,
+            proofUserAgent: proof?.userAgent, consentString: consentString, globalPrivacyControl: gpc, actor: actor)
+    }
+}
+
+struct ConfirmBody: Decodable {
+    var token: String?
+}
+
+struct LinkIdentityBody: Decodable {
+    var email: String?
+    var phone: String?
+    var externalId: String?
+    var deviceId: String?
+}
+
+struct MergeBody: Decodable {
+    var source: String?
+}
+
+struct CreateKeyBody: Decodable {
+    var name: String?
+    var role: String?
+}
+
+struct EventDTO: Encodable {
+    struct NoticeRef: Encodable {
+        var id: String
+        var version: String
+    }
+    struct Proof: Encodable {
+        var ipHash: String?
+        var userAgentHash: String?
+    }
+    var id: UUID
+    var subjectId: UUID
+    var ordinal: Int64
+    var purpose: String
+    var decision: String
+    var status: String
+    var method: String
+    var notice: NoticeRef?
+    var source: String?
+    var actor: String
+    var recordedAt: Date
+    var expiresAt: Date?
+    var proof: Proof?
+    var consentString: String?
+    var confirms: UUID?
+
+    init(_ event: ConsentEvent) {
+        id = event.id
+        subjectId = event.subjectID
+        ordinal = event.ordinal
+        purpose = event.purpose
+        decision = event.decision.rawValue
+        status = event.status.rawValue
+        method = event.method.rawValue
+        if let noticeID = event.noticeID, let version = event.noticeVersion {
+            notice = NoticeRef(id: noticeID, version: version)
+        }
+        source = event.source
+        actor = event.actor
+        recordedAt = event.recordedAt
+        expiresAt = event.expiresAt
+        if event.proofIPHash != nil || event.proofUserAgentHash != nil {
+            proof = Proof(ipHash: event.proofIPHash, userAgentHash: event.proofUserAgentHash)
+        }
+        consentString = event.consentString
+        confirms = event.confirms
+    }
+}
+
+struct StateDTO: Encodable {
+    var subjectId: UUID
+    var purpose: String
+    var status: String
+    var allowed: Bool
+    var recordId: UUID
+    var decidedAt: Date
+    var expiresAt: Date?
+
+    init(_ state: ConsentState, purpose: Purpose?, now: Date) {
+        subjectId = state.subjectID
+        self.purpose = state.purpose
+        let check = purpose.map { ConsentRules.check(purpose: $0, state: state, now: now) }
+        status = state.effectiveStatus(at: now).rawValue
+        allowed = check?.allowed ?? false
+        recordId = state.eventID
+        decidedAt = state.decidedAt
+        expiresAt = state.expiresAt
+    }
+}
+
+struct RecordResponse: Encodable {
+    struct Confirmation: Encodable {
+        var token: String
+        var expiresAt: Date
+    }
+    var subjectId: UUID
+    var subjectCreated: Bool
+    var event: EventDTO
+    var state: StateDTO
+    var confirmation: Confirmation?
+    var gpcOptOuts: [EventDTO]
+}
+
+struct CheckResponse: Encodable {
+    var allowed: Bool
+    var status: String
+    var purpose: String
+    var basis: String
+    var recordId: UUID?
+    var decidedAt: Date?
+}
+
+struct BulkResponse: Encodable {
+    struct Rejection: Encodable {
+        var line: Int
+        var code: String
+        var field: String?
+        var detail: String
+    }
+    var accepted: Int
+    var rejected: [Rejection]
+}
+
+struct KeyDTO: Encodable {
+    var id: UUID
+    var name: String
+    var role: String
+    var prefix: String
+    var createdAt: Date
+    var revokedAt: Date?
+
+    init(_ key: APIKeyRecord) {
+        id = key.id
+        name = key.name
+        role = key.role.rawValue
+        prefix = key.prefix
+        createdAt = key.createdAt
+        revokedAt = key.revokedAt
+    }
+}
+
+struct AuditEntryDTO: Encodable {
+    var sequence: Int64
+    var id: UUID
+    var at: Date
+    var actor: String
+    var action: String
+    var targetType: String
+    var targetId: String
+    var outcome: String
+    var details: [String: String]
+    var previousHash: String
+    var hash: String
+
+    init(_ entry: AuditEntry) {
+        sequence = entry.sequence
+        id = entry.id
+        at = entry.at
+        actor = entry.draft.actor
+        action = entry.draft.action
+        targetType = entry.draft.targetType
+        targetId = entry.draft.targetID
+        outcome = entry.draft.outcome
+        details = entry.draft.details
+        previousHash = entry.previousHash.hexString
+        hash = entry.hash.hexString
+    }
+}
+
+struct PurposeDTO: Encodable {
+    var key: String
+    var description: String
+    var legalBasis: String
+    var mechanism: String
+    var doubleOptIn: Bool
+    var validity: String?
+    var saleOrSharing: Bool
+    var jurisdictions: [String]
+
+    init(_ purpose: Purpose) {
+        key = purpose.key
+        description = purpose.description
+        legalBasis = purpose.legalBasis.rawValue
+        mechanism = purpose.mechanism.rawValue
+        doubleOptIn = purpose.doubleOptIn
+        validity = purpose.validity?.description
+        saleOrSharing = purpose.saleOrSharing
+        jurisdictions = purpose.jurisdictions
+    }
+}
+
+struct NoticeDTO: Encodable {
+    var id: String
+    var version: String
+    var language: String
+    var url: String
+    var sha256: String
+
+    init(_ notice: Notice) {
+        id = notice.id
+        version = notice.version
+        language = notice.language
+        url = notice.url
+        sha256 = notice.sha256
+    }
+}

@@ -1,0 +1,295 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import StewardCore
+import StewardServices
+import Prometheus
+
+/// The whole HTTP surface, one row per route. Tests walk this table: every route must be documented
+/// in the OpenAPI document and must answer 401 without a key and 403 with a key lacking its permission.
+public func endpoints(api: StewardAPI) -> [Endpoint] {
+    let consent = api.consent
+    let policy = api.policy
+    return [
+        // MARK: Public
+        Endpoint(.get, "/health", nil) { _, _ in try json(["status": "ok"]) },
+        Endpoint(.get, "/ready", nil) { _, _ in
+            do {
+                try await api.store.ping()
+                return try json(["status": "ready", "database": api.store.backendName])
+            } catch {
+                throw Problem(status: .serviceUnavailable, code: "store.unavailable", detail: "the database is not reachable")
+            }
+        },
+        Endpoint(.get, "/metrics", nil) { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                body: .init(byteBuffer: ByteBuffer(bytes: api.registry.emitToBuffer())))
+        },
+        Endpoint(.get, "/openapi.json", nil) { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+        },
+        Endpoint(.get, "/.well-known/gpc.json", nil) { _, _ in
+            try json(GPCSupport(gpc: true, lastUpdate: "2026-11-23"))
+        },
+
+        // MARK: Consent
+        Endpoint(.post, "/v1/consents", .consentRecord) { request, context in
+            let body = try await decode(RecordConsentBody.self, from: request, limit: 64 << 10)
+            let command = try body.command(actor: context.principal!.actor, gpc: request.headers[.init("Sec-GPC")!] == "1")
+            let outcome = try await consent.record(command)
+            countEvents(outcome.allEvents, factory: api.metricsFactory)
+            return try json(recordResponse(outcome, policy: policy, now: consent.runtime.now()), status: .created)
+        },
+        Endpoint(.post, "/v1/consents/bulk", .consentRecord, maxBody: 256 << 20) { request, context in
+            var request = request
+            let buffer = try await request.collectBody(upTo: 256 << 20)
+            let items = parseJSONLines(Data(buffer.readableBytesView), actor: context.principal!.actor)
+            guard !items.isEmpty else {
+                throw StewardError.invalid("bulk.empty", "the body holds no JSON lines")
+            }
+            let outcome = try await consent.recordBulk(items)
+            return try json(
+                BulkResponse(
+                    accepted: outcome.accepted,
+                    rejected: outcome.rejected.map {
+                        .init(line: $0.line, code: $0.error.code, field: $0.error.field, detail: $0.error.detail)
+                    }))
+        },
+        Endpoint(.post, "/v1/consents/confirm", .consentRecord) { request, context in
+            let body = try await decode(ConfirmBody.self, from: request, limit: 4 << 10)
+            guard let token = body.token, !token.isEmpty else {
+                throw StewardError.invalid("confirmation.token_missing", "is required", field: "token")
+            }
+            let outcome = try await consent.confirm(token: token, actor: context.principal!.actor)
+            countEvents(outcome.allEvents, factory: api.metricsFactory)
+            return try json(recordResponse(outcome, policy: policy, now: consent.runtime.now()))
+        },
+        Endpoint(.get, "/v1/consents/check", .consentCheck) { request, _ in
+            guard let purpose = request.query("purpose"), !purpose.isEmpty else {
+                throw StewardError.invalid("purpose.missing", "is required", field: "purpose")
+            }
+            let reference = try subjectFromQuery(request)
+            let check = try await consent.check(reference, purpose: purpose)
+            return try json(
+                CheckResponse(
+                    allowed: check.allowed, status: check.status.rawValue, purpose: check.purpose,
+                    basis: check.basis.rawValue, recordId: check.recordID, decidedAt: check.decidedAt))
+        },
+        Endpoint(.get, "/v1/audiences/{purpose}", .consentRead) { request, context in
+            let purpose = context.parameters.get("purpose") ?? ""
+            let limit = try pageLimit(request, default: 1_000, max: 10_000)
+            var after: UUID?
+            if let cursor = request.query("cursor") {
+                guard let id = UUID(uuidString: cursor) else {
+                    throw StewardError.invalid("request.invalid_cursor", "is not a cursor from a previous page", field: "cursor")
+                }
+                after = id
+            }
+            let page = try await consent.audience(purpose: purpose, after: after, limit: limit)
+            return try json(AudiencePage(purpose: purpose, subjects: page.subjects, nextCursor: page.next?.uuidString.lowercased()))
+        },
+
+        // MARK: Subjects
+        Endpoint(.get, "/v1/subjects", .consentRead) { request, _ in
+            let id = try await consent.subjectID(try subjectFromQuery(request))
+            return try json(["subjectId": id.uuidString.lowercased()])
+        },
+        Endpoint(.get, "/v1/subjects/{id}/consents", .consentRead) { _, context in
+            let result = try await consent.states(subjectID: try uuidParameter(context))
+            return try json(
+                SubjectConsents(
+                    subjectId: result.subjectID,
+                    consents: result.states.map { StateDTO($0, purpose: policy.purposes[$0.purpose], now: result.now) }))
+        },
+        Endpoint(.get, "/v1/subjects/{id}/consents/history", .consentRead) { request, context in
+            let limit = try pageLimit(request)
+            var after: Int64 = 0
+            if let cursor = request.query("cursor") {
+                guard let value = Int64(cursor), value >= 0 else {
+                    throw StewardError.invalid("request.invalid_cursor", "is not a cursor from a previous page", field: "cursor")
+                }
+                after = value
+            }
+            let page = try await consent.history(subjectID: try uuidParameter(context), after: after, limit: limit)
+            return try json(HistoryPage(events: page.events.map(EventDTO.init), nextCursor: page.next.map(String.init)))
+        },
+        Endpoint(.post, "/v1/subjects/{id}/identities", .subjectsManage) { request, context in
+            let subjectID = try uuidParameter(context)
+            let body = try await decode(LinkIdentityBody.self, from: request, limit: 4 << 10)
+            let given = [("email", body.email), ("phone", body.phone), ("externalId", body.externalId), ("deviceId", body.deviceId)]
+                .compactMap { name, value in value.map { (name, $0) } }
+            guard given.count == 1, let (name, value) = given.first else {
+                throw StewardError.invalid(
+                    "identity.missing", "give exactly one of email, phone, externalId or deviceId")
+            }
+            guard case .identity(let identity) = try parseReference(name: name, value: value, field: name) else {
+                throw StewardError.invalid("identity.missing", "give an identity", field: name)
+            }
+            switch try await api.subjects.link(identity, to: subjectID, actor: context.principal!.actor) {
+            case .linked(let identityID):
+                return try json(["subjectId": subjectID.uuidString.lowercased(), "identityId": identityID.uuidString.lowercased()], status: .created)
+            case .alreadyLinked:
+                return try json(["subjectId": subjectID.uuidString.lowercased()])
+            }
+        },
+        Endpoint(.post, "/v1/subjects/{id}/merge", .subjectsManage) { request, context in
+            let target = try uuidParameter(context)
+            let body = try await decode(MergeBody.self, from: request, limit: 4 << 10)
+            guard let text = body.source, let source = UUID(uuidString: text) else {
+                throw StewardError.invalid("subject.invalid_id", "is not a subject id (UUID)", field: "source")
+            }
+            let outcome = try await api.subjects.merge(source: source, into: target, actor: context.principal!.actor)
+            return try json(
+                MergeResponse(subjectId: outcome.target, identitiesMoved: outcome.identitiesMoved, eventsMoved: outcome.eventsMoved))
+        },
+
+        // MARK: Policy
+        Endpoint(.get, "/v1/purposes", .policyRead) { _, _ in
+            try json(["purposes": policy.sortedPurposes.map(PurposeDTO.init)])
+        },
+        Endpoint(.get, "/v1/notices", .policyRead) { _, _ in
+            try json(["notices": policy.sortedNotices.map(NoticeDTO.init)])
+        },
+
+        // MARK: Audit
+        Endpoint(.get, "/v1/audit", .auditRead) { request, _ in
+            let limit = try pageLimit(request)
+            var after: Int64 = 0
+            if let cursor = request.query("cursor") {
+                guard let value = Int64(cursor), value >= 0 else {
+                    throw StewardError.invalid("request.invalid_cursor", "is not a cursor from a previous page", field: "cursor")
+                }
+                after = value
+            }
+            let cursor = after
+            let entries = try await api.store.read { try await $0.auditEntries(afterSequence: cursor, limit: limit + 1) }
+            let page = Array(entries.prefix(limit))
+            return try json(
+                AuditPage(entries: page.map(AuditEntryDTO.init), nextCursor: entries.count > limit ? page.last.map { String($0.sequence) } : nil))
+        },
+        Endpoint(.get, "/v1/audit/verify", .auditRead) { _, _ in
+            let result = try await api.audit.verify(store: api.store)
+            return try json(AuditVerifyResponse(intact: result.isIntact, checked: result.checked, firstBroken: result.firstBroken, reason: result.reason))
+        },
+
+        // MARK: API keys
+        Endpoint(.get, "/v1/keys", .keysManage) { _, _ in
+            try json(["keys": try await api.keys.list().map(KeyDTO.init)])
+        },
+        Endpoint(.post, "/v1/keys", .keysManage) { request, context in
+            let body = try await decode(CreateKeyBody.self, from: request, limit: 4 << 10)
+            guard let roleText = body.role, let role = Role(rawValue: roleText) else {
+                throw StewardError.invalid(
+                    "key.invalid_role", "must be one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))", field: "role")
+            }
+            let (record, secret) = try await api.keys.create(name: body.name ?? "", role: role, actor: context.principal!.actor)
+            return try json(CreatedKey(key: KeyDTO(record), secret: secret), status: .created)
+        },
+        Endpoint(.delete, "/v1/keys/{id}", .keysManage) { _, context in
+            let record = try await api.keys.revoke(id: try uuidParameter(context), actor: context.principal!.actor)
+            return try json(KeyDTO(record))
+        },
+    ]
+}
+
+func subjectFromQuery(_ request: Request) throws(StewardError) -> SubjectReference {
+    let names = ["email", "phone", "externalId", "deviceId", "subjectId"]
+    let given = names.compactMap { name in request.query(name).map { (name, $0) } }
+    guard given.count == 1, let (name, value) = given.first else {
+        throw .invalid(
+            given.isEmpty ? "subject.missing" : "subject.ambiguous",
+            "give exactly one of email, phone, externalId, deviceId or subjectId as a query parameter")
+    }
+    return try parseReference(name: name, value: value, field: name)
+}
+
+func recordResponse(_ outcome: ConsentService.RecordOutcome, policy: PolicySet, now: Date) -> RecordResponse {
+    RecordResponse(
+        subjectId: outcome.subjectID, subjectCreated: outcome.subjectCreated, event: EventDTO(outcome.event),
+        state: StateDTO(outcome.state, purpose: policy.purposes[outcome.state.purpose], now: now),
+        confirmation: outcome.confirmationToken.map {
+            .init(token: $0, expiresAt: outcome.confirmationExpiresAt ?? now)
+        },
+        gpcOptOuts: outcome.gpcEvents.map(EventDTO.init))
+}
+
+/// Parses a JSON-lines body; blank lines are skipped, line numbers count from 1.
+func parseJSONLines(_ data: Data, actor: String) -> [ConsentService.BulkItem] {
+    var items: [ConsentService.BulkItem] = []
+    let decoder = JSONDecoder()
+    var lineNumber = 0
+    for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+        lineNumber += 1
+        if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\t") }) { continue }
+        do {
+            let body = try decoder.decode(RecordConsentBody.self, from: Data(line))
+            items.append(.command(line: lineNumber, try body.command(actor: actor, gpc: false)))
+        } catch let error as DecodingError {
+            items.append(.rejected(line: lineNumber, decodingProblem(error)))
+        } catch let error as StewardError {
+            items.append(.rejected(line: lineNumber, error))
+        } catch {
+            items.append(.rejected(line: lineNumber, .invalid("request.malformed_json", "the line is not valid JSON")))
+        }
+    }
+    return items
+}
+
+import Metrics
+
+func countEvents(_ events: [ConsentEvent], factory: any MetricsFactory) {
+    for event in events {
+        Counter(
+            label: "steward_consent_events_total",
+            dimensions: [("decision", event.decision.rawValue), ("method", event.method.rawValue)], factory: factory
+        ).increment()
+    }
+}
+
+struct GPCSupport: Encodable {
+    var gpc: Bool
+    var lastUpdate: String
+}
+
+struct AudiencePage: Encodable {
+    var purpose: String
+    var subjects: [UUID]
+    var nextCursor: String?
+}
+
+struct SubjectConsents: Encodable {
+    var subjectId: UUID
+    var consents: [StateDTO]
+}
+
+struct HistoryPage: Encodable {
+    var events: [EventDTO]
+    var nextCursor: String?
+}
+
+struct MergeResponse: Encodable {
+    var subjectId: UUID
+    var identitiesMoved: Int
+    var eventsMoved: Int
+}
+
+struct AuditPage: Encodable {
+    var entries: [AuditEntryDTO]
+    var nextCursor: String?
+}
+
+struct AuditVerifyResponse: Encodable {
+    var intact: Bool
+    var checked: Int
+    var firstBroken: Int64?
+    var reason: String?
+}
+
+struct CreatedKey: Encodable {
+    var key: KeyDTO
+    var secret: String
+}

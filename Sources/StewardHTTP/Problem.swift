@@ -1,0 +1,91 @@
+import Foundation
+public import HTTPTypes
+public import Hummingbird
+import Logging
+import NIOCore
+public import StewardCore
+import StewardServices
+
+/// An RFC 9457 problem document with Steward's stable `code` and the offending `field`.
+public struct Problem: HTTPResponseError, Sendable {
+    public var status: HTTPResponse.Status
+    public var code: String
+    public var title: String
+    public var detail: String
+    public var field: String?
+    public var headers: HTTPFields = [:]
+
+    public init(status: HTTPResponse.Status, code: String, detail: String, field: String? = nil) {
+        self.status = status
+        self.code = code
+        self.title = status.reasonPhrase
+        self.detail = detail
+        self.field = field
+    }
+
+    public init(_ error: StewardError) {
+        let status: HTTPResponse.Status =
+            switch error.kind {
+            case .invalidInput: .badRequest
+            case .unprocessable: .unprocessableContent
+            case .notFound: .notFound
+            case .conflict: .conflict
+            case .unauthorized: .unauthorized
+            case .forbidden: .forbidden
+            case .tooLarge: .contentTooLarge
+            case .unavailable: .serviceUnavailable
+            case .internalFailure: .internalServerError
+            }
+        self.init(status: status, code: error.code, detail: error.detail, field: error.field)
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var object: [String: String] = [
+            "type": "https://steward.dev/problems/\(code)", "title": title, "detail": detail, "code": code,
+        ]
+        if let field { object["field"] = field }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var data = (try? encoder.encode(object)) ?? Data("{}".utf8)
+        // `status` is a number: splice it in rather than encoding a heterogeneous dictionary.
+        data.removeLast()
+        data.append(contentsOf: Array(",\"status\":\(status.code)}".utf8))
+        var headers = self.headers
+        headers[.contentType] = "application/problem+json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// Turns every error into problem+json at the edge. Unknown errors become an opaque 500, logged once
+/// with the request id and the error's type — never its values.
+struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        do {
+            return try await next(request, context)
+        } catch let problem as Problem {
+            return try problem.response(from: request, context: context)
+        } catch let error as StewardError {
+            return try Problem(error).response(from: request, context: context)
+        } catch let error as NIOTooManyBytesError {
+            _ = error
+            return try Problem(status: .contentTooLarge, code: "request.too_large", detail: "the request body is too large")
+                .response(from: request, context: context)
+        } catch let error as any HTTPResponseError {
+            let code = error.status == .notFound ? "route.not_found" : "http.\(error.status.code)"
+            return try Problem(status: error.status, code: code, detail: error.status.reasonPhrase)
+                .response(from: request, context: context)
+        } catch {
+            let kind: String
+            switch error {
+            case StoreError.unavailable(let reason): kind = "store unavailable: \(reason)"
+            default: kind = String(reflecting: type(of: error))
+            }
+            context.logger.error("unhandled error", metadata: ["error.type": "\(kind)"])
+            return try Problem(
+                status: .internalServerError, code: "internal", detail: "an internal error occurred; quote the request id")
+                .response(from: request, context: context)
+        }
+    }
+}

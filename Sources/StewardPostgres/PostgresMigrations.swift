@@ -1,0 +1,113 @@
+/// Numbered migrations of the PostgreSQL schema. A shipped migration never changes: add a new one.
+/// Only SQL that Postgres-compatible distributed engines also accept: no OIDs, no inheritance,
+/// no meaning read into sequences.
+enum PostgresMigrations {
+    static let all: [(version: Int, statements: [String])] = [
+        (
+            1,
+            [
+                """
+                CREATE TABLE subjects (
+                    id UUID PRIMARY KEY,
+                    created_at BIGINT NOT NULL,
+                    event_count BIGINT NOT NULL DEFAULT 0 CHECK (event_count >= 0),
+                    merged_into UUID REFERENCES subjects(id),
+                    merged_at BIGINT,
+                    CHECK ((merged_into IS NULL) = (merged_at IS NULL))
+                )
+                """,
+                """
+                CREATE TABLE identities (
+                    id UUID PRIMARY KEY,
+                    subject_id UUID NOT NULL REFERENCES subjects(id),
+                    kind TEXT NOT NULL CHECK (kind IN ('email', 'phone', 'external_id', 'device_id')),
+                    blind_index BYTEA NOT NULL CHECK (length(blind_index) = 16),
+                    ciphertext BYTEA NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    UNIQUE (kind, blind_index)
+                )
+                """,
+                "CREATE INDEX identities_subject ON identities (subject_id)",
+                """
+                CREATE TABLE consent_events (
+                    id UUID PRIMARY KEY,
+                    subject_id UUID NOT NULL REFERENCES subjects(id),
+                    ordinal BIGINT NOT NULL CHECK (ordinal > 0),
+                    purpose TEXT NOT NULL,
+                    decision TEXT NOT NULL CHECK (decision IN ('granted', 'denied', 'withdrawn')),
+                    status TEXT NOT NULL CHECK (status IN ('pending', 'granted', 'denied', 'withdrawn')),
+                    method TEXT NOT NULL,
+                    notice_id TEXT,
+                    notice_version TEXT,
+                    source TEXT,
+                    actor TEXT NOT NULL,
+                    recorded_at BIGINT NOT NULL,
+                    expires_at BIGINT,
+                    proof_ip_hash TEXT,
+                    proof_ua_hash TEXT,
+                    consent_string TEXT,
+                    confirms UUID REFERENCES consent_events(id),
+                    UNIQUE (subject_id, ordinal) DEFERRABLE INITIALLY IMMEDIATE
+                )
+                """,
+                """
+                CREATE TABLE consent_state (
+                    subject_id UUID NOT NULL REFERENCES subjects(id),
+                    purpose TEXT NOT NULL,
+                    status TEXT NOT NULL CHECK (status IN ('pending', 'granted', 'denied', 'withdrawn')),
+                    event_id UUID NOT NULL REFERENCES consent_events(id),
+                    decided_at BIGINT NOT NULL,
+                    expires_at BIGINT,
+                    PRIMARY KEY (subject_id, purpose)
+                )
+                """,
+                "CREATE INDEX consent_state_audience ON consent_state (purpose, status, subject_id)",
+                """
+                CREATE TABLE confirmations (
+                    token_hash BYTEA PRIMARY KEY,
+                    event_id UUID NOT NULL REFERENCES consent_events(id),
+                    subject_id UUID NOT NULL REFERENCES subjects(id),
+                    purpose TEXT NOT NULL,
+                    expires_at BIGINT NOT NULL,
+                    used_at BIGINT
+                )
+                """,
+                """
+                CREATE TABLE api_keys (
+                    id UUID PRIMARY KEY,
+                    name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+                    role TEXT NOT NULL,
+                    prefix TEXT NOT NULL,
+                    key_hash BYTEA NOT NULL UNIQUE CHECK (length(key_hash) = 32),
+                    created_at BIGINT NOT NULL,
+                    revoked_at BIGINT
+                )
+                """,
+                """
+                CREATE TABLE audit_log (
+                    sequence BIGINT PRIMARY KEY CHECK (sequence > 0),
+                    id UUID NOT NULL UNIQUE,
+                    at BIGINT NOT NULL,
+                    actor TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    target_type TEXT NOT NULL,
+                    target_id TEXT NOT NULL,
+                    outcome TEXT NOT NULL,
+                    details TEXT NOT NULL,
+                    previous_hash BYTEA NOT NULL CHECK (length(previous_hash) = 32),
+                    hash BYTEA NOT NULL CHECK (length(hash) = 32)
+                )
+                """,
+                """
+                CREATE TABLE audit_head (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    sequence BIGINT NOT NULL,
+                    hash BYTEA NOT NULL CHECK (length(hash) = 32)
+                )
+                """,
+                "INSERT INTO audit_head (id, sequence, hash) VALUES (1, 0, decode(repeat('00', 32), 'hex'))",
+                "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            ]
+        )
+    ]
+}

@@ -1,0 +1,329 @@
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+import StewardCore
+import StewardServices
+
+/// The store operations over one connection (inside a transaction for writes).
+struct PostgresSession: StoreTransaction, @unchecked Sendable {
+    let connection: PostgresConnection
+    let logger: Logger
+
+    static func map(_ error: PSQLError) -> any Error {
+        if error.serverInfo?[.sqlState] == PostgresError.Code.uniqueViolation.raw { return StoreError.uniqueViolation }
+        let state = error.serverInfo?[.sqlState] ?? "no sqlstate"
+        return StoreError.unavailable("PostgreSQL error \(error.code.description) (\(state))")
+    }
+
+    func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        try await connection.query(query, logger: logger).collect()
+    }
+
+    func run(_ query: PostgresQuery) async throws {
+        _ = try await connection.query(query, logger: logger).collect()
+    }
+
+    // MARK: Reads
+
+    func subjectID(kind: IdentityKind, blindIndex: Data) async throws -> UUID? {
+        let index = ByteBuffer(bytes: blindIndex)
+        return try await rows("SELECT subject_id FROM identities WHERE kind = \(kind.rawValue) AND blind_index = \(index)")
+            .first.map { try $0.decode(UUID.self) }
+    }
+
+    func resolveSubject(_ id: UUID) async throws -> UUID? {
+        var current = id
+        for _ in 0..<16 {
+            guard let row = try await rows("SELECT merged_into FROM subjects WHERE id = \(current)").first else { return nil }
+            guard let next = try row.decode(UUID?.self) else { return current }
+            current = next
+        }
+        return nil
+    }
+
+    func identities(subjectID: UUID) async throws -> [IdentityRecord] {
+        try await rows(
+            "SELECT id, subject_id, kind, blind_index, ciphertext, created_at FROM identities WHERE subject_id = \(subjectID) ORDER BY created_at, id"
+        ).map { row in
+            let (id, subject, kind, index, ciphertext, created) = try row.decode((UUID, UUID, String, Data, Data, Int64).self)
+            return IdentityRecord(
+                id: id, subjectID: subject, kind: IdentityKind(rawValue: kind) ?? .externalId, blindIndex: index,
+                ciphertext: ciphertext, createdAt: Timestamp.date(micros: created))
+        }
+    }
+
+    static func state(_ row: PostgresRow) throws -> ConsentState {
+        let (subject, purpose, status, event, decided, expires) = try row.decode(
+            (UUID, String, String, UUID, Int64, Int64?).self)
+        return ConsentState(
+            subjectID: subject, purpose: purpose, status: ConsentStatus(rawValue: status) ?? .none, eventID: event,
+            decidedAt: Timestamp.date(micros: decided), expiresAt: expires.map(Timestamp.date(micros:)))
+    }
+
+    func consentState(subjectID: UUID, purpose: String) async throws -> ConsentState? {
+        try await rows(
+            "SELECT subject_id, purpose, status, event_id, decided_at, expires_at FROM consent_state WHERE subject_id = \(subjectID) AND purpose = \(purpose)"
+        ).first.map(Self.state)
+    }
+
+    func consentStates(subjectID: UUID) async throws -> [ConsentState] {
+        try await rows(
+            "SELECT subject_id, purpose, status, event_id, decided_at, expires_at FROM consent_state WHERE subject_id = \(subjectID) ORDER BY purpose"
+        ).map(Self.state)
+    }
+
+    func consentHistory(subjectID: UUID, afterOrdinal: Int64, limit: Int) async throws -> [ConsentEvent] {
+        try await rows(
+            """
+            SELECT id, subject_id, ordinal, purpose, decision, status, method, notice_id, notice_version, source,
+                   actor, recorded_at, expires_at, proof_ip_hash, proof_ua_hash, consent_string, confirms
+            FROM consent_events WHERE subject_id = \(subjectID) AND ordinal > \(afterOrdinal) ORDER BY ordinal LIMIT \(limit)
+            """
+        ).map { row in
+            let cells = row.makeRandomAccess()
+            return ConsentEvent(
+                id: try cells[0].decode(UUID.self), subjectID: try cells[1].decode(UUID.self),
+                ordinal: try cells[2].decode(Int64.self), purpose: try cells[3].decode(String.self),
+                decision: ConsentDecision(rawValue: try cells[4].decode(String.self)) ?? .denied,
+                status: ConsentStatus(rawValue: try cells[5].decode(String.self)) ?? .none,
+                method: ConsentMethod(rawValue: try cells[6].decode(String.self)) ?? .api,
+                noticeID: try cells[7].decode(String?.self), noticeVersion: try cells[8].decode(String?.self),
+                source: try cells[9].decode(String?.self), actor: try cells[10].decode(String.self),
+                recordedAt: Timestamp.date(micros: try cells[11].decode(Int64.self)),
+                expiresAt: try cells[12].decode(Int64?.self).map(Timestamp.date(micros:)),
+                proofIPHash: try cells[13].decode(String?.self), proofUserAgentHash: try cells[14].decode(String?.self),
+                consentString: try cells[15].decode(String?.self), confirms: try cells[16].decode(UUID?.self))
+        }
+    }
+
+    func audience(purpose: String, mechanism: ConsentMechanism, now: Date, after: UUID?, limit: Int) async throws
+        -> [UUID]
+    {
+        let cursor = after ?? UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+        let nowMicros = Timestamp.micros(now)
+        let includeCursor = after == nil
+        switch mechanism {
+        case .optIn:
+            return try await rows(
+                """
+                SELECT subject_id FROM consent_state
+                WHERE purpose = \(purpose) AND status = 'granted' AND (expires_at IS NULL OR expires_at > \(nowMicros))
+                  AND (subject_id > \(cursor) OR \(includeCursor))
+                ORDER BY subject_id LIMIT \(limit)
+                """
+            ).map { try $0.decode(UUID.self) }
+        case .optOut, .noticeOnly:
+            return try await rows(
+                """
+                SELECT s.id FROM subjects s
+                LEFT JOIN consent_state c ON c.subject_id = s.id AND c.purpose = \(purpose)
+                WHERE s.merged_into IS NULL AND (s.id > \(cursor) OR \(includeCursor))
+                  AND (c.status IS NULL OR c.status NOT IN ('denied', 'withdrawn'))
+                ORDER BY s.id LIMIT \(limit)
+                """
+            ).map { try $0.decode(UUID.self) }
+        }
+    }
+
+    func auditEntries(afterSequence: Int64, limit: Int) async throws -> [AuditEntry] {
+        try await rows(
+            """
+            SELECT sequence, id, at, actor, action, target_type, target_id, outcome, details, previous_hash, hash
+            FROM audit_log WHERE sequence > \(afterSequence) ORDER BY sequence LIMIT \(limit)
+            """
+        ).map { row in
+            let (sequence, id, at, actor, action, targetType, targetID, outcome, details, previous, hash) = try row.decode(
+                (Int64, UUID, Int64, String, String, String, String, String, String, Data, Data).self)
+            return AuditEntry(
+                sequence: sequence, id: id, at: Timestamp.date(micros: at),
+                draft: AuditDraft(
+                    actor: actor, action: action, targetType: targetType, targetID: targetID, outcome: outcome,
+                    details: AuditDetailsCoding.decode(details)),
+                previousHash: previous, hash: hash)
+        }
+    }
+
+    static func apiKeyQuery(where condition: String, binds: [ByteBuffer]) -> PostgresQuery {
+        var bindings = PostgresBindings()
+        for bind in binds { bindings.append(bind) }
+        return PostgresQuery(
+            unsafeSQL: "SELECT id, name, role, prefix, created_at, revoked_at, key_hash FROM api_keys WHERE \(condition)",
+            binds: bindings)
+    }
+
+    static func apiKey(_ row: PostgresRow) throws -> APIKeyRecord {
+        let (id, name, role, prefix, created, revoked, _) = try row.decode(
+            (UUID, String, String, String, Int64, Int64?, Data).self)
+        return APIKeyRecord(
+            id: id, name: name, role: Role(rawValue: role) ?? .auditor, prefix: prefix,
+            createdAt: Timestamp.date(micros: created), revokedAt: revoked.map(Timestamp.date(micros:)))
+    }
+
+    func apiKeys() async throws -> [APIKeyRecord] {
+        try await rows(
+            "SELECT id, name, role, prefix, created_at, revoked_at, key_hash FROM api_keys ORDER BY created_at, id"
+        ).map(Self.apiKey)
+    }
+
+    func apiKey(id: UUID) async throws -> APIKeyRecord? {
+        try await rows(
+            "SELECT id, name, role, prefix, created_at, revoked_at, key_hash FROM api_keys WHERE id = \(id)"
+        ).first.map(Self.apiKey)
+    }
+
+    func setting(_ key: String) async throws -> String? {
+        try await rows("SELECT value FROM settings WHERE key = \(key)").first.map { try $0.decode(String.self) }
+    }
+
+    // MARK: Writes
+
+    func insertSubject(id: UUID, createdAt: Date) async throws {
+        try await run("INSERT INTO subjects (id, created_at) VALUES (\(id), \(Timestamp.micros(createdAt)))")
+    }
+
+    func insertIdentity(_ identity: IdentityRecord) async throws {
+        let index = ByteBuffer(bytes: identity.blindIndex)
+        let ciphertext = ByteBuffer(bytes: identity.ciphertext)
+        try await run(
+            """
+            INSERT INTO identities (id, subject_id, kind, blind_index, ciphertext, created_at)
+            VALUES (\(identity.id), \(identity.subjectID), \(identity.kind.rawValue), \(index), \(ciphertext), \(Timestamp.micros(identity.createdAt)))
+            """)
+    }
+
+    func reassignIdentity(id: UUID, to subjectID: UUID, ciphertext: Data) async throws {
+        let buffer = ByteBuffer(bytes: ciphertext)
+        try await run("UPDATE identities SET subject_id = \(subjectID), ciphertext = \(buffer) WHERE id = \(id)")
+    }
+
+    func markSubjectMerged(_ source: UUID, into target: UUID, at: Date) async throws {
+        try await run("UPDATE subjects SET merged_into = \(target), merged_at = \(Timestamp.micros(at)) WHERE id = \(source)")
+    }
+
+    func nextOrdinal(subjectID: UUID) async throws -> Int64 {
+        guard
+            let row = try await rows(
+                "UPDATE subjects SET event_count = event_count + 1 WHERE id = \(subjectID) RETURNING event_count"
+            ).first
+        else { throw StewardError.notFound("subject.not_found", "no subject has this id") }
+        return try row.decode(Int64.self)
+    }
+
+    func moveConsentEvents(from source: UUID, to target: UUID, ordinalOffset: Int64) async throws -> Int {
+        // New keys (target, offset + k) lie above every ordinal the target has: no UNIQUE collision.
+        let moved = try await rows(
+            "UPDATE consent_events SET subject_id = \(target), ordinal = ordinal + \(ordinalOffset) WHERE subject_id = \(source) RETURNING id"
+        )
+        return moved.count
+    }
+
+    func setOrdinal(subjectID: UUID, to value: Int64) async throws {
+        try await run("UPDATE subjects SET event_count = \(value) WHERE id = \(subjectID)")
+    }
+
+    func insertConsentEvent(_ event: ConsentEvent) async throws {
+        let recorded = Timestamp.micros(event.recordedAt)
+        let expires = event.expiresAt.map(Timestamp.micros)
+        try await run(
+            """
+            INSERT INTO consent_events (id, subject_id, ordinal, purpose, decision, status, method, notice_id,
+                notice_version, source, actor, recorded_at, expires_at, proof_ip_hash, proof_ua_hash, consent_string,
+                confirms)
+            VALUES (\(event.id), \(event.subjectID), \(event.ordinal), \(event.purpose), \(event.decision.rawValue),
+                \(event.status.rawValue), \(event.method.rawValue), \(event.noticeID), \(event.noticeVersion),
+                \(event.source), \(event.actor), \(recorded), \(expires), \(event.proofIPHash),
+                \(event.proofUserAgentHash), \(event.consentString), \(event.confirms))
+            """)
+    }
+
+    func upsertConsentState(_ state: ConsentState) async throws {
+        let decided = Timestamp.micros(state.decidedAt)
+        let expires = state.expiresAt.map(Timestamp.micros)
+        try await run(
+            """
+            INSERT INTO consent_state (subject_id, purpose, status, event_id, decided_at, expires_at)
+            VALUES (\(state.subjectID), \(state.purpose), \(state.status.rawValue), \(state.eventID), \(decided), \(expires))
+            ON CONFLICT (subject_id, purpose) DO UPDATE SET status = excluded.status, event_id = excluded.event_id,
+                decided_at = excluded.decided_at, expires_at = excluded.expires_at
+            """)
+    }
+
+    func deleteConsentStates(subjectID: UUID) async throws {
+        try await run("DELETE FROM consent_state WHERE subject_id = \(subjectID)")
+    }
+
+    func insertConfirmation(tokenHash: Data, _ record: ConfirmationRecord) async throws {
+        let hash = ByteBuffer(bytes: tokenHash)
+        let expires = Timestamp.micros(record.expiresAt)
+        let used = record.usedAt.map(Timestamp.micros)
+        try await run(
+            """
+            INSERT INTO confirmations (token_hash, event_id, subject_id, purpose, expires_at, used_at)
+            VALUES (\(hash), \(record.eventID), \(record.subjectID), \(record.purpose), \(expires), \(used))
+            """)
+    }
+
+    func confirmation(tokenHash: Data) async throws -> ConfirmationRecord? {
+        let hash = ByteBuffer(bytes: tokenHash)
+        return try await rows(
+            "SELECT event_id, subject_id, purpose, expires_at, used_at FROM confirmations WHERE token_hash = \(hash) FOR UPDATE"
+        ).first.map { row in
+            let (event, subject, purpose, expires, used) = try row.decode((UUID, UUID, String, Int64, Int64?).self)
+            return ConfirmationRecord(
+                eventID: event, subjectID: subject, purpose: purpose, expiresAt: Timestamp.date(micros: expires),
+                usedAt: used.map(Timestamp.date(micros:)))
+        }
+    }
+
+    func markConfirmationUsed(tokenHash: Data, at: Date) async throws {
+        let hash = ByteBuffer(bytes: tokenHash)
+        try await run("UPDATE confirmations SET used_at = \(Timestamp.micros(at)) WHERE token_hash = \(hash)")
+    }
+
+    func insertAPIKey(_ key: APIKeyRecord, hash: Data) async throws {
+        let buffer = ByteBuffer(bytes: hash)
+        let revoked = key.revokedAt.map(Timestamp.micros)
+        try await run(
+            """
+            INSERT INTO api_keys (id, name, role, prefix, key_hash, created_at, revoked_at)
+            VALUES (\(key.id), \(key.name), \(key.role.rawValue), \(key.prefix), \(buffer), \(Timestamp.micros(key.createdAt)), \(revoked))
+            """)
+    }
+
+    func revokeAPIKey(id: UUID, at: Date) async throws {
+        try await run("UPDATE api_keys SET revoked_at = \(Timestamp.micros(at)) WHERE id = \(id) AND revoked_at IS NULL")
+    }
+
+    func lockAuditHead() async throws -> (sequence: Int64, hash: Data) {
+        guard let row = try await rows("SELECT sequence, hash FROM audit_head WHERE id = 1 FOR UPDATE").first else {
+            throw StoreError.unavailable("the audit chain head is missing")
+        }
+        return try row.decode((Int64, Data).self)
+    }
+
+    func appendAuditEntries(_ entries: [AuditEntry]) async throws {
+        for entry in entries {
+            let previous = ByteBuffer(bytes: entry.previousHash)
+            let hash = ByteBuffer(bytes: entry.hash)
+            let details = AuditDetailsCoding.encode(entry.draft.details)
+            try await run(
+                """
+                INSERT INTO audit_log (sequence, id, at, actor, action, target_type, target_id, outcome, details,
+                    previous_hash, hash)
+                VALUES (\(entry.sequence), \(entry.id), \(Timestamp.micros(entry.at)), \(entry.draft.actor),
+                    \(entry.draft.action), \(entry.draft.targetType), \(entry.draft.targetID), \(entry.draft.outcome),
+                    \(details), \(previous), \(hash))
+                """)
+        }
+        if let last = entries.last {
+            let hash = ByteBuffer(bytes: last.hash)
+            try await run("UPDATE audit_head SET sequence = \(last.sequence), hash = \(hash) WHERE id = 1")
+        }
+    }
+
+    func setSetting(_ key: String, value: String) async throws {
+        try await run(
+            "INSERT INTO settings (key, value) VALUES (\(key), \(value)) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+    }
+}

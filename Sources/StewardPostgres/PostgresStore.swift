@@ -1,0 +1,118 @@
+public import Foundation
+public import Logging
+import NIOCore
+public import PostgresNIO
+public import StewardCore
+public import StewardServices
+
+/// The scale-out store: many Steward instances over one PostgreSQL (or a Postgres-compatible engine).
+/// Everything that must happen once is coordinated in the database: the audit head is taken with
+/// `SELECT … FOR UPDATE`, subject ordinals with a row lock, migrations under an advisory lock.
+public final class PostgresStore: StewardStore {
+    let client: PostgresClient
+    let logger: Logger
+    public var backendName: String { "postgres" }
+
+    /// The client must be running (`client.run()`) in a task or service group for the store to work.
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    @discardableResult
+    public func migrate() async throws -> Int {
+        try await mapped {
+            try await client.withTransaction(logger: logger) { connection in
+                // Serialises concurrent instances migrating the same database.
+                try await connection.query("SELECT pg_advisory_xact_lock(7370001)", logger: self.logger)
+                try await connection.query(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
+                    logger: self.logger)
+                var applied: Set<Int> = []
+                for try await version in try await connection.query("SELECT version FROM schema_migrations", logger: self.logger)
+                    .decode(Int.self)
+                {
+                    applied.insert(version)
+                }
+                var count = 0
+                for migration in PostgresMigrations.all where !applied.contains(migration.version) {
+                    for statement in migration.statements {
+                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
+                    }
+                    let version = migration.version
+                    let now = Timestamp.micros(Date())
+                    try await connection.query(
+                        "INSERT INTO schema_migrations (version, applied_at) VALUES (\(version), \(now))", logger: self.logger)
+                    count += 1
+                }
+                return count
+            }
+        }
+    }
+
+    /// Runs raw SQL. For tests and operator tooling only (tamper drills); never called by the service.
+    @_spi(Testing)
+    public func unsafeExecute(_ sql: String) async throws {
+        try await mapped { _ = try await client.query(PostgresQuery(unsafeSQL: sql), logger: logger).collect() }
+    }
+
+    public func ping() async throws {
+        try await mapped { _ = try await client.query("SELECT 1", logger: logger).collect() }
+    }
+
+    public func read<T: Sendable>(_ body: @Sendable (any StoreReader) async throws -> T) async throws -> T {
+        try await mapped {
+            try await client.withConnection { connection in
+                try await body(PostgresSession(connection: connection, logger: self.logger))
+            }
+        }
+    }
+
+    public func write<T: Sendable>(_ body: @escaping @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
+        try await mapped {
+            try await client.withTransaction(logger: logger) { connection in
+                try await body(PostgresSession(connection: connection, logger: self.logger))
+            }
+        }
+    }
+
+    public func consentState(kind: IdentityKind, blindIndex: Data, purpose: String) async throws -> ConsentState? {
+        let index = ByteBuffer(bytes: blindIndex)
+        return try await mapped {
+            let rows = try await client.query(
+                """
+                SELECT c.subject_id, c.purpose, c.status, c.event_id, c.decided_at, c.expires_at
+                FROM identities i JOIN consent_state c ON c.subject_id = i.subject_id AND c.purpose = \(purpose)
+                WHERE i.kind = \(kind.rawValue) AND i.blind_index = \(index)
+                """, logger: logger
+            ).collect()
+            return try rows.first.map(PostgresSession.state)
+        }
+    }
+
+    public func apiKey(hash: Data) async throws -> (record: APIKeyRecord, storedHash: Data)? {
+        let buffer = ByteBuffer(bytes: hash)
+        return try await mapped {
+            let rows = try await client.query(
+                PostgresSession.apiKeyQuery(where: "key_hash = $1", binds: [buffer]), logger: logger
+            ).collect()
+            return try rows.first.map { (try PostgresSession.apiKey($0), try $0.makeRandomAccess()[6].decode(Data.self)) }
+        }
+    }
+
+    /// Maps PostgreSQL errors to the store's: unique violations become retryable, the rest opaque.
+    func mapped<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as PSQLError {
+            throw PostgresSession.map(error)
+        } catch let error as PostgresTransactionError {
+            if let inner = error.closureError as? PSQLError { throw PostgresSession.map(inner) }
+            if let inner = error.closureError { throw inner }
+            for inner in [error.beginError, error.commitError] {
+                if let psql = inner as? PSQLError { throw PostgresSession.map(psql) }
+            }
+            throw StoreError.unavailable("transaction failed")
+        }
+    }
+}

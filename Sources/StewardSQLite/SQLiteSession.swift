@@ -1,0 +1,300 @@
+import Foundation
+import StewardCore
+import StewardServices
+
+/// The store operations over one leased connection (a reader, or the writer inside a transaction).
+struct SQLiteSession: StoreTransaction, @unchecked Sendable {
+    let connection: SQLiteConnection
+
+    // MARK: Reads
+
+    func subjectID(kind: IdentityKind, blindIndex: Data) async throws -> UUID? {
+        try connection.query(
+            "SELECT subject_id FROM identities WHERE kind = ? AND blind_index = ?",
+            [.text(kind.rawValue), .blob(blindIndex)]
+        ) { try $0.uuid(0) }.first
+    }
+
+    func resolveSubject(_ id: UUID) async throws -> UUID? {
+        var current = id
+        // Merges form chains only through already-merged subjects; a few hops at most.
+        for _ in 0..<16 {
+            guard
+                let row = try connection.query(
+                    "SELECT merged_into FROM subjects WHERE id = ?", [.uuid(current)], { try $0.optionalUUID(0) }
+                ).first
+            else { return nil }
+            guard let next = row else { return current }
+            current = next
+        }
+        return nil
+    }
+
+    func identities(subjectID: UUID) async throws -> [IdentityRecord] {
+        try connection.query(
+            "SELECT id, subject_id, kind, blind_index, ciphertext, created_at FROM identities WHERE subject_id = ? ORDER BY created_at, id",
+            [.uuid(subjectID)]
+        ) { row in
+            IdentityRecord(
+                id: try row.uuid(0), subjectID: try row.uuid(1), kind: IdentityKind(rawValue: row.text(2)) ?? .externalId,
+                blindIndex: row.blob(3), ciphertext: row.blob(4), createdAt: row.time(5))
+        }
+    }
+
+    static let stateColumns = "SELECT subject_id, purpose, status, event_id, decided_at, expires_at FROM consent_state"
+
+    static func state(_ row: SQLiteConnection.Row) throws -> ConsentState {
+        ConsentState(
+            subjectID: try row.uuid(0), purpose: row.text(1), status: ConsentStatus(rawValue: row.text(2)) ?? .none,
+            eventID: try row.uuid(3), decidedAt: row.time(4), expiresAt: row.optionalTime(5))
+    }
+
+    func consentState(subjectID: UUID, purpose: String) async throws -> ConsentState? {
+        try connection.query(
+            Self.stateColumns + " WHERE subject_id = ? AND purpose = ?", [.uuid(subjectID), .text(purpose)],
+            Self.state
+        ).first
+    }
+
+    func consentStates(subjectID: UUID) async throws -> [ConsentState] {
+        try connection.query(
+            Self.stateColumns + " WHERE subject_id = ? ORDER BY purpose", [.uuid(subjectID)], Self.state)
+    }
+
+    func consentHistory(subjectID: UUID, afterOrdinal: Int64, limit: Int) async throws -> [ConsentEvent] {
+        try connection.query(
+            """
+            SELECT id, subject_id, ordinal, purpose, decision, status, method, notice_id, notice_version, source,
+                   actor, recorded_at, expires_at, proof_ip_hash, proof_ua_hash, consent_string, confirms
+            FROM consent_events WHERE subject_id = ? AND ordinal > ? ORDER BY ordinal LIMIT ?
+            """, [.uuid(subjectID), .int(afterOrdinal), .int(Int64(limit))]
+        ) { row in
+            ConsentEvent(
+                id: try row.uuid(0), subjectID: try row.uuid(1), ordinal: row.int(2), purpose: row.text(3),
+                decision: ConsentDecision(rawValue: row.text(4)) ?? .denied,
+                status: ConsentStatus(rawValue: row.text(5)) ?? .none,
+                method: ConsentMethod(rawValue: row.text(6)) ?? .api, noticeID: row.optionalText(7),
+                noticeVersion: row.optionalText(8), source: row.optionalText(9), actor: row.text(10),
+                recordedAt: row.time(11), expiresAt: row.optionalTime(12), proofIPHash: row.optionalText(13),
+                proofUserAgentHash: row.optionalText(14), consentString: row.optionalText(15),
+                confirms: try row.optionalUUID(16))
+        }
+    }
+
+    func audience(purpose: String, mechanism: ConsentMechanism, now: Date, after: UUID?, limit: Int) async throws
+        -> [UUID]
+    {
+        let cursor = SQLValue.text(after?.uuidString.lowercased() ?? "")
+        switch mechanism {
+        case .optIn:
+            return try connection.query(
+                """
+                SELECT subject_id FROM consent_state
+                WHERE purpose = ? AND status = 'granted' AND (expires_at IS NULL OR expires_at > ?) AND subject_id > ?
+                ORDER BY subject_id LIMIT ?
+                """, [.text(purpose), .time(now), cursor, .int(Int64(limit))]
+            ) { try $0.uuid(0) }
+        case .optOut, .noticeOnly:
+            return try connection.query(
+                """
+                SELECT s.id FROM subjects s
+                LEFT JOIN consent_state c ON c.subject_id = s.id AND c.purpose = ?
+                WHERE s.merged_into IS NULL AND s.id > ? AND (c.status IS NULL OR c.status NOT IN ('denied', 'withdrawn'))
+                ORDER BY s.id LIMIT ?
+                """, [.text(purpose), cursor, .int(Int64(limit))]
+            ) { try $0.uuid(0) }
+        }
+    }
+
+    func auditEntries(afterSequence: Int64, limit: Int) async throws -> [AuditEntry] {
+        try connection.query(
+            """
+            SELECT sequence, id, at, actor, action, target_type, target_id, outcome, details, previous_hash, hash
+            FROM audit_log WHERE sequence > ? ORDER BY sequence LIMIT ?
+            """, [.int(afterSequence), .int(Int64(limit))]
+        ) { row in
+            AuditEntry(
+                sequence: row.int(0), id: try row.uuid(1), at: row.time(2),
+                draft: AuditDraft(
+                    actor: row.text(3), action: row.text(4), targetType: row.text(5), targetID: row.text(6),
+                    outcome: row.text(7), details: AuditDetailsCoding.decode(row.text(8))),
+                previousHash: row.blob(9), hash: row.blob(10))
+        }
+    }
+
+    static let apiKeyColumns = "SELECT id, name, role, prefix, created_at, revoked_at, key_hash FROM api_keys"
+
+    static func apiKey(_ row: SQLiteConnection.Row) throws -> APIKeyRecord {
+        APIKeyRecord(
+            id: try row.uuid(0), name: row.text(1), role: Role(rawValue: row.text(2)) ?? .auditor,
+            prefix: row.text(3), createdAt: row.time(4), revokedAt: row.optionalTime(5))
+    }
+
+    func apiKeys() async throws -> [APIKeyRecord] {
+        try connection.query(Self.apiKeyColumns + " ORDER BY created_at, id", [], Self.apiKey)
+    }
+
+    func apiKey(id: UUID) async throws -> APIKeyRecord? {
+        try connection.query(Self.apiKeyColumns + " WHERE id = ?", [.uuid(id)], Self.apiKey).first
+    }
+
+    func setting(_ key: String) async throws -> String? {
+        try connection.query("SELECT value FROM settings WHERE key = ?", [.text(key)]) { $0.text(0) }.first
+    }
+
+    // MARK: Writes
+
+    func insertSubject(id: UUID, createdAt: Date) async throws {
+        try connection.run("INSERT INTO subjects (id, created_at) VALUES (?, ?)", [.uuid(id), .time(createdAt)])
+    }
+
+    func insertIdentity(_ identity: IdentityRecord) async throws {
+        try connection.run(
+            "INSERT INTO identities (id, subject_id, kind, blind_index, ciphertext, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                .uuid(identity.id), .uuid(identity.subjectID), .text(identity.kind.rawValue), .blob(identity.blindIndex),
+                .blob(identity.ciphertext), .time(identity.createdAt),
+            ])
+    }
+
+    func reassignIdentity(id: UUID, to subjectID: UUID, ciphertext: Data) async throws {
+        try connection.run(
+            "UPDATE identities SET subject_id = ?, ciphertext = ? WHERE id = ?",
+            [.uuid(subjectID), .blob(ciphertext), .uuid(id)])
+    }
+
+    func markSubjectMerged(_ source: UUID, into target: UUID, at: Date) async throws {
+        try connection.run(
+            "UPDATE subjects SET merged_into = ?, merged_at = ? WHERE id = ?", [.uuid(target), .time(at), .uuid(source)])
+    }
+
+    func nextOrdinal(subjectID: UUID) async throws -> Int64 {
+        guard
+            let value = try connection.query(
+                "UPDATE subjects SET event_count = event_count + 1 WHERE id = ? RETURNING event_count",
+                [.uuid(subjectID)], { $0.int(0) }
+            ).first
+        else { throw StewardError.notFound("subject.not_found", "no subject has this id") }
+        return value
+    }
+
+    func moveConsentEvents(from source: UUID, to target: UUID, ordinalOffset: Int64) async throws -> Int {
+        // New keys (target, offset + k) lie above every ordinal the target has: no UNIQUE collision.
+        return try connection.run(
+            "UPDATE consent_events SET subject_id = ?, ordinal = ordinal + ? WHERE subject_id = ?",
+            [.uuid(target), .int(ordinalOffset), .uuid(source)])
+    }
+
+    func setOrdinal(subjectID: UUID, to value: Int64) async throws {
+        try connection.run("UPDATE subjects SET event_count = ? WHERE id = ?", [.int(value), .uuid(subjectID)])
+    }
+
+    func insertConsentEvent(_ event: ConsentEvent) async throws {
+        try connection.run(
+            """
+            INSERT INTO consent_events (id, subject_id, ordinal, purpose, decision, status, method, notice_id,
+                notice_version, source, actor, recorded_at, expires_at, proof_ip_hash, proof_ua_hash, consent_string,
+                confirms)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [
+                .uuid(event.id), .uuid(event.subjectID), .int(event.ordinal), .text(event.purpose),
+                .text(event.decision.rawValue), .text(event.status.rawValue), .text(event.method.rawValue),
+                .text(event.noticeID), .text(event.noticeVersion), .text(event.source), .text(event.actor),
+                .time(event.recordedAt), .time(event.expiresAt), .text(event.proofIPHash),
+                .text(event.proofUserAgentHash), .text(event.consentString), .uuid(event.confirms),
+            ])
+    }
+
+    func upsertConsentState(_ state: ConsentState) async throws {
+        try connection.run(
+            """
+            INSERT INTO consent_state (subject_id, purpose, status, event_id, decided_at, expires_at)
+            VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (subject_id, purpose) DO UPDATE SET status = excluded.status, event_id = excluded.event_id,
+                decided_at = excluded.decided_at, expires_at = excluded.expires_at
+            """,
+            [
+                .uuid(state.subjectID), .text(state.purpose), .text(state.status.rawValue), .uuid(state.eventID),
+                .time(state.decidedAt), .time(state.expiresAt),
+            ])
+    }
+
+    func deleteConsentStates(subjectID: UUID) async throws {
+        try connection.run("DELETE FROM consent_state WHERE subject_id = ?", [.uuid(subjectID)])
+    }
+
+    func insertConfirmation(tokenHash: Data, _ record: ConfirmationRecord) async throws {
+        try connection.run(
+            "INSERT INTO confirmations (token_hash, event_id, subject_id, purpose, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                .blob(tokenHash), .uuid(record.eventID), .uuid(record.subjectID), .text(record.purpose),
+                .time(record.expiresAt), .time(record.usedAt),
+            ])
+    }
+
+    func confirmation(tokenHash: Data) async throws -> ConfirmationRecord? {
+        try connection.query(
+            "SELECT event_id, subject_id, purpose, expires_at, used_at FROM confirmations WHERE token_hash = ?",
+            [.blob(tokenHash)]
+        ) { row in
+            ConfirmationRecord(
+                eventID: try row.uuid(0), subjectID: try row.uuid(1), purpose: row.text(2), expiresAt: row.time(3),
+                usedAt: row.optionalTime(4))
+        }.first
+    }
+
+    func markConfirmationUsed(tokenHash: Data, at: Date) async throws {
+        try connection.run("UPDATE confirmations SET used_at = ? WHERE token_hash = ?", [.time(at), .blob(tokenHash)])
+    }
+
+    func insertAPIKey(_ key: APIKeyRecord, hash: Data) async throws {
+        try connection.run(
+            "INSERT INTO api_keys (id, name, role, prefix, key_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                .uuid(key.id), .text(key.name), .text(key.role.rawValue), .text(key.prefix), .blob(hash),
+                .time(key.createdAt), .time(key.revokedAt),
+            ])
+    }
+
+    func revokeAPIKey(id: UUID, at: Date) async throws {
+        try connection.run("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", [.time(at), .uuid(id)])
+    }
+
+    func lockAuditHead() async throws -> (sequence: Int64, hash: Data) {
+        // SQLite has one writer: the transaction already excludes every other appender.
+        guard
+            let head = try connection.query("SELECT sequence, hash FROM audit_head WHERE id = 1", [], {
+                ($0.int(0), $0.blob(1))
+            }).first
+        else { throw StoreError.unavailable("the audit chain head is missing") }
+        return head
+    }
+
+    func appendAuditEntries(_ entries: [AuditEntry]) async throws {
+        for entry in entries {
+            try connection.run(
+                """
+                INSERT INTO audit_log (sequence, id, at, actor, action, target_type, target_id, outcome, details,
+                    previous_hash, hash)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                [
+                    .int(entry.sequence), .uuid(entry.id), .time(entry.at), .text(entry.draft.actor),
+                    .text(entry.draft.action), .text(entry.draft.targetType), .text(entry.draft.targetID),
+                    .text(entry.draft.outcome), .text(AuditDetailsCoding.encode(entry.draft.details)),
+                    .blob(entry.previousHash), .blob(entry.hash),
+                ])
+        }
+        if let last = entries.last {
+            try connection.run(
+                "UPDATE audit_head SET sequence = ?, hash = ? WHERE id = 1", [.int(last.sequence), .blob(last.hash)])
+        }
+    }
+
+    func setSetting(_ key: String, value: String) async throws {
+        try connection.run(
+            "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [.text(key), .text(value)])
+    }
+}

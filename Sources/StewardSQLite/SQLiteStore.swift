@@ -1,0 +1,187 @@
+public import Foundation
+public import StewardCore
+public import StewardServices
+import Synchronization
+
+/// The embedded store: one SQLite file in WAL mode. Readers use a pool of read-only connections;
+/// writes go through one connection with group commit — writes that arrive while a transaction is
+/// committing are applied together in the next one, each in its own savepoint, so one durable fsync
+/// acknowledges many writes and one failing write never affects another.
+public final class SQLiteStore: StewardStore {
+    public let path: String
+    public var backendName: String { "sqlite" }
+
+    private let writer: Mutex<WriterState>
+    private let readers = Mutex<[ConnectionLease]>([])
+    private let writerConnection: ConnectionLease
+
+    struct PendingWrite: Sendable {
+        let body: @Sendable (SQLiteSession) async throws -> Void
+        let complete: @Sendable (Result<Void, any Error>) -> Void
+    }
+
+    struct WriterState: ~Copyable {
+        var pending: [PendingWrite] = []
+        var draining = false
+    }
+
+    /// Wraps a connection so it can be handed between tasks; only one task uses it at a time.
+    final class ConnectionLease: @unchecked Sendable {
+        let connection: SQLiteConnection
+        init(_ connection: SQLiteConnection) { self.connection = connection }
+    }
+
+    /// Opens (creating if needed) the database file. Call `migrate()` before use.
+    public init(path: String) throws {
+        self.path = path
+        self.writerConnection = ConnectionLease(try SQLiteConnection(path: path, readOnly: false))
+        self.writer = Mutex(WriterState())
+    }
+
+    @discardableResult
+    public func migrate() async throws -> Int {
+        try await write(migrating: true) { session in
+            let connection = session.connection
+            try connection.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
+            let applied = Set(try connection.query("SELECT version FROM schema_migrations") { Int($0.int(0)) })
+            var count = 0
+            for migration in SQLiteMigrations.all where !applied.contains(migration.version) {
+                try connection.execute(migration.sql)
+                try connection.run(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                    [.int(Int64(migration.version)), .time(Date())])
+                count += 1
+            }
+            return count
+        }
+    }
+
+    /// Runs raw SQL on the writer connection outside the group-commit queue. For tests and operator
+    /// tooling only (tamper drills); never called by the service.
+    @_spi(Testing)
+    public func unsafeExecute(_ sql: String) async throws {
+        try await write(migrating: true) { session in try session.connection.execute(sql) }
+    }
+
+    public func ping() async throws {
+        try withReader { _ = try $0.query("SELECT 1") { $0.int(0) } }
+    }
+
+    // MARK: Reads
+
+    private func withReader<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+        let lease = try readers.withLock { $0.popLast() } ?? ConnectionLease(SQLiteConnection(path: path, readOnly: true))
+        defer { readers.withLock { $0.append(lease) } }
+        return try body(lease.connection)
+    }
+
+    public func read<T: Sendable>(_ body: @Sendable (any StoreReader) async throws -> T) async throws -> T {
+        let lease = try readers.withLock { $0.popLast() } ?? ConnectionLease(SQLiteConnection(path: path, readOnly: true))
+        defer { readers.withLock { $0.append(lease) } }
+        return try await body(SQLiteSession(connection: lease.connection))
+    }
+
+    public func consentState(kind: IdentityKind, blindIndex: Data, purpose: String) async throws -> ConsentState? {
+        try withReader { connection in
+            try connection.query(
+                """
+                SELECT c.subject_id, c.status, c.event_id, c.decided_at, c.expires_at
+                FROM identities i JOIN consent_state c ON c.subject_id = i.subject_id AND c.purpose = ?
+                WHERE i.kind = ? AND i.blind_index = ?
+                """, [.text(purpose), .text(kind.rawValue), .blob(blindIndex)]
+            ) { row in
+                ConsentState(
+                    subjectID: try row.uuid(0), purpose: purpose, status: ConsentStatus(rawValue: row.text(1)) ?? .none,
+                    eventID: try row.uuid(2), decidedAt: row.time(3), expiresAt: row.optionalTime(4))
+            }.first
+        }
+    }
+
+    public func apiKey(hash: Data) async throws -> (record: APIKeyRecord, storedHash: Data)? {
+        try withReader { connection in
+            try connection.query(SQLiteSession.apiKeyColumns + " WHERE key_hash = ?", [.blob(hash)]) { row in
+                (try SQLiteSession.apiKey(row), row.blob(6))
+            }.first
+        }
+    }
+
+    // MARK: Writes (group commit)
+
+    public func write<T: Sendable>(_ body: @escaping @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
+        try await write(migrating: false) { try await body($0) }
+    }
+
+    private func write<T: Sendable>(
+        migrating: Bool, _ body: @escaping @Sendable (SQLiteSession) async throws -> T
+    ) async throws -> T {
+        let box = ResultBox<T>()
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let pending = PendingWrite(
+                body: { session in box.set(try await body(session)) },
+                complete: { continuation.resume(with: $0) })
+            let startDrain = writer.withLock { state -> Bool in
+                state.pending.append(pending)
+                if state.draining { return false }
+                state.draining = true
+                return true
+            }
+            if startDrain { Task { await self.drain() } }
+        }
+        return box.take()
+    }
+
+    /// Applies queued writes batch by batch until the queue is empty.
+    private func drain() async {
+        let connection = writerConnection.connection
+        while true {
+            let batch = writer.withLock { state -> [PendingWrite] in
+                let batch = Array(state.pending.prefix(512))
+                state.pending.removeFirst(batch.count)
+                if batch.isEmpty { state.draining = false }
+                return batch
+            }
+            if batch.isEmpty { return }
+            var results: [Result<Void, any Error>] = []
+            results.reserveCapacity(batch.count)
+            do {
+                try connection.execute("BEGIN IMMEDIATE")
+            } catch {
+                for item in batch { item.complete(.failure(error)) }
+                continue
+            }
+            let session = SQLiteSession(connection: connection)
+            for item in batch {
+                do {
+                    try connection.execute("SAVEPOINT write")
+                    do {
+                        try await item.body(session)
+                        try connection.execute("RELEASE write")
+                        results.append(.success(()))
+                    } catch {
+                        try connection.execute("ROLLBACK TO write")
+                        try connection.execute("RELEASE write")
+                        results.append(.failure(error))
+                    }
+                } catch {
+                    results.append(.failure(error))
+                }
+            }
+            do {
+                try connection.execute("COMMIT")
+            } catch {
+                try? connection.execute("ROLLBACK")
+                results = results.map { $0.flatMap { .failure(error) } }
+            }
+            for (item, result) in zip(batch, results) { item.complete(result) }
+        }
+    }
+}
+
+/// Holds a write's result between the drain task and the waiting caller.
+final class ResultBox<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: T?
+    func set(_ value: T) { lock.withLock { self.value = value } }
+    func take() -> T { lock.withLock { value.take()! } }
+}

@@ -1,0 +1,412 @@
+public import Foundation
+public import StewardCore
+
+/// How a request names a subject: by one of its identities, or by Steward's subject id.
+public enum SubjectReference: Sendable, Hashable {
+    case identity(NormalizedIdentity)
+    case id(UUID)
+}
+
+/// Records, confirms and answers consent: the ledger's use cases.
+public struct ConsentService: Sendable {
+    public let store: any StewardStore
+    public let crypto: CryptoSuite
+    public let policy: PolicySet
+    public let runtime: Runtime
+    let audit: AuditLog
+
+    public init(store: any StewardStore, crypto: CryptoSuite, policy: PolicySet, runtime: Runtime) {
+        self.store = store
+        self.crypto = crypto
+        self.policy = policy
+        self.runtime = runtime
+        self.audit = AuditLog(sealer: crypto.sealer, runtime: runtime)
+    }
+
+    /// One decision to record.
+    public struct RecordCommand: Sendable {
+        public var subject: SubjectReference
+        public var purpose: String
+        public var decision: ConsentDecision
+        public var method: ConsentMethod
+        public var notice: PolicySet.NoticeKey?
+        public var source: String?
+        public var proofIP: String?
+        public var proofUserAgent: String?
+        public var consentString: String?
+        /// The request carried `Sec-GPC: 1`.
+        public var globalPrivacyControl: Bool
+        public var actor: String
+
+        public init(
+            subject: SubjectReference, purpose: String, decision: ConsentDecision, method: ConsentMethod,
+            notice: PolicySet.NoticeKey? = nil, source: String? = nil, proofIP: String? = nil,
+            proofUserAgent: String? = nil, consentString: String? = nil, globalPrivacyControl: Bool = false,
+            actor: String
+        ) {
+            self.subject = subject
+            self.purpose = purpose
+            self.decision = decision
+            self.method = method
+            self.notice = notice
+            self.source = source
+            self.proofIP = proofIP
+            self.proofUserAgent = proofUserAgent
+            self.consentString = consentString
+            self.globalPrivacyControl = globalPrivacyControl
+            self.actor = actor
+        }
+    }
+
+    public struct RecordOutcome: Sendable {
+        public var subjectID: UUID
+        public var subjectCreated: Bool
+        public var event: ConsentEvent
+        public var state: ConsentState
+        /// For a pending double opt-in grant: the single-use token to mail to the person. Shown once.
+        public var confirmationToken: String?
+        public var confirmationExpiresAt: Date?
+        /// Opt-outs recorded because the request carried a Global Privacy Control signal.
+        public var gpcEvents: [ConsentEvent]
+
+        public var allEvents: [ConsentEvent] { [event] + gpcEvents }
+    }
+
+    // MARK: Validation
+
+    /// Checks a command against the policy before any transaction starts.
+    public func validate(_ command: RecordCommand) throws(StewardError) -> Purpose {
+        let purpose = try policy.purpose(command.purpose)
+        if purpose.mechanism == .noticeOnly {
+            throw .unprocessable(
+                "purpose.not_consentable", "the purpose is notice-only: there is no choice to record",
+                field: "purpose")
+        }
+        if command.method == .doubleOptIn || command.method == .gpc {
+            throw .unprocessable(
+                "consent.method_reserved",
+                "method \(command.method.rawValue) is recorded by Steward itself (use /v1/consents/confirm or Sec-GPC)",
+                field: "method")
+        }
+        if let notice = command.notice {
+            guard policy.notices[notice] != nil else {
+                throw .unprocessable("notice.unknown", "is not a notice version declared in the policy", field: "notice")
+            }
+        } else if command.decision == .granted && purpose.legalBasis == .consent {
+            throw .unprocessable(
+                "consent.notice_required", "a grant of consent must name the notice id and version shown",
+                field: "notice")
+        }
+        if let source = command.source, source.count > 200 {
+            throw .invalid("consent.source_too_long", "must be at most 200 characters", field: "source")
+        }
+        if let string = command.consentString, string.utf8.count > 8_192 {
+            throw .invalid("consent.string_too_long", "must be at most 8192 bytes", field: "consentString")
+        }
+        return purpose
+    }
+
+    // MARK: Recording
+
+    /// Records one decision: subject found or created, event appended, state updated, GPC opt-outs
+    /// applied and audit entries sealed — one transaction.
+    public func record(_ command: RecordCommand) async throws -> RecordOutcome {
+        let purpose = try validate(command)
+        return try await writeRetrying { transaction in
+            var drafts: [AuditDraft] = []
+            let outcome = try await self.apply(command, purpose: purpose, in: transaction, audit: &drafts)
+            try await self.audit.append(drafts, in: transaction)
+            return outcome
+        }
+    }
+
+    /// One line of a bulk import: either a command or the reason it was rejected.
+    public enum BulkItem: Sendable {
+        case command(line: Int, RecordCommand)
+        case rejected(line: Int, StewardError)
+    }
+
+    public struct BulkRejection: Sendable, Equatable {
+        public var line: Int
+        public var error: StewardError
+    }
+
+    public struct BulkOutcome: Sendable, Equatable {
+        public var accepted: Int
+        public var rejected: [BulkRejection]
+    }
+
+    /// Applies many decisions in atomic batches. Invalid items are reported with their line and never
+    /// abort the rest; a batch that fails in the database is retried once and then reported line by line.
+    public func recordBulk(
+        _ items: [BulkItem], batchSize: Int = 1_000, progress: (@Sendable (Int) -> Void)? = nil
+    ) async throws -> BulkOutcome {
+        var rejected: [BulkRejection] = []
+        var valid: [(line: Int, command: RecordCommand, purpose: Purpose)] = []
+        valid.reserveCapacity(items.count)
+        for item in items {
+            switch item {
+            case .rejected(let line, let error):
+                rejected.append(.init(line: line, error: error))
+            case .command(let line, let command):
+                do {
+                    valid.append((line, command, try validate(command)))
+                } catch {
+                    rejected.append(.init(line: line, error: error))
+                }
+            }
+        }
+        var accepted = 0
+        var start = 0
+        while start < valid.count {
+            let batch = Array(valid[start..<min(start + batchSize, valid.count)])
+            let batchRejected: [BulkRejection] = try await writeRetrying { transaction in
+                var drafts: [AuditDraft] = []
+                var failed: [BulkRejection] = []
+                for item in batch {
+                    do {
+                        _ = try await self.apply(item.command, purpose: item.purpose, in: transaction, audit: &drafts)
+                    } catch let error as StewardError {
+                        // Raised before the item wrote anything (subject resolution): the batch goes on.
+                        failed.append(.init(line: item.line, error: error))
+                    }
+                }
+                try await self.audit.append(drafts, in: transaction)
+                return failed
+            }
+            rejected += batchRejected
+            accepted += batch.count - batchRejected.count
+            start += batch.count
+            progress?(start)
+        }
+        rejected.sort { $0.line < $1.line }
+        return BulkOutcome(accepted: accepted, rejected: rejected)
+    }
+
+    /// Confirms a pending double opt-in grant with its single-use token.
+    public func confirm(token: String, actor: String) async throws -> RecordOutcome {
+        let hash = crypto.secrets.digest(token)
+        return try await writeRetrying { transaction in
+            guard let record = try await transaction.confirmation(tokenHash: hash) else {
+                throw StewardError.notFound("confirmation.unknown_token", "no pending confirmation has this token")
+            }
+            let now = self.runtime.nowMicros()
+            if record.usedAt != nil {
+                throw StewardError.conflict("confirmation.already_used", "this token was already used", field: "token")
+            }
+            if record.expiresAt <= now {
+                throw StewardError.conflict("confirmation.expired", "this token has expired", field: "token")
+            }
+            let purpose = try self.policy.purpose(record.purpose)
+            let current = try await transaction.consentState(subjectID: record.subjectID, purpose: record.purpose)
+            guard let current, current.eventID == record.eventID, current.status == .pending else {
+                throw StewardError.conflict(
+                    "confirmation.superseded", "a later decision replaced the grant this token confirms",
+                    field: "token")
+            }
+            try await transaction.markConfirmationUsed(tokenHash: hash, at: now)
+            var drafts: [AuditDraft] = []
+            let (event, state) = try await self.appendEvent(
+                subjectID: record.subjectID, purpose: purpose, decision: .granted, status: .granted,
+                method: .doubleOptIn, notice: nil, source: nil, proof: (nil, nil), consentString: nil,
+                confirms: record.eventID, actor: actor, now: now, in: transaction, audit: &drafts)
+            try await self.audit.append(drafts, in: transaction)
+            return RecordOutcome(
+                subjectID: record.subjectID, subjectCreated: false, event: event, state: state,
+                confirmationToken: nil, confirmationExpiresAt: nil, gpcEvents: [])
+        }
+    }
+
+    /// Applies one validated command inside a transaction, collecting its audit drafts.
+    func apply(
+        _ command: RecordCommand, purpose: Purpose, in transaction: any StoreTransaction, audit drafts: inout [AuditDraft]
+    ) async throws -> RecordOutcome {
+        let now = runtime.nowMicros()
+        let (subjectID, created) = try await resolveOrCreate(
+            command.subject, actor: command.actor, now: now, in: transaction, audit: &drafts)
+        let current = try await transaction.consentState(subjectID: subjectID, purpose: purpose.key)
+        let (status, needsConfirmation) = ConsentRules.statusAfter(
+            decision: command.decision, method: command.method, purpose: purpose, current: current, now: now)
+        let proof = (
+            command.proofIP.map { crypto.indexer.proofHash($0, kind: "ip") },
+            command.proofUserAgent.map { crypto.indexer.proofHash($0, kind: "user_agent") }
+        )
+        let (event, state) = try await appendEvent(
+            subjectID: subjectID, purpose: purpose, decision: command.decision, status: status,
+            method: command.method, notice: command.notice, source: command.source, proof: proof,
+            consentString: command.consentString, confirms: nil, actor: command.actor, now: now,
+            in: transaction, audit: &drafts)
+        var token: String?
+        var tokenExpiry: Date?
+        if needsConfirmation {
+            let secret = "dc_" + Data(runtime.randomBytes(32)).base64URLString
+            let expiry = policy.confirmationTokenLifetime.added(to: now)
+            try await transaction.insertConfirmation(
+                tokenHash: crypto.secrets.digest(secret),
+                ConfirmationRecord(
+                    eventID: event.id, subjectID: subjectID, purpose: purpose.key, expiresAt: expiry, usedAt: nil))
+            token = secret
+            tokenExpiry = expiry
+        }
+        var gpcEvents: [ConsentEvent] = []
+        if command.globalPrivacyControl {
+            for other in policy.sortedPurposes where other.saleOrSharing && other.key != purpose.key {
+                let otherState = try await transaction.consentState(subjectID: subjectID, purpose: other.key)
+                guard let decision = ConsentRules.gpcDecision(current: otherState, now: now) else { continue }
+                let (gpcEvent, _) = try await appendEvent(
+                    subjectID: subjectID, purpose: other, decision: decision,
+                    status: decision == .withdrawn ? .withdrawn : .denied, method: .gpc, notice: nil,
+                    source: command.source, proof: proof, consentString: nil, confirms: nil, actor: command.actor,
+                    now: now, in: transaction, audit: &drafts)
+                gpcEvents.append(gpcEvent)
+            }
+        }
+        return RecordOutcome(
+            subjectID: subjectID, subjectCreated: created, event: event, state: state, confirmationToken: token,
+            confirmationExpiresAt: tokenExpiry, gpcEvents: gpcEvents)
+    }
+
+    func appendEvent(
+        subjectID: UUID, purpose: Purpose, decision: ConsentDecision, status: ConsentStatus, method: ConsentMethod,
+        notice: PolicySet.NoticeKey?, source: String?, proof: (String?, String?), consentString: String?,
+        confirms: UUID?, actor: String, now: Date, in transaction: any StoreTransaction,
+        audit drafts: inout [AuditDraft]
+    ) async throws -> (ConsentEvent, ConsentState) {
+        let ordinal = try await transaction.nextOrdinal(subjectID: subjectID)
+        let expiry = ConsentRules.expiry(of: purpose, status: status, decidedAt: now)
+        let event = ConsentEvent(
+            id: runtime.newID(), subjectID: subjectID, ordinal: ordinal, purpose: purpose.key, decision: decision,
+            status: status, method: method, noticeID: notice?.id, noticeVersion: notice?.version, source: source,
+            actor: actor, recordedAt: now, expiresAt: expiry, proofIPHash: proof.0, proofUserAgentHash: proof.1,
+            consentString: consentString, confirms: confirms)
+        let state = ConsentState(
+            subjectID: subjectID, purpose: purpose.key, status: status, eventID: event.id, decidedAt: now,
+            expiresAt: expiry)
+        try await transaction.insertConsentEvent(event)
+        try await transaction.upsertConsentState(state)
+        drafts.append(
+            AuditDraft(
+                actor: actor, action: confirms == nil ? "consent.recorded" : "consent.confirmed",
+                targetType: "consent_event", targetID: event.id.uuidString.lowercased(),
+                details: [
+                    "subject": subjectID.uuidString.lowercased(), "purpose": purpose.key,
+                    "decision": decision.rawValue, "status": status.rawValue, "method": method.rawValue,
+                ]))
+        return (event, state)
+    }
+
+    /// Finds the subject a reference names, creating it (with its sealed identity) on first sight.
+    func resolveOrCreate(
+        _ reference: SubjectReference, actor: String, now: Date, in transaction: any StoreTransaction,
+        audit drafts: inout [AuditDraft]
+    ) async throws -> (UUID, created: Bool) {
+        switch reference {
+        case .id(let id):
+            guard let resolved = try await transaction.resolveSubject(id) else {
+                throw StewardError.unprocessable("subject.unknown", "no subject has this id", field: "subject.subjectId")
+            }
+            return (resolved, false)
+        case .identity(let identity):
+            let index = crypto.indexer.index(identity)
+            if let existing = try await transaction.subjectID(kind: identity.kind, blindIndex: index) {
+                return (existing, false)
+            }
+            let subjectID = runtime.newID()
+            try await transaction.insertSubject(id: subjectID, createdAt: now)
+            let identityID = try await insertIdentity(
+                identity, blindIndex: index, subjectID: subjectID, now: now, in: transaction)
+            drafts.append(
+                AuditDraft(
+                    actor: actor, action: "subject.created", targetType: "subject",
+                    targetID: subjectID.uuidString.lowercased(),
+                    details: ["identity": identityID.uuidString.lowercased(), "kind": identity.kind.rawValue]))
+            return (subjectID, true)
+        }
+    }
+
+    func insertIdentity(
+        _ identity: NormalizedIdentity, blindIndex: Data, subjectID: UUID, now: Date,
+        in transaction: any StoreTransaction
+    ) async throws -> UUID {
+        let identityID = runtime.newID()
+        let envelope = try crypto.cipher.seal(
+            Data(identity.value.utf8),
+            context: FieldContext(table: "identities", column: "value", rowID: identityID, subjectID: subjectID))
+        try await transaction.insertIdentity(
+            IdentityRecord(
+                id: identityID, subjectID: subjectID, kind: identity.kind, blindIndex: blindIndex,
+                ciphertext: envelope, createdAt: now))
+        return identityID
+    }
+
+    // MARK: Reading
+
+    /// The hot path: may this subject's data be used for this purpose now? Never writes.
+    public func check(_ subject: SubjectReference, purpose key: String) async throws -> ConsentCheck {
+        let purpose = try policy.purpose(key)
+        let state: ConsentState?
+        switch subject {
+        case .identity(let identity):
+            state = try await store.consentState(
+                kind: identity.kind, blindIndex: crypto.indexer.index(identity), purpose: key)
+        case .id(let id):
+            state = try await store.read { reader in
+                guard let resolved = try await reader.resolveSubject(id) else { return nil }
+                return try await reader.consentState(subjectID: resolved, purpose: key)
+            }
+        }
+        return ConsentRules.check(purpose: purpose, state: state, now: runtime.now())
+    }
+
+    /// The subject a reference names, or a not-found error.
+    public func subjectID(_ reference: SubjectReference) async throws -> UUID {
+        let found: UUID? = try await store.read { reader in
+            switch reference {
+            case .id(let id): return try await reader.resolveSubject(id)
+            case .identity(let identity):
+                return try await reader.subjectID(kind: identity.kind, blindIndex: self.crypto.indexer.index(identity))
+            }
+        }
+        guard let found else { throw StewardError.notFound("subject.not_found", "no subject matches") }
+        return found
+    }
+
+    /// Current state per purpose, with the status in force now.
+    public func states(subjectID id: UUID) async throws -> (subjectID: UUID, states: [ConsentState], now: Date) {
+        let subject = try await subjectID(.id(id))
+        let states = try await store.read { try await $0.consentStates(subjectID: subject) }
+        return (subject, states, runtime.now())
+    }
+
+    /// A page of the subject's ledger, oldest first; `next` is the cursor of the following page.
+    public func history(subjectID id: UUID, after: Int64, limit: Int) async throws -> (events: [ConsentEvent], next: Int64?)
+    {
+        let subject = try await subjectID(.id(id))
+        let page = try await store.read { try await $0.consentHistory(subjectID: subject, afterOrdinal: after, limit: limit + 1) }
+        let events = Array(page.prefix(limit))
+        return (events, page.count > limit ? events.last?.ordinal : nil)
+    }
+
+    /// A page of subject ids whose current state allows the purpose.
+    public func audience(purpose key: String, after: UUID?, limit: Int) async throws -> (subjects: [UUID], next: UUID?) {
+        let purpose = try policy.purpose(key)
+        let now = runtime.now()
+        let page = try await store.read {
+            try await $0.audience(purpose: key, mechanism: purpose.mechanism, now: now, after: after, limit: limit + 1)
+        }
+        let subjects = Array(page.prefix(limit))
+        return (subjects, page.count > limit ? subjects.last : nil)
+    }
+
+    /// Runs a write, retrying when a concurrent writer won a uniqueness race (first sight of a subject).
+    func writeRetrying<T: Sendable>(_ body: @escaping @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
+        var attempt = 0
+        while true {
+            do {
+                return try await store.write(body)
+            } catch StoreError.uniqueViolation where attempt < 3 {
+                attempt += 1
+            }
+        }
+    }
+}

@@ -1,0 +1,221 @@
+public import Foundation
+public import StewardCore
+
+/// A stored identity: the blind index to find it, the envelope that hides it.
+public struct IdentityRecord: Sendable, Hashable {
+    public var id: UUID
+    public var subjectID: UUID
+    public var kind: IdentityKind
+    public var blindIndex: Data
+    public var ciphertext: Data
+    public var createdAt: Date
+
+    public init(id: UUID, subjectID: UUID, kind: IdentityKind, blindIndex: Data, ciphertext: Data, createdAt: Date) {
+        self.id = id
+        self.subjectID = subjectID
+        self.kind = kind
+        self.blindIndex = blindIndex
+        self.ciphertext = ciphertext
+        self.createdAt = createdAt
+    }
+}
+
+/// An API key as stored: never the secret, only its hash (kept by the store) and a display prefix.
+public struct APIKeyRecord: Sendable, Hashable {
+    public var id: UUID
+    public var name: String
+    public var role: Role
+    /// The first characters of the key (`stw_AbCd1234`), enough for a person to tell keys apart.
+    public var prefix: String
+    public var createdAt: Date
+    public var revokedAt: Date?
+
+    public init(id: UUID, name: String, role: Role, prefix: String, createdAt: Date, revokedAt: Date?) {
+        self.id = id
+        self.name = name
+        self.role = role
+        self.prefix = prefix
+        self.createdAt = createdAt
+        self.revokedAt = revokedAt
+    }
+
+    public var principal: Principal { Principal(id: "key:\(id.uuidString.lowercased())", name: name, role: role) }
+}
+
+/// A double opt-in token as stored (hash only).
+public struct ConfirmationRecord: Sendable, Hashable {
+    public var eventID: UUID
+    public var subjectID: UUID
+    public var purpose: String
+    public var expiresAt: Date
+    public var usedAt: Date?
+
+    public init(eventID: UUID, subjectID: UUID, purpose: String, expiresAt: Date, usedAt: Date?) {
+        self.eventID = eventID
+        self.subjectID = subjectID
+        self.purpose = purpose
+        self.expiresAt = expiresAt
+        self.usedAt = usedAt
+    }
+}
+
+/// Errors a store raises that the services act on; anything else is an opaque failure.
+public enum StoreError: Error, Sendable, Equatable {
+    /// A UNIQUE constraint was hit: a concurrent writer got there first; the transaction may be retried.
+    case uniqueViolation
+    /// The database could not be reached or answered with an error; no detail with personal data.
+    case unavailable(String)
+}
+
+/// Reads of the store. Implementations are backend specific; the contract suite in StewardTesting
+/// holds every implementation to the same behaviour.
+public protocol StoreReader: Sendable {
+    /// The subject an identity belongs to.
+    func subjectID(kind: IdentityKind, blindIndex: Data) async throws -> UUID?
+    /// The subject an id names, following merges (`nil` when there is no such subject).
+    func resolveSubject(_ id: UUID) async throws -> UUID?
+    func identities(subjectID: UUID) async throws -> [IdentityRecord]
+    func consentState(subjectID: UUID, purpose: String) async throws -> ConsentState?
+    func consentStates(subjectID: UUID) async throws -> [ConsentState]
+    /// Events with ordinal greater than `afterOrdinal`, oldest first.
+    func consentHistory(subjectID: UUID, afterOrdinal: Int64, limit: Int) async throws -> [ConsentEvent]
+    /// Subject ids (ascending, after `after`) whose current state allows `purpose` at `now`:
+    /// for opt-in, an unexpired grant; otherwise, anything but a denial or withdrawal (no decision included).
+    func audience(
+        purpose: String, mechanism: ConsentMechanism, now: Date, after: UUID?, limit: Int
+    ) async throws -> [UUID]
+    /// Audit entries with sequence greater than `afterSequence`, in order.
+    func auditEntries(afterSequence: Int64, limit: Int) async throws -> [AuditEntry]
+    func apiKeys() async throws -> [APIKeyRecord]
+    func apiKey(id: UUID) async throws -> APIKeyRecord?
+    /// The policy digest recorded by the last `policy.loaded` entry.
+    func setting(_ key: String) async throws -> String?
+}
+
+/// Writes, inside one transaction that also carries the audit entries of the change.
+public protocol StoreTransaction: StoreReader {
+    func insertSubject(id: UUID, createdAt: Date) async throws
+    func insertIdentity(_ identity: IdentityRecord) async throws
+    /// Moves an identity to another subject with its re-sealed envelope.
+    func reassignIdentity(id: UUID, to subjectID: UUID, ciphertext: Data) async throws
+    func markSubjectMerged(_ source: UUID, into target: UUID, at: Date) async throws
+    /// Takes the next history ordinal of a subject, locking the subject row until commit.
+    func nextOrdinal(subjectID: UUID) async throws -> Int64
+    /// Moves every event of `source` to `target`, shifting ordinals by `offset`; returns how many moved.
+    func moveConsentEvents(from source: UUID, to target: UUID, ordinalOffset: Int64) async throws -> Int
+    /// Sets the ordinal counter of a subject.
+    func setOrdinal(subjectID: UUID, to value: Int64) async throws
+    func insertConsentEvent(_ event: ConsentEvent) async throws
+    func upsertConsentState(_ state: ConsentState) async throws
+    func deleteConsentStates(subjectID: UUID) async throws
+    func insertConfirmation(tokenHash: Data, _ record: ConfirmationRecord) async throws
+    func confirmation(tokenHash: Data) async throws -> ConfirmationRecord?
+    func markConfirmationUsed(tokenHash: Data, at: Date) async throws
+    func insertAPIKey(_ key: APIKeyRecord, hash: Data) async throws
+    func revokeAPIKey(id: UUID, at: Date) async throws
+    /// Locks the audit chain head until commit and returns it (sequence 0 and the genesis hash when empty).
+    func lockAuditHead() async throws -> (sequence: Int64, hash: Data)
+    /// Inserts sealed entries and moves the head to the last one.
+    func appendAuditEntries(_ entries: [AuditEntry]) async throws
+    func setSetting(_ key: String, value: String) async throws
+}
+
+/// The database behind Steward: SQLite embedded, or PostgreSQL for many instances.
+public protocol StewardStore: Sendable {
+    /// `sqlite` or `postgres`, for logs and test output.
+    var backendName: String { get }
+    /// Applies pending numbered migrations; returns how many were applied.
+    @discardableResult func migrate() async throws -> Int
+    /// Succeeds when the database answers a trivial query.
+    func ping() async throws
+    func read<T: Sendable>(_ body: @Sendable (any StoreReader) async throws -> T) async throws -> T
+    /// Runs `body` in one transaction: all of it commits, or none.
+    func write<T: Sendable>(_ body: @escaping @Sendable (any StoreTransaction) async throws -> T) async throws -> T
+    /// Hot path: the consent state for the subject an identity belongs to, in one indexed read.
+    func consentState(kind: IdentityKind, blindIndex: Data, purpose: String) async throws -> ConsentState?
+    /// Hot path: an API key by the hash of its secret, with the stored hash for a constant-time comparison.
+    func apiKey(hash: Data) async throws -> (record: APIKeyRecord, storedHash: Data)?
+}
+
+/// Where a sealed field lives; bound into the envelope as associated data so that a ciphertext copied
+/// to another row, column or subject fails to open.
+public struct FieldContext: Sendable, Hashable {
+    public var table: String
+    public var column: String
+    public var rowID: UUID
+    public var subjectID: UUID
+
+    public init(table: String, column: String, rowID: UUID, subjectID: UUID) {
+        self.table = table
+        self.column = column
+        self.rowID = rowID
+        self.subjectID = subjectID
+    }
+}
+
+/// Encrypts personal values at rest (AEAD envelopes bound to their row).
+public protocol FieldCipher: Sendable {
+    func seal(_ plaintext: Data, context: FieldContext) throws -> Data
+    func open(_ envelope: Data, context: FieldContext) throws -> Data
+}
+
+/// Keyed one-way indexes and hashes: blind indexes for look-up, proof hashes, token hashes.
+public protocol BlindIndexer: Sendable {
+    /// The blind index of a normalised identity (keyed HMAC, per-kind key).
+    func index(_ identity: NormalizedIdentity) -> Data
+    /// A keyed hash of a proof value (IP address, user agent), hex, so equal values can be matched
+    /// without the value being stored.
+    func proofHash(_ value: String, kind: String) -> String
+}
+
+/// Seals audit entries into the chain: `hash = H(previous ‖ canonical)`.
+public protocol AuditSealer: Sendable {
+    func seal(previousHash: Data, canonical: Data) -> Data
+}
+
+/// Hashes high-entropy secrets (API keys, confirmation tokens) for storage.
+public protocol SecretDigest: Sendable {
+    func digest(_ secret: String) -> Data
+}
+
+/// The cryptographic services the use cases need, provided by StewardCrypto.
+public struct CryptoSuite: Sendable {
+    public var cipher: any FieldCipher
+    public var indexer: any BlindIndexer
+    public var sealer: any AuditSealer
+    public var secrets: any SecretDigest
+
+    public init(cipher: any FieldCipher, indexer: any BlindIndexer, sealer: any AuditSealer, secrets: any SecretDigest) {
+        self.cipher = cipher
+        self.indexer = indexer
+        self.sealer = sealer
+        self.secrets = secrets
+    }
+}
+
+/// The world, injected: time, identifiers and randomness. The live values read the clock and the
+/// system CSPRNG; tests pass a manual clock.
+public struct Runtime: Sendable {
+    public var now: @Sendable () -> Date
+    public var newID: @Sendable () -> UUID
+    public var randomBytes: @Sendable (Int) -> [UInt8]
+
+    public init(
+        now: @escaping @Sendable () -> Date, newID: @escaping @Sendable () -> UUID,
+        randomBytes: @escaping @Sendable (Int) -> [UInt8]
+    ) {
+        self.now = now
+        self.newID = newID
+        self.randomBytes = randomBytes
+    }
+
+    public static let live = Runtime(
+        now: { Date() }, newID: { UUID() },
+        randomBytes: { count in
+            var generator = SystemRandomNumberGenerator()
+            return (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        })
+
+    /// The current time truncated to whole microseconds, the precision every backend stores.
+    public func nowMicros() -> Date { Timestamp.date(micros: Timestamp.micros(now())) }
+}

@@ -1,0 +1,196 @@
+import Foundation
+import StewardCore
+import StewardCrypto
+import StewardPolicy
+import StewardServices
+import Testing
+
+@Suite struct IdentityNormalization {
+    @Test(arguments: [
+        ("  Alice@Example.COM ", "alice@example.com"),
+        ("ZO\u{0065}\u{0301}@example.com", "zo\u{00E9}@example.com"),
+    ])
+    func emailIsTrimmedNFCAndLowercased(raw: String, expected: String) throws {
+        #expect(try NormalizedIdentity(kind: .email, raw: raw).value == expected)
+    }
+
+    @Test(arguments: ["", "no-at", "a@b", "a@@b.com", "@example.com", "a b@example.com", "a@example..com"])
+    func invalidEmailsAreRejectedWithoutEchoingTheValue(raw: String) {
+        #expect(throws: StewardError.self) { try NormalizedIdentity(kind: .email, raw: raw) }
+        do {
+            _ = try NormalizedIdentity(kind: .email, raw: raw)
+        } catch {
+            #expect(error.code == "identity.invalid_email")
+            #expect(error.field == "email")
+            if !raw.isEmpty { #expect(!error.detail.contains(raw)) }
+        }
+    }
+
+    @Test(arguments: [
+        ("+1 (415) 555-0123", "+14155550123"), ("0049 30 1234567", "+49301234567"), ("+44.20.7946.0958", "+442079460958"),
+    ])
+    func phonesBecomeE164(raw: String, expected: String) throws {
+        #expect(try NormalizedIdentity(kind: .phone, raw: raw).value == expected)
+    }
+
+    @Test(arguments: ["4155550123", "+0123456789", "+12", "+1415555012345678", "+1-415-CALL-NOW"])
+    func impossiblePhonesGiveAClearError(raw: String) {
+        do {
+            _ = try NormalizedIdentity(kind: .phone, raw: raw)
+            Issue.record("accepted \(raw)")
+        } catch {
+            #expect(error.code == "identity.invalid_phone")
+            #expect(error.detail.contains("E.164") || error.detail.contains("digits"))
+        }
+    }
+}
+
+@Suite struct ConsentRuleMatrix {
+    let optIn = Purpose(key: "m", description: "", legalBasis: .consent, mechanism: .optIn, validity: .init(amount: 13, unit: .month))
+    let optOut = Purpose(key: "s", description: "", legalBasis: .consent, mechanism: .optOut, saleOrSharing: true)
+    let now = Date(timeIntervalSince1970: 1_800_000_000)
+
+    func state(_ status: ConsentStatus, expires: Date? = nil) -> ConsentState {
+        ConsentState(subjectID: UUID(), purpose: "m", status: status, eventID: UUID(), decidedAt: now, expiresAt: expires)
+    }
+
+    @Test func unknownSubjectIsDeniedForOptInAndAllowedForOptOut() {
+        #expect(ConsentRules.check(purpose: optIn, state: nil, now: now).allowed == false)
+        #expect(ConsentRules.check(purpose: optOut, state: nil, now: now).allowed == true)
+        #expect(ConsentRules.check(purpose: optIn, state: nil, now: now).status == .none)
+    }
+
+    @Test(arguments: [
+        (ConsentStatus.granted, true, true), (.pending, false, true), (.denied, false, false), (.withdrawn, false, false),
+    ])
+    func statusDecides(status: ConsentStatus, optInAllowed: Bool, optOutAllowed: Bool) {
+        #expect(ConsentRules.check(purpose: optIn, state: state(status), now: now).allowed == optInAllowed)
+        #expect(ConsentRules.check(purpose: optOut, state: state(status), now: now).allowed == optOutAllowed)
+    }
+
+    @Test func grantExpiresAtItsValidity() {
+        let expiry = optIn.validity!.added(to: now)
+        let granted = state(.granted, expires: expiry)
+        #expect(ConsentRules.check(purpose: optIn, state: granted, now: expiry.addingTimeInterval(-1)).allowed)
+        let after = ConsentRules.check(purpose: optIn, state: granted, now: expiry)
+        #expect(after.allowed == false)
+        #expect(after.status == .expired)
+    }
+
+    @Test func thirteenMonthsIsCalendarArithmetic() {
+        let start = ISO8601DateFormatter().date(from: "2026-01-31T00:00:00Z")!
+        let end = CalendarPeriod(parsing: "13 months")!.added(to: start)
+        #expect(ISO8601DateFormatter().string(from: end) == "2027-02-28T00:00:00Z")
+        #expect(CalendarPeriod(parsing: "13 moons") == nil)
+        #expect(CalendarPeriod(parsing: "0 days") == nil)
+    }
+
+    @Test func doubleOptInGrantIsPendingUnlessAlreadyConfirmed() {
+        var purpose = optIn
+        purpose.doubleOptIn = true
+        #expect(ConsentRules.statusAfter(decision: .granted, method: .webForm, purpose: purpose, current: nil, now: now) == (.pending, true))
+        let confirmed = state(.granted, expires: now.addingTimeInterval(100))
+        #expect(ConsentRules.statusAfter(decision: .granted, method: .webForm, purpose: purpose, current: confirmed, now: now) == (.granted, false))
+        #expect(ConsentRules.statusAfter(decision: .withdrawn, method: .api, purpose: purpose, current: confirmed, now: now) == (.withdrawn, false))
+    }
+
+    @Test func gpcWithdrawsGrantsAndDeniesTheUndecided() {
+        #expect(ConsentRules.gpcDecision(current: nil, now: now) == .denied)
+        #expect(ConsentRules.gpcDecision(current: state(.granted), now: now) == .withdrawn)
+        #expect(ConsentRules.gpcDecision(current: state(.denied), now: now) == nil)
+    }
+}
+
+@Suite struct PolicyValidation {
+    static let shippedDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Policies").path
+
+    @Test func shippedPoliciesAreValid() throws {
+        let policy = try PolicyLoader.load(directory: Self.shippedDirectory) { _ in "x" }
+        #expect(policy.purposes["marketing.email"]?.doubleOptIn == true)
+        #expect(policy.purposes.values.contains { $0.saleOrSharing })
+        #expect(!policy.notices.isEmpty)
+    }
+
+    @Test func everyIssueNamesFileLineKeyPathAndReason() throws {
+        let yaml = """
+            version: 1
+            purposes:
+              - key: marketing.email
+                description: x
+                legal_basis: consnt
+                mechanism: opt_in
+              - key: Bad Key
+                description: y
+                legal_basis: consent
+                mechanism: opt_in
+                validity: 13 moons
+                colour: blue
+            notices: []
+            """
+        do {
+            _ = try PolicyLoader.parse(purposesYAML: Data(yaml.utf8), file: "purposes.yaml", digest: "")
+            Issue.record("invalid policy accepted")
+        } catch let error as PolicyError {
+            let text = error.issues.map(\.description)
+            #expect(text.contains { $0.hasPrefix("purposes.yaml:5: purposes[0].legal_basis: unknown value 'consnt'") })
+            #expect(text.contains { $0.hasPrefix("purposes.yaml:7: purposes[1].key:") })
+            #expect(text.contains { $0.hasPrefix("purposes.yaml:11: purposes[1].validity:") })
+            #expect(text.contains { $0.hasPrefix("purposes.yaml:12: purposes[1].colour: unknown key") })
+        }
+    }
+
+    @Test func syntaxErrorsCarryALine() {
+        do {
+            _ = try PolicyLoader.parse(purposesYAML: Data("version: 1\npurposes: [\n".utf8), file: "p.yaml", digest: "")
+            Issue.record("accepted broken YAML")
+        } catch let error as PolicyError {
+            #expect(error.issues.first?.line != nil)
+            #expect(error.issues.first?.reason.hasPrefix("YAML syntax") == true)
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+}
+
+@Suite struct Envelopes {
+    @Test func ciphertextMovedToAnotherRowOrSubjectFailsToOpen() throws {
+        let suite = try RootKey(bytes: Data(repeating: 7, count: 32)).suite()
+        let row = UUID()
+        let subject = UUID()
+        let context = FieldContext(table: "identities", column: "value", rowID: row, subjectID: subject)
+        let sealed = try suite.cipher.seal(Data("alice@example.com".utf8), context: context)
+        #expect(try suite.cipher.open(sealed, context: context) == Data("alice@example.com".utf8))
+        var moved = context
+        moved.rowID = UUID()
+        #expect(throws: (any Error).self) { try suite.cipher.open(sealed, context: moved) }
+        moved = context
+        moved.subjectID = UUID()
+        #expect(throws: (any Error).self) { try suite.cipher.open(sealed, context: moved) }
+        var flipped = sealed
+        flipped[flipped.count - 1] ^= 1
+        #expect(throws: (any Error).self) { try suite.cipher.open(flipped, context: context) }
+    }
+
+    @Test func blindIndexesAreKeyedAndPerKind() throws {
+        let a = try RootKey(bytes: Data(repeating: 1, count: 32)).suite().indexer
+        let b = try RootKey(bytes: Data(repeating: 2, count: 32)).suite().indexer
+        let email = try NormalizedIdentity(kind: .email, raw: "a@example.com")
+        let external = try NormalizedIdentity(kind: .externalId, raw: "a@example.com")
+        #expect(a.index(email).count == 16)
+        #expect(a.index(email) == a.index(try NormalizedIdentity(kind: .email, raw: " A@Example.com")))
+        #expect(a.index(email) != b.index(email))
+        #expect(a.index(email) != a.index(external))
+    }
+
+    @Test func rootKeyFilesMustBePrivate() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("root-\(UUID()).key").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        _ = try RootKey.generate(file: path)
+        let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber
+        #expect(mode?.intValue == 0o400)
+        _ = try RootKey.load(file: path)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: path)
+        #expect(throws: KeyError.self) { try RootKey.load(file: path) }
+    }
+}

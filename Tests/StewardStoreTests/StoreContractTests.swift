@@ -1,0 +1,264 @@
+import Foundation
+import StewardCore
+import StewardServices
+import StewardTesting
+import Testing
+
+/// The store contract: every behaviour here must hold on every backend. `Scripts/test.sh` runs this
+/// suite once against SQLite and once against a real PostgreSQL.
+@Suite struct StoreContract {
+    @Test func recordThenCheckOnTheHotPath() async throws {
+        try await withHarness { h in
+            let alice = Fixtures.email("Alice@Example.com")
+            let outcome = try await h.consent.record(Fixtures.grant(alice, "analytics"))
+            #expect(outcome.subjectCreated)
+            #expect(outcome.state.status == .granted)
+            let check = try await h.consent.check(Fixtures.email(" alice@example.COM"), purpose: "analytics")
+            #expect(check.allowed)
+            #expect(check.recordID == outcome.event.id)
+            #expect(check.basis == .consent)
+            let unknown = try await h.consent.check(Fixtures.email("nobody@example.com"), purpose: "analytics")
+            #expect(unknown.allowed == false && unknown.status == .none)
+            let optOut = try await h.consent.check(Fixtures.email("nobody@example.com"), purpose: "personalization")
+            #expect(optOut.allowed)
+            let byID = try await h.consent.check(.id(outcome.subjectID), purpose: "analytics")
+            #expect(byID.allowed)
+        }
+    }
+
+    @Test func doubleOptInConfirmWithdrawAndHistory() async throws {
+        try await withHarness { h in
+            let bob = Fixtures.email("bob@example.com")
+            let pending = try await h.consent.record(Fixtures.grant(bob, "marketing.email"))
+            #expect(pending.state.status == .pending)
+            let token = try #require(pending.confirmationToken)
+            #expect(try await h.consent.check(bob, purpose: "marketing.email").allowed == false)
+            let confirmed = try await h.consent.confirm(token: token, actor: "test")
+            #expect(confirmed.event.confirms == pending.event.id)
+            #expect(confirmed.event.method == .doubleOptIn)
+            #expect(try await h.consent.check(bob, purpose: "marketing.email").allowed)
+            await #expect(throws: StewardError.self) { try await h.consent.confirm(token: token, actor: "test") }
+            await #expect(throws: StewardError.self) { try await h.consent.confirm(token: "dc_unknown", actor: "test") }
+            _ = try await h.consent.record(Fixtures.decide(bob, "marketing.email", .withdrawn))
+            let check = try await h.consent.check(bob, purpose: "marketing.email")
+            #expect(check.allowed == false && check.status == .withdrawn)
+            let first = try await h.consent.history(subjectID: pending.subjectID, after: 0, limit: 2)
+            #expect(first.events.map(\.ordinal) == [1, 2])
+            let next = try #require(first.next)
+            let second = try await h.consent.history(subjectID: pending.subjectID, after: next, limit: 2)
+            #expect(second.events.map(\.status) == [.withdrawn])
+            #expect(second.next == nil)
+            #expect((first.events + second.events).map(\.status) == [.pending, .granted, .withdrawn])
+        }
+    }
+
+    @Test func confirmationTokensExpireAndAreSupersededByLaterDecisions() async throws {
+        try await withHarness { h in
+            let carol = Fixtures.email("carol@example.com")
+            let first = try await h.consent.record(Fixtures.grant(carol, "marketing.email"))
+            h.clock.advance(by: 8 * 86_400)
+            do {
+                _ = try await h.consent.confirm(token: first.confirmationToken!, actor: "test")
+                Issue.record("expired token accepted")
+            } catch let error as StewardError {
+                #expect(error.code == "confirmation.expired")
+            }
+            let second = try await h.consent.record(Fixtures.grant(carol, "marketing.email"))
+            _ = try await h.consent.record(Fixtures.decide(carol, "marketing.email", .denied))
+            do {
+                _ = try await h.consent.confirm(token: second.confirmationToken!, actor: "test")
+                Issue.record("superseded token accepted")
+            } catch let error as StewardError {
+                #expect(error.code == "confirmation.superseded")
+            }
+        }
+    }
+
+    @Test func consentExpiresAfterThePurposeValidity() async throws {
+        try await withHarness { h in
+            let dave = Fixtures.email("dave@example.com")
+            _ = try await h.consent.record(Fixtures.grant(dave, "analytics"))
+            h.clock.advance(by: 29 * 86_400)
+            #expect(try await h.consent.check(dave, purpose: "analytics").allowed)
+            h.clock.advance(by: 2 * 86_400)
+            let check = try await h.consent.check(dave, purpose: "analytics")
+            #expect(check.allowed == false)
+            #expect(check.status == .expired)
+        }
+    }
+
+    @Test func globalPrivacyControlOptsOutOfEverySaleOrSharingPurpose() async throws {
+        try await withHarness { h in
+            let erin = Fixtures.email("erin@example.com")
+            _ = try await h.consent.record(Fixtures.grant(erin, "sale"))
+            let outcome = try await h.consent.record(Fixtures.decide(erin, "analytics", .granted, gpc: true))
+            #expect(Set(outcome.gpcEvents.map(\.purpose)) == ["sale", "sharing.ads"])
+            #expect(outcome.gpcEvents.allSatisfy { $0.method == .gpc })
+            #expect(outcome.gpcEvents.first { $0.purpose == "sale" }?.decision == .withdrawn)
+            #expect(outcome.gpcEvents.first { $0.purpose == "sharing.ads" }?.decision == .denied)
+            #expect(try await h.consent.check(erin, purpose: "sale").allowed == false)
+            #expect(try await h.consent.check(erin, purpose: "analytics").allowed)
+            let again = try await h.consent.record(Fixtures.decide(erin, "analytics", .granted, gpc: true))
+            #expect(again.gpcEvents.isEmpty)
+        }
+    }
+
+    @Test func audiencesListExactlyTheAllowedSubjects() async throws {
+        try await withHarness { h in
+            var granted: [UUID] = []
+            for index in 0..<5 {
+                granted.append(try await h.consent.record(Fixtures.grant(Fixtures.email("g\(index)@example.com"), "analytics")).subjectID)
+            }
+            let withdrawn = try await h.consent.record(Fixtures.decide(Fixtures.email("w@example.com"), "analytics", .withdrawn))
+            let optedOut = try await h.consent.record(Fixtures.decide(Fixtures.email("g0@example.com"), "personalization", .denied))
+            var seen: [UUID] = []
+            var cursor: UUID? = nil
+            repeat {
+                let page = try await h.consent.audience(purpose: "analytics", after: cursor, limit: 2)
+                seen += page.subjects
+                cursor = page.next
+            } while cursor != nil
+            #expect(Set(seen) == Set(granted))
+            #expect(seen.count == granted.count)
+            let personalization = try await h.consent.audience(purpose: "personalization", after: nil, limit: 100)
+            #expect(Set(personalization.subjects) == Set(granted + [withdrawn.subjectID]).subtracting([optedOut.subjectID]))
+        }
+    }
+
+    @Test func linkAndMergeGiveOneViewOfTheCustomer() async throws {
+        try await withHarness { h in
+            let byEmail = try await h.consent.record(Fixtures.grant(Fixtures.email("frank@example.com"), "analytics"))
+            let phone = SubjectReference.identity(try NormalizedIdentity(kind: .phone, raw: "+44 20 7946 0958"))
+            let byPhone = try await h.consent.record(Fixtures.decide(phone, "personalization", .denied))
+            #expect(byEmail.subjectID != byPhone.subjectID)
+            let external = try NormalizedIdentity(kind: .externalId, raw: "crm-991")
+            #expect(try await h.subjects.link(external, to: byEmail.subjectID, actor: "test") != .alreadyLinked)
+            #expect(try await h.subjects.link(external, to: byEmail.subjectID, actor: "test") == .alreadyLinked)
+            await #expect(throws: StewardError.self) {
+                try await h.subjects.link(try NormalizedIdentity(kind: .phone, raw: "+442079460958"), to: byEmail.subjectID, actor: "test")
+            }
+            let merge = try await h.subjects.merge(source: byPhone.subjectID, into: byEmail.subjectID, actor: "test")
+            #expect(merge.identitiesMoved == 1 && merge.eventsMoved == 1)
+            #expect(try await h.consent.subjectID(phone) == byEmail.subjectID)
+            #expect(try await h.consent.subjectID(.id(byPhone.subjectID)) == byEmail.subjectID)
+            #expect(try await h.consent.check(phone, purpose: "analytics").allowed)
+            #expect(try await h.consent.check(.identity(external), purpose: "personalization").allowed == false)
+            let history = try await h.consent.history(subjectID: byEmail.subjectID, after: 0, limit: 10)
+            #expect(history.events.map(\.ordinal) == [1, 2])
+            let identities = try await h.store.read { try await $0.identities(subjectID: byEmail.subjectID) }
+            for identity in identities {
+                _ = try h.crypto.cipher.open(
+                    identity.ciphertext,
+                    context: FieldContext(table: "identities", column: "value", rowID: identity.id, subjectID: byEmail.subjectID))
+            }
+            #expect(identities.count == 3)
+        }
+    }
+
+    @Test func bulkAppliesValidLinesAndReportsInvalidOnes() async throws {
+        try await withHarness { h in
+            var items: [ConsentService.BulkItem] = []
+            for line in 1...25 {
+                items.append(.command(line: line, Fixtures.grant(Fixtures.email("bulk\(line % 20)@example.com"), "analytics")))
+            }
+            items.append(.command(line: 26, Fixtures.grant(Fixtures.email("x@example.com"), "no.such.purpose")))
+            items.append(.command(line: 27, Fixtures.decide(.id(UUID()), "analytics", .denied)))
+            items.append(.rejected(line: 28, .invalid("request.malformed_json", "bad")))
+            let outcome = try await h.consent.recordBulk(items, batchSize: 10)
+            #expect(outcome.accepted == 25)
+            #expect(outcome.rejected.map(\.line) == [26, 27, 28])
+            #expect(outcome.rejected.map(\.error.code) == ["purpose.unknown", "subject.unknown", "request.malformed_json"])
+            let audience = try await h.consent.audience(purpose: "analytics", after: nil, limit: 100)
+            #expect(audience.subjects.count == 20)
+            #expect(try await h.audit.verify(store: h.store).isIntact)
+        }
+    }
+
+    @Test func auditChainVerifiesAndNamesTheFirstTamperedEntry() async throws {
+        try await withHarness { h in
+            for index in 0..<4 {
+                _ = try await h.consent.record(Fixtures.grant(Fixtures.email("a\(index)@example.com"), "analytics"))
+            }
+            let intact = try await h.audit.verify(store: h.store)
+            #expect(intact.isIntact && intact.checked == 8)
+            let entries = try await h.store.read { try await $0.auditEntries(afterSequence: 0, limit: 100) }
+            #expect(entries.map(\.sequence) == Array(1...8))
+            #expect(entries.allSatisfy { !$0.draft.details.values.contains { $0.contains("@") } })
+            try await h.execute("UPDATE audit_log SET outcome = 'denied' WHERE sequence = 5")
+            let broken = try await h.audit.verify(store: h.store)
+            #expect(broken.firstBroken == 5)
+            #expect(broken.checked == 4)
+        }
+    }
+
+    @Test func apiKeysAuthenticateUntilRevoked() async throws {
+        try await withHarness { h in
+            let keys = h.keys
+            let (record, secret) = try await keys.create(name: "billing", role: .service, actor: "test")
+            #expect(secret.hasPrefix("stw_") && secret.count >= 40)
+            #expect(try await keys.authenticate(secret: secret)?.role == .service)
+            #expect(try await keys.authenticate(secret: secret + "x") == nil)
+            #expect(try await keys.authenticate(secret: "not-a-key") == nil)
+            _ = try await keys.revoke(id: record.id, actor: "test")
+            #expect(try await keys.authenticate(secret: secret) == nil)
+            let listed = try await keys.list()
+            #expect(listed.count == 1 && listed[0].revokedAt != nil)
+            let actions = try await h.store.read { try await $0.auditEntries(afterSequence: 0, limit: 10) }.map(\.draft.action)
+            #expect(actions == ["key.created", "key.revoked"])
+        }
+    }
+
+    @Test func policyLoadIsAuditedOnlyWhenItChanges() async throws {
+        try await withHarness { h in
+            let first = try await h.audit.recordPolicyLoad(h.policy, store: h.store, actor: "system")
+            let unchanged = try await h.audit.recordPolicyLoad(h.policy, store: h.store, actor: "system")
+            let changed = PolicySet(purposes: Array(h.policy.purposes.values), notices: [], digest: "other")
+            let afterChange = try await h.audit.recordPolicyLoad(changed, store: h.store, actor: "system")
+            #expect(first && !unchanged && afterChange)
+        }
+    }
+
+    @Test func concurrentFirstSightsOfOneSubjectCreateItOnce() async throws {
+        try await withHarness { h in
+            let consent = h.consent
+            try await withThrowingTaskGroup(of: UUID.self) { group in
+                for purpose in ["analytics", "personalization", "sale", "sharing.ads"] {
+                    group.addTask {
+                        try await consent.record(Fixtures.decide(Fixtures.email("race@example.com"), purpose, purpose == "analytics" ? .granted : .denied)).subjectID
+                    }
+                }
+                var ids: Set<UUID> = []
+                for try await id in group { ids.insert(id) }
+                #expect(ids.count == 1)
+            }
+            #expect(try await h.audit.verify(store: h.store).isIntact)
+        }
+    }
+}
+
+@Suite struct SQLiteAtRest {
+    /// Identity values are sealed before they reach the store: the database file and its WAL never
+    /// hold the plaintext (nor its lower-case or normalised forms).
+    @Test func noEmailOrPhoneInTheDatabaseFileOrWAL() async throws {
+        guard TestBackend.current == .sqlite else { return }
+        try await withHarness { h in
+            let email = "Zelda.Secret-Canary@Example.org"
+            let phone = "+49 30 90182736"
+            _ = try await h.consent.record(Fixtures.grant(.identity(try NormalizedIdentity(kind: .email, raw: email)), "analytics"))
+            _ = try await h.consent.record(
+                .init(
+                    subject: .identity(try NormalizedIdentity(kind: .phone, raw: phone)), purpose: "analytics",
+                    decision: .granted, method: .webForm, notice: Fixtures.notice, proofIP: "198.51.100.77",
+                    proofUserAgent: "CanaryBrowser/1.0", actor: "test"))
+            let path = try #require(h.sqlitePath)
+            var bytes = Data()
+            for suffix in ["", "-wal", "-shm"] {
+                if let data = FileManager.default.contents(atPath: path + suffix) { bytes.append(data) }
+            }
+            #expect(bytes.count > 10_000)
+            for needle in [email, email.lowercased(), "zelda.secret-canary", "+493090182736", "90182736", "198.51.100.77", "CanaryBrowser"] {
+                #expect(bytes.range(of: Data(needle.utf8)) == nil, "found \(needle) on disk")
+            }
+        }
+    }
+}
