@@ -151,3 +151,15 @@ public enum Fixtures {
             notice: decision == .granted ? notice : nil, globalPrivacyControl: gpc, actor: "test")
     }
 }
+
+public import StewardHTTP
+
+extension Harness {
+    /// The HTTP API over this harness's store.
+    public func api() -> StewardAPI { StewardAPI(consent: consent, keys: keys) }
+
+    /// A bearer secret of a new key with `role`.
+    public func key(_ role: Role) async throws -> String {
+        try await keys.create(name: "test-\(role.rawValue)", role: role, actor: "test").secret
+    }
+}

@@ -1,1 +1,195 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import StewardCore
+import StewardHTTP
+import StewardServices
+import StewardTesting
 import Testing
+
+/// HTTP tests run a real server on loopback (`.live`) over the backend `Scripts/test.sh` selects.
+@Suite struct HTTPSurface {
+    func withServer(_ body: @escaping @Sendable (Harness, any TestClientProtocol) async throws -> Void) async throws {
+        try await withHarness { h in
+            let app = buildApplication(api: h.api(), host: "127.0.0.1", port: 0, logger: testLogger)
+            try await app.test(.live) { client in try await body(h, client) }
+        }
+    }
+
+    func object(_ response: TestResponse) throws -> [String: Any] {
+        try #require(JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any])
+    }
+
+    func headers(_ key: String?) -> HTTPFields {
+        var fields: HTTPFields = [.contentType: "application/json"]
+        if let key { fields[.authorization] = "Bearer \(key)" }
+        return fields
+    }
+
+    @Test func everyRouteAnswers401WithoutAKeyAnd403WithoutItsPermission() async throws {
+        try await withServer { h, client in
+            var keysByRole: [Role: String] = [:]
+            for role in Role.allCases { keysByRole[role] = try await h.key(role) }
+            let routes = endpoints(api: h.api()).filter { $0.permission != nil }
+            #expect(routes.count >= 15)
+            for route in routes {
+                let path = route.path.replacingOccurrences(of: "{id}", with: UUID().uuidString)
+                    .replacingOccurrences(of: "{purpose}", with: "analytics")
+                let anonymous = try await client.execute(uri: path, method: route.method, headers: headers(nil), body: nil)
+                #expect(anonymous.status == .unauthorized, "\(route.method) \(route.path) without a key")
+                #expect(try object(anonymous)["code"] as? String == "auth.unauthenticated")
+                let forged = try await client.execute(uri: path, method: route.method, headers: headers("stw_forged"), body: nil)
+                #expect(forged.status == .unauthorized, "\(route.method) \(route.path) with a forged key")
+                let permission = try #require(route.permission)
+                guard let lacking = Role.allCases.first(where: { !$0.allows(permission) }) else { continue }
+                let denied = try await client.execute(
+                    uri: path, method: route.method, headers: headers(keysByRole[lacking]), body: nil)
+                #expect(denied.status == .forbidden, "\(route.method) \(route.path) as \(lacking)")
+                #expect(try object(denied)["code"] as? String == "auth.forbidden")
+            }
+        }
+    }
+
+    @Test func theOpenAPIDocumentDescribesExactlyTheRoutes() async throws {
+        try await withServer { h, client in
+            let response = try await client.execute(uri: "/openapi.json", method: .get, headers: [:], body: nil)
+            #expect(response.status == .ok)
+            let document = try object(response)
+            #expect(document["openapi"] as? String == "3.1.0")
+            let paths = try #require(document["paths"] as? [String: [String: Any]])
+            let routes = endpoints(api: h.api())
+            for route in routes {
+                let operation = paths[route.path]?[route.method.rawValue.lowercased()] as? [String: Any]
+                #expect(operation != nil, "\(route.method) \(route.path) is not documented")
+                #expect(operation?["x-steward-permission"] as? String == route.permission?.rawValue)
+            }
+            let documented = paths.flatMap { path, operations in operations.keys.map { "\($0.uppercased()) \(path)" } }
+            #expect(Set(documented) == Set(routes.map { "\($0.method.rawValue) \($0.path)" }))
+        }
+    }
+
+    @Test func theWalkThroughOverHTTP() async throws {
+        try await withServer { h, client in
+            let key = try await h.key(.service)
+            let grant = #"{"subject":{"email":"Walk@Example.com"},"purpose":"marketing.email","decision":"granted","notice":{"id":"privacy-policy","version":"2026-01"},"method":"web_form","proof":{"ip":"203.0.113.9","userAgent":"Mozilla"}}"#
+            let created = try await client.execute(uri: "/v1/consents", method: .post, headers: headers(key), body: ByteBuffer(string: grant))
+            #expect(created.status == .created)
+            let body = try object(created)
+            let token = try #require((body["confirmation"] as? [String: Any])?["token"] as? String)
+            let subject = try #require(body["subjectId"] as? String)
+            let check = "/v1/consents/check?email=walk@example.com&purpose=marketing.email"
+            #expect(try object(try await client.execute(uri: check, method: .get, headers: headers(key), body: nil))["allowed"] as? Bool == false)
+            let confirmed = try await client.execute(
+                uri: "/v1/consents/confirm", method: .post, headers: headers(key), body: ByteBuffer(string: #"{"token":"\#(token)"}"#))
+            #expect(confirmed.status == .ok)
+            let allowed = try object(try await client.execute(uri: check, method: .get, headers: headers(key), body: nil))
+            #expect(allowed["allowed"] as? Bool == true)
+            #expect(allowed["status"] as? String == "granted")
+            #expect(allowed["basis"] as? String == "consent")
+            let withdraw = #"{"subject":{"email":"walk@example.com"},"purpose":"marketing.email","decision":"withdrawn"}"#
+            #expect(try await client.execute(uri: "/v1/consents", method: .post, headers: headers(key), body: ByteBuffer(string: withdraw)).status == .created)
+            let denied = try object(try await client.execute(uri: check, method: .get, headers: headers(key), body: nil))
+            #expect(denied["allowed"] as? Bool == false)
+            #expect(denied["status"] as? String == "withdrawn")
+            let history = try object(try await client.execute(
+                uri: "/v1/subjects/\(subject)/consents/history", method: .get, headers: headers(key), body: nil))
+            let events = try #require(history["events"] as? [[String: Any]])
+            #expect(events.compactMap { $0["status"] as? String } == ["pending", "granted", "withdrawn"])
+            let auditor = try await h.key(.auditor)
+            let verify = try object(try await client.execute(uri: "/v1/audit/verify", method: .get, headers: headers(auditor), body: nil))
+            #expect(verify["intact"] as? Bool == true)
+        }
+    }
+
+    @Test func badInputGetsProblemJSONWithAStableCodeAndTheField() async throws {
+        try await withServer { h, client in
+            let key = try await h.key(.admin)
+            func post(_ json: String, to uri: String = "/v1/consents") async throws -> (HTTPResponse.Status, [String: Any], String?) {
+                let response = try await client.execute(uri: uri, method: .post, headers: headers(key), body: ByteBuffer(string: json))
+                return (response.status, try object(response), response.headers[.contentType])
+            }
+            var (status, problem, type) = try await post("{not json")
+            #expect(status == .badRequest && problem["code"] as? String == "request.malformed_json")
+            #expect(type == "application/problem+json")
+            (status, problem, _) = try await post(#"{"subject":{"email":42},"purpose":"analytics","decision":"granted"}"#)
+            #expect(status == .badRequest && problem["field"] as? String == "subject.email")
+            (status, problem, _) = try await post(#"{"subject":{"email":"secret-person@"},"purpose":"analytics","decision":"granted"}"#)
+            #expect(status == .badRequest && problem["code"] as? String == "identity.invalid_email")
+            #expect(problem["field"] as? String == "subject.email")
+            #expect(!(problem["detail"] as? String ?? "").contains("secret-person"))
+            (status, problem, _) = try await post(#"{"subject":{"phone":"4155550123"},"purpose":"analytics","decision":"granted"}"#)
+            #expect(status == .badRequest && problem["code"] as? String == "identity.invalid_phone")
+            (status, problem, _) = try await post(#"{"subject":{"email":"a@example.com"},"purpose":"no.such","decision":"granted"}"#)
+            #expect(status == .unprocessableContent && problem["code"] as? String == "purpose.unknown")
+            (status, problem, _) = try await post(#"{"subject":{"email":"a@example.com"},"purpose":"analytics","decision":"granted","notice":{"id":"x","version":"9"}}"#)
+            #expect(status == .unprocessableContent && problem["code"] as? String == "notice.unknown")
+            (status, problem, _) = try await post(#"{"subject":{"email":"a@example.com","phone":"+14155550123"},"purpose":"analytics","decision":"granted"}"#)
+            #expect(status == .badRequest && problem["code"] as? String == "subject.ambiguous")
+            (status, problem, _) = try await post(#"{"subject":{"email":"a@example.com"},"purpose":"analytics","decision":"maybe"}"#)
+            #expect(status == .badRequest && problem["field"] as? String == "decision")
+            (status, problem, _) = try await post(#"{"token":"dc_nope"}"#, to: "/v1/consents/confirm")
+            #expect(status == .notFound && problem["code"] as? String == "confirmation.unknown_token")
+            let huge = "{\"source\":\"" + String(repeating: "x", count: 2 << 20) + "\"}"
+            (status, problem, _) = try await post(huge)
+            #expect(status == .contentTooLarge)
+            let missing = try await client.execute(uri: "/v1/nowhere", method: .get, headers: headers(key), body: nil)
+            let missingProblem = try object(missing)
+            #expect(missing.status == .notFound && missingProblem["code"] as? String == "route.not_found")
+            let badID = try await client.execute(uri: "/v1/subjects/not-a-uuid/consents", method: .get, headers: headers(key), body: nil)
+            #expect(badID.status == .badRequest)
+        }
+    }
+
+    @Test func gpcHeaderOptsOutOfSaleAndSharing() async throws {
+        try await withServer { h, client in
+            let key = try await h.key(.service)
+            var fields = headers(key)
+            fields[HTTPField.Name("Sec-GPC")!] = "1"
+            let body = #"{"subject":{"email":"gpc@example.com"},"purpose":"analytics","decision":"granted","notice":{"id":"privacy-policy","version":"2026-01"}}"#
+            let response = try await client.execute(uri: "/v1/consents", method: .post, headers: fields, body: ByteBuffer(string: body))
+            #expect(response.status == .created)
+            let optOuts = try #require(try object(response)["gpcOptOuts"] as? [[String: Any]])
+            #expect(Set(optOuts.compactMap { $0["purpose"] as? String }) == ["sale", "sharing.ads"])
+            let check = try object(try await client.execute(
+                uri: "/v1/consents/check?email=gpc@example.com&purpose=sale", method: .get, headers: headers(key), body: nil))
+            #expect(check["allowed"] as? Bool == false)
+            let wellKnown = try object(try await client.execute(uri: "/.well-known/gpc.json", method: .get, headers: [:], body: nil))
+            #expect(wellKnown["gpc"] as? Bool == true)
+        }
+    }
+
+    @Test func bulkJSONLinesReportsRejectedLines() async throws {
+        try await withServer { h, client in
+            let key = try await h.key(.service)
+            let lines = [
+                #"{"subject":{"email":"b1@example.com"},"purpose":"analytics","decision":"granted","notice":{"id":"privacy-policy","version":"2026-01"}}"#,
+                #"{"subject":{"email":"broken"},"purpose":"analytics","decision":"granted"}"#,
+                "",
+                "not json",
+                #"{"subject":{"phone":"+14155550100"},"purpose":"personalization","decision":"denied"}"#,
+            ].joined(separator: "\n")
+            let response = try await client.execute(uri: "/v1/consents/bulk", method: .post, headers: headers(key), body: ByteBuffer(string: lines))
+            #expect(response.status == .ok)
+            let result = try object(response)
+            #expect(result["accepted"] as? Int == 2)
+            let rejected = try #require(result["rejected"] as? [[String: Any]])
+            #expect(rejected.compactMap { $0["line"] as? Int } == [2, 4])
+        }
+    }
+
+    @Test func metricsCountRequestsByRouteTemplateWithoutPersonalData() async throws {
+        try await withServer { h, client in
+            let key = try await h.key(.service)
+            _ = try await client.execute(uri: "/v1/consents/check?email=metric-person@example.com&purpose=analytics", method: .get, headers: headers(key), body: nil)
+            let metrics = try await client.execute(uri: "/metrics", method: .get, headers: [:], body: nil)
+            let text = String(buffer: metrics.body)
+            #expect(text.contains("steward_http_requests_total"))
+            #expect(text.contains("/v1/consents/check"))
+            #expect(!text.contains("metric-person"))
+            let ready = try await client.execute(uri: "/ready", method: .get, headers: [:], body: nil)
+            #expect(ready.status == .ok)
+        }
+    }
+}

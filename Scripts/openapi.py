@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Writes Sources/StewardHTTP/OpenAPIDocument.swift (the OpenAPI 3.1 document served at /openapi.json)
+and Docs/openapi.json from the route list below. Tests hold the document against the router."""
+import json, pathlib
+
+root = pathlib.Path(__file__).resolve().parent.parent
+problem = {"$ref": "#/components/responses/Problem"}
+def op(summary, permission=None, params=(), body=None, ok="200", ok_schema=None, tags=()):
+    o = {"summary": summary, "tags": list(tags), "responses": {ok: {"description": "success", "content": {"application/json": {"schema": ok_schema or {"type": "object"}}}}}}
+    if permission:
+        o["security"] = [{"bearer": []}]
+        o["x-steward-permission"] = permission
+        o["responses"].update({"401": problem, "403": problem})
+    else:
+        o["security"] = []
+    o["responses"].update({"400": problem, "500": problem})
+    if params: o["parameters"] = list(params)
+    if body: o["requestBody"] = {"required": True, "content": body}
+    return o
+q = lambda n, d, req=False: {"name": n, "in": "query", "required": req, "description": d, "schema": {"type": "string"}}
+p = lambda n, d: {"name": n, "in": "path", "required": True, "description": d, "schema": {"type": "string"}}
+subject_q = [q("email", "email address"), q("phone", "E.164 phone"), q("externalId", "customer id"), q("deviceId", "device id"), q("subjectId", "Steward subject id")]
+ref = lambda n: {"$ref": f"#/components/schemas/{n}"}
+jsonb = lambda n: {"application/json": {"schema": ref(n)}}
+paths = {
+  "/health": {"get": op("Liveness", tags=["ops"])},
+  "/ready": {"get": op("Readiness: the database answers", tags=["ops"])},
+  "/metrics": {"get": op("Prometheus metrics (no personal data in any label)", tags=["ops"])},
+  "/openapi.json": {"get": op("This document", tags=["ops"])},
+  "/.well-known/gpc.json": {"get": op("Global Privacy Control support resource", tags=["consent"])},
+  "/v1/consents": {"post": op("Record a consent decision (Sec-GPC: 1 also opts out of sale/sharing)", "consent:record", body=jsonb("RecordConsent"), ok="201", ok_schema=ref("RecordResult"), tags=["consent"])},
+  "/v1/consents/bulk": {"post": op("Record many decisions from JSON lines, in atomic batches", "consent:record", body={"application/x-ndjson": {"schema": {"type": "string"}}}, ok_schema=ref("BulkResult"), tags=["consent"])},
+  "/v1/consents/confirm": {"post": op("Confirm a pending double opt-in grant with its token", "consent:record", body=jsonb("Confirm"), ok_schema=ref("RecordResult"), tags=["consent"])},
+  "/v1/consents/check": {"get": op("May this subject's data be used for this purpose now?", "consent:check", params=subject_q + [q("purpose", "purpose key", True)], ok_schema=ref("Check"), tags=["consent"])},
+  "/v1/audiences/{purpose}": {"get": op("Subjects whose current state allows the purpose", "consent:read", params=[p("purpose", "purpose key"), q("cursor", "from nextCursor"), q("limit", "1..10000")], tags=["consent"])},
+  "/v1/subjects": {"get": op("Find the subject an identity belongs to", "consent:read", params=subject_q, tags=["subjects"])},
+  "/v1/subjects/{id}/consents": {"get": op("Current consent state per purpose", "consent:read", params=[p("id", "subject id")], tags=["subjects"])},
+  "/v1/subjects/{id}/consents/history": {"get": op("Every consent event, oldest first", "consent:read", params=[p("id", "subject id"), q("cursor", "from nextCursor"), q("limit", "1..1000")], tags=["subjects"])},
+  "/v1/subjects/{id}/identities": {"post": op("Link another identity to the subject", "subjects:manage", params=[p("id", "subject id")], body=jsonb("Identity"), ok="201", tags=["subjects"])},
+  "/v1/subjects/{id}/merge": {"post": op("Merge another subject into this one", "subjects:manage", params=[p("id", "target subject id")], body=jsonb("Merge"), tags=["subjects"])},
+  "/v1/purposes": {"get": op("Purposes in force", "policy:read", tags=["policy"])},
+  "/v1/notices": {"get": op("Privacy notices in force", "policy:read", tags=["policy"])},
+  "/v1/audit": {"get": op("Audit entries in chain order", "audit:read", params=[q("cursor", "from nextCursor"), q("limit", "1..1000")], tags=["audit"])},
+  "/v1/audit/verify": {"get": op("Recompute the audit hash chain", "audit:read", tags=["audit"])},
+  "/v1/keys": {"get": op("List API keys (never secrets)", "keys:manage", tags=["keys"]),
+               "post": op("Create an API key; the secret is returned once", "keys:manage", body=jsonb("CreateKey"), ok="201", tags=["keys"])},
+  "/v1/keys/{id}": {"delete": op("Revoke an API key", "keys:manage", params=[p("id", "key id")], tags=["keys"])},
+}
+s = lambda **props: {"type": "object", "properties": props}
+string = {"type": "string"}
+doc = {
+  "openapi": "3.1.0",
+  "info": {"title": "Steward API", "version": "1.0.0", "description": "Privacy and consent governance. Errors are application/problem+json with a stable `code` and the offending `field`."},
+  "servers": [{"url": "http://127.0.0.1:8080"}],
+  "paths": paths,
+  "components": {
+    "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An API key, stw_…"}},
+    "responses": {"Problem": {"description": "problem+json", "content": {"application/problem+json": {"schema": ref("Problem")}}}},
+    "schemas": {
+      "Problem": {"type": "object", "required": ["type", "title", "status", "detail", "code"], "properties": {"type": string, "title": string, "status": {"type": "integer"}, "detail": string, "code": string, "field": string}},
+      "Subject": s(email=string, phone=string, externalId=string, deviceId=string, subjectId=string),
+      "RecordConsent": {"type": "object", "required": ["subject", "purpose", "decision"], "properties": {
+          "subject": ref("Subject"), "purpose": string, "decision": {"enum": ["granted", "denied", "withdrawn"]},
+          "method": {"enum": ["web_form", "api", "import", "banner", "email", "phone_call", "in_person", "tcf", "gpp"]},
+          "notice": s(id=string, version=string), "source": string, "proof": s(ip=string, userAgent=string), "consentString": string}},
+      "RecordResult": s(subjectId=string, subjectCreated={"type": "boolean"}, event={"type": "object"}, state={"type": "object"}, confirmation=s(token=string, expiresAt=string), gpcOptOuts={"type": "array"}),
+      "Check": {"type": "object", "required": ["allowed", "status", "purpose", "basis"], "properties": {"allowed": {"type": "boolean"}, "status": {"enum": ["none", "pending", "granted", "denied", "withdrawn", "expired"]}, "purpose": string, "basis": string, "recordId": string, "decidedAt": string}},
+      "BulkResult": s(accepted={"type": "integer"}, rejected={"type": "array", "items": s(line={"type": "integer"}, code=string, field=string, detail=string)}),
+      "Confirm": {"type": "object", "required": ["token"], "properties": {"token": string}},
+      "Identity": s(email=string, phone=string, externalId=string, deviceId=string),
+      "Merge": {"type": "object", "required": ["source"], "properties": {"source": string}},
+      "CreateKey": {"type": "object", "required": ["name", "role"], "properties": {"name": string, "role": {"enum": ["admin", "service", "auditor"]}}},
+    },
+  },
+}
+text = json.dumps(doc, indent=2, sort_keys=True)
+(root / "Docs").mkdir(exist_ok=True)
+(root / "Docs/openapi.json").write_text(text + "\n")
+(root / "Sources/StewardHTTP/OpenAPIDocument.swift").write_text(
+  "// Generated by Scripts/openapi.py: edit the script, then run it. Tests hold this document against the router.\n"
+  "enum OpenAPIDocument {\n    static let json = #\"\"\"\n" + text + "\n\"\"\"#\n}\n")
