@@ -107,13 +107,7 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
         },
         Endpoint(.get, "/v1/subjects/{id}/consents/history", .consentRead) { request, context in
             let limit = try pageLimit(request)
-            var after: Int64 = 0
-            if let cursor = request.query("cursor") {
-                guard let value = Int64(cursor), value >= 0 else {
-                    throw StewardError.invalid("request.invalid_cursor", "is not a cursor from a previous page", field: "cursor")
-                }
-                after = value
-            }
+            let after = try sequenceCursor(request)
             let page = try await consent.history(subjectID: try uuidParameter(context), after: after, limit: limit)
             return try json(HistoryPage(events: page.events.map(EventDTO.init), nextCursor: page.next.map(String.init)))
         },
@@ -158,15 +152,8 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
         // MARK: Audit
         Endpoint(.get, "/v1/audit", .auditRead) { request, _ in
             let limit = try pageLimit(request)
-            var after: Int64 = 0
-            if let cursor = request.query("cursor") {
-                guard let value = Int64(cursor), value >= 0 else {
-                    throw StewardError.invalid("request.invalid_cursor", "is not a cursor from a previous page", field: "cursor")
-                }
-                after = value
-            }
-            let cursor = after
-            let entries = try await api.store.read { try await $0.auditEntries(afterSequence: cursor, limit: limit + 1) }
+            let after = try sequenceCursor(request)
+            let entries = try await api.store.read { try await $0.auditEntries(afterSequence: after, limit: limit + 1) }
             let page = Array(entries.prefix(limit))
             return try json(
                 AuditPage(entries: page.map(AuditEntryDTO.init), nextCursor: entries.count > limit ? page.last.map { String($0.sequence) } : nil))
@@ -194,6 +181,15 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
             return try json(KeyDTO(record))
         },
     ]
+}
+
+/// The `cursor` of a page ordered by a sequence number (history ordinals, audit sequences); 0 when absent.
+func sequenceCursor(_ request: Request) throws(StewardError) -> Int64 {
+    guard let cursor = request.query("cursor") else { return 0 }
+    guard let value = Int64(cursor), value >= 0 else {
+        throw .invalid("request.invalid_cursor", "is not a cursor from a previous page", field: "cursor")
+    }
+    return value
 }
 
 func subjectFromQuery(_ request: Request) throws(StewardError) -> SubjectReference {
