@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import StewardCore
+import StewardHTTP
 import StewardServices
 
 struct ConsentCommand: AsyncParsableCommand {
@@ -28,8 +29,8 @@ struct ConsentCommand: AsyncParsableCommand {
             let kind = format ?? (file.lowercased().hasSuffix(".csv") ? "csv" : "jsonl")
             let items: [ConsentService.BulkItem]
             switch kind {
-            case "csv": items = try parseCSV(data, actor: cliActor)
-            case "jsonl", "ndjson": items = parseImportLines(data, actor: cliActor)
+            case "csv": items = try csvItems(data)
+            case "jsonl", "ndjson": items = ConsentInput.jsonLines(data, actor: cliActor, defaultMethod: .import)
             default: throw ValidationError("unknown format '\(kind)'; use jsonl or csv")
             }
             let wiring = try Wiring.open(common, logger: Wiring.makeLogger(common))
@@ -59,176 +60,11 @@ struct ConsentCommand: AsyncParsableCommand {
     }
 }
 
-struct ImportLine: Decodable {
-    struct Subject: Decodable {
-        var email: String?
-        var phone: String?
-        var externalId: String?
-        var deviceId: String?
-        var subjectId: String?
-    }
-    struct NoticeRef: Decodable {
-        var id: String
-        var version: String
-    }
-    var subject: Subject?
-    var purpose: String?
-    var decision: String?
-    var method: String?
-    var notice: NoticeRef?
-    var source: String?
-    var consentString: String?
-}
-
-/// Builds a bulk item from named fields, with the same validation as the API.
-func importItem(line: Int, fields: [String: String], actor: String) -> ConsentService.BulkItem {
+/// Synchronous on purpose: a typed-throws catch inside the async `run()` crashes Swift 6.3's SIL verifier.
+func csvItems(_ data: Data) throws -> [ConsentService.BulkItem] {
     do {
-        let identifiers = ["email", "phone", "externalId", "deviceId", "subjectId"].compactMap { name in
-            fields[name].flatMap { $0.isEmpty ? nil : (name, $0) }
-        }
-        guard identifiers.count == 1, let (name, value) = identifiers.first else {
-            throw StewardError.invalid("subject.missing", "give exactly one subject identifier", field: "subject")
-        }
-        let reference: SubjectReference
-        if name == "subjectId" {
-            guard let id = UUID(uuidString: value) else {
-                throw StewardError.invalid("subject.invalid_id", "is not a subject id (UUID)", field: "subject.subjectId")
-            }
-            reference = .id(id)
-        } else {
-            do {
-                reference = .identity(try NormalizedIdentity(kind: IdentityKind(parameterName: name)!, raw: value))
-            } catch {
-                throw error.prefixingField("subject")
-            }
-        }
-        guard let purpose = fields["purpose"], !purpose.isEmpty else {
-            throw StewardError.invalid("purpose.missing", "is required", field: "purpose")
-        }
-        guard let decision = fields["decision"].flatMap(ConsentDecision.init(rawValue:)) else {
-            throw StewardError.invalid("decision.invalid", "must be one of granted, denied, withdrawn", field: "decision")
-        }
-        let methodText = fields["method"].flatMap { $0.isEmpty ? nil : $0 } ?? "import"
-        guard let method = ConsentMethod(rawValue: methodText) else {
-            throw StewardError.invalid("method.invalid", "is not a known method", field: "method")
-        }
-        var notice: PolicySet.NoticeKey?
-        if let id = fields["noticeId"], !id.isEmpty, let version = fields["noticeVersion"], !version.isEmpty {
-            notice = .init(id: id, version: version)
-        }
-        return .command(
-            line: line,
-            .init(
-                subject: reference, purpose: purpose, decision: decision, method: method, notice: notice,
-                source: fields["source"].flatMap { $0.isEmpty ? nil : $0 },
-                consentString: fields["consentString"].flatMap { $0.isEmpty ? nil : $0 }, actor: actor))
-    } catch let error as StewardError {
-        return .rejected(line: line, error)
+        return try ConsentInput.csv(data, actor: cliActor)
     } catch {
-        return .rejected(line: line, .invalid("import.invalid_line", "the line could not be read"))
-    }
-}
-
-func parseImportLines(_ data: Data, actor: String) -> [ConsentService.BulkItem] {
-    let decoder = JSONDecoder()
-    var items: [ConsentService.BulkItem] = []
-    var number = 0
-    for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
-        number += 1
-        if line.allSatisfy({ $0 == 32 || $0 == 13 || $0 == 9 }) { continue }
-        guard let parsed = try? decoder.decode(ImportLine.self, from: Data(line)) else {
-            items.append(.rejected(line: number, .invalid("request.malformed_json", "the line is not a valid consent record")))
-            continue
-        }
-        var fields: [String: String] = [:]
-        fields["email"] = parsed.subject?.email
-        fields["phone"] = parsed.subject?.phone
-        fields["externalId"] = parsed.subject?.externalId
-        fields["deviceId"] = parsed.subject?.deviceId
-        fields["subjectId"] = parsed.subject?.subjectId
-        fields["purpose"] = parsed.purpose
-        fields["decision"] = parsed.decision
-        fields["method"] = parsed.method
-        fields["noticeId"] = parsed.notice?.id
-        fields["noticeVersion"] = parsed.notice?.version
-        fields["source"] = parsed.source
-        fields["consentString"] = parsed.consentString
-        items.append(importItem(line: number, fields: fields, actor: actor))
-    }
-    return items
-}
-
-/// RFC 4180 CSV: a header row, quoted fields with doubled quotes, CRLF or LF.
-func parseCSV(_ data: Data, actor: String) throws -> [ConsentService.BulkItem] {
-    guard let text = String(data: data, encoding: .utf8) else { throw ValidationError("the CSV file is not UTF-8") }
-    var rows: [(line: Int, fields: [String])] = []
-    var field = ""
-    var fields: [String] = []
-    var inQuotes = false
-    var line = 1
-    var rowLine = 1
-    var iterator = text.unicodeScalars.makeIterator()
-    var pending: Unicode.Scalar? = nil
-    func next() -> Unicode.Scalar? {
-        if let scalar = pending {
-            pending = nil
-            return scalar
-        }
-        return iterator.next()
-    }
-    while let scalar = next() {
-        if inQuotes {
-            if scalar == "\"" {
-                if let following = next() {
-                    if following == "\"" { field.unicodeScalars.append("\"") } else {
-                        inQuotes = false
-                        pending = following
-                    }
-                } else {
-                    inQuotes = false
-                }
-            } else {
-                if scalar == "\n" { line += 1 }
-                field.unicodeScalars.append(scalar)
-            }
-            continue
-        }
-        switch scalar {
-        case "\"": inQuotes = true
-        case ",":
-            fields.append(field)
-            field = ""
-        case "\r": continue
-        case "\n":
-            fields.append(field)
-            rows.append((rowLine, fields))
-            fields = []
-            field = ""
-            line += 1
-            rowLine = line
-        default: field.unicodeScalars.append(scalar)
-        }
-    }
-    if !field.isEmpty || !fields.isEmpty {
-        fields.append(field)
-        rows.append((rowLine, fields))
-    }
-    guard let header = rows.first else { return [] }
-    let names = header.fields.map { $0.trimmingCharacters(in: .whitespaces) }
-    let known: Set<String> = [
-        "email", "phone", "externalId", "deviceId", "subjectId", "purpose", "decision", "method", "noticeId",
-        "noticeVersion", "source", "consentString",
-    ]
-    if let unknown = names.first(where: { !known.contains($0) }) {
-        throw ValidationError("unknown CSV column '\(unknown)'; known columns: \(known.sorted().joined(separator: ", "))")
-    }
-    return rows.dropFirst().compactMap { row in
-        if row.fields.count == 1 && row.fields[0].isEmpty { return nil }
-        guard row.fields.count == names.count else {
-            return .rejected(
-                line: row.line,
-                .invalid("import.column_count", "has \(row.fields.count) fields; the header has \(names.count)"))
-        }
-        return importItem(line: row.line, fields: Dictionary(zip(names, row.fields), uniquingKeysWith: { a, _ in a }), actor: actor)
+        throw ValidationError(error.detail)
     }
 }

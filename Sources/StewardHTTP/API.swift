@@ -40,15 +40,12 @@ public struct Endpoint: Sendable {
     /// Path in OpenAPI form: `/v1/subjects/{id}/consents`.
     public var path: String
     public var permission: Permission?
-    /// Largest accepted body.
-    public var maxBody: Int
     let handler: Handler
 
-    init(_ method: HTTPRequest.Method, _ path: String, _ permission: Permission?, maxBody: Int = 1 << 20, _ handler: @escaping Handler) {
+    init(_ method: HTTPRequest.Method, _ path: String, _ permission: Permission?, _ handler: @escaping Handler) {
         self.method = method
         self.path = path
         self.permission = permission
-        self.maxBody = maxBody
         self.handler = handler
     }
 
@@ -132,7 +129,7 @@ func uuidParameter(_ context: StewardRequestContext, _ name: String = "id") thro
 
 /// Builds the router: the endpoint table, with authentication and permission checks wrapped around
 /// every non-public route, problem+json errors and request metrics.
-public func buildRouter(api: StewardAPI, logger: Logger) -> Router<StewardRequestContext> {
+public func buildRouter(api: StewardAPI) -> Router<StewardRequestContext> {
     let router = Router(context: StewardRequestContext.self)
     router.add(middleware: RequestMetricsMiddleware(factory: api.metricsFactory))
     router.add(middleware: ProblemMiddleware())
@@ -172,7 +169,7 @@ public func buildApplication(
     api: StewardAPI, host: String, port: Int, services: [any Service] = [], logger: Logger
 ) -> some ApplicationProtocol {
     Application(
-        router: buildRouter(api: api, logger: logger),
+        router: buildRouter(api: api),
         configuration: .init(address: .hostname(host, port: port), serverName: "steward"),
         services: services, logger: logger)
 }

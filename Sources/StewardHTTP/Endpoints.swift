@@ -39,15 +39,15 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
         // MARK: Consent
         Endpoint(.post, "/v1/consents", .consentRecord) { request, context in
             let body = try await decode(RecordConsentBody.self, from: request, limit: 64 << 10)
-            let command = try body.command(actor: context.principal!.actor, gpc: request.headers[.init("Sec-GPC")!] == "1")
+            let command = try body.command(actor: context.principal!.actor, defaultMethod: .api, gpc: request.headers[.init("Sec-GPC")!] == "1")
             let outcome = try await consent.record(command)
             countEvents(outcome.allEvents, factory: api.metricsFactory)
             return try json(recordResponse(outcome, policy: policy, now: consent.runtime.now()), status: .created)
         },
-        Endpoint(.post, "/v1/consents/bulk", .consentRecord, maxBody: 256 << 20) { request, context in
+        Endpoint(.post, "/v1/consents/bulk", .consentRecord) { request, context in
             var request = request
             let buffer = try await request.collectBody(upTo: 256 << 20)
-            let items = parseJSONLines(Data(buffer.readableBytesView), actor: context.principal!.actor)
+            let items = ConsentInput.jsonLines(Data(buffer.readableBytesView), actor: context.principal!.actor)
             guard !items.isEmpty else {
                 throw StewardError.invalid("bulk.empty", "the body holds no JSON lines")
             }
@@ -193,8 +193,7 @@ func sequenceCursor(_ request: Request) throws(StewardError) -> Int64 {
 }
 
 func subjectFromQuery(_ request: Request) throws(StewardError) -> SubjectReference {
-    let names = ["email", "phone", "externalId", "deviceId", "subjectId"]
-    let given = names.compactMap { name in request.query(name).map { (name, $0) } }
+    let given = ConsentInput.subjectParameters.compactMap { name in request.query(name).map { (name, $0) } }
     guard given.count == 1, let (name, value) = given.first else {
         throw .invalid(
             given.isEmpty ? "subject.missing" : "subject.ambiguous",
@@ -211,28 +210,6 @@ func recordResponse(_ outcome: ConsentService.RecordOutcome, policy: PolicySet, 
             .init(token: $0, expiresAt: outcome.confirmationExpiresAt ?? now)
         },
         gpcOptOuts: outcome.gpcEvents.map(EventDTO.init))
-}
-
-/// Parses a JSON-lines body; blank lines are skipped, line numbers count from 1.
-func parseJSONLines(_ data: Data, actor: String) -> [ConsentService.BulkItem] {
-    var items: [ConsentService.BulkItem] = []
-    let decoder = JSONDecoder()
-    var lineNumber = 0
-    for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
-        lineNumber += 1
-        if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\t") }) { continue }
-        do {
-            let body = try decoder.decode(RecordConsentBody.self, from: Data(line))
-            items.append(.command(line: lineNumber, try body.command(actor: actor, gpc: false)))
-        } catch let error as DecodingError {
-            items.append(.rejected(line: lineNumber, decodingProblem(error)))
-        } catch let error as StewardError {
-            items.append(.rejected(line: lineNumber, error))
-        } catch {
-            items.append(.rejected(line: lineNumber, .invalid("request.malformed_json", "the line is not valid JSON")))
-        }
-    }
-    return items
 }
 
 import Metrics
