@@ -77,13 +77,13 @@ struct Keys: AsyncParsableCommand {
             }
             if json {
                 let object: [String: String] = [
-                    "id": record.id.uuidString.lowercased(), "name": record.name, "role": record.role.rawValue,
+                    "id": record.id.lowercasedString, "name": record.name, "role": record.role.rawValue,
                     "secret": secret,
                 ]
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
             } else {
-                print("created API key \(record.id.uuidString.lowercased()) (\(record.role.rawValue), \"\(record.name)\")")
+                print("created API key \(record.id.lowercasedString) (\(record.role.rawValue), \"\(record.name)\")")
                 print("store the secret now: it is shown once and cannot be recovered")
                 print(secret)
             }
@@ -102,7 +102,7 @@ struct Keys: AsyncParsableCommand {
             }
             for key in keys {
                 let state = key.revokedAt.map { "revoked \($0.formatted(.iso8601))" } ?? "active"
-                print("\(key.id.uuidString.lowercased())  \(key.prefix)…  \(key.role.rawValue)  \(state)  \(key.name)")
+                print("\(key.id.lowercasedString)  \(key.prefix)…  \(key.role.rawValue)  \(state)  \(key.name)")
             }
             print("\(keys.count) key(s), \(keys.filter { $0.revokedAt == nil }.count) active")
         }
@@ -121,7 +121,7 @@ struct Keys: AsyncParsableCommand {
                 return try await KeyService(store: wiring.store, crypto: wiring.crypto, runtime: wiring.runtime)
                     .revoke(id: uuid, actor: cliActor)
             }
-            print("revoked API key \(record.id.uuidString.lowercased()) (\(record.name)); requests with it now get 401")
+            print("revoked API key \(record.id.lowercasedString) (\(record.name)); requests with it now get 401")
         }
     }
 }

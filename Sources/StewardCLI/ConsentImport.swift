@@ -20,7 +20,7 @@ struct ConsentCommand: AsyncParsableCommand {
         @OptionGroup var common: CommonOptions
         @Argument(help: "The file to import (.jsonl, .ndjson or .csv).") var file: String
         @Option(help: "jsonl or csv (default: from the file extension).") var format: String?
-        @Option(help: "Records per transaction.") var batchSize = 2_000
+        @Option(help: "Records per transaction.") var batchSize = 10_000
 
         func run() async throws {
             guard let data = FileManager.default.contents(atPath: file) else {

@@ -50,15 +50,19 @@ public struct AuditEntry: Sendable, Hashable {
     /// The canonical, unambiguous byte encoding that is hashed: every field length-prefixed, in a fixed
     /// order, details sorted by key, time in whole microseconds. Changing this breaks every chain: don't.
     public static func canonicalBytes(sequence: Int64, id: UUID, at: Date, draft: AuditDraft) -> Data {
-        var out = Data()
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
         func field(_ text: String) {
-            let bytes = Array(text.utf8)
-            out.append(contentsOf: Array("\(bytes.count):".utf8))
-            out.append(contentsOf: bytes)
+            var text = text
+            text.withUTF8 { bytes in
+                out.append(contentsOf: String(bytes.count).utf8)
+                out.append(UInt8(ascii: ":"))
+                out.append(contentsOf: bytes)
+            }
         }
         field("steward.audit.v1")
         field(String(sequence))
-        field(id.uuidString.lowercased())
+        field(id.lowercasedString)
         field(String(Timestamp.micros(at)))
         field(draft.actor)
         field(draft.action)
@@ -70,7 +74,7 @@ public struct AuditEntry: Sendable, Hashable {
             field(key)
             field(draft.details[key]!)
         }
-        return out
+        return Data(out)
     }
 }
 

@@ -52,7 +52,11 @@ public struct NormalizedIdentity: Sendable, Hashable {
     }
 
     static func normalizeEmail(_ trimmed: String) throws(StewardError) -> String {
-        let value = trimmed.precomposedStringWithCanonicalMapping.lowercased()
+        // ASCII is already NFC: lower-case it directly and keep Foundation's NFC for the rest.
+        let value =
+            trimmed.utf8.allSatisfy({ $0 < 0x80 })
+            ? String(decoding: trimmed.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
+            : trimmed.precomposedStringWithCanonicalMapping.lowercased()
         let parts = value.split(separator: "@", omittingEmptySubsequences: false)
         let invalid = StewardError.invalid(
             "identity.invalid_email", "is not a valid email address", field: "email")

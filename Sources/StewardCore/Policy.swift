@@ -44,9 +44,15 @@ public struct CalendarPeriod: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(amount) \(unit.rawValue)\(amount == 1 ? "" : "s")" }
 
     /// The instant this period after `date`, in the proleptic Gregorian calendar, UTC.
-    public func added(to date: Date) -> Date {
+    /// Built once: creating a Calendar costs tens of microseconds on Linux.
+    private static let utcGregorian: Calendar = {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
+        return calendar
+    }()
+
+    public func added(to date: Date) -> Date {
+        let calendar = Self.utcGregorian
         var components = DateComponents()
         switch unit {
         case .day: components.day = amount

@@ -84,7 +84,7 @@ public struct AESGCMFieldCipher: FieldCipher {
 
     static func associatedData(_ context: FieldContext) -> Data {
         Data(
-            "steward.field.v1|\(context.table)|\(context.column)|\(context.rowID.uuidString.lowercased())|\(context.subjectID.uuidString.lowercased())"
+            "steward.field.v1|\(context.table)|\(context.column)|\(context.rowID.lowercasedString)|\(context.subjectID.lowercasedString)"
                 .utf8)
     }
 

@@ -64,59 +64,54 @@ public enum ConsentInput {
     public static func csv(_ data: Data, actor: String, defaultMethod: ConsentMethod = .import) throws(StewardError)
         -> [ConsentService.BulkItem]
     {
-    guard let text = String(data: data, encoding: .utf8) else {
+    guard String(data: data, encoding: .utf8) != nil else {
         throw .invalid("import.not_utf8", "the CSV file is not UTF-8 text")
     }
+    // Tokenised on bytes: every separator is ASCII, so a UTF-8 field is never split inside a character.
     var rows: [(line: Int, fields: [String])] = []
-    var field = ""
+    var field: [UInt8] = []
     var fields: [String] = []
     var inQuotes = false
     var line = 1
     var rowLine = 1
-    var iterator = text.unicodeScalars.makeIterator()
-    var pending: Unicode.Scalar? = nil
-    func next() -> Unicode.Scalar? {
-        if let scalar = pending {
-            pending = nil
-            return scalar
-        }
-        return iterator.next()
+    let bytes = [UInt8](data)
+    var index = 0
+    func endField() {
+        fields.append(String(decoding: field, as: UTF8.self))
+        field.removeAll(keepingCapacity: true)
     }
-    while let scalar = next() {
+    while index < bytes.count {
+        let byte = bytes[index]
+        index += 1
         if inQuotes {
-            if scalar == "\"" {
-                if let following = next() {
-                    if following == "\"" { field.unicodeScalars.append("\"") } else {
-                        inQuotes = false
-                        pending = following
-                    }
+            if byte == UInt8(ascii: "\"") {
+                if index < bytes.count, bytes[index] == UInt8(ascii: "\"") {
+                    field.append(byte)
+                    index += 1
                 } else {
                     inQuotes = false
                 }
             } else {
-                if scalar == "\n" { line += 1 }
-                field.unicodeScalars.append(scalar)
+                if byte == UInt8(ascii: "\n") { line += 1 }
+                field.append(byte)
             }
             continue
         }
-        switch scalar {
-        case "\"": inQuotes = true
-        case ",":
-            fields.append(field)
-            field = ""
-        case "\r": continue
-        case "\n":
-            fields.append(field)
+        switch byte {
+        case UInt8(ascii: "\""): inQuotes = true
+        case UInt8(ascii: ","): endField()
+        case UInt8(ascii: "\r"): continue
+        case UInt8(ascii: "\n"):
+            endField()
             rows.append((rowLine, fields))
             fields = []
-            field = ""
             line += 1
             rowLine = line
-        default: field.unicodeScalars.append(scalar)
+        default: field.append(byte)
         }
     }
     if !field.isEmpty || !fields.isEmpty {
-        fields.append(field)
+        endField()
         rows.append((rowLine, fields))
     }
     guard let header = rows.first else { return [] }

@@ -90,13 +90,13 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
                 after = id
             }
             let page = try await consent.audience(purpose: purpose, after: after, limit: limit)
-            return try json(AudiencePage(purpose: purpose, subjects: page.subjects, nextCursor: page.next?.uuidString.lowercased()))
+            return try json(AudiencePage(purpose: purpose, subjects: page.subjects, nextCursor: page.next?.lowercasedString))
         },
 
         // MARK: Subjects
         Endpoint(.get, "/v1/subjects", .consentRead) { request, _ in
             let id = try await consent.subjectID(try subjectFromQuery(request))
-            return try json(["subjectId": id.uuidString.lowercased()])
+            return try json(["subjectId": id.lowercasedString])
         },
         Endpoint(.get, "/v1/subjects/{id}/consents", .consentRead) { _, context in
             let result = try await consent.states(subjectID: try uuidParameter(context))
@@ -125,9 +125,9 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
             }
             switch try await api.subjects.link(identity, to: subjectID, actor: context.principal!.actor) {
             case .linked(let identityID):
-                return try json(["subjectId": subjectID.uuidString.lowercased(), "identityId": identityID.uuidString.lowercased()], status: .created)
+                return try json(["subjectId": subjectID.lowercasedString, "identityId": identityID.lowercasedString], status: .created)
             case .alreadyLinked:
-                return try json(["subjectId": subjectID.uuidString.lowercased()])
+                return try json(["subjectId": subjectID.lowercasedString])
             }
         },
         Endpoint(.post, "/v1/subjects/{id}/merge", .subjectsManage) { request, context in

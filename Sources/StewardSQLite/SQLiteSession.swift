@@ -84,7 +84,7 @@ struct SQLiteSession: StoreTransaction, @unchecked Sendable {
     func audience(purpose: String, mechanism: ConsentMechanism, now: Date, after: UUID?, limit: Int) async throws
         -> [UUID]
     {
-        let cursor = SQLValue.text(after?.uuidString.lowercased() ?? "")
+        let cursor = SQLValue.text(after?.lowercasedString ?? "")
         switch mechanism {
         case .optIn:
             return try connection.query(

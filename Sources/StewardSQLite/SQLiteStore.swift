@@ -151,20 +151,33 @@ public final class SQLiteStore: StewardStore {
                 continue
             }
             let session = SQLiteSession(connection: connection)
-            for item in batch {
+            if batch.count == 1 {
+                // A lone write needs no savepoint: the transaction is its rollback unit. (A savepoint
+                // around a large write journals every page it touches.)
                 do {
-                    try connection.execute("SAVEPOINT write")
+                    try await batch[0].body(session)
+                    results.append(.success(()))
+                } catch {
+                    try? connection.execute("ROLLBACK")
+                    batch[0].complete(.failure(error))
+                    continue
+                }
+            } else {
+                for item in batch {
                     do {
-                        try await item.body(session)
-                        try connection.execute("RELEASE write")
-                        results.append(.success(()))
+                        try connection.execute("SAVEPOINT write")
+                        do {
+                            try await item.body(session)
+                            try connection.execute("RELEASE write")
+                            results.append(.success(()))
+                        } catch {
+                            try connection.execute("ROLLBACK TO write")
+                            try connection.execute("RELEASE write")
+                            results.append(.failure(error))
+                        }
                     } catch {
-                        try connection.execute("ROLLBACK TO write")
-                        try connection.execute("RELEASE write")
                         results.append(.failure(error))
                     }
-                } catch {
-                    results.append(.failure(error))
                 }
             }
             do {

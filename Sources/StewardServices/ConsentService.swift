@@ -287,9 +287,9 @@ public struct ConsentService: Sendable {
         drafts.append(
             AuditDraft(
                 actor: actor, action: confirms == nil ? "consent.recorded" : "consent.confirmed",
-                targetType: "consent_event", targetID: event.id.uuidString.lowercased(),
+                targetType: "consent_event", targetID: event.id.lowercasedString,
                 details: [
-                    "subject": subjectID.uuidString.lowercased(), "purpose": purpose.key,
+                    "subject": subjectID.lowercasedString, "purpose": purpose.key,
                     "decision": decision.rawValue, "status": status.rawValue, "method": method.rawValue,
                 ]))
         return (event, state)
@@ -318,8 +318,8 @@ public struct ConsentService: Sendable {
             drafts.append(
                 AuditDraft(
                     actor: actor, action: "subject.created", targetType: "subject",
-                    targetID: subjectID.uuidString.lowercased(),
-                    details: ["identity": identityID.uuidString.lowercased(), "kind": identity.kind.rawValue]))
+                    targetID: subjectID.lowercasedString,
+                    details: ["identity": identityID.lowercasedString, "kind": identity.kind.rawValue]))
             return (subjectID, true)
         }
     }

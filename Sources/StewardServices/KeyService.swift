@@ -42,7 +42,7 @@ public final class KeyService: Sendable {
                 [
                     AuditDraft(
                         actor: actor, action: "key.created", targetType: "api_key",
-                        targetID: record.id.uuidString.lowercased(), details: ["role": role.rawValue])
+                        targetID: record.id.lowercasedString, details: ["role": role.rawValue])
                 ], in: transaction)
         }
         return (record, secret)
@@ -65,7 +65,7 @@ public final class KeyService: Sendable {
                 [
                     AuditDraft(
                         actor: actor, action: "key.revoked", targetType: "api_key",
-                        targetID: id.uuidString.lowercased(), details: ["role": record.role.rawValue])
+                        targetID: id.lowercasedString, details: ["role": record.role.rawValue])
                 ], in: transaction)
             record.revokedAt = now
             return record

@@ -38,8 +38,8 @@ public struct SubjectService: Sendable {
                 [
                     AuditDraft(
                         actor: actor, action: "identity.linked", targetType: "subject",
-                        targetID: subject.uuidString.lowercased(),
-                        details: ["identity": identityID.uuidString.lowercased(), "kind": identity.kind.rawValue])
+                        targetID: subject.lowercasedString,
+                        details: ["identity": identityID.lowercasedString, "kind": identity.kind.rawValue])
                 ], in: transaction)
             return .linked(identityID: identityID)
         }
@@ -95,9 +95,9 @@ public struct SubjectService: Sendable {
                 [
                     AuditDraft(
                         actor: actor, action: "subject.merged", targetType: "subject",
-                        targetID: into.uuidString.lowercased(),
+                        targetID: into.lowercasedString,
                         details: [
-                            "source": from.uuidString.lowercased(), "identities": String(identities.count),
+                            "source": from.lowercasedString, "identities": String(identities.count),
                             "events": String(moved),
                         ])
                 ], in: transaction)

@@ -194,3 +194,36 @@ import Testing
         #expect(throws: KeyError.self) { try RootKey.load(file: path) }
     }
 }
+
+@Suite struct TextForms {
+    /// The audit chain hashes UUID text: the hand-written formatter must match Foundation's exactly.
+    @Test func lowercasedUUIDMatchesFoundation() {
+        for _ in 0..<1_000 {
+            let id = UUID()
+            #expect(id.lowercasedString == id.uuidString.lowercased())
+        }
+    }
+
+    @Test func auditDetailsEncodeAsSortedJSONAndRoundTrip() throws {
+        let details = ["z": "last", "a": "quote \" backslash \\ newline \n tab \t bell \u{07} é", "m": ""]
+        let text = AuditDetailsCoding.encode(details)
+        #expect(text.hasPrefix("{\"a\":"))
+        #expect(try JSONDecoder().decode([String: String].self, from: Data(text.utf8)) == details)
+        #expect(AuditDetailsCoding.decode(text) == details)
+        #expect(AuditDetailsCoding.encode([:]) == "{}")
+    }
+}
+
+@Suite struct TimeOrderedIDs {
+    @Test func version7IdsCarryTheirMillisecondAndSortByIt() {
+        let base = Date(timeIntervalSince1970: 1_790_000_000)
+        let ids = (0..<200).map { UUID.version7(at: base.addingTimeInterval(Double($0) / 100)) }
+        let texts = ids.map(\.lowercasedString)
+        #expect(texts.allSatisfy { $0[$0.index($0.startIndex, offsetBy: 14)] == "7" })
+        #expect(texts.allSatisfy { "89ab".contains($0[$0.index($0.startIndex, offsetBy: 19)]) })
+        #expect(Set(ids).count == ids.count)
+        // Ids from different milliseconds sort by time.
+        for (earlier, later) in zip(texts, texts.dropFirst()) { #expect(earlier < later) }
+        #expect(texts[0].hasPrefix("01a0c"))  // 1_790_000_000_000 ms = 0x01a0c…
+    }
+}
