@@ -25,7 +25,16 @@ public enum Role: String, Sendable, CaseIterable, Codable, Hashable {
         }
     }
 
-    public func allows(_ permission: Permission) -> Bool { permissions.contains(permission) }
+    /// Checked on every request: a switch, no set built.
+    public func allows(_ permission: Permission) -> Bool {
+        switch self {
+        case .admin: true
+        case .service:
+            permission == .consentRecord || permission == .consentCheck || permission == .consentRead
+                || permission == .policyRead
+        case .auditor: permission == .auditRead || permission == .policyRead
+        }
+    }
 }
 
 /// Who is calling: an API key (by its id, never its secret) or an operator at the command line.

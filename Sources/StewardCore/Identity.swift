@@ -34,7 +34,7 @@ public struct NormalizedIdentity: Sendable, Hashable {
     /// - phone: E.164 — `+` (or `00`) then 8 to 15 digits; spaces, dots, dashes and brackets are dropped.
     /// - externalId, deviceId: trimmed, case preserved, 1 to 256 characters.
     public init(kind: IdentityKind, raw: String) throws(StewardError) {
-        let trimmed = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmed = Self.trimmed(raw)
         self.kind = kind
         switch kind {
         case .email:
@@ -51,22 +51,51 @@ public struct NormalizedIdentity: Sendable, Hashable {
         }
     }
 
+    /// Trims white space; ASCII input (the common case) without Foundation's CharacterSet.
+    static func trimmed(_ raw: String) -> String {
+        let utf8 = raw.utf8
+        guard utf8.allSatisfy({ $0 < 0x80 }) else { return raw.trimmingCharacters(in: .whitespacesAndNewlines) }
+        let isSpace: (UInt8) -> Bool = { $0 == 0x20 || ($0 >= 0x09 && $0 <= 0x0D) }
+        guard let first = utf8.firstIndex(where: { !isSpace($0) }), let last = utf8.lastIndex(where: { !isSpace($0) })
+        else { return "" }
+        if first == utf8.startIndex && last == utf8.index(before: utf8.endIndex) { return raw }
+        return String(raw[first...last])
+    }
+
     static func normalizeEmail(_ trimmed: String) throws(StewardError) -> String {
         // ASCII is already NFC: lower-case it directly and keep Foundation's NFC for the rest.
         let value =
             trimmed.utf8.allSatisfy({ $0 < 0x80 })
             ? String(decoding: trimmed.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
             : trimmed.precomposedStringWithCanonicalMapping.lowercased()
-        let parts = value.split(separator: "@", omittingEmptySubsequences: false)
-        let invalid = StewardError.invalid(
-            "identity.invalid_email", "is not a valid email address", field: "email")
-        guard value.utf8.count <= 254, parts.count == 2 else { throw invalid }
-        let local = parts[0]
-        let domain = parts[1]
-        guard !local.isEmpty, local.utf8.count <= 64, domain.contains("."),
-            !domain.hasPrefix("."), !domain.hasSuffix("."), !domain.contains(".."),
-            !value.contains(where: { $0.isWhitespace || $0.isNewline })
+        // One pass over the bytes: exactly one "@", a 1...64-byte local part, a dotted domain with no
+        // empty label at either end or in between, no white space, at most 254 bytes.
+        let invalid = StewardError.invalid("identity.invalid_email", "is not a valid email address", field: "email")
+        var at = -1
+        var count = 0
+        var previous: UInt8 = 0
+        var domainHasDot = false
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "@"):
+                if at >= 0 { throw invalid }
+                at = count
+            case UInt8(ascii: "."):
+                if at >= 0 {
+                    if previous == UInt8(ascii: "@") || previous == UInt8(ascii: ".") { throw invalid }
+                    domainHasDot = true
+                }
+            case 0x00...0x20, 0x7F: throw invalid
+            default: break
+            }
+            previous = byte
+            count += 1
+        }
+        guard count <= 254, at >= 1, at <= 64, domainHasDot, previous != UInt8(ascii: "."), previous != UInt8(ascii: "@")
         else { throw invalid }
+        if !value.utf8.allSatisfy({ $0 < 0x80 }), value.contains(where: { $0.isWhitespace || $0.isNewline }) {
+            throw invalid
+        }
         return value
     }
 

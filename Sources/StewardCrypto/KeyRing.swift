@@ -115,19 +115,24 @@ public struct AESGCMFieldCipher: FieldCipher {
 /// Blind indexes: HMAC-SHA-256 under a per-kind key, truncated to 128 bits (collision-free in
 /// practice, half the index size).
 public struct HMACBlindIndexer: BlindIndexer {
-    let identityKeys: [IdentityKind: SymmetricKey]
+    /// Keyed HMAC states, one per kind: copying a keyed state skips the key schedule on every look-up.
+    let identityMACs: [IdentityKind: HMAC<SHA256>]
     let proofKey: SymmetricKey
 
     init(root: RootKey) {
-        var keys: [IdentityKind: SymmetricKey] = [:]
-        for kind in IdentityKind.allCases { keys[kind] = root.derive("steward/v1/blind-index/\(kind.rawValue)") }
-        self.identityKeys = keys
+        var macs: [IdentityKind: HMAC<SHA256>] = [:]
+        for kind in IdentityKind.allCases {
+            macs[kind] = HMAC<SHA256>(key: root.derive("steward/v1/blind-index/\(kind.rawValue)"))
+        }
+        self.identityMACs = macs
         self.proofKey = root.derive("steward/v1/proof-hash")
     }
 
     public func index(_ identity: NormalizedIdentity) -> Data {
-        let mac = HMAC<SHA256>.authenticationCode(for: Data(identity.value.utf8), using: identityKeys[identity.kind]!)
-        return Data(mac.prefix(16))
+        var mac = identityMACs[identity.kind]!
+        var value = identity.value
+        value.withUTF8 { mac.update(data: UnsafeRawBufferPointer($0)) }
+        return Data(mac.finalize().prefix(16))
     }
 
     public func proofHash(_ value: String, kind: String) -> String {

@@ -61,7 +61,7 @@ let jsonEncoder: JSONEncoder = {
     let encoder = JSONEncoder()
     encoder.dateEncodingStrategy = .custom { date, encoder in
         var container = encoder.singleValueContainer()
-        try container.encode(date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted)))
+        try container.encode(Timestamp.iso8601(date))
     }
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     return encoder

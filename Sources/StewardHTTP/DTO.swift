@@ -196,15 +196,6 @@ struct RecordResponse: Encodable {
     var gpcOptOuts: [EventDTO]
 }
 
-struct CheckResponse: Encodable {
-    var allowed: Bool
-    var status: String
-    var purpose: String
-    var basis: String
-    var recordId: UUID?
-    var decidedAt: Date?
-}
-
 struct BulkResponse: Encodable {
     struct Rejection: Encodable {
         var line: Int

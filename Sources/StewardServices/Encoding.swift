@@ -36,6 +36,13 @@ public enum AuditDetailsCoding {
         return out + "}"
     }
 
+    /// `text` as a JSON string literal, quotes included.
+    public static func quoted(_ text: String) -> String {
+        var out = ""
+        appendQuoted(text, to: &out)
+        return out
+    }
+
     static func appendQuoted(_ text: String, to out: inout String) {
         // Fast path: ids, codes and counts are printable ASCII without quotes or backslashes.
         if text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {

@@ -227,3 +227,28 @@ import Testing
         #expect(texts[0].hasPrefix("01a0c"))  // 1_790_000_000_000 ms = 0x01a0c…
     }
 }
+
+@Suite struct TimestampText {
+    @Test func iso8601MatchesFoundationAcrossEras() {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        var generator = SystemRandomNumberGenerator()
+        // From 1583 on: before the Gregorian reform Foundation switches to the Julian calendar, while
+        // RFC 3339 (and this formatter) use the proleptic Gregorian calendar.
+        let fixed: [Double] = [0, -1, 951_782_400.5, 4_102_444_799.999, -12_219_292_800, 1_790_000_000.123, 1_790_000_000.9996]
+        let random = (0..<2_000).map { _ in Double(Int64.random(in: -2_000_000_000_000...8_000_000_000_000, using: &generator)) / 1_000 }
+        for seconds in fixed + random {
+            let date = Date(timeIntervalSince1970: seconds)
+            #expect(Timestamp.iso8601(date) == formatter.string(from: date), "\(seconds)")
+        }
+    }
+
+    @Test func asciiTrimMatchesFoundation() throws {
+        for raw in ["  a@example.com\t\n", "a@example.com", " \u{0B}x@example.com\r", "   "] {
+            let expected = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+            if expected.isEmpty { continue }
+            #expect(try NormalizedIdentity(kind: .externalId, raw: raw).value == expected)
+        }
+    }
+}
