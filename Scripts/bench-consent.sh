@@ -4,6 +4,8 @@
 # throughput and latency, check latency at a fixed ~2,000 req/s, durable record throughput, and
 # server RSS. Figures go to Docs/benchmarks.md (ratios against the floor measured in the same run).
 #   SUBJECTS=1000000 DURATION=15 CONNECTIONS=64 WRK_THREADS=1 Scripts/bench-consent.sh
+# DATA_DIR=/path keeps the seeded database (and its root key) there and reuses it on the next run
+# with the same SUBJECTS; the import is then not re-measured (its last figure is kept).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUBJECTS=${SUBJECTS:-1000000}
@@ -21,8 +23,22 @@ work=$(mktemp -d /tmp/steward-bench.XXXXXX)
 server=""
 cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-export STEWARD_ROOT_KEY=$(head -c 32 /dev/urandom | base64)
-export STEWARD_DATA_DIR=$work/data
+if [ -n "${DATA_DIR:-}" ]; then
+  mkdir -p "$DATA_DIR"
+  export STEWARD_DATA_DIR=$DATA_DIR
+  [ -f "$DATA_DIR/bench.key" ] || (umask 077; head -c 32 /dev/urandom | base64 > "$DATA_DIR/bench.key")
+  export STEWARD_ROOT_KEY=$(cat "$DATA_DIR/bench.key")
+else
+  export STEWARD_DATA_DIR=$work/data
+  export STEWARD_ROOT_KEY=$(head -c 32 /dev/urandom | base64)
+fi
+reuse=0
+if [ -n "${DATA_DIR:-}" ] && [ -f "$DATA_DIR/import.txt" ] && [ "$(cat "$DATA_DIR/subjects" 2>/dev/null)" = "$SUBJECTS" ]; then
+  reuse=1
+  echo "==> reusing the seeded database in $DATA_DIR (import not re-measured)"
+  cp "$DATA_DIR/import.txt" "$work/import.txt"
+fi
+seed() {
 export STEWARD_LOG_LEVEL=warning
 
 echo "==> generating $SUBJECTS subjects x 3 purposes"
@@ -40,6 +56,9 @@ PY
 
 echo "==> import"
 "$bin" consent import "$work/seed.csv" 2>/dev/null | tee "$work/import.txt" | tail -n 1
+if [ -n "${DATA_DIR:-}" ]; then cp "$work/import.txt" "$DATA_DIR/import.txt"; echo "$SUBJECTS" > "$DATA_DIR/subjects"; fi
+}
+[ "$reuse" = 1 ] || seed
 db_bytes=$(du -cb "$STEWARD_DATA_DIR"/steward.sqlite* | tail -n 1 | cut -f1)
 
 port=$(( 30000 + RANDOM % 20000 ))

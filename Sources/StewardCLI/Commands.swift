@@ -36,7 +36,9 @@ struct Serve: AsyncParsableCommand {
                 ])
             let keys = KeyService(store: wiring.store, crypto: wiring.crypto, runtime: wiring.runtime)
             let api = StewardAPI(consent: wiring.consentService, keys: keys, registry: PrometheusCollectorRegistry())
-            let app = buildApplication(api: api, host: host, port: port, logger: logger)
+            let app = buildApplication(
+                api: api, host: host, port: port,
+                services: [StoreMaintenance(store: wiring.store, logger: logger)], logger: logger)
             try await app.runService()
         }
     }

@@ -56,6 +56,9 @@ public final class PostgresStore: StewardStore {
         try await mapped { _ = try await client.query(PostgresQuery(unsafeSQL: sql), logger: logger).collect() }
     }
 
+    /// PostgreSQL checkpoints and vacuums on its own.
+    public func maintain() async throws {}
+
     public func ping() async throws {
         try await mapped { _ = try await client.query("SELECT 1", logger: logger).collect() }
     }

@@ -30,7 +30,9 @@ final class SQLiteConnection {
     private var handle: OpaquePointer?
     private var statements: [String: OpaquePointer] = [:]
 
-    init(path: String, readOnly: Bool) throws {
+    enum Role { case writer, reader, checkpointer }
+
+    init(path: String, readOnly: Bool, role: Role) throws {
         let flags =
             (readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_NOMUTEX
         let status = sqlite3_open_v2(path, &handle, flags, nil)
@@ -44,7 +46,8 @@ final class SQLiteConnection {
         try execute("PRAGMA foreign_keys = ON")
         // Page cache: the default 2 MiB thrashes on random-UUID B-trees past ~100k subjects. The
         // writer gets 64 MiB, each reader 8 MiB (readers are few and the OS page cache backs them).
-        try execute(readOnly ? "PRAGMA cache_size = -8192" : "PRAGMA cache_size = -65536")
+        try execute(role == .writer ? "PRAGMA cache_size = -65536" : "PRAGMA cache_size = -8192")
+        if role == .writer { try execute("PRAGMA wal_autocheckpoint = 10000") }
         if !readOnly {
             try execute("PRAGMA journal_mode = WAL")
             // Durable commits: in WAL mode FULL syncs the log at every commit.

@@ -14,6 +14,7 @@ public final class SQLiteStore: StewardStore {
     private let writer: Mutex<WriterState>
     private let readers = Mutex<[ConnectionLease]>([])
     private let writerConnection: ConnectionLease
+    private let checkpointer = Mutex<ConnectionLease?>(nil)
 
     struct PendingWrite: Sendable {
         let body: @Sendable (SQLiteSession) async throws -> Void
@@ -34,7 +35,7 @@ public final class SQLiteStore: StewardStore {
     /// Opens (creating if needed) the database file. Call `migrate()` before use.
     public init(path: String) throws {
         self.path = path
-        self.writerConnection = ConnectionLease(try SQLiteConnection(path: path, readOnly: false))
+        self.writerConnection = ConnectionLease(try SQLiteConnection(path: path, readOnly: false, role: .writer))
         self.writer = Mutex(WriterState())
     }
 
@@ -64,6 +65,19 @@ public final class SQLiteStore: StewardStore {
         try await write(migrating: true) { session in try session.connection.execute(sql) }
     }
 
+    /// Copies committed WAL frames into the database file on a connection of its own (PASSIVE: never
+    /// blocks the writer or readers). Run by `StoreMaintenance` while serving, so commits do not pay
+    /// for checkpoints; the writer's own automatic checkpoint (10,000 pages) is the backstop.
+    public func maintain() async throws {
+        let lease = try checkpointer.withLock { lease in
+            if let lease { return lease }
+            let created = ConnectionLease(try SQLiteConnection(path: path, readOnly: false, role: .checkpointer))
+            lease = created
+            return created
+        }
+        try lease.connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    }
+
     public func ping() async throws {
         try withReader { _ = try $0.query("SELECT 1") { $0.int(0) } }
     }
@@ -71,13 +85,13 @@ public final class SQLiteStore: StewardStore {
     // MARK: Reads
 
     private func withReader<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        let lease = try readers.withLock { $0.popLast() } ?? ConnectionLease(SQLiteConnection(path: path, readOnly: true))
+        let lease = try readers.withLock { $0.popLast() } ?? ConnectionLease(SQLiteConnection(path: path, readOnly: true, role: .reader))
         defer { readers.withLock { $0.append(lease) } }
         return try body(lease.connection)
     }
 
     public func read<T: Sendable>(_ body: @Sendable (any StoreReader) async throws -> T) async throws -> T {
-        let lease = try readers.withLock { $0.popLast() } ?? ConnectionLease(SQLiteConnection(path: path, readOnly: true))
+        let lease = try readers.withLock { $0.popLast() } ?? ConnectionLease(SQLiteConnection(path: path, readOnly: true, role: .reader))
         defer { readers.withLock { $0.append(lease) } }
         return try await body(SQLiteSession(connection: lease.connection))
     }

@@ -128,6 +128,9 @@ public protocol StewardStore: Sendable {
     @discardableResult func migrate() async throws -> Int
     /// Succeeds when the database answers a trivial query.
     func ping() async throws
+    /// Periodic housekeeping off the request path (SQLite: checkpoint the WAL into the database so
+    /// commits never pay for it). Called about once a second by `StoreMaintenance`.
+    func maintain() async throws
     func read<T: Sendable>(_ body: @Sendable (any StoreReader) async throws -> T) async throws -> T
     /// Runs `body` in one transaction: all of it commits, or none.
     func write<T: Sendable>(_ body: @escaping @Sendable (any StoreTransaction) async throws -> T) async throws -> T

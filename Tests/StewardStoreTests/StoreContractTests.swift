@@ -208,6 +208,26 @@ import Testing
         }
     }
 
+    @Test func maintenanceRunsBesideWritesAndKeepsEverything() async throws {
+        try await withHarness { h in
+            let consent = h.consent
+            let store = h.store
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for index in 0..<200 {
+                        _ = try await consent.record(Fixtures.grant(Fixtures.email("m\(index)@example.com"), "analytics"))
+                    }
+                }
+                group.addTask { for _ in 0..<20 { try await store.maintain() } }
+                try await group.waitForAll()
+            }
+            try await h.store.maintain()
+            let audience = try await h.consent.audience(purpose: "analytics", after: nil, limit: 1_000)
+            #expect(audience.subjects.count == 200)
+            #expect(try await h.audit.verify(store: h.store).checked == 400)
+        }
+    }
+
     @Test func policyLoadIsAuditedOnlyWhenItChanges() async throws {
         try await withHarness { h in
             let first = try await h.audit.recordPolicyLoad(h.policy, store: h.store, actor: "system")
