@@ -108,6 +108,13 @@ enum PostgresMigrations {
                 "INSERT INTO audit_head (id, sequence, hash) VALUES (1, 0, decode(repeat('00', 32), 'hex'))",
                 "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
             ]
-        )
+        ),
+        (
+            2,
+            [
+                // Covering index for the consent-check hot path: an index-only probe of the blind index.
+                "CREATE INDEX identities_lookup ON identities (kind, blind_index) INCLUDE (subject_id)"
+            ]
+        ),
     ]
 }

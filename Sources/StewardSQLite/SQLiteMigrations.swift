@@ -90,6 +90,15 @@ enum SQLiteMigrations {
             INSERT INTO audit_head (id, sequence, hash) VALUES (1, 0, zeroblob(32));
             CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
             """
-        )
+        ),
+        (
+            2,
+            """
+            -- Covering index for the consent-check hot path: the blind-index probe yields the subject
+            -- id without reading the identities table, whose rows carry the ciphertexts. Queries name
+            -- it with INDEXED BY: SQLite otherwise prefers the UNIQUE (kind, blind_index) index.
+            CREATE INDEX identities_lookup ON identities (kind, blind_index, subject_id);
+            """
+        ),
     ]
 }

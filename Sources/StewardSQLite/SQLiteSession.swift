@@ -10,7 +10,7 @@ struct SQLiteSession: StoreTransaction, @unchecked Sendable {
 
     func subjectID(kind: IdentityKind, blindIndex: Data) async throws -> UUID? {
         try connection.query(
-            "SELECT subject_id FROM identities WHERE kind = ? AND blind_index = ?",
+            "SELECT subject_id FROM identities INDEXED BY identities_lookup WHERE kind = ? AND blind_index = ?",
             [.text(kind.rawValue), .blob(blindIndex)]
         ) { try $0.uuid(0) }.first
     }

@@ -101,7 +101,8 @@ public final class SQLiteStore: StewardStore {
             try connection.query(
                 """
                 SELECT c.subject_id, c.status, c.event_id, c.decided_at, c.expires_at
-                FROM identities i JOIN consent_state c ON c.subject_id = i.subject_id AND c.purpose = ?
+                FROM identities i INDEXED BY identities_lookup
+                JOIN consent_state c ON c.subject_id = i.subject_id AND c.purpose = ?
                 WHERE i.kind = ? AND i.blind_index = ?
                 """, [.text(purpose), .text(kind.rawValue), .blob(blindIndex)]
             ) { row in
