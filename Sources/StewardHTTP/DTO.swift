@@ -123,8 +123,8 @@ struct EventDTO: Encodable {
         var ipHash: String?
         var userAgentHash: String?
     }
-    var id: UUID
-    var subjectId: UUID
+    var id: String
+    var subjectId: String
     var ordinal: Int64
     var purpose: String
     var decision: String
@@ -137,11 +137,11 @@ struct EventDTO: Encodable {
     var expiresAt: Date?
     var proof: Proof?
     var consentString: String?
-    var confirms: UUID?
+    var confirms: String?
 
     init(_ event: ConsentEvent) {
-        id = event.id
-        subjectId = event.subjectID
+        id = event.id.lowercasedString
+        subjectId = event.subjectID.lowercasedString
         ordinal = event.ordinal
         purpose = event.purpose
         decision = event.decision.rawValue
@@ -158,26 +158,26 @@ struct EventDTO: Encodable {
             proof = Proof(ipHash: event.proofIPHash, userAgentHash: event.proofUserAgentHash)
         }
         consentString = event.consentString
-        confirms = event.confirms
+        confirms = event.confirms?.lowercasedString
     }
 }
 
 struct StateDTO: Encodable {
-    var subjectId: UUID
+    var subjectId: String
     var purpose: String
     var status: String
     var allowed: Bool
-    var recordId: UUID
+    var recordId: String
     var decidedAt: Date
     var expiresAt: Date?
 
     init(_ state: ConsentState, purpose: Purpose?, now: Date) {
-        subjectId = state.subjectID
+        subjectId = state.subjectID.lowercasedString
         self.purpose = state.purpose
         let check = purpose.map { ConsentRules.check(purpose: $0, state: state, now: now) }
         status = state.effectiveStatus(at: now).rawValue
         allowed = check?.allowed ?? false
-        recordId = state.eventID
+        recordId = state.eventID.lowercasedString
         decidedAt = state.decidedAt
         expiresAt = state.expiresAt
     }
@@ -188,7 +188,7 @@ struct RecordResponse: Encodable {
         var token: String
         var expiresAt: Date
     }
-    var subjectId: UUID
+    var subjectId: String
     var subjectCreated: Bool
     var event: EventDTO
     var state: StateDTO
@@ -208,7 +208,7 @@ struct BulkResponse: Encodable {
 }
 
 struct KeyDTO: Encodable {
-    var id: UUID
+    var id: String
     var name: String
     var role: String
     var prefix: String
@@ -216,7 +216,7 @@ struct KeyDTO: Encodable {
     var revokedAt: Date?
 
     init(_ key: APIKeyRecord) {
-        id = key.id
+        id = key.id.lowercasedString
         name = key.name
         role = key.role.rawValue
         prefix = key.prefix
@@ -227,7 +227,7 @@ struct KeyDTO: Encodable {
 
 struct AuditEntryDTO: Encodable {
     var sequence: Int64
-    var id: UUID
+    var id: String
     var at: Date
     var actor: String
     var action: String
@@ -240,7 +240,7 @@ struct AuditEntryDTO: Encodable {
 
     init(_ entry: AuditEntry) {
         sequence = entry.sequence
-        id = entry.id
+        id = entry.id.lowercasedString
         at = entry.at
         actor = entry.draft.actor
         action = entry.draft.action

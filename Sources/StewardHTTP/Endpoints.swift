@@ -88,7 +88,7 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
                 after = id
             }
             let page = try await consent.audience(purpose: purpose, after: after, limit: limit)
-            return try json(AudiencePage(purpose: purpose, subjects: page.subjects, nextCursor: page.next?.lowercasedString))
+            return try json(AudiencePage(purpose: purpose, subjects: page.subjects.map(\.lowercasedString), nextCursor: page.next?.lowercasedString))
         },
 
         // MARK: Subjects
@@ -100,7 +100,7 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
             let result = try await consent.states(subjectID: try uuidParameter(context))
             return try json(
                 SubjectConsents(
-                    subjectId: result.subjectID,
+                    subjectId: result.subjectID.lowercasedString,
                     consents: result.states.map { StateDTO($0, purpose: policy.purposes[$0.purpose], now: result.now) }))
         },
         Endpoint(.get, "/v1/subjects/{id}/consents/history", .consentRead) { request, context in
@@ -136,7 +136,7 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
             }
             let outcome = try await api.subjects.merge(source: source, into: target, actor: context.principal!.actor)
             return try json(
-                MergeResponse(subjectId: outcome.target, identitiesMoved: outcome.identitiesMoved, eventsMoved: outcome.eventsMoved))
+                MergeResponse(subjectId: outcome.target.lowercasedString, identitiesMoved: outcome.identitiesMoved, eventsMoved: outcome.eventsMoved))
         },
 
         // MARK: Policy
@@ -214,7 +214,7 @@ func subjectFromQuery(_ query: FlatDictionary<Substring, Substring>) throws(Stew
 
 func recordResponse(_ outcome: ConsentService.RecordOutcome, policy: PolicySet, now: Date) -> RecordResponse {
     RecordResponse(
-        subjectId: outcome.subjectID, subjectCreated: outcome.subjectCreated, event: EventDTO(outcome.event),
+        subjectId: outcome.subjectID.lowercasedString, subjectCreated: outcome.subjectCreated, event: EventDTO(outcome.event),
         state: StateDTO(outcome.state, purpose: policy.purposes[outcome.state.purpose], now: now),
         confirmation: outcome.confirmationToken.map {
             .init(token: $0, expiresAt: outcome.confirmationExpiresAt ?? now)
@@ -240,12 +240,12 @@ struct GPCSupport: Encodable {
 
 struct AudiencePage: Encodable {
     var purpose: String
-    var subjects: [UUID]
+    var subjects: [String]
     var nextCursor: String?
 }
 
 struct SubjectConsents: Encodable {
-    var subjectId: UUID
+    var subjectId: String
     var consents: [StateDTO]
 }
 
@@ -255,7 +255,7 @@ struct HistoryPage: Encodable {
 }
 
 struct MergeResponse: Encodable {
-    var subjectId: UUID
+    var subjectId: String
     var identitiesMoved: Int
     var eventsMoved: Int
 }

@@ -79,6 +79,11 @@ import Testing
             let body = try object(created)
             let token = try #require((body["confirmation"] as? [String: Any])?["token"] as? String)
             let subject = try #require(body["subjectId"] as? String)
+            // Ids are shown in the lower-case form the database stores, in every response.
+            let event = try #require(body["event"] as? [String: Any])
+            for id in [subject, event["id"] as? String, event["subjectId"] as? String, (body["state"] as? [String: Any])?["recordId"] as? String] {
+                #expect(id != nil && id == id?.lowercased() && UUID(uuidString: id ?? "") != nil)
+            }
             let check = "/v1/consents/check?email=walk@example.com&purpose=marketing.email"
             #expect(try object(try await client.execute(uri: check, method: .get, headers: headers(key), body: nil))["allowed"] as? Bool == false)
             let confirmed = try await client.execute(
