@@ -79,14 +79,7 @@ request = function()
 end
 LUA
 # 20 connections, each waiting 10 ms before its next request: ~2,000 req/s offered.
-cat > "$work/paced.lua" <<LUA
-local headers = { ["Authorization"] = "Bearer $key" }
-request = function()
-  local i = math.random(0, $SUBJECTS - 1)
-  return wrk.format("GET", "/v1/consents/check?email=user" .. i .. "%40example.com&purpose=analytics", headers)
-end
-delay = function() return 10 end
-LUA
+{ cat "$work/check.lua"; echo 'delay = function() return 10 end'; } > "$work/paced.lua"
 cat > "$work/record.lua" <<LUA
 local headers = { ["Authorization"] = "Bearer $key", ["Content-Type"] = "application/json" }
 local n = 0
