@@ -119,7 +119,9 @@ let package = Package(
         ),
         .testTarget(
             name: "StewardStoreTests",
-            dependencies: ["StewardTesting", "StewardCore", "StewardServices"],
+            dependencies: [
+                "StewardTesting", "StewardCore", "StewardServices", "StewardSQLite", "StewardPolicy", "StewardCrypto",
+            ],
             swiftSettings: strict
         ),
         .testTarget(

@@ -8,9 +8,10 @@ public enum SQLValue: Sendable {
     case int(Int64)
     case text(String)
     case blob(Data)
+    /// Stored as its 16 bytes (migration 3), bound straight from the UUID's storage.
+    case uuid(UUID)
     case null
 
-    static func uuid(_ id: UUID) -> SQLValue { .text(id.lowercasedString) }
     static func uuid(_ id: UUID?) -> SQLValue { id.map { .uuid($0) } ?? .null }
     static func text(_ value: String?) -> SQLValue { value.map { .text($0) } ?? .null }
     static func time(_ date: Date) -> SQLValue { .int(Timestamp.micros(date)) }
@@ -43,6 +44,7 @@ final class SQLiteConnection {
         }
         sqlite3_extended_result_codes(handle, 1)
         sqlite3_busy_timeout(handle, 10_000)
+        if role == .writer { Self.registerUUIDFunction(handle) }
         try execute("PRAGMA foreign_keys = ON")
         // Page cache: the default 2 MiB thrashes on random-UUID B-trees past ~100k subjects. The
         // writer gets 64 MiB, each reader 8 MiB (readers are few and the OS page cache backs them).
@@ -53,6 +55,27 @@ final class SQLiteConnection {
             // Durable commits: in WAL mode FULL syncs the log at every commit.
             try execute("PRAGMA synchronous = FULL")
         }
+    }
+
+    /// `steward_uuid(text)`: the 16 bytes of a UUID's text form (NULL stays NULL). Migration 3
+    /// converts the text ids of migrations 1 and 2 with it; SQLite 3.40 has no `unhex()`.
+    private static func registerUUIDFunction(_ handle: OpaquePointer?) {
+        sqlite3_create_function_v2(
+            handle, "steward_uuid", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nil,
+            { context, _, arguments in
+                guard let argument = arguments?[0] else { return }
+                if sqlite3_value_type(argument) == SQLITE_NULL {
+                    sqlite3_result_null(context)
+                    return
+                }
+                guard let text = sqlite3_value_text(argument), let id = UUID(uuidString: String(cString: text)) else {
+                    sqlite3_result_error(context, "steward_uuid: not a UUID", -1)
+                    return
+                }
+                withUnsafeBytes(of: id.uuid) {
+                    sqlite3_result_blob(context, $0.baseAddress, 16, SQLiteConnection.transient)
+                }
+            }, nil, nil, nil)
     }
 
     deinit {
@@ -79,7 +102,7 @@ final class SQLiteConnection {
         return statement
     }
 
-    private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+    fileprivate static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
     private func bind(_ statement: OpaquePointer, _ values: [SQLValue]) throws {
         for (offset, value) in values.enumerated() {
@@ -91,6 +114,10 @@ final class SQLiteConnection {
             case .blob(let data):
                 status = data.withUnsafeBytes {
                     sqlite3_bind_blob(statement, index, $0.baseAddress, Int32($0.count), Self.transient)
+                }
+            case .uuid(let id):
+                status = withUnsafeBytes(of: id.uuid) {
+                    sqlite3_bind_blob(statement, index, $0.baseAddress, 16, Self.transient)
                 }
             case .null: status = sqlite3_bind_null(statement, index)
             }
@@ -156,10 +183,13 @@ final class SQLiteConnection {
             return Data(bytes: pointer, count: count)
         }
         func uuid(_ column: Int32) throws -> UUID {
-            guard let id = UUID(uuidString: text(column)) else {
-                throw SQLiteError(code: SQLITE_MISMATCH, message: "column \(column) is not a UUID")
+            guard sqlite3_column_bytes(statement, column) == 16, let pointer = sqlite3_column_blob(statement, column)
+            else {
+                throw SQLiteError(code: SQLITE_MISMATCH, message: "column \(column) is not a 16-byte UUID")
             }
-            return id
+            var value = UUID().uuid
+            withUnsafeMutableBytes(of: &value) { $0.copyMemory(from: UnsafeRawBufferPointer(start: pointer, count: 16)) }
+            return UUID(uuid: value)
         }
         func optionalUUID(_ column: Int32) throws -> UUID? { isNull(column) ? nil : try uuid(column) }
         func time(_ column: Int32) -> Date { Timestamp.date(micros: int(column)) }

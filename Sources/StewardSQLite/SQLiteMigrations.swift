@@ -100,5 +100,132 @@ enum SQLiteMigrations {
             CREATE INDEX identities_lookup ON identities (kind, blind_index, subject_id);
             """
         ),
+        (
+            3,
+            """
+            -- Ids become 16-byte BLOBs instead of 36-character text (PostgreSQL's UUID type is 16 bytes
+            -- from migration 1). Every id index and the consent-check working set shrink by about a
+            -- third. SQLite cannot change a column's type, so each table is rebuilt (its documented
+            -- 12-step procedure): the runner turns foreign keys off around this migration and runs
+            -- PRAGMA foreign_key_check before it commits. steward_uuid() is registered by the connection.
+            CREATE TABLE subjects_v3 (
+                id BLOB PRIMARY KEY CHECK (length(id) = 16),
+                created_at INTEGER NOT NULL,
+                event_count INTEGER NOT NULL DEFAULT 0 CHECK (event_count >= 0),
+                merged_into BLOB REFERENCES subjects(id),
+                merged_at INTEGER,
+                CHECK ((merged_into IS NULL) = (merged_at IS NULL))
+            );
+            INSERT INTO subjects_v3 (id, created_at, event_count, merged_into, merged_at)
+                SELECT steward_uuid(id), created_at, event_count, steward_uuid(merged_into), merged_at FROM subjects;
+            -- Identities are clustered on their blind index: the check's probe is one descent of the
+            -- table itself, and a new identity writes one random-keyed B-tree instead of two (the
+            -- UNIQUE index and migration 2's covering index both go).
+            CREATE TABLE identities_v3 (
+                kind TEXT NOT NULL CHECK (kind IN ('email', 'phone', 'external_id', 'device_id')),
+                blind_index BLOB NOT NULL CHECK (length(blind_index) = 16),
+                subject_id BLOB NOT NULL REFERENCES subjects(id),
+                id BLOB NOT NULL UNIQUE CHECK (length(id) = 16),
+                ciphertext BLOB NOT NULL,
+                created_at INTEGER NOT NULL,
+                PRIMARY KEY (kind, blind_index)
+            ) WITHOUT ROWID;
+            INSERT INTO identities_v3 (kind, blind_index, subject_id, id, ciphertext, created_at)
+                SELECT kind, blind_index, steward_uuid(subject_id), steward_uuid(id), ciphertext, created_at
+                FROM identities ORDER BY kind, blind_index;
+            CREATE TABLE consent_events_v3 (
+                id BLOB PRIMARY KEY CHECK (length(id) = 16),
+                subject_id BLOB NOT NULL REFERENCES subjects(id),
+                ordinal INTEGER NOT NULL CHECK (ordinal > 0),
+                purpose TEXT NOT NULL,
+                decision TEXT NOT NULL CHECK (decision IN ('granted', 'denied', 'withdrawn')),
+                status TEXT NOT NULL CHECK (status IN ('pending', 'granted', 'denied', 'withdrawn')),
+                method TEXT NOT NULL,
+                notice_id TEXT,
+                notice_version TEXT,
+                source TEXT,
+                actor TEXT NOT NULL,
+                recorded_at INTEGER NOT NULL,
+                expires_at INTEGER,
+                proof_ip_hash TEXT,
+                proof_ua_hash TEXT,
+                consent_string TEXT,
+                confirms BLOB REFERENCES consent_events(id),
+                UNIQUE (subject_id, ordinal)
+            );
+            INSERT INTO consent_events_v3
+                SELECT steward_uuid(id), steward_uuid(subject_id), ordinal, purpose, decision, status, method,
+                    notice_id, notice_version, source, actor, recorded_at, expires_at, proof_ip_hash, proof_ua_hash,
+                    consent_string, steward_uuid(confirms)
+                FROM consent_events;
+            CREATE TABLE consent_state_v3 (
+                subject_id BLOB NOT NULL REFERENCES subjects(id),
+                purpose TEXT NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('pending', 'granted', 'denied', 'withdrawn')),
+                event_id BLOB NOT NULL REFERENCES consent_events(id),
+                decided_at INTEGER NOT NULL,
+                expires_at INTEGER,
+                PRIMARY KEY (subject_id, purpose)
+            ) WITHOUT ROWID;
+            INSERT INTO consent_state_v3
+                SELECT steward_uuid(subject_id), purpose, status, steward_uuid(event_id), decided_at, expires_at
+                FROM consent_state;
+            CREATE TABLE confirmations_v3 (
+                token_hash BLOB PRIMARY KEY,
+                event_id BLOB NOT NULL REFERENCES consent_events(id),
+                subject_id BLOB NOT NULL REFERENCES subjects(id),
+                purpose TEXT NOT NULL,
+                expires_at INTEGER NOT NULL,
+                used_at INTEGER
+            );
+            INSERT INTO confirmations_v3
+                SELECT token_hash, steward_uuid(event_id), steward_uuid(subject_id), purpose, expires_at, used_at
+                FROM confirmations;
+            CREATE TABLE api_keys_v3 (
+                id BLOB PRIMARY KEY CHECK (length(id) = 16),
+                name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+                role TEXT NOT NULL,
+                prefix TEXT NOT NULL,
+                key_hash BLOB NOT NULL UNIQUE CHECK (length(key_hash) = 32),
+                created_at INTEGER NOT NULL,
+                revoked_at INTEGER
+            );
+            INSERT INTO api_keys_v3
+                SELECT steward_uuid(id), name, role, prefix, key_hash, created_at, revoked_at FROM api_keys;
+            CREATE TABLE audit_log_v3 (
+                sequence INTEGER PRIMARY KEY CHECK (sequence > 0),
+                id BLOB NOT NULL UNIQUE CHECK (length(id) = 16),
+                at INTEGER NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                target_type TEXT NOT NULL,
+                target_id TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                details TEXT NOT NULL,
+                previous_hash BLOB NOT NULL CHECK (length(previous_hash) = 32),
+                hash BLOB NOT NULL CHECK (length(hash) = 32)
+            );
+            INSERT INTO audit_log_v3
+                SELECT sequence, steward_uuid(id), at, actor, action, target_type, target_id, outcome, details,
+                    previous_hash, hash
+                FROM audit_log;
+            DROP TABLE confirmations;
+            DROP TABLE consent_state;
+            DROP TABLE consent_events;
+            DROP TABLE identities;
+            DROP TABLE subjects;
+            DROP TABLE api_keys;
+            DROP TABLE audit_log;
+            ALTER TABLE subjects_v3 RENAME TO subjects;
+            ALTER TABLE identities_v3 RENAME TO identities;
+            ALTER TABLE consent_events_v3 RENAME TO consent_events;
+            ALTER TABLE consent_state_v3 RENAME TO consent_state;
+            ALTER TABLE confirmations_v3 RENAME TO confirmations;
+            ALTER TABLE api_keys_v3 RENAME TO api_keys;
+            ALTER TABLE audit_log_v3 RENAME TO audit_log;
+            CREATE INDEX identities_subject ON identities (subject_id);
+            CREATE INDEX consent_state_audience ON consent_state (purpose, status, subject_id);
+            """
+        ),
     ]
 }

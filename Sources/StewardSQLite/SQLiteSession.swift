@@ -10,7 +10,7 @@ struct SQLiteSession: StoreTransaction, @unchecked Sendable {
 
     func subjectID(kind: IdentityKind, blindIndex: Data) async throws -> UUID? {
         try connection.query(
-            "SELECT subject_id FROM identities INDEXED BY identities_lookup WHERE kind = ? AND blind_index = ?",
+            "SELECT subject_id FROM identities WHERE kind = ? AND blind_index = ?",
             [.text(kind.rawValue), .blob(blindIndex)]
         ) { try $0.uuid(0) }.first
     }
@@ -84,7 +84,8 @@ struct SQLiteSession: StoreTransaction, @unchecked Sendable {
     func audience(purpose: String, mechanism: ConsentMechanism, now: Date, after: UUID?, limit: Int) async throws
         -> [UUID]
     {
-        let cursor = SQLValue.text(after?.lowercasedString ?? "")
+        // Blobs order bytewise, as the lower-case text form did; the empty blob sorts before every id.
+        let cursor = after.map { SQLValue.uuid($0) } ?? .blob(Data())
         switch mechanism {
         case .optIn:
             return try connection.query(

@@ -1,6 +1,7 @@
 public import Foundation
 public import StewardCore
 public import StewardServices
+import CSQLite
 import Synchronization
 
 /// The embedded store: one SQLite file in WAL mode. Readers use a pool of read-only connections;
@@ -17,6 +18,9 @@ public final class SQLiteStore: StewardStore {
     private let checkpointer = Mutex<ConnectionLease?>(nil)
 
     struct PendingWrite: Sendable {
+        /// Migrations and operator SQL: committed alone, with foreign keys off (table rebuilds need it;
+        /// `migrate()` runs `PRAGMA foreign_key_check` before it commits).
+        let exclusive: Bool
         let body: @Sendable (SQLiteSession) async throws -> Void
         let complete: @Sendable (Result<Void, any Error>) -> Void
     }
@@ -53,6 +57,13 @@ public final class SQLiteStore: StewardStore {
                     "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
                     [.int(Int64(migration.version)), .time(Date())])
                 count += 1
+            }
+            if count > 0 {
+                let broken = try connection.query("PRAGMA foreign_key_check") { $0.text(0) }
+                if let table = broken.first {
+                    throw SQLiteError(
+                        code: SQLITE_CONSTRAINT, message: "migration left \(broken.count) dangling references (first in \(table))")
+                }
             }
             return count
         }
@@ -101,7 +112,7 @@ public final class SQLiteStore: StewardStore {
             try connection.query(
                 """
                 SELECT c.subject_id, c.status, c.event_id, c.decided_at, c.expires_at
-                FROM identities i INDEXED BY identities_lookup
+                FROM identities i
                 JOIN consent_state c ON c.subject_id = i.subject_id AND c.purpose = ?
                 WHERE i.kind = ? AND i.blind_index = ?
                 """, [.text(purpose), .text(kind.rawValue), .blob(blindIndex)]
@@ -133,6 +144,7 @@ public final class SQLiteStore: StewardStore {
         let box = ResultBox<T>()
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let pending = PendingWrite(
+                exclusive: migrating,
                 body: { session in box.set(try await body(session)) },
                 complete: { continuation.resume(with: $0) })
             let startDrain = writer.withLock { state -> Bool in
@@ -151,7 +163,12 @@ public final class SQLiteStore: StewardStore {
         let connection = writerConnection.connection
         while true {
             let batch = writer.withLock { state -> [PendingWrite] in
-                let batch = Array(state.pending.prefix(512))
+                let batch: [PendingWrite]
+                if let first = state.pending.first, first.exclusive {
+                    batch = [first]
+                } else {
+                    batch = Array(state.pending.prefix(512).prefix { !$0.exclusive })
+                }
                 state.pending.removeFirst(batch.count)
                 if batch.isEmpty { state.draining = false }
                 return batch
@@ -159,12 +176,17 @@ public final class SQLiteStore: StewardStore {
             if batch.isEmpty { return }
             var results: [Result<Void, any Error>] = []
             results.reserveCapacity(batch.count)
+            let exclusive = batch[0].exclusive
             do {
+                // The pragma is a no-op inside a transaction, so it is set before BEGIN.
+                if exclusive { try connection.execute("PRAGMA foreign_keys = OFF") }
                 try connection.execute("BEGIN IMMEDIATE")
             } catch {
+                if exclusive { try? connection.execute("PRAGMA foreign_keys = ON") }
                 for item in batch { item.complete(.failure(error)) }
                 continue
             }
+            defer { if exclusive { try? connection.execute("PRAGMA foreign_keys = ON") } }
             let session = SQLiteSession(connection: connection)
             if batch.count == 1 {
                 // A lone write needs no savepoint: the transaction is its rollback unit. (A savepoint
