@@ -59,6 +59,8 @@ public final class PostgresStore: StewardStore {
     /// PostgreSQL checkpoints and vacuums on its own.
     public func maintain() async throws {}
 
+    public func warm() async throws -> Int? { nil }
+
     public func ping() async throws {
         try await mapped { _ = try await client.query("SELECT 1", logger: logger).collect() }
     }

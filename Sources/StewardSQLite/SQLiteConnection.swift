@@ -158,6 +158,21 @@ final class SQLiteConnection {
         return rows
     }
 
+    /// Steps through every row of a query without materialising it; returns the rows read. Checks
+    /// `shouldStop` every 4,096 rows.
+    func scan(_ sql: String, shouldStop: () -> Bool) throws -> Int {
+        let statement = try prepared(sql)
+        defer { sqlite3_reset(statement) }
+        var rows = 0
+        while true {
+            let status = sqlite3_step(statement)
+            if status == SQLITE_DONE { return rows }
+            guard status == SQLITE_ROW else { throw mapped(error(status)) }
+            rows += 1
+            if rows & 4095 == 0 && shouldStop() { return rows }
+        }
+    }
+
     func mapped(_ error: SQLiteError) -> any Error {
         // SQLITE_CONSTRAINT_UNIQUE (2067) and SQLITE_CONSTRAINT_PRIMARYKEY (1555): C macros Swift cannot import.
         if error.code == 2067 || error.code == 1555 {

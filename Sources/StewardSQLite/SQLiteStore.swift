@@ -89,6 +89,39 @@ public final class SQLiteStore: StewardStore {
         try lease.connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
     }
 
+    /// Scans the two B-trees every check descends (identities by blind index, consent state by
+    /// subject) on reader connections of their own, on threads outside Swift's cooperative pool: the
+    /// OS page cache then holds them. Columns no index covers are named, so SQLite reads the tables.
+    public func warm() async throws -> Int? {
+        let stop = StopFlag()
+        return try await withTaskCancellationHandler {
+            async let identities = scanOffPool("SELECT created_at FROM identities", stop: stop)
+            async let states = scanOffPool("SELECT decided_at FROM consent_state", stop: stop)
+            return try await identities + states
+        } onCancel: {
+            stop.raise()
+        }
+    }
+
+    final class StopFlag: Sendable {
+        private let value = Atomic<Bool>(false)
+        func raise() { value.store(true, ordering: .relaxed) }
+        var isRaised: Bool { value.load(ordering: .relaxed) }
+    }
+
+    private func scanOffPool(_ sql: String, stop: StopFlag) async throws -> Int {
+        let path = self.path
+        return try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global(qos: .utility).async {
+                continuation.resume(
+                    with: Result {
+                        let connection = try SQLiteConnection(path: path, readOnly: true, role: .reader)
+                        return try connection.scan(sql) { stop.isRaised }
+                    })
+            }
+        }
+    }
+
     public func ping() async throws {
         try withReader { _ = try $0.query("SELECT 1") { $0.int(0) } }
     }

@@ -131,6 +131,11 @@ public protocol StewardStore: Sendable {
     /// Periodic housekeeping off the request path (SQLite: checkpoint the WAL into the database so
     /// commits never pay for it). Called about once a second by `StoreMaintenance`.
     func maintain() async throws
+    /// Reads the consent-check structures once, off the request path, so the checks after a start do
+    /// not wait on the disk one random page at a time. Returns the rows read, or nil when the backend
+    /// leaves caching to its database server (PostgreSQL: shared buffers, `pg_prewarm`). Stops early
+    /// when the calling task is cancelled.
+    func warm() async throws -> Int?
     func read<T: Sendable>(_ body: @Sendable (any StoreReader) async throws -> T) async throws -> T
     /// Runs `body` in one transaction: all of it commits, or none.
     func write<T: Sendable>(_ body: @escaping @Sendable (any StoreTransaction) async throws -> T) async throws -> T

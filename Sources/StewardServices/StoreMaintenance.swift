@@ -1,7 +1,8 @@
 public import Logging
 public import ServiceLifecycle
 
-/// Calls `StewardStore.maintain()` once a second until shutdown, then once more. Logs failures
+/// Warms the store once at start (`StewardStore.warm()`, beside everything else), then calls
+/// `StewardStore.maintain()` once a second until shutdown, then once more. Logs failures
 /// (ids and types only) and keeps going: housekeeping must never take the service down.
 public struct StoreMaintenance: Service {
     let store: any StewardStore
@@ -15,15 +16,33 @@ public struct StoreMaintenance: Service {
     }
 
     public func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            do {
-                try await Task.sleep(for: interval)
-            } catch {
-                break
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await warmOnce() }
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                do {
+                    try await Task.sleep(for: interval)
+                } catch {
+                    break
+                }
+                await maintainOnce()
             }
-            await maintainOnce()
+            group.cancelAll()
         }
         await maintainOnce()
+    }
+
+    /// Warms the consent-check structures once at start, beside the checkpoints; logs how long it took.
+    func warmOnce() async {
+        let started = ContinuousClock.now
+        do {
+            guard let rows = try await store.warm() else { return }
+            let elapsed = ContinuousClock.now - started
+            logger.notice(
+                "store warmed: consent-check structures read",
+                metadata: ["rows": "\(rows)", "ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)"])
+        } catch {
+            logger.warning("store warm-up failed", metadata: ["error.type": "\(String(reflecting: type(of: error)))"])
+        }
     }
 
     func maintainOnce() async {

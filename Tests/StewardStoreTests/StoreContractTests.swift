@@ -228,6 +228,23 @@ import Testing
         }
     }
 
+    @Test func warmReadsTheCheckStructuresOrLeavesThemToTheServer() async throws {
+        try await withHarness { h in
+            for index in 0..<5 {
+                let subject = Fixtures.email("w\(index)@example.com")
+                _ = try await h.consent.record(Fixtures.grant(subject, "analytics"))
+                _ = try await h.consent.record(Fixtures.decide(subject, "personalization", .denied))
+            }
+            let rows = try await h.store.warm()
+            switch TestBackend.current {
+            case .sqlite: #expect(rows == 5 + 10)  // five identities, ten consent states
+            case .postgres: #expect(rows == nil)
+            }
+            let check = try await h.consent.check(Fixtures.email("w3@example.com"), purpose: "analytics")
+            #expect(check.allowed)
+        }
+    }
+
     @Test func policyLoadIsAuditedOnlyWhenItChanges() async throws {
         try await withHarness { h in
             let first = try await h.audit.recordPolicyLoad(h.policy, store: h.store, actor: "system")
