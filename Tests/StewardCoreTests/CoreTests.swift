@@ -226,6 +226,20 @@ import Testing
         for (earlier, later) in zip(texts, texts.dropFirst()) { #expect(earlier < later) }
         #expect(texts[0].hasPrefix("01a0c"))  // 1_790_000_000_000 ms = 0x01a0c…
     }
+
+    @Test func thePooledKernelRandomnessNeverRepeatsAcrossRefills() async {
+        // 20,000 ids draw 320,000 bytes: about eighty refills of the 4 KiB pool, from two tasks.
+        let base = Date(timeIntervalSince1970: 1_790_000_000)
+        let ids = await withTaskGroup(of: [UUID].self) { group in
+            for _ in 0..<2 { group.addTask { (0..<10_000).map { _ in UUID.version7(at: base) } } }
+            return await group.reduce(into: [UUID]()) { $0 += $1 }
+        }
+        #expect(Set(ids).count == 20_000)
+        let bytes = Runtime.live.randomBytes(4_096 + 100)
+        #expect(bytes.count == 4_196)
+        #expect(Set(bytes).count > 200)  // all 256 values are expected; zeros would mean a consumed, wiped pool
+        #expect(Runtime.live.randomBytes(32) != Runtime.live.randomBytes(32))
+    }
 }
 
 @Suite struct TimestampText {
