@@ -114,7 +114,8 @@ public struct ConsentService: Sendable {
         let purpose = try validate(command)
         return try await writeRetrying { transaction in
             var drafts: [AuditDraft] = []
-            let outcome = try await self.apply(command, purpose: purpose, in: transaction, audit: &drafts)
+            var noCache: BatchCache? = nil
+            let outcome = try await self.apply(command, purpose: purpose, in: transaction, audit: &drafts, cache: &noCache)
             try await self.audit.append(drafts, in: transaction)
             return outcome
         }
@@ -163,13 +164,18 @@ public struct ConsentService: Sendable {
             let batchRejected: [BulkRejection] = try await writeRetrying { transaction in
                 var drafts: [AuditDraft] = []
                 var failed: [BulkRejection] = []
+                var cache: BatchCache? = BatchCache()  // per attempt: a retried batch starts afresh
                 for item in batch {
                     do {
-                        _ = try await self.apply(item.command, purpose: item.purpose, in: transaction, audit: &drafts)
+                        _ = try await self.apply(
+                            item.command, purpose: item.purpose, in: transaction, audit: &drafts, cache: &cache)
                     } catch let error as StewardError {
                         // Raised before the item wrote anything (subject resolution): the batch goes on.
                         failed.append(.init(line: item.line, error: error))
                     }
+                }
+                for (subject, last) in cache?.created ?? [:] where last > 0 {
+                    try await transaction.setOrdinal(subjectID: subject, to: last)
                 }
                 try await self.audit.append(drafts, in: transaction)
                 return failed
@@ -206,10 +212,11 @@ public struct ConsentService: Sendable {
             }
             try await transaction.markConfirmationUsed(tokenHash: hash, at: now)
             var drafts: [AuditDraft] = []
+            var noCache: BatchCache? = nil
             let (event, state) = try await self.appendEvent(
                 subjectID: record.subjectID, purpose: purpose, decision: .granted, status: .granted,
                 method: .doubleOptIn, notice: nil, source: nil, proof: (nil, nil), consentString: nil,
-                confirms: record.eventID, actor: actor, now: now, in: transaction, audit: &drafts)
+                confirms: record.eventID, actor: actor, now: now, in: transaction, audit: &drafts, cache: &noCache)
             try await self.audit.append(drafts, in: transaction)
             return RecordOutcome(
                 subjectID: record.subjectID, subjectCreated: false, event: event, state: state,
@@ -219,12 +226,13 @@ public struct ConsentService: Sendable {
 
     /// Applies one validated command inside a transaction, collecting its audit drafts.
     func apply(
-        _ command: RecordCommand, purpose: Purpose, in transaction: any StoreTransaction, audit drafts: inout [AuditDraft]
+        _ command: RecordCommand, purpose: Purpose, in transaction: any StoreTransaction, audit drafts: inout [AuditDraft],
+        cache: inout BatchCache?
     ) async throws -> RecordOutcome {
         let now = runtime.nowMicros()
         let (subjectID, created) = try await resolveOrCreate(
-            command.subject, actor: command.actor, now: now, in: transaction, audit: &drafts)
-        let current = try await transaction.consentState(subjectID: subjectID, purpose: purpose.key)
+            command.subject, actor: command.actor, now: now, in: transaction, audit: &drafts, cache: &cache)
+        let current = try await currentState(subjectID: subjectID, purpose: purpose.key, in: transaction, cache: cache)
         let (status, needsConfirmation) = ConsentRules.statusAfter(
             decision: command.decision, method: command.method, purpose: purpose, current: current, now: now)
         let proof = (
@@ -235,7 +243,7 @@ public struct ConsentService: Sendable {
             subjectID: subjectID, purpose: purpose, decision: command.decision, status: status,
             method: command.method, notice: command.notice, source: command.source, proof: proof,
             consentString: command.consentString, confirms: nil, actor: command.actor, now: now,
-            in: transaction, audit: &drafts)
+            in: transaction, audit: &drafts, cache: &cache)
         var token: String?
         var tokenExpiry: Date?
         if needsConfirmation {
@@ -251,13 +259,14 @@ public struct ConsentService: Sendable {
         var gpcEvents: [ConsentEvent] = []
         if command.globalPrivacyControl {
             for other in policy.sortedPurposes where other.saleOrSharing && other.key != purpose.key {
-                let otherState = try await transaction.consentState(subjectID: subjectID, purpose: other.key)
+                let otherState = try await currentState(
+                    subjectID: subjectID, purpose: other.key, in: transaction, cache: cache)
                 guard let decision = ConsentRules.gpcDecision(current: otherState, now: now) else { continue }
                 let (gpcEvent, _) = try await appendEvent(
                     subjectID: subjectID, purpose: other, decision: decision,
                     status: decision == .withdrawn ? .withdrawn : .denied, method: .gpc, notice: nil,
                     source: command.source, proof: proof, consentString: nil, confirms: nil, actor: command.actor,
-                    now: now, in: transaction, audit: &drafts)
+                    now: now, in: transaction, audit: &drafts, cache: &cache)
                 gpcEvents.append(gpcEvent)
             }
         }
@@ -270,9 +279,15 @@ public struct ConsentService: Sendable {
         subjectID: UUID, purpose: Purpose, decision: ConsentDecision, status: ConsentStatus, method: ConsentMethod,
         notice: PolicySet.NoticeKey?, source: String?, proof: (String?, String?), consentString: String?,
         confirms: UUID?, actor: String, now: Date, in transaction: any StoreTransaction,
-        audit drafts: inout [AuditDraft]
+        audit drafts: inout [AuditDraft], cache: inout BatchCache?
     ) async throws -> (ConsentEvent, ConsentState) {
-        let ordinal = try await transaction.nextOrdinal(subjectID: subjectID)
+        let ordinal: Int64
+        if let last = cache?.created[subjectID] {
+            ordinal = last + 1  // written once per subject when the batch ends
+            cache?.created[subjectID] = ordinal
+        } else {
+            ordinal = try await transaction.nextOrdinal(subjectID: subjectID)
+        }
         let expiry = ConsentRules.expiry(of: purpose, status: status, decidedAt: now)
         let event = ConsentEvent(
             id: runtime.newID(), subjectID: subjectID, ordinal: ordinal, purpose: purpose.key, decision: decision,
@@ -284,6 +299,7 @@ public struct ConsentService: Sendable {
             expiresAt: expiry)
         try await transaction.insertConsentEvent(event)
         try await transaction.upsertConsentState(state)
+        cache?.states[BatchCache.StateKey(subject: subjectID, purpose: purpose.key)] = state
         drafts.append(
             AuditDraft(
                 actor: actor, action: confirms == nil ? "consent.recorded" : "consent.confirmed",
@@ -298,7 +314,7 @@ public struct ConsentService: Sendable {
     /// Finds the subject a reference names, creating it (with its sealed identity) on first sight.
     func resolveOrCreate(
         _ reference: SubjectReference, actor: String, now: Date, in transaction: any StoreTransaction,
-        audit drafts: inout [AuditDraft]
+        audit drafts: inout [AuditDraft], cache: inout BatchCache?
     ) async throws -> (UUID, created: Bool) {
         switch reference {
         case .id(let id):
@@ -308,10 +324,15 @@ public struct ConsentService: Sendable {
             return (resolved, false)
         case .identity(let identity):
             let index = crypto.indexer.index(identity)
+            let key = BatchCache.IdentityKey(kind: identity.kind, blindIndex: index)
+            if let known = cache?.subjects[key] { return (known, false) }
             if let existing = try await transaction.subjectID(kind: identity.kind, blindIndex: index) {
+                cache?.subjects[key] = existing
                 return (existing, false)
             }
             let subjectID = runtime.newID()
+            cache?.subjects[key] = subjectID
+            cache?.created[subjectID] = 0
             try await transaction.insertSubject(id: subjectID, createdAt: now)
             let identityID = try await insertIdentity(
                 identity, blindIndex: index, subjectID: subjectID, now: now, in: transaction)
@@ -322,6 +343,17 @@ public struct ConsentService: Sendable {
                     details: ["identity": identityID.lowercasedString, "kind": identity.kind.rawValue]))
             return (subjectID, true)
         }
+    }
+
+    /// The state in force before this write: from the batch when it wrote or created it, else the store.
+    func currentState(
+        subjectID: UUID, purpose: String, in transaction: any StoreTransaction, cache: BatchCache?
+    ) async throws -> ConsentState? {
+        if let cache {
+            if let state = cache.states[BatchCache.StateKey(subject: subjectID, purpose: purpose)] { return state }
+            if cache.created[subjectID] != nil { return nil }  // created in this batch: no earlier state
+        }
+        return try await transaction.consentState(subjectID: subjectID, purpose: purpose)
     }
 
     func insertIdentity(
@@ -409,4 +441,26 @@ public struct ConsentService: Sendable {
             }
         }
     }
+}
+
+/// What one bulk batch has already learned or written, so its later lines need not ask the database
+/// again: subjects by identity, subjects created in the batch (no earlier state; their event ordinals
+/// are counted here and written once when the batch ends) and the states the batch wrote. Lives for
+/// one transaction attempt. Import of three purposes per new subject: two of its three subject
+/// lookups, all three state reads and two of three ordinal updates are saved.
+struct BatchCache {
+    struct IdentityKey: Hashable {
+        var kind: IdentityKind
+        var blindIndex: Data
+    }
+
+    struct StateKey: Hashable {
+        var subject: UUID
+        var purpose: String
+    }
+
+    var subjects: [IdentityKey: UUID] = [:]
+    /// Subjects created in this batch, with the last ordinal given to their events.
+    var created: [UUID: Int64] = [:]
+    var states: [StateKey: ConsentState] = [:]
 }

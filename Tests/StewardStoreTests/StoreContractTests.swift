@@ -174,6 +174,51 @@ import Testing
         }
     }
 
+    @Test func bulkGivesTheSameLedgerAsOneByOneRecording() async throws {
+        // Batches remember subjects, states and ordinals they wrote; the ledger must be exactly what
+        // recording the lines one by one gives, across batch boundaries and for existing subjects.
+        let lines: [(String, String, ConsentDecision)] = (0..<40).map { index in
+            let person = ["old@example.com", "new1@example.com", "new2@example.com"][index % 3]
+            let purpose = ["analytics", "sale", "personalization", "marketing.email"][(index / 3) % 4]
+            let decision: ConsentDecision = [.granted, .denied, .withdrawn, .granted][(index / 2) % 4]
+            return (person, purpose, decision)
+        }
+        @Sendable func ledger(_ h: Harness, batchSize: Int?) async throws -> [[String]] {
+            _ = try await h.consent.record(Fixtures.decide(Fixtures.email("old@example.com"), "analytics", .denied))
+            let commands = lines.map { Fixtures.decide(Fixtures.email($0.0), $0.1, $0.2, gpc: $0.1 == "analytics") }
+            if let batchSize {
+                let outcome = try await h.consent.recordBulk(
+                    commands.enumerated().map { .command(line: $0.offset + 1, $0.element) }, batchSize: batchSize)
+                #expect(outcome.accepted == lines.count && outcome.rejected.isEmpty)
+            } else {
+                for command in commands { _ = try await h.consent.record(command) }
+            }
+            // One more single write after the bulk: its ordinal follows the bulk's last.
+            _ = try await h.consent.record(Fixtures.decide(Fixtures.email("new2@example.com"), "sale", .denied))
+            var rows: [[String]] = []
+            for person in ["old@example.com", "new1@example.com", "new2@example.com"] {
+                let subject = try await h.consent.subjectID(Fixtures.email(person))
+                let history = try await h.consent.history(subjectID: subject, after: 0, limit: 500).events
+                #expect(history.map(\.ordinal) == Array(1...Int64(history.count)))
+                rows += history.map { [person, "\($0.ordinal)", $0.purpose, $0.decision.rawValue, $0.status.rawValue, $0.method.rawValue] }
+                let states = try await h.consent.states(subjectID: subject).states
+                rows += states.map { [person, $0.purpose, $0.status.rawValue] }
+            }
+            #expect(try await h.audit.verify(store: h.store).isIntact)
+            return rows
+        }
+        let oneByOne = try await withHarness { try await ledger($0, batchSize: nil) }
+        #expect(oneByOne.count > 40)
+        // The lines exercise what depends on the state before: GPC withdrawing an earlier sale grant
+        // (denying it when there was none) and double opt-in grants left pending.
+        #expect(oneByOne.contains { $0.count == 6 && $0[5] == "gpc" && $0[3] == "withdrawn" })
+        #expect(oneByOne.contains { $0.count == 6 && $0[2] == "marketing.email" && $0[4] == "pending" })
+        for batchSize in [7, 1_000] {
+            let inBulk = try await withHarness { try await ledger($0, batchSize: batchSize) }
+            #expect(inBulk == oneByOne, "batch size \(batchSize)")
+        }
+    }
+
     @Test func auditChainVerifiesAndNamesTheFirstTamperedEntry() async throws {
         try await withHarness { h in
             for index in 0..<4 {
