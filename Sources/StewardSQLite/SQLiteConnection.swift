@@ -202,9 +202,7 @@ final class SQLiteConnection {
             else {
                 throw SQLiteError(code: SQLITE_MISMATCH, message: "column \(column) is not a 16-byte UUID")
             }
-            var value = UUID().uuid
-            withUnsafeMutableBytes(of: &value) { $0.copyMemory(from: UnsafeRawBufferPointer(start: pointer, count: 16)) }
-            return UUID(uuid: value)
+            return UUID(uuid: pointer.loadUnaligned(as: uuid_t.self))
         }
         func optionalUUID(_ column: Int32) throws -> UUID? { isNull(column) ? nil : try uuid(column) }
         func time(_ column: Int32) -> Date { Timestamp.date(micros: int(column)) }
