@@ -23,28 +23,30 @@ struct ConsentCommand: AsyncParsableCommand {
         @Option(help: "Records per transaction.") var batchSize = 10_000
 
         func run() async throws {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw ValidationError("cannot read \(file)")
-            }
             let kind = format ?? (file.lowercased().hasSuffix(".csv") ? "csv" : "jsonl")
-            let items: [ConsentService.BulkItem]
-            switch kind {
-            case "csv": items = try csvItems(data)
-            case "jsonl", "ndjson": items = ConsentInput.jsonLines(data, actor: cliActor, defaultMethod: .import)
-            default: throw ValidationError("unknown format '\(kind)'; use jsonl or csv")
+            guard ["csv", "jsonl", "ndjson"].contains(kind) else {
+                throw ValidationError("unknown format '\(kind)'; use jsonl or csv")
             }
+            guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+            let reader = try ImportReader(path: file, csv: kind == "csv")
             let wiring = try Wiring.open(common, logger: Wiring.makeLogger(common))
-            let total = items.count
             let started = Date()
+            let batchSize = self.batchSize
             let outcome = try await wiring.withStore { wiring in
                 try await wiring.store.migrate()
-                return try await wiring.consentService.recordBulk(items, batchSize: batchSize) { done in
-                    let percent = total == 0 ? 100 : done * 100 / total
-                    let filled = percent / 5
-                    printErr(
-                        "\r[\(String(repeating: "#", count: filled))\(String(repeating: ".", count: 20 - filled))] \(percent)% \(done) lines",
-                        terminator: "")
+                var accepted = 0
+                var rejected: [ConsentService.BulkRejection] = []
+                var pending: [ConsentService.BulkItem] = []
+                while let items = try reader.next() {
+                    pending += items
+                    if pending.count < batchSize && !reader.finished { continue }
+                    let result = try await wiring.consentService.recordBulk(pending, batchSize: batchSize)
+                    accepted += result.accepted
+                    rejected += result.rejected
+                    pending.removeAll(keepingCapacity: true)
+                    reader.showProgress(accepted: accepted, rejected: rejected.count)
                 }
+                return (accepted: accepted, rejected: rejected.sorted { $0.line < $1.line })
             }
             printErr("")
             let seconds = Date().timeIntervalSince(started)
@@ -52,6 +54,7 @@ struct ConsentCommand: AsyncParsableCommand {
                 print("line \(rejection.line): \(rejection.error.code)\(rejection.error.field.map { " [\($0)]" } ?? ""): \(rejection.error.detail)")
             }
             if outcome.rejected.count > 50 { print("… and \(outcome.rejected.count - 50) more rejected lines") }
+            let total = outcome.accepted + outcome.rejected.count
             let rate = seconds > 0 ? Int(Double(outcome.accepted) / seconds) : outcome.accepted
             print(
                 "imported \(outcome.accepted) of \(total) records in \(String(format: "%.1f", seconds)) s (\(rate)/s); rejected \(outcome.rejected.count)")
@@ -60,11 +63,55 @@ struct ConsentCommand: AsyncParsableCommand {
     }
 }
 
-/// Synchronous on purpose: a typed-throws catch inside the async `run()` crashes Swift 6.3's SIL verifier.
-func csvItems(_ data: Data) throws -> [ConsentService.BulkItem] {
-    do {
-        return try ConsentInput.csv(data, actor: cliActor)
-    } catch {
-        throw ValidationError(error.detail)
+/// Reads an import file piece by piece (1 MiB at a time) and hands on the records completed so far:
+/// memory is bounded by the chunk and the batch, not by the file.
+final class ImportReader: @unchecked Sendable {  // used by one task at a time
+    private let handle: FileHandle
+    private let size: Int
+    private var csv: ConsentInput.CSVReader?
+    private var jsonl: ConsentInput.JSONLinesReader?
+    private var bytesRead = 0
+    private(set) var finished = false
+
+    init(path: String, csv isCSV: Bool) throws {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw ValidationError("cannot read \(path)") }
+        self.handle = handle
+        size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        if isCSV { csv = ConsentInput.CSVReader(actor: cliActor) } else {
+            jsonl = ConsentInput.JSONLinesReader(actor: cliActor, defaultMethod: .import)
+        }
+    }
+
+    deinit { try? handle.close() }
+
+    /// The records completed by the next chunk (possibly none), or nil once the file is done.
+    /// Synchronous on purpose: a typed-throws catch inside an async function crashes Swift 6.3's
+    /// SIL verifier.
+    func next() throws -> [ConsentService.BulkItem]? {
+        if finished { return nil }
+        let chunk = try handle.read(upToCount: 1 << 20) ?? Data()
+        bytesRead += chunk.count
+        if chunk.isEmpty { finished = true }
+        do {
+            if var reader = csv {
+                defer { csv = reader }
+                return chunk.isEmpty ? try reader.finish() : try reader.feed(chunk)
+            }
+            if var reader = jsonl {
+                defer { jsonl = reader }
+                return chunk.isEmpty ? reader.finish() : reader.feed(chunk)
+            }
+            return nil
+        } catch {
+            throw ValidationError(error.detail)
+        }
+    }
+
+    func showProgress(accepted: Int, rejected: Int) {
+        let percent = size == 0 ? 100 : min(100, bytesRead * 100 / size)
+        let filled = percent / 5
+        printErr(
+            "\r[\(String(repeating: "#", count: filled))\(String(repeating: ".", count: 20 - filled))] \(percent)% \(accepted) imported, \(rejected) rejected",
+            terminator: "")
     }
 }

@@ -18,26 +18,66 @@ public enum ConsentInput {
     public static func jsonLines(_ data: Data, actor: String, defaultMethod: ConsentMethod = .api)
         -> [ConsentService.BulkItem]
     {
-        var items: [ConsentService.BulkItem] = []
-        let decoder = JSONDecoder()
-        var lineNumber = 0
-        for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
-            lineNumber += 1
-            if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\t") }) {
-                continue
-            }
-            do {
-                let body = try decoder.decode(RecordConsentBody.self, from: Data(line))
-                items.append(.command(line: lineNumber, try body.command(actor: actor, defaultMethod: defaultMethod, gpc: false)))
-            } catch let error as DecodingError {
-                items.append(.rejected(line: lineNumber, decodingProblem(error)))
-            } catch let error as StewardError {
-                items.append(.rejected(line: lineNumber, error))
-            } catch {
-                items.append(.rejected(line: lineNumber, .invalid("request.malformed_json", "the line is not valid JSON")))
-            }
+        var reader = JSONLinesReader(actor: actor, defaultMethod: defaultMethod)
+        return reader.feed(data) + reader.finish()
+    }
+
+    /// One JSON line, parsed and validated.
+    static func jsonLine(
+        _ line: some Collection<UInt8>, number: Int, actor: String, defaultMethod: ConsentMethod, decoder: JSONDecoder
+    ) -> ConsentService.BulkItem? {
+        if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\t") }) {
+            return nil
         }
-        return items
+        do {
+            let body = try decoder.decode(RecordConsentBody.self, from: Data(line))
+            return .command(line: number, try body.command(actor: actor, defaultMethod: defaultMethod, gpc: false))
+        } catch let error as DecodingError {
+            return .rejected(line: number, decodingProblem(error))
+        } catch let error as StewardError {
+            return .rejected(line: number, error)
+        } catch {
+            return .rejected(line: number, .invalid("request.malformed_json", "the line is not valid JSON"))
+        }
+    }
+
+    /// JSON lines fed in chunks of any size (a file read piece by piece): each complete line becomes
+    /// an item as soon as its newline arrives, so memory stays bounded by the chunk, not the file.
+    public struct JSONLinesReader {
+        let actor: String
+        let defaultMethod: ConsentMethod
+        var pending: [UInt8] = []
+        var lineNumber = 0
+        let decoder = JSONDecoder()
+
+        public init(actor: String, defaultMethod: ConsentMethod = .api) {
+            self.actor = actor
+            self.defaultMethod = defaultMethod
+        }
+
+        public mutating func feed(_ chunk: some Collection<UInt8>) -> [ConsentService.BulkItem] {
+            pending.append(contentsOf: chunk)
+            var items: [ConsentService.BulkItem] = []
+            var start = 0
+            while let newline = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
+                lineNumber += 1
+                if let item = jsonLine(
+                    pending[start..<newline], number: lineNumber, actor: actor, defaultMethod: defaultMethod, decoder: decoder) {
+                    items.append(item)
+                }
+                start = newline + 1
+            }
+            pending.removeFirst(start)
+            return items
+        }
+
+        /// The last line, when the input does not end with a newline.
+        public mutating func finish() -> [ConsentService.BulkItem] {
+            defer { pending = [] }
+            guard !pending.isEmpty else { return [] }
+            lineNumber += 1
+            return jsonLine(pending, number: lineNumber, actor: actor, defaultMethod: defaultMethod, decoder: decoder).map { [$0] } ?? []
+        }
     }
 
     /// Builds one record from named CSV fields (see `csvColumns`); empty fields count as absent.
@@ -64,73 +104,113 @@ public enum ConsentInput {
     public static func csv(_ data: Data, actor: String, defaultMethod: ConsentMethod = .import) throws(StewardError)
         -> [ConsentService.BulkItem]
     {
-    guard String(data: data, encoding: .utf8) != nil else {
-        throw .invalid("import.not_utf8", "the CSV file is not UTF-8 text")
+        var reader = CSVReader(actor: actor, defaultMethod: defaultMethod)
+        return try reader.feed(data) + reader.finish()
     }
-    // Tokenised on bytes: every separator is ASCII, so a UTF-8 field is never split inside a character.
-    var rows: [(line: Int, fields: [String])] = []
-    var field: [UInt8] = []
-    var fields: [String] = []
-    var inQuotes = false
-    var line = 1
-    var rowLine = 1
-    let bytes = [UInt8](data)
-    var index = 0
-    func endField() {
-        fields.append(String(decoding: field, as: UTF8.self))
-        field.removeAll(keepingCapacity: true)
-    }
-    while index < bytes.count {
-        let byte = bytes[index]
-        index += 1
-        if inQuotes {
-            if byte == UInt8(ascii: "\"") {
-                if index < bytes.count, bytes[index] == UInt8(ascii: "\"") {
-                    field.append(byte)
-                    index += 1
-                } else {
-                    inQuotes = false
+
+    /// RFC 4180 CSV fed in chunks of any size: quoted fields may hold commas, doubled quotes and
+    /// newlines, and may span chunks. The first row is the header; an unknown column is an error for
+    /// the whole input (thrown), every other problem rejects its row only. Tokenised on bytes: every
+    /// separator is ASCII, so a UTF-8 field is never split inside a character.
+    public struct CSVReader {
+        let actor: String
+        let defaultMethod: ConsentMethod
+        var names: [String]?
+        var field: [UInt8] = []
+        var fields: [String] = []
+        var rowValid = true
+        var inQuotes = false
+        /// A quote closed a quoted field; a second quote right after it is an escaped quote.
+        var quoteJustClosed = false
+        var line = 1
+        var rowLine = 1
+
+        public init(actor: String, defaultMethod: ConsentMethod = .import) {
+            self.actor = actor
+            self.defaultMethod = defaultMethod
+        }
+
+        public mutating func feed(_ chunk: some Collection<UInt8>) throws(StewardError) -> [ConsentService.BulkItem] {
+            var items: [ConsentService.BulkItem] = []
+            for byte in chunk {
+                if quoteJustClosed {
+                    quoteJustClosed = false
+                    if byte == UInt8(ascii: "\"") {
+                        field.append(byte)
+                        inQuotes = true
+                        continue
+                    }
                 }
-            } else {
-                if byte == UInt8(ascii: "\n") { line += 1 }
-                field.append(byte)
+                if inQuotes {
+                    if byte == UInt8(ascii: "\"") {
+                        inQuotes = false
+                        quoteJustClosed = true
+                    } else {
+                        if byte == UInt8(ascii: "\n") { line += 1 }
+                        field.append(byte)
+                    }
+                    continue
+                }
+                switch byte {
+                case UInt8(ascii: "\""): inQuotes = true
+                case UInt8(ascii: ","): endField()
+                case UInt8(ascii: "\r"): continue
+                case UInt8(ascii: "\n"):
+                    endField()
+                    if let item = try endRow() { items.append(item) }
+                    line += 1
+                    rowLine = line
+                default: field.append(byte)
+                }
             }
-            continue
+            return items
         }
-        switch byte {
-        case UInt8(ascii: "\""): inQuotes = true
-        case UInt8(ascii: ","): endField()
-        case UInt8(ascii: "\r"): continue
-        case UInt8(ascii: "\n"):
+
+        /// The last row, when the input does not end with a newline.
+        public mutating func finish() throws(StewardError) -> [ConsentService.BulkItem] {
+            guard !field.isEmpty || !fields.isEmpty else { return [] }
             endField()
-            rows.append((rowLine, fields))
-            fields = []
-            line += 1
-            rowLine = line
-        default: field.append(byte)
+            return try endRow().map { [$0] } ?? []
+        }
+
+        mutating func endField() {
+            if let text = String(validating: field, as: UTF8.self) {
+                fields.append(text)
+            } else {
+                fields.append("")
+                rowValid = false
+            }
+            field.removeAll(keepingCapacity: true)
+        }
+
+        mutating func endRow() throws(StewardError) -> ConsentService.BulkItem? {
+            defer {
+                fields.removeAll(keepingCapacity: true)
+                rowValid = true
+            }
+            guard let names else {
+                let header = fields.map { $0.trimmingCharacters(in: .whitespaces) }
+                if !rowValid { throw .invalid("import.not_utf8", "the CSV header is not UTF-8 text") }
+                if let unknown = header.first(where: { !csvColumns.contains($0) }) {
+                    throw .invalid(
+                        "import.unknown_column",
+                        "unknown CSV column '\(unknown)'; known columns: \(csvColumns.joined(separator: ", "))",
+                        field: unknown)
+                }
+                self.names = header
+                return nil
+            }
+            if fields.count == 1 && fields[0].isEmpty && rowValid { return nil }
+            guard rowValid else {
+                return .rejected(line: rowLine, .invalid("import.not_utf8", "the row is not UTF-8 text"))
+            }
+            guard fields.count == names.count else {
+                return .rejected(
+                    line: rowLine, .invalid("import.column_count", "has \(fields.count) fields; the header has \(names.count)"))
+            }
+            return record(
+                fields: Dictionary(zip(names, fields), uniquingKeysWith: { a, _ in a }), line: rowLine, actor: actor,
+                defaultMethod: defaultMethod)
         }
     }
-    if !field.isEmpty || !fields.isEmpty {
-        endField()
-        rows.append((rowLine, fields))
-    }
-    guard let header = rows.first else { return [] }
-    let names = header.fields.map { $0.trimmingCharacters(in: .whitespaces) }
-    if let unknown = names.first(where: { !csvColumns.contains($0) }) {
-        throw .invalid(
-            "import.unknown_column", "unknown CSV column '\(unknown)'; known columns: \(csvColumns.joined(separator: ", "))",
-            field: unknown)
-    }
-    return rows.dropFirst().compactMap { row in
-        if row.fields.count == 1 && row.fields[0].isEmpty { return nil }
-        guard row.fields.count == names.count else {
-            return .rejected(
-                line: row.line,
-                .invalid("import.column_count", "has \(row.fields.count) fields; the header has \(names.count)"))
-        }
-        return record(
-            fields: Dictionary(zip(names, row.fields), uniquingKeysWith: { a, _ in a }), line: row.line, actor: actor,
-            defaultMethod: defaultMethod)
-    }
-}
 }

@@ -42,6 +42,58 @@ import Testing
         #expect(second.subject == Fixtures.email("b@example.com"))
     }
 
+    @Test func chunkedReadingGivesWhatWholeReadingGives() throws {
+        // The import reads files 4 MiB at a time: quotes, doubled quotes, CRLF and newlines inside
+        // fields may straddle any boundary. A row with invalid UTF-8 is rejected alone.
+        var csv = Data("email,purpose,decision,source\r\n".utf8)
+        csv += Data("a@example.com,analytics,denied,\"say \"\"hi\"\", then\r\nleave\"\r\n".utf8)
+        csv += Data("b@example.com,analytics,denied,".utf8) + Data([0xFF, 0xFE]) + Data("\n".utf8)
+        csv += Data("c@example.com,analytics,denied,\"\"\"\"\n".utf8)
+        csv += Data("d@example.com,analytics,denied,last".utf8)  // no final newline
+        func summary(_ items: [ConsentService.BulkItem]) -> [String] {
+            items.map { item in
+                switch item {
+                case .command(let line, let command): "\(line) ok \(command.source ?? "-")"
+                case .rejected(let line, let error): "\(line) \(error.code)"
+                }
+            }
+        }
+        let whole = summary(try ConsentInput.csv(csv, actor: "cli:test"))
+        #expect(whole == ["2 ok say \"hi\", then\r\nleave", "4 import.not_utf8", "5 ok \"", "6 ok last"])
+        for size in [1, 2, 3, 7, 64] {
+            var reader = ConsentInput.CSVReader(actor: "cli:test")
+            var items: [ConsentService.BulkItem] = []
+            var offset = 0
+            while offset < csv.count {
+                items += try reader.feed(csv[offset..<min(offset + size, csv.count)])
+                offset += size
+            }
+            items += try reader.finish()
+            #expect(summary(items) == whole, "chunks of \(size)")
+        }
+
+        let jsonl = Data(
+            """
+            {"subject":{"email":"a@example.com"},"purpose":"analytics","decision":"denied","source":"x"}
+
+            {"subject":{"email":"b@example.com"},"purpose":"analytics","decision":"nope"}
+            {"subject":{"email":"c@example.com"},"purpose":"analytics","decision":"denied"}
+            """.utf8)
+        let wholeLines = summary(ConsentInput.jsonLines(jsonl, actor: "cli:test"))
+        #expect(wholeLines == ["1 ok x", "3 decision.invalid", "4 ok -"])
+        for size in [1, 5, 33] {
+            var reader = ConsentInput.JSONLinesReader(actor: "cli:test")
+            var items: [ConsentService.BulkItem] = []
+            var offset = 0
+            while offset < jsonl.count {
+                items += reader.feed(jsonl[offset..<min(offset + size, jsonl.count)])
+                offset += size
+            }
+            items += reader.finish()
+            #expect(summary(items) == wholeLines, "chunks of \(size)")
+        }
+    }
+
     @Test func unknownCSVColumnsAreRefusedUpFront() {
         do {
             _ = try ConsentInput.csv(Data("email,purpose,colour\nx@example.com,analytics,blue\n".utf8), actor: "cli:test")
