@@ -38,7 +38,7 @@ struct Serve: AsyncParsableCommand {
             let api = StewardAPI(consent: wiring.consentService, keys: keys, registry: PrometheusCollectorRegistry())
             let app = buildApplication(
                 api: api, host: host, port: port,
-                services: [StoreMaintenance(store: wiring.store, logger: logger)], logger: logger)
+                services: [StoreMaintenance(store: api.store, logger: logger)], logger: logger)
             try await app.runService()
         }
     }

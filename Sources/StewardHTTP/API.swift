@@ -18,13 +18,17 @@ public struct StewardAPI: Sendable {
     public var audit: AuditLog
     public var registry: PrometheusCollectorRegistry
 
+    /// Every service here reaches the store through a `MeteredStore` on this registry, so database
+    /// errors are counted whichever route meets them.
     public init(
         consent: ConsentService, keys: KeyService, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
     ) {
+        let store = MeteredStore(consent.store, factory: PrometheusMetricsFactory(registry: registry))
+        let consent = ConsentService(store: store, crypto: consent.crypto, policy: consent.policy, runtime: consent.runtime)
         self.consent = consent
         self.subjects = SubjectService(consent: consent)
-        self.keys = keys
-        self.store = consent.store
+        self.keys = keys.rebinding(to: store)
+        self.store = store
         self.audit = AuditLog(sealer: consent.crypto.sealer, runtime: consent.runtime)
         self.registry = registry
     }

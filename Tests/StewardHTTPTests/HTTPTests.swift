@@ -184,6 +184,32 @@ import Testing
         }
     }
 
+    @Test func databaseErrorsAreCountedAndAnsweredWithAnOpaque500() async throws {
+        try await withServer { h, client in
+            let key = try await h.key(.service)
+            // A refused request is not a database error.
+            let unknown = try await client.execute(
+                uri: "/v1/consents/check?email=db-person@example.com&purpose=no.such.purpose", method: .get,
+                headers: headers(key), body: nil)
+            #expect(unknown.status == .unprocessableContent)
+            var text = String(buffer: try await client.execute(uri: "/metrics", method: .get, headers: [:], body: nil).body)
+            #expect(!text.contains("steward_database_errors_total{"))
+
+            try await h.execute("DROP TABLE consent_state")
+            let broken = try await client.execute(
+                uri: "/v1/consents/check?email=db-person@example.com&purpose=analytics", method: .get, headers: headers(key),
+                body: nil)
+            #expect(broken.status == .internalServerError)
+            #expect(try object(broken)["code"] as? String == "internal")
+            #expect(!String(buffer: broken.body).contains("db-person"))
+            text = String(buffer: try await client.execute(uri: "/metrics", method: .get, headers: [:], body: nil).body)
+            let line = text.split(separator: "\n").first { $0.hasPrefix("steward_database_errors_total{") }
+            #expect(line?.contains("backend=\"\(h.store.backendName)\"") == true)
+            #expect(line?.hasSuffix(" 1") == true)
+            #expect(!text.contains("db-person"))
+        }
+    }
+
     @Test func metricsCountRequestsByRouteTemplateWithoutPersonalData() async throws {
         try await withServer { h, client in
             let key = try await h.key(.service)
