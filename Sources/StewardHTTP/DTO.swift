@@ -1,6 +1,9 @@
 import Foundation
 import StewardCore
 import StewardServices
+import HTTPTypes
+import Hummingbird
+import NIOCore
 
 // Wire types: camelCase JSON, ISO 8601 times. Requests are decoded leniently into strings and then
 // validated with precise, field-naming errors; responses are plain Encodable structs.
@@ -288,5 +291,131 @@ struct NoticeDTO: Encodable {
         language = notice.language
         url = notice.url
         sha256 = notice.sha256
+    }
+}
+
+// MARK: Hand-written JSON for the record path
+
+/// A JSON object written key by key, in the order given (callers give keys sorted, as JSONEncoder's
+/// `.sortedKeys` does); nil values are left out, as synthesized `Encodable` does.
+struct JSONObjectWriter {
+    private(set) var text = "{"
+    private var empty = true
+
+    private mutating func key(_ name: String) {
+        text += empty ? "\"" : ",\""
+        text += name
+        text += "\":"
+        empty = false
+    }
+
+    mutating func string(_ name: String, _ value: String?) {
+        guard let value else { return }
+        key(name)
+        text += AuditDetailsCoding.quoted(value)
+    }
+
+    mutating func date(_ name: String, _ value: Date?) {
+        guard let value else { return }
+        key(name)
+        text += "\"" + Timestamp.iso8601(value) + "\""
+    }
+
+    mutating func int(_ name: String, _ value: Int64) {
+        key(name)
+        text += String(value)
+    }
+
+    mutating func bool(_ name: String, _ value: Bool) {
+        key(name)
+        text += value ? "true" : "false"
+    }
+
+    /// An already-written JSON value (object or array).
+    mutating func raw(_ name: String, _ json: String?) {
+        guard let json else { return }
+        key(name)
+        text += json
+    }
+
+    func finished() -> String { text + "}" }
+}
+
+extension EventDTO {
+    var jsonText: String {
+        var object = JSONObjectWriter()
+        object.string("actor", actor)
+        object.string("confirms", confirms)
+        object.string("consentString", consentString)
+        object.string("decision", decision)
+        object.date("expiresAt", expiresAt)
+        object.string("id", id)
+        object.string("method", method)
+        object.raw(
+            "notice",
+            notice.map { notice in
+                var inner = JSONObjectWriter()
+                inner.string("id", notice.id)
+                inner.string("version", notice.version)
+                return inner.finished()
+            })
+        object.int("ordinal", ordinal)
+        object.raw(
+            "proof",
+            proof.map { proof in
+                var inner = JSONObjectWriter()
+                inner.string("ipHash", proof.ipHash)
+                inner.string("userAgentHash", proof.userAgentHash)
+                return inner.finished()
+            })
+        object.string("purpose", purpose)
+        object.date("recordedAt", recordedAt)
+        object.string("source", source)
+        object.string("status", status)
+        object.string("subjectId", subjectId)
+        return object.finished()
+    }
+}
+
+extension StateDTO {
+    var jsonText: String {
+        var object = JSONObjectWriter()
+        object.bool("allowed", allowed)
+        object.date("decidedAt", decidedAt)
+        object.date("expiresAt", expiresAt)
+        object.string("purpose", purpose)
+        object.string("recordId", recordId)
+        object.string("status", status)
+        object.string("subjectId", subjectId)
+        return object.finished()
+    }
+}
+
+extension RecordResponse {
+    /// The body `JSONEncoder` would write for this value (sorted keys, times as `Timestamp.iso8601`),
+    /// without its reflection: encoding was 9% of the server's CPU on the durable-record benchmark.
+    /// A test compares the two for every shape of outcome.
+    var jsonText: String {
+        var object = JSONObjectWriter()
+        object.raw(
+            "confirmation",
+            confirmation.map { confirmation in
+                var inner = JSONObjectWriter()
+                inner.date("expiresAt", confirmation.expiresAt)
+                inner.string("token", confirmation.token)
+                return inner.finished()
+            })
+        object.raw("event", event.jsonText)
+        object.raw("gpcOptOuts", "[" + gpcOptOuts.map(\.jsonText).joined(separator: ",") + "]")
+        object.raw("state", state.jsonText)
+        object.bool("subjectCreated", subjectCreated)
+        object.string("subjectId", subjectId)
+        return object.finished()
+    }
+
+    func response(status: HTTPResponse.Status) -> Response {
+        Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(string: jsonText)))
     }
 }

@@ -43,7 +43,7 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
             let command = try body.command(actor: context.principal!.actor, defaultMethod: .api, gpc: request.headers[.init("Sec-GPC")!] == "1")
             let outcome = try await consent.record(command)
             countEvents(outcome.allEvents, factory: api.metricsFactory)
-            return try json(recordResponse(outcome, policy: policy, now: consent.runtime.now()), status: .created)
+            return recordResponse(outcome, policy: policy, now: consent.runtime.now()).response(status: .created)
         },
         Endpoint(.post, "/v1/consents/bulk", .consentRecord) { request, context in
             var request = request
@@ -67,7 +67,7 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
             }
             let outcome = try await consent.confirm(token: token, actor: context.principal!.actor)
             countEvents(outcome.allEvents, factory: api.metricsFactory)
-            return try json(recordResponse(outcome, policy: policy, now: consent.runtime.now()))
+            return recordResponse(outcome, policy: policy, now: consent.runtime.now()).response(status: .ok)
         },
         Endpoint(.get, "/v1/consents/check", .consentCheck) { request, _ in
             let query = request.uri.queryParameters  // parsed once: the hot path reads six names

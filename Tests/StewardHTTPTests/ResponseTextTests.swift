@@ -1,0 +1,36 @@
+import Foundation
+import StewardCore
+@testable import StewardHTTP
+import StewardServices
+import StewardTesting
+import Testing
+
+/// The record path writes its 201 body by hand; it must be what JSONEncoder writes for the same value.
+@Suite struct HandWrittenResponses {
+    @Test func recordBodiesMatchJSONEncoderForEveryShapeOfOutcome() async throws {
+        try await withHarness { h in
+            var outcomes: [ConsentService.RecordOutcome] = []
+            // Pending double opt-in: confirmation token and expiry, proof hashes, a source needing escapes.
+            var pending = Fixtures.grant(Fixtures.email("shape@example.com"), "marketing.email")
+            pending.source = "footer \"form\" / ünïcode \\ tab\there"
+            pending.proofIP = "203.0.113.9"
+            pending.proofUserAgent = "Mozilla/5.0"
+            pending.consentString = "CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA"
+            let first = try await h.consent.record(pending)
+            outcomes.append(first)
+            // The confirmation: an event that confirms another, no notice.
+            outcomes.append(try await h.consent.confirm(token: try #require(first.confirmationToken), actor: "test"))
+            // A GPC opt-out riding along: non-empty gpcOptOuts, an existing subject.
+            outcomes.append(try await h.consent.record(Fixtures.decide(Fixtures.email("shape@example.com"), "analytics", .denied, gpc: true)))
+            // A purpose without validity: no expiry anywhere.
+            outcomes.append(try await h.consent.record(Fixtures.decide(Fixtures.email("other@example.com"), "personalization", .granted)))
+            #expect(outcomes[2].gpcEvents.count == 2)
+
+            for outcome in outcomes {
+                let response = recordResponse(outcome, policy: h.policy, now: h.clock.now)
+                let encoded = String(decoding: try jsonEncoder.encode(response), as: UTF8.self)
+                #expect(response.jsonText == encoded)
+            }
+        }
+    }
+}
