@@ -43,6 +43,10 @@ as_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w \
 psql -h 127.0.0.1 -p "$pg_port" -U steward -d postgres -qc "CREATE DATABASE steward_test" >/dev/null
 export STEWARD_TEST_DATABASE_URL="postgres://steward@127.0.0.1:$pg_port/steward_test"
 
+# --- house style: the checked-in .swift-format, nothing to fix ------------------------------------
+log "format check (Scripts/format.sh --check)"
+Scripts/format.sh --check || { echo "run Scripts/format.sh and commit the result"; exit 1; }
+
 # --- build once, run per backend ----------------------------------------------------------------
 log "building (debug, with tests)"
 swift build --build-tests 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true

@@ -61,7 +61,8 @@ struct Keys: AsyncParsableCommand {
         abstract: "Create, list and revoke API keys.", subcommands: [Create.self, List.self, Revoke.self])
 
     struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create an API key; the secret is printed once, on the last line.")
+        static let configuration = CommandConfiguration(
+            abstract: "Create an API key; the secret is printed once, on the last line.")
         @OptionGroup var common: CommonOptions
         @Option(help: "Role: \(Role.allCases.map(\.rawValue).joined(separator: ", ")).") var role: String
         @Option(help: "A name that says who uses the key.") var name: String
@@ -69,7 +70,8 @@ struct Keys: AsyncParsableCommand {
 
         func run() async throws {
             guard let role = Role(rawValue: role) else {
-                throw ValidationError("unknown role '\(role)'; use one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw ValidationError(
+                    "unknown role '\(role)'; use one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             let wiring = try Wiring.open(common, logger: Wiring.makeLogger(common), needsPolicy: false)
             let (record, secret) = try await wiring.withStore { wiring in
@@ -133,14 +135,16 @@ struct PolicyCommand: AsyncParsableCommand {
         commandName: "policy", abstract: "Validate policies.", subcommands: [Check.self])
 
     struct Check: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Validate the policy directory; exit 1 with every issue on failure.")
+        static let configuration = CommandConfiguration(
+            abstract: "Validate the policy directory; exit 1 with every issue on failure.")
         @OptionGroup var common: CommonOptions
 
         func run() async throws {
             do {
                 let policy = try PolicyLoader.load(directory: common.resolvedPolicies) { _ in "" }
                 print(
-                    "policy OK: \(policy.purposes.count) purposes, \(policy.notices.count) notices in \(common.resolvedPolicies)")
+                    "policy OK: \(policy.purposes.count) purposes, \(policy.notices.count) notices in \(common.resolvedPolicies)"
+                )
             } catch let error as PolicyError {
                 printErr(error.description)
                 throw ExitCode(1)
@@ -167,7 +171,9 @@ struct AuditCommand: AsyncParsableCommand {
             }
             printErr("")
             if let broken = result.firstBroken {
-                print("audit chain BROKEN at entry \(broken): \(result.reason ?? "mismatch") (\(result.checked) entries before it verified)")
+                print(
+                    "audit chain BROKEN at entry \(broken): \(result.reason ?? "mismatch") (\(result.checked) entries before it verified)"
+                )
                 throw ExitCode(1)
             }
             print("audit chain intact: \(result.checked) entries verified")

@@ -51,13 +51,16 @@ struct ConsentCommand: AsyncParsableCommand {
             printErr("")
             let seconds = Date().timeIntervalSince(started)
             for rejection in outcome.rejected.prefix(50) {
-                print("line \(rejection.line): \(rejection.error.code)\(rejection.error.field.map { " [\($0)]" } ?? ""): \(rejection.error.detail)")
+                print(
+                    "line \(rejection.line): \(rejection.error.code)\(rejection.error.field.map { " [\($0)]" } ?? ""): \(rejection.error.detail)"
+                )
             }
             if outcome.rejected.count > 50 { print("… and \(outcome.rejected.count - 50) more rejected lines") }
             let total = outcome.accepted + outcome.rejected.count
             let rate = seconds > 0 ? Int(Double(outcome.accepted) / seconds) : outcome.accepted
             print(
-                "imported \(outcome.accepted) of \(total) records in \(String(format: "%.1f", seconds)) s (\(rate)/s); rejected \(outcome.rejected.count)")
+                "imported \(outcome.accepted) of \(total) records in \(String(format: "%.1f", seconds)) s (\(rate)/s); rejected \(outcome.rejected.count)"
+            )
             if !outcome.rejected.isEmpty { throw ExitCode(2) }
         }
     }
@@ -77,7 +80,9 @@ final class ImportReader: @unchecked Sendable {  // used by one task at a time
         guard let handle = FileHandle(forReadingAtPath: path) else { throw ValidationError("cannot read \(path)") }
         self.handle = handle
         size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-        if isCSV { csv = ConsentInput.CSVReader(actor: cliActor) } else {
+        if isCSV {
+            csv = ConsentInput.CSVReader(actor: cliActor)
+        } else {
             jsonl = ConsentInput.JSONLinesReader(actor: cliActor, defaultMethod: .import)
         }
     }

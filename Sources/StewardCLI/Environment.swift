@@ -13,13 +13,20 @@ import StewardSQLite
 
 /// Options every command shares. Each falls back to an environment variable, then a default.
 struct CommonOptions: ParsableArguments {
-    @Option(help: "Data directory for the embedded database and the development key (env STEWARD_DATA_DIR; default ./.steward).")
+    @Option(
+        help:
+            "Data directory for the embedded database and the development key (env STEWARD_DATA_DIR; default ./.steward)."
+    )
     var dataDir: String?
 
-    @Option(help: "PostgreSQL URL, postgres://user:pass@host:port/db (env STEWARD_DATABASE_URL; default: embedded SQLite).")
+    @Option(
+        help: "PostgreSQL URL, postgres://user:pass@host:port/db (env STEWARD_DATABASE_URL; default: embedded SQLite).")
     var database: String?
 
-    @Option(help: "Root key file, 32 bytes base64, mode 0400 (env STEWARD_ROOT_KEY_FILE; or STEWARD_ROOT_KEY with the key itself).")
+    @Option(
+        help:
+            "Root key file, 32 bytes base64, mode 0400 (env STEWARD_ROOT_KEY_FILE; or STEWARD_ROOT_KEY with the key itself)."
+    )
     var rootKeyFile: String?
 
     @Option(help: "Policy directory (env STEWARD_POLICIES_DIR; default ./Policies).")
@@ -51,7 +58,8 @@ struct Wiring {
         var logger = Logger(label: label) { label in
             json ? JSONLogHandler(label: label) as any LogHandler : StreamLogHandler.standardError(label: label)
         }
-        logger.logLevel = Logger.Level(rawValue: options.logLevel ?? options.env["STEWARD_LOG_LEVEL"] ?? "info") ?? .info
+        logger.logLevel =
+            Logger.Level(rawValue: options.logLevel ?? options.env["STEWARD_LOG_LEVEL"] ?? "info") ?? .info
         return logger
     }
 
@@ -69,7 +77,8 @@ struct Wiring {
             policy = PolicySet(purposes: [], notices: [], digest: "")
         }
         if let url = options.resolvedDatabase {
-            let client = PostgresClient(configuration: try PostgresURL.configuration(from: url), backgroundLogger: logger)
+            let client = PostgresClient(
+                configuration: try PostgresURL.configuration(from: url), backgroundLogger: logger)
             return Wiring(
                 store: PostgresStore(client: client, logger: logger), postgres: client, crypto: crypto, policy: policy,
                 runtime: runtime, logger: logger)
@@ -116,7 +125,9 @@ struct Wiring {
         }
     }
 
-    var consentService: ConsentService { ConsentService(store: store, crypto: crypto, policy: policy, runtime: runtime) }
+    var consentService: ConsentService {
+        ConsentService(store: store, crypto: crypto, policy: policy, runtime: runtime)
+    }
     var auditLog: AuditLog { AuditLog(sealer: crypto.sealer, runtime: runtime) }
 }
 

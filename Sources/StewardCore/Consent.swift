@@ -41,7 +41,9 @@ public struct ConsentState: Sendable, Hashable {
     public var decidedAt: Date
     public var expiresAt: Date?
 
-    public init(subjectID: UUID, purpose: String, status: ConsentStatus, eventID: UUID, decidedAt: Date, expiresAt: Date?) {
+    public init(
+        subjectID: UUID, purpose: String, status: ConsentStatus, eventID: UUID, decidedAt: Date, expiresAt: Date?
+    ) {
         self.subjectID = subjectID
         self.purpose = purpose
         self.status = status

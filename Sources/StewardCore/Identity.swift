@@ -91,7 +91,8 @@ public struct NormalizedIdentity: Sendable, Hashable {
             previous = byte
             count += 1
         }
-        guard count <= 254, at >= 1, at <= 64, domainHasDot, previous != UInt8(ascii: "."), previous != UInt8(ascii: "@")
+        guard count <= 254, at >= 1, at <= 64, domainHasDot, previous != UInt8(ascii: "."),
+            previous != UInt8(ascii: "@")
         else { throw invalid }
         if !value.utf8.allSatisfy({ $0 < 0x80 }), value.contains(where: { $0.isWhitespace || $0.isNewline }) {
             throw invalid

@@ -8,7 +8,8 @@ public import Foundation
 public struct StewardError: Error, Sendable, Equatable, CustomStringConvertible {
     /// What went wrong, in the broad sense the edge maps to a status code.
     public enum Kind: String, Sendable, Equatable {
-        case invalidInput, unprocessable, notFound, conflict, unauthorized, forbidden, tooLarge, unavailable, internalFailure
+        case invalidInput, unprocessable, notFound, conflict, unauthorized, forbidden, tooLarge, unavailable,
+            internalFailure
     }
 
     public var kind: Kind

@@ -36,7 +36,8 @@ public struct RootKey: Sendable {
         }
         if let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue, mode & 0o077 != 0 {
             throw KeyError(
-                "the root key file \(path) is readable by group or others (mode \(String(mode, radix: 8))); chmod 400 it")
+                "the root key file \(path) is readable by group or others (mode \(String(mode, radix: 8))); chmod 400 it"
+            )
         }
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8)
         else { throw KeyError("cannot read the root key file \(path)") }
@@ -47,8 +48,9 @@ public struct RootKey: Sendable {
     public static func generate(file path: String) throws -> RootKey {
         let bytes = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
         let text = bytes.base64EncodedString() + "\n"
-        guard FileManager.default.createFile(
-            atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o400])
+        guard
+            FileManager.default.createFile(
+                atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o400])
         else { throw KeyError("cannot create the root key file \(path)") }
         return try RootKey(bytes: bytes)
     }

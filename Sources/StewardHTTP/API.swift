@@ -24,7 +24,8 @@ public struct StewardAPI: Sendable {
         consent: ConsentService, keys: KeyService, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
     ) {
         let store = MeteredStore(consent.store, factory: PrometheusMetricsFactory(registry: registry))
-        let consent = ConsentService(store: store, crypto: consent.crypto, policy: consent.policy, runtime: consent.runtime)
+        let consent = ConsentService(
+            store: store, crypto: consent.crypto, policy: consent.policy, runtime: consent.runtime)
         self.consent = consent
         self.subjects = SubjectService(consent: consent)
         self.keys = keys.rebinding(to: store)
@@ -155,7 +156,8 @@ public func buildRouter(api: StewardAPI) -> Router<StewardRequestContext> {
 /// route's permission is 403.
 func authorize(_ request: Request, permission: Permission, keys: KeyService) async throws -> Principal {
     var unauthenticated = Problem(
-        status: .unauthorized, code: "auth.unauthenticated", detail: "a valid API key is required (Authorization: Bearer stw_…)")
+        status: .unauthorized, code: "auth.unauthenticated",
+        detail: "a valid API key is required (Authorization: Bearer stw_…)")
     unauthenticated.headers[.wwwAuthenticate] = "Bearer realm=\"steward\""
     guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw unauthenticated }
     // Keys are base64url: anything after the token is dropped by splitting on spaces (no CharacterSet

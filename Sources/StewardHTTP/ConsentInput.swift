@@ -62,7 +62,9 @@ public enum ConsentInput {
             while let newline = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
                 lineNumber += 1
                 if let item = jsonLine(
-                    pending[start..<newline], number: lineNumber, actor: actor, defaultMethod: defaultMethod, decoder: decoder) {
+                    pending[start..<newline], number: lineNumber, actor: actor, defaultMethod: defaultMethod,
+                    decoder: decoder)
+                {
                     items.append(item)
                 }
                 start = newline + 1
@@ -76,17 +78,22 @@ public enum ConsentInput {
             defer { pending = [] }
             guard !pending.isEmpty else { return [] }
             lineNumber += 1
-            return jsonLine(pending, number: lineNumber, actor: actor, defaultMethod: defaultMethod, decoder: decoder).map { [$0] } ?? []
+            return jsonLine(pending, number: lineNumber, actor: actor, defaultMethod: defaultMethod, decoder: decoder)
+                .map { [$0] } ?? []
         }
     }
 
     /// Builds one record from named CSV fields (see `csvColumns`); empty fields count as absent.
-    public static func record(fields: [String: String], line: Int, actor: String, defaultMethod: ConsentMethod = .import)
+    public static func record(
+        fields: [String: String], line: Int, actor: String, defaultMethod: ConsentMethod = .import
+    )
         -> ConsentService.BulkItem
     {
         func field(_ name: String) -> String? { fields[name].flatMap { $0.isEmpty ? nil : $0 } }
         var notice: NoticeBody?
-        if let id = field("noticeId"), let version = field("noticeVersion") { notice = NoticeBody(id: id, version: version) }
+        if let id = field("noticeId"), let version = field("noticeVersion") {
+            notice = NoticeBody(id: id, version: version)
+        }
         let body = RecordConsentBody(
             subject: SubjectBody(
                 email: field("email"), phone: field("phone"), externalId: field("externalId"),
@@ -206,7 +213,8 @@ public enum ConsentInput {
             }
             guard fields.count == names.count else {
                 return .rejected(
-                    line: rowLine, .invalid("import.column_count", "has \(fields.count) fields; the header has \(names.count)"))
+                    line: rowLine,
+                    .invalid("import.column_count", "has \(fields.count) fields; the header has \(names.count)"))
             }
             return record(
                 fields: Dictionary(zip(names, fields), uniquingKeysWith: { a, _ in a }), line: rowLine, actor: actor,

@@ -71,7 +71,9 @@ struct RecordConsentBody: Decodable {
     var proof: ProofBody?
     var consentString: String?
 
-    func command(actor: String, defaultMethod: ConsentMethod, gpc: Bool) throws(StewardError) -> ConsentService.RecordCommand {
+    func command(actor: String, defaultMethod: ConsentMethod, gpc: Bool) throws(StewardError)
+        -> ConsentService.RecordCommand
+    {
         guard let subject else { throw .invalid("subject.missing", "is required", field: "subject") }
         let reference = try subject.reference()
         guard let purpose, !purpose.isEmpty else { throw .invalid("purpose.missing", "is required", field: "purpose") }

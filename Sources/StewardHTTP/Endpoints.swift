@@ -20,7 +20,8 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
                 try await api.store.ping()
                 return try json(["status": "ready", "database": api.store.backendName])
             } catch {
-                throw Problem(status: .serviceUnavailable, code: "store.unavailable", detail: "the database is not reachable")
+                throw Problem(
+                    status: .serviceUnavailable, code: "store.unavailable", detail: "the database is not reachable")
             }
         },
         Endpoint(.get, "/metrics", nil) { _, _ in
@@ -40,7 +41,8 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
         // MARK: Consent
         Endpoint(.post, "/v1/consents", .consentRecord) { request, context in
             let body = try await decode(RecordConsentBody.self, from: request, limit: 64 << 10)
-            let command = try body.command(actor: context.principal!.actor, defaultMethod: .api, gpc: request.headers[.init("Sec-GPC")!] == "1")
+            let command = try body.command(
+                actor: context.principal!.actor, defaultMethod: .api, gpc: request.headers[.init("Sec-GPC")!] == "1")
             let outcome = try await consent.record(command)
             countEvents(outcome.allEvents, factory: api.metricsFactory)
             return recordResponse(outcome, policy: policy, now: consent.runtime.now()).response(status: .created)
@@ -83,12 +85,16 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
             var after: UUID?
             if let cursor = request.query("cursor") {
                 guard let id = UUID(uuidString: cursor) else {
-                    throw StewardError.invalid("request.invalid_cursor", "is not a cursor from a previous page", field: "cursor")
+                    throw StewardError.invalid(
+                        "request.invalid_cursor", "is not a cursor from a previous page", field: "cursor")
                 }
                 after = id
             }
             let page = try await consent.audience(purpose: purpose, after: after, limit: limit)
-            return try json(AudiencePage(purpose: purpose, subjects: page.subjects.map(\.lowercasedString), nextCursor: page.next?.lowercasedString))
+            return try json(
+                AudiencePage(
+                    purpose: purpose, subjects: page.subjects.map(\.lowercasedString),
+                    nextCursor: page.next?.lowercasedString))
         },
 
         // MARK: Subjects
@@ -101,7 +107,8 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
             return try json(
                 SubjectConsents(
                     subjectId: result.subjectID.lowercasedString,
-                    consents: result.states.map { StateDTO($0, purpose: policy.purposes[$0.purpose], now: result.now) }))
+                    consents: result.states.map { StateDTO($0, purpose: policy.purposes[$0.purpose], now: result.now) })
+            )
         },
         Endpoint(.get, "/v1/subjects/{id}/consents/history", .consentRead) { request, context in
             let limit = try pageLimit(request)
@@ -112,8 +119,11 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
         Endpoint(.post, "/v1/subjects/{id}/identities", .subjectsManage) { request, context in
             let subjectID = try uuidParameter(context)
             let body = try await decode(LinkIdentityBody.self, from: request, limit: 4 << 10)
-            let given = [("email", body.email), ("phone", body.phone), ("externalId", body.externalId), ("deviceId", body.deviceId)]
-                .compactMap { name, value in value.map { (name, $0) } }
+            let given = [
+                ("email", body.email), ("phone", body.phone), ("externalId", body.externalId),
+                ("deviceId", body.deviceId),
+            ]
+            .compactMap { name, value in value.map { (name, $0) } }
             guard given.count == 1, let (name, value) = given.first else {
                 throw StewardError.invalid(
                     "identity.missing", "give exactly one of email, phone, externalId or deviceId")
@@ -123,7 +133,9 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
             }
             switch try await api.subjects.link(identity, to: subjectID, actor: context.principal!.actor) {
             case .linked(let identityID):
-                return try json(["subjectId": subjectID.lowercasedString, "identityId": identityID.lowercasedString], status: .created)
+                return try json(
+                    ["subjectId": subjectID.lowercasedString, "identityId": identityID.lowercasedString],
+                    status: .created)
             case .alreadyLinked:
                 return try json(["subjectId": subjectID.lowercasedString])
             }
@@ -136,7 +148,9 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
             }
             let outcome = try await api.subjects.merge(source: source, into: target, actor: context.principal!.actor)
             return try json(
-                MergeResponse(subjectId: outcome.target.lowercasedString, identitiesMoved: outcome.identitiesMoved, eventsMoved: outcome.eventsMoved))
+                MergeResponse(
+                    subjectId: outcome.target.lowercasedString, identitiesMoved: outcome.identitiesMoved,
+                    eventsMoved: outcome.eventsMoved))
         },
 
         // MARK: Policy
@@ -154,11 +168,16 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
             let entries = try await api.store.read { try await $0.auditEntries(afterSequence: after, limit: limit + 1) }
             let page = Array(entries.prefix(limit))
             return try json(
-                AuditPage(entries: page.map(AuditEntryDTO.init), nextCursor: entries.count > limit ? page.last.map { String($0.sequence) } : nil))
+                AuditPage(
+                    entries: page.map(AuditEntryDTO.init),
+                    nextCursor: entries.count > limit ? page.last.map { String($0.sequence) } : nil))
         },
         Endpoint(.get, "/v1/audit/verify", .auditRead) { _, _ in
             let result = try await api.audit.verify(store: api.store)
-            return try json(AuditVerifyResponse(intact: result.isIntact, checked: result.checked, firstBroken: result.firstBroken, reason: result.reason))
+            return try json(
+                AuditVerifyResponse(
+                    intact: result.isIntact, checked: result.checked, firstBroken: result.firstBroken,
+                    reason: result.reason))
         },
 
         // MARK: API keys
@@ -169,9 +188,11 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
             let body = try await decode(CreateKeyBody.self, from: request, limit: 4 << 10)
             guard let roleText = body.role, let role = Role(rawValue: roleText) else {
                 throw StewardError.invalid(
-                    "key.invalid_role", "must be one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))", field: "role")
+                    "key.invalid_role", "must be one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))",
+                    field: "role")
             }
-            let (record, secret) = try await api.keys.create(name: body.name ?? "", role: role, actor: context.principal!.actor)
+            let (record, secret) = try await api.keys.create(
+                name: body.name ?? "", role: role, actor: context.principal!.actor)
             return try json(CreatedKey(key: KeyDTO(record), secret: secret), status: .created)
         },
         Endpoint(.delete, "/v1/keys/{id}", .keysManage) { _, context in
@@ -199,7 +220,8 @@ func checkResponse(_ check: ConsentCheck) -> Response {
     text += ",\"purpose\":" + AuditDetailsCoding.quoted(check.purpose)
     if let record = check.recordID { text += ",\"recordId\":\"\(record.lowercasedString)\"" }
     text += ",\"status\":\"\(check.status.rawValue)\"}"
-    return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    return Response(
+        status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
 }
 
 func subjectFromQuery(_ query: FlatDictionary<Substring, Substring>) throws(StewardError) -> SubjectReference {
@@ -214,7 +236,8 @@ func subjectFromQuery(_ query: FlatDictionary<Substring, Substring>) throws(Stew
 
 func recordResponse(_ outcome: ConsentService.RecordOutcome, policy: PolicySet, now: Date) -> RecordResponse {
     RecordResponse(
-        subjectId: outcome.subjectID.lowercasedString, subjectCreated: outcome.subjectCreated, event: EventDTO(outcome.event),
+        subjectId: outcome.subjectID.lowercasedString, subjectCreated: outcome.subjectCreated,
+        event: EventDTO(outcome.event),
         state: StateDTO(outcome.state, purpose: policy.purposes[outcome.state.purpose], now: now),
         confirmation: outcome.confirmationToken.map {
             .init(token: $0, expiresAt: outcome.confirmationExpiresAt ?? now)

@@ -41,7 +41,8 @@ struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
             return timer
         }
         let elapsed = ContinuousClock.now - start
-        timer.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        timer.recordNanoseconds(
+            elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
         return response
     }
 }

@@ -70,8 +70,10 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             return try Problem(error).response(from: request, context: context)
         } catch let error as NIOTooManyBytesError {
             _ = error
-            return try Problem(status: .contentTooLarge, code: "request.too_large", detail: "the request body is too large")
-                .response(from: request, context: context)
+            return try Problem(
+                status: .contentTooLarge, code: "request.too_large", detail: "the request body is too large"
+            )
+            .response(from: request, context: context)
         } catch let error as any HTTPResponseError {
             let code = error.status == .notFound ? "route.not_found" : "http.\(error.status.code)"
             return try Problem(status: error.status, code: code, detail: error.status.reasonPhrase)
@@ -84,8 +86,10 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             }
             context.logger.error("unhandled error", metadata: ["error.type": "\(kind)"])
             return try Problem(
-                status: .internalServerError, code: "internal", detail: "an internal error occurred; quote the request id")
-                .response(from: request, context: context)
+                status: .internalServerError, code: "internal",
+                detail: "an internal error occurred; quote the request id"
+            )
+            .response(from: request, context: context)
         }
     }
 }

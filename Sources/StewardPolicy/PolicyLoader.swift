@@ -59,7 +59,10 @@ public enum PolicyLoader {
         } catch let error as YamlError {
             throw PolicyError(issues: [reader.yamlIssue(error)])
         }
-        guard let root, let top = reader.mapping(root, at: "", allowed: ["version", "confirmation_token_lifetime", "purposes", "notices"]) else {
+        guard let root,
+            let top = reader.mapping(
+                root, at: "", allowed: ["version", "confirmation_token_lifetime", "purposes", "notices"])
+        else {
             reader.issue(root, "", "expected a mapping with `purposes` and `notices`")
             throw PolicyError(issues: reader.issues)
         }
@@ -100,7 +103,9 @@ public enum PolicyLoader {
             let sale = reader.bool(map["sale_or_sharing"], at: "\(path).sale_or_sharing") ?? false
             let validity = map["validity"].flatMap { reader.period($0, at: "\(path).validity") }
             let jurisdictions = reader.sequence(map["jurisdictions"], at: "\(path).jurisdictions", required: false)
-                .enumerated().compactMap { reader.string($1, parent: nil, at: "\(path).jurisdictions[\($0)]", required: true) }
+                .enumerated().compactMap {
+                    reader.string($1, parent: nil, at: "\(path).jurisdictions[\($0)]", required: true)
+                }
             if doubleOptIn, mechanism != .optIn, mechanism != nil {
                 reader.issue(map["double_opt_in"], "\(path).double_opt_in", "double opt-in needs mechanism opt_in")
             }
@@ -114,7 +119,8 @@ public enum PolicyLoader {
                 purposes.append(
                     Purpose(
                         key: key, description: description, legalBasis: basis, mechanism: mechanism,
-                        doubleOptIn: doubleOptIn, validity: validity, saleOrSharing: sale, jurisdictions: jurisdictions))
+                        doubleOptIn: doubleOptIn, validity: validity, saleOrSharing: sale, jurisdictions: jurisdictions)
+                )
             }
         }
         var notices: [Notice] = []
@@ -129,7 +135,8 @@ public enum PolicyLoader {
             let url = reader.string(map["url"], parent: node, at: "\(path).url", required: true)
             let sha = reader.string(map["sha256"], parent: node, at: "\(path).sha256", required: true)
             if let sha, sha.range(of: "^[0-9a-f]{64}$", options: .regularExpression) == nil {
-                reader.issue(map["sha256"], "\(path).sha256", "must be 64 lower-case hex digits (SHA-256 of the text shown)")
+                reader.issue(
+                    map["sha256"], "\(path).sha256", "must be 64 lower-case hex digits (SHA-256 of the text shown)")
             }
             if let url, !(url.hasPrefix("https://") || url.hasPrefix("http://")) {
                 reader.issue(map["url"], "\(path).url", "must be an http(s) URL")
@@ -183,7 +190,9 @@ struct Reader {
                 continue
             }
             if !allowed.contains(name) {
-                issue(key, path.isEmpty ? name : "\(path).\(name)", "unknown key (expected one of: \(allowed.sorted().joined(separator: ", ")))")
+                issue(
+                    key, path.isEmpty ? name : "\(path).\(name)",
+                    "unknown key (expected one of: \(allowed.sorted().joined(separator: ", ")))")
             }
             out[name] = value
         }
@@ -236,7 +245,9 @@ struct Reader {
     ) -> E? where E.RawValue == String {
         guard let text = string(node, parent: parent, at: path, required: true) else { return nil }
         guard let value = E(rawValue: text) else {
-            issue(node, path, "unknown value '\(text)' (expected one of: \(E.allCases.map(\.rawValue).joined(separator: ", ")))")
+            issue(
+                node, path,
+                "unknown value '\(text)' (expected one of: \(E.allCases.map(\.rawValue).joined(separator: ", ")))")
             return nil
         }
         return value

@@ -28,14 +28,18 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
 
     func subjectID(kind: IdentityKind, blindIndex: Data) async throws -> UUID? {
         let index = ByteBuffer(bytes: blindIndex)
-        return try await rows("SELECT subject_id FROM identities WHERE kind = \(kind.rawValue) AND blind_index = \(index)")
-            .first.map { try $0.decode(UUID.self) }
+        return try await rows(
+            "SELECT subject_id FROM identities WHERE kind = \(kind.rawValue) AND blind_index = \(index)"
+        )
+        .first.map { try $0.decode(UUID.self) }
     }
 
     func resolveSubject(_ id: UUID) async throws -> UUID? {
         var current = id
         for _ in 0..<16 {
-            guard let row = try await rows("SELECT merged_into FROM subjects WHERE id = \(current)").first else { return nil }
+            guard let row = try await rows("SELECT merged_into FROM subjects WHERE id = \(current)").first else {
+                return nil
+            }
             guard let next = try row.decode(UUID?.self) else { return current }
             current = next
         }
@@ -46,7 +50,8 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
         try await rows(
             "SELECT id, subject_id, kind, blind_index, ciphertext, created_at FROM identities WHERE subject_id = \(subjectID) ORDER BY created_at, id"
         ).map { row in
-            let (id, subject, kind, index, ciphertext, created) = try row.decode((UUID, UUID, String, Data, Data, Int64).self)
+            let (id, subject, kind, index, ciphertext, created) = try row.decode(
+                (UUID, UUID, String, Data, Data, Int64).self)
             return IdentityRecord(
                 id: id, subjectID: subject, kind: IdentityKind(rawValue: kind) ?? .externalId, blindIndex: index,
                 ciphertext: ciphertext, createdAt: Timestamp.date(micros: created))
@@ -133,8 +138,9 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
             FROM audit_log WHERE sequence > \(afterSequence) ORDER BY sequence LIMIT \(limit)
             """
         ).map { row in
-            let (sequence, id, at, actor, action, targetType, targetID, outcome, details, previous, hash) = try row.decode(
-                (Int64, UUID, Int64, String, String, String, String, String, String, Data, Data).self)
+            let (sequence, id, at, actor, action, targetType, targetID, outcome, details, previous, hash) =
+                try row.decode(
+                    (Int64, UUID, Int64, String, String, String, String, String, String, Data, Data).self)
             return AuditEntry(
                 sequence: sequence, id: id, at: Timestamp.date(micros: at),
                 draft: AuditDraft(
@@ -148,7 +154,8 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
         var bindings = PostgresBindings()
         for bind in binds { bindings.append(bind) }
         return PostgresQuery(
-            unsafeSQL: "SELECT id, name, role, prefix, created_at, revoked_at, key_hash FROM api_keys WHERE \(condition)",
+            unsafeSQL:
+                "SELECT id, name, role, prefix, created_at, revoked_at, key_hash FROM api_keys WHERE \(condition)",
             binds: bindings)
     }
 
@@ -198,7 +205,8 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
     }
 
     func markSubjectMerged(_ source: UUID, into target: UUID, at: Date) async throws {
-        try await run("UPDATE subjects SET merged_into = \(target), merged_at = \(Timestamp.micros(at)) WHERE id = \(source)")
+        try await run(
+            "UPDATE subjects SET merged_into = \(target), merged_at = \(Timestamp.micros(at)) WHERE id = \(source)")
     }
 
     func nextOrdinal(subjectID: UUID) async throws -> Int64 {
@@ -292,7 +300,8 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
     }
 
     func revokeAPIKey(id: UUID, at: Date) async throws {
-        try await run("UPDATE api_keys SET revoked_at = \(Timestamp.micros(at)) WHERE id = \(id) AND revoked_at IS NULL")
+        try await run(
+            "UPDATE api_keys SET revoked_at = \(Timestamp.micros(at)) WHERE id = \(id) AND revoked_at IS NULL")
     }
 
     func lockAuditHead() async throws -> (sequence: Int64, hash: Data) {
@@ -324,6 +333,7 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
 
     func setSetting(_ key: String, value: String) async throws {
         try await run(
-            "INSERT INTO settings (key, value) VALUES (\(key), \(value)) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            "INSERT INTO settings (key, value) VALUES (\(key), \(value)) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+        )
     }
 }

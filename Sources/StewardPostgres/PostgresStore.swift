@@ -29,9 +29,10 @@ public final class PostgresStore: StewardStore {
                     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
                     logger: self.logger)
                 var applied: Set<Int> = []
-                for try await version in try await connection.query("SELECT version FROM schema_migrations", logger: self.logger)
-                    .decode(Int.self)
-                {
+                for try await version in try await connection.query(
+                    "SELECT version FROM schema_migrations", logger: self.logger
+                )
+                .decode(Int.self) {
                     applied.insert(version)
                 }
                 var count = 0
@@ -42,7 +43,8 @@ public final class PostgresStore: StewardStore {
                     let version = migration.version
                     let now = Timestamp.micros(Date())
                     try await connection.query(
-                        "INSERT INTO schema_migrations (version, applied_at) VALUES (\(version), \(now))", logger: self.logger)
+                        "INSERT INTO schema_migrations (version, applied_at) VALUES (\(version), \(now))",
+                        logger: self.logger)
                     count += 1
                 }
                 return count
@@ -73,7 +75,9 @@ public final class PostgresStore: StewardStore {
         }
     }
 
-    public func write<T: Sendable>(_ body: @escaping @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
+    public func write<T: Sendable>(_ body: @escaping @Sendable (any StoreTransaction) async throws -> T) async throws
+        -> T
+    {
         try await mapped {
             try await client.withTransaction(logger: logger) { connection in
                 try await body(PostgresSession(connection: connection, logger: self.logger))
@@ -101,7 +105,9 @@ public final class PostgresStore: StewardStore {
             let rows = try await client.query(
                 PostgresSession.apiKeyQuery(where: "key_hash = $1", binds: [buffer]), logger: logger
             ).collect()
-            return try rows.first.map { (try PostgresSession.apiKey($0), try $0.makeRandomAccess()[6].decode(Data.self)) }
+            return try rows.first.map {
+                (try PostgresSession.apiKey($0), try $0.makeRandomAccess()[6].decode(Data.self))
+            }
         }
     }
 

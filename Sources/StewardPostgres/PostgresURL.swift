@@ -8,7 +8,8 @@ public enum PostgresURL {
     }
 
     public static func configuration(from text: String) throws -> PostgresClient.Configuration {
-        guard let components = URLComponents(string: text), ["postgres", "postgresql"].contains(components.scheme ?? ""),
+        guard let components = URLComponents(string: text),
+            ["postgres", "postgresql"].contains(components.scheme ?? ""),
             let host = components.host, !host.isEmpty
         else {
             throw Invalid(description: "the database URL must look like postgres://user:password@host:5432/database")
@@ -20,7 +21,9 @@ public enum PostgresURL {
         switch query["sslmode"] ?? "disable" {
         case "disable": break
         default:
-            throw Invalid(description: "sslmode \(query["sslmode"]!) is not supported yet; use sslmode=disable on a private network")
+            throw Invalid(
+                description:
+                    "sslmode \(query["sslmode"]!) is not supported yet; use sslmode=disable on a private network")
         }
         var configuration = PostgresClient.Configuration(
             host: host, port: components.port ?? 5432, username: user, password: components.password,

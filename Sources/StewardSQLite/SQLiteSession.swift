@@ -36,7 +36,8 @@ struct SQLiteSession: StoreTransaction, @unchecked Sendable {
             [.uuid(subjectID)]
         ) { row in
             IdentityRecord(
-                id: try row.uuid(0), subjectID: try row.uuid(1), kind: IdentityKind(rawValue: row.text(2)) ?? .externalId,
+                id: try row.uuid(0), subjectID: try row.uuid(1),
+                kind: IdentityKind(rawValue: row.text(2)) ?? .externalId,
                 blindIndex: row.blob(3), ciphertext: row.blob(4), createdAt: row.time(5))
         }
     }
@@ -153,7 +154,8 @@ struct SQLiteSession: StoreTransaction, @unchecked Sendable {
         try connection.run(
             "INSERT INTO identities (id, subject_id, kind, blind_index, ciphertext, created_at) VALUES (?, ?, ?, ?, ?, ?)",
             [
-                .uuid(identity.id), .uuid(identity.subjectID), .text(identity.kind.rawValue), .blob(identity.blindIndex),
+                .uuid(identity.id), .uuid(identity.subjectID), .text(identity.kind.rawValue),
+                .blob(identity.blindIndex),
                 .blob(identity.ciphertext), .time(identity.createdAt),
             ])
     }
@@ -166,7 +168,8 @@ struct SQLiteSession: StoreTransaction, @unchecked Sendable {
 
     func markSubjectMerged(_ source: UUID, into target: UUID, at: Date) async throws {
         try connection.run(
-            "UPDATE subjects SET merged_into = ?, merged_at = ? WHERE id = ?", [.uuid(target), .time(at), .uuid(source)])
+            "UPDATE subjects SET merged_into = ?, merged_at = ? WHERE id = ?",
+            [.uuid(target), .time(at), .uuid(source)])
     }
 
     func nextOrdinal(subjectID: UUID) async throws -> Int64 {
@@ -259,15 +262,19 @@ struct SQLiteSession: StoreTransaction, @unchecked Sendable {
     }
 
     func revokeAPIKey(id: UUID, at: Date) async throws {
-        try connection.run("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", [.time(at), .uuid(id)])
+        try connection.run(
+            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", [.time(at), .uuid(id)])
     }
 
     func lockAuditHead() async throws -> (sequence: Int64, hash: Data) {
         // SQLite has one writer: the transaction already excludes every other appender.
         guard
-            let head = try connection.query("SELECT sequence, hash FROM audit_head WHERE id = 1", [], {
-                ($0.int(0), $0.blob(1))
-            }).first
+            let head = try connection.query(
+                "SELECT sequence, hash FROM audit_head WHERE id = 1", [],
+                {
+                    ($0.int(0), $0.blob(1))
+                }
+            ).first
         else { throw StoreError.unavailable("the audit chain head is missing") }
         return head
     }

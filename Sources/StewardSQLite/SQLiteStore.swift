@@ -48,7 +48,8 @@ public final class SQLiteStore: StewardStore {
         try await write(migrating: true) { session in
             let connection = session.connection
             try connection.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"
+            )
             let applied = Set(try connection.query("SELECT version FROM schema_migrations") { Int($0.int(0)) })
             var count = 0
             for migration in SQLiteMigrations.all where !applied.contains(migration.version) {
@@ -62,7 +63,8 @@ public final class SQLiteStore: StewardStore {
                 let broken = try connection.query("PRAGMA foreign_key_check") { $0.text(0) }
                 if let table = broken.first {
                     throw SQLiteError(
-                        code: SQLITE_CONSTRAINT, message: "migration left \(broken.count) dangling references (first in \(table))")
+                        code: SQLITE_CONSTRAINT,
+                        message: "migration left \(broken.count) dangling references (first in \(table))")
                 }
             }
             return count
@@ -129,13 +131,17 @@ public final class SQLiteStore: StewardStore {
     // MARK: Reads
 
     private func withReader<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        let lease = try readers.withLock { $0.popLast() } ?? ConnectionLease(SQLiteConnection(path: path, readOnly: true, role: .reader))
+        let lease =
+            try readers.withLock { $0.popLast() }
+            ?? ConnectionLease(SQLiteConnection(path: path, readOnly: true, role: .reader))
         defer { readers.withLock { $0.append(lease) } }
         return try body(lease.connection)
     }
 
     public func read<T: Sendable>(_ body: @Sendable (any StoreReader) async throws -> T) async throws -> T {
-        let lease = try readers.withLock { $0.popLast() } ?? ConnectionLease(SQLiteConnection(path: path, readOnly: true, role: .reader))
+        let lease =
+            try readers.withLock { $0.popLast() }
+            ?? ConnectionLease(SQLiteConnection(path: path, readOnly: true, role: .reader))
         defer { readers.withLock { $0.append(lease) } }
         return try await body(SQLiteSession(connection: lease.connection))
     }
@@ -167,7 +173,9 @@ public final class SQLiteStore: StewardStore {
 
     // MARK: Writes (group commit)
 
-    public func write<T: Sendable>(_ body: @escaping @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
+    public func write<T: Sendable>(_ body: @escaping @Sendable (any StoreTransaction) async throws -> T) async throws
+        -> T
+    {
         try await write(migrating: false) { try await body($0) }
     }
 

@@ -29,7 +29,8 @@ public struct AuditLog: Sendable {
             let id = runtime.newID()
             let canonical = AuditEntry.canonicalBytes(sequence: sequence, id: id, at: at, draft: draft)
             let hash = sealer.seal(previousHash: previous, canonical: canonical)
-            entries.append(AuditEntry(sequence: sequence, id: id, at: at, draft: draft, previousHash: previous, hash: hash))
+            entries.append(
+                AuditEntry(sequence: sequence, id: id, at: at, draft: draft, previousHash: previous, hash: hash))
             previous = hash
         }
         try await transaction.appendAuditEntries(entries)

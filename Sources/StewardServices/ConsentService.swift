@@ -90,7 +90,8 @@ public struct ConsentService: Sendable {
         }
         if let notice = command.notice {
             guard policy.notices[notice] != nil else {
-                throw .unprocessable("notice.unknown", "is not a notice version declared in the policy", field: "notice")
+                throw .unprocessable(
+                    "notice.unknown", "is not a notice version declared in the policy", field: "notice")
             }
         } else if command.decision == .granted && purpose.legalBasis == .consent {
             throw .unprocessable(
@@ -115,7 +116,8 @@ public struct ConsentService: Sendable {
         return try await writeRetrying { transaction in
             var drafts: [AuditDraft] = []
             var noCache: BatchCache? = nil
-            let outcome = try await self.apply(command, purpose: purpose, in: transaction, audit: &drafts, cache: &noCache)
+            let outcome = try await self.apply(
+                command, purpose: purpose, in: transaction, audit: &drafts, cache: &noCache)
             try await self.audit.append(drafts, in: transaction)
             return outcome
         }
@@ -226,7 +228,8 @@ public struct ConsentService: Sendable {
 
     /// Applies one validated command inside a transaction, collecting its audit drafts.
     func apply(
-        _ command: RecordCommand, purpose: Purpose, in transaction: any StoreTransaction, audit drafts: inout [AuditDraft],
+        _ command: RecordCommand, purpose: Purpose, in transaction: any StoreTransaction,
+        audit drafts: inout [AuditDraft],
         cache: inout BatchCache?
     ) async throws -> RecordOutcome {
         let now = runtime.nowMicros()
@@ -319,7 +322,8 @@ public struct ConsentService: Sendable {
         switch reference {
         case .id(let id):
             guard let resolved = try await transaction.resolveSubject(id) else {
-                throw StewardError.unprocessable("subject.unknown", "no subject has this id", field: "subject.subjectId")
+                throw StewardError.unprocessable(
+                    "subject.unknown", "no subject has this id", field: "subject.subjectId")
             }
             return (resolved, false)
         case .identity(let identity):
@@ -411,16 +415,20 @@ public struct ConsentService: Sendable {
     }
 
     /// A page of the subject's ledger, oldest first; `next` is the cursor of the following page.
-    public func history(subjectID id: UUID, after: Int64, limit: Int) async throws -> (events: [ConsentEvent], next: Int64?)
-    {
+    public func history(subjectID id: UUID, after: Int64, limit: Int) async throws -> (
+        events: [ConsentEvent], next: Int64?
+    ) {
         let subject = try await subjectID(.id(id))
-        let page = try await store.read { try await $0.consentHistory(subjectID: subject, afterOrdinal: after, limit: limit + 1) }
+        let page = try await store.read {
+            try await $0.consentHistory(subjectID: subject, afterOrdinal: after, limit: limit + 1)
+        }
         let events = Array(page.prefix(limit))
         return (events, page.count > limit ? events.last?.ordinal : nil)
     }
 
     /// A page of subject ids whose current state allows the purpose.
-    public func audience(purpose key: String, after: UUID?, limit: Int) async throws -> (subjects: [UUID], next: UUID?) {
+    public func audience(purpose key: String, after: UUID?, limit: Int) async throws -> (subjects: [UUID], next: UUID?)
+    {
         let purpose = try policy.purpose(key)
         let now = runtime.now()
         let page = try await store.read {
@@ -431,7 +439,9 @@ public struct ConsentService: Sendable {
     }
 
     /// Runs a write, retrying when a concurrent writer won a uniqueness race (first sight of a subject).
-    func writeRetrying<T: Sendable>(_ body: @escaping @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
+    func writeRetrying<T: Sendable>(_ body: @escaping @Sendable (any StoreTransaction) async throws -> T) async throws
+        -> T
+    {
         var attempt = 0
         while true {
             do {

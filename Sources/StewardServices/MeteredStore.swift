@@ -49,7 +49,9 @@ public struct MeteredStore: StewardStore {
         try await counted { try await base.read(body) }
     }
 
-    public func write<T: Sendable>(_ body: @escaping @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
+    public func write<T: Sendable>(_ body: @escaping @Sendable (any StoreTransaction) async throws -> T) async throws
+        -> T
+    {
         try await counted { try await base.write(body) }
     }
 

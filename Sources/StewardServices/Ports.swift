@@ -196,7 +196,8 @@ public struct CryptoSuite: Sendable {
     public var sealer: any AuditSealer
     public var secrets: any SecretDigest
 
-    public init(cipher: any FieldCipher, indexer: any BlindIndexer, sealer: any AuditSealer, secrets: any SecretDigest) {
+    public init(cipher: any FieldCipher, indexer: any BlindIndexer, sealer: any AuditSealer, secrets: any SecretDigest)
+    {
         self.cipher = cipher
         self.indexer = indexer
         self.sealer = sealer
@@ -244,11 +245,14 @@ extension UUID {
         let high = generator.next()
         let low = generator.next()
         func byte(_ value: UInt64, _ shift: UInt64) -> UInt8 { UInt8(truncatingIfNeeded: value >> shift) }
-        return UUID(uuid: (
-            byte(millis, 40), byte(millis, 32), byte(millis, 24), byte(millis, 16), byte(millis, 8), byte(millis, 0),
-            0x70 | (byte(high, 8) & 0x0F), byte(high, 0),
-            0x80 | (byte(low, 56) & 0x3F), byte(low, 48), byte(low, 40), byte(low, 32),
-            byte(low, 24), byte(low, 16), byte(low, 8), byte(low, 0)))
+        return UUID(
+            uuid: (
+                byte(millis, 40), byte(millis, 32), byte(millis, 24), byte(millis, 16), byte(millis, 8),
+                byte(millis, 0),
+                0x70 | (byte(high, 8) & 0x0F), byte(high, 0),
+                0x80 | (byte(low, 56) & 0x3F), byte(low, 48), byte(low, 40), byte(low, 32),
+                byte(low, 24), byte(low, 16), byte(low, 8), byte(low, 0)
+            ))
     }
 }
 

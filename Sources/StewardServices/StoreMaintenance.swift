@@ -39,7 +39,11 @@ public struct StoreMaintenance: Service {
             let elapsed = ContinuousClock.now - started
             logger.notice(
                 "store warmed: consent-check structures read",
-                metadata: ["rows": "\(rows)", "ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)"])
+                metadata: [
+                    "rows": "\(rows)",
+                    "ms":
+                        "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
+                ])
         } catch {
             logger.warning("store warm-up failed", metadata: ["error.type": "\(String(reflecting: type(of: error)))"])
         }
@@ -49,7 +53,8 @@ public struct StoreMaintenance: Service {
         do {
             try await store.maintain()
         } catch {
-            logger.warning("store maintenance failed", metadata: ["error.type": "\(String(reflecting: type(of: error)))"])
+            logger.warning(
+                "store maintenance failed", metadata: ["error.type": "\(String(reflecting: type(of: error)))"])
         }
     }
 }

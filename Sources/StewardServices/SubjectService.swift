@@ -56,7 +56,8 @@ public struct SubjectService: Sendable {
     /// `source` then resolves to `target` everywhere.
     public func merge(source: UUID, into target: UUID, actor: String) async throws -> MergeOutcome {
         guard source != target else {
-            throw StewardError.unprocessable("subject.merge_self", "cannot merge a subject into itself", field: "source")
+            throw StewardError.unprocessable(
+                "subject.merge_self", "cannot merge a subject into itself", field: "source")
         }
         let cipher = consent.crypto.cipher
         return try await consent.writeRetrying { transaction in

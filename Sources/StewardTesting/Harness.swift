@@ -37,7 +37,9 @@ public struct Harness: Sendable {
     public let sqlitePath: String?
     let raw: @Sendable (String) async throws -> Void
 
-    public var consent: ConsentService { ConsentService(store: store, crypto: crypto, policy: policy, runtime: runtime) }
+    public var consent: ConsentService {
+        ConsentService(store: store, crypto: crypto, policy: policy, runtime: runtime)
+    }
     public var subjects: SubjectService { SubjectService(consent: consent) }
     public var keys: KeyService { KeyService(store: store, crypto: crypto, runtime: runtime) }
     public var audit: AuditLog { AuditLog(sealer: crypto.sealer, runtime: runtime) }
@@ -62,7 +64,8 @@ public func withHarness<T: Sendable>(
     let root = try RootKey(bytes: Data(Runtime.live.randomBytes(32)))
     switch TestBackend.current {
     case .sqlite:
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("steward-test-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "steward-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("steward.sqlite").path

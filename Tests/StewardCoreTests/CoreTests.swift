@@ -27,7 +27,8 @@ import Testing
     }
 
     @Test(arguments: [
-        ("+1 (415) 555-0123", "+14155550123"), ("0049 30 1234567", "+49301234567"), ("+44.20.7946.0958", "+442079460958"),
+        ("+1 (415) 555-0123", "+14155550123"), ("0049 30 1234567", "+49301234567"),
+        ("+44.20.7946.0958", "+442079460958"),
     ])
     func phonesBecomeE164(raw: String, expected: String) throws {
         #expect(try NormalizedIdentity(kind: .phone, raw: raw).value == expected)
@@ -46,12 +47,14 @@ import Testing
 }
 
 @Suite struct ConsentRuleMatrix {
-    let optIn = Purpose(key: "m", description: "", legalBasis: .consent, mechanism: .optIn, validity: .init(amount: 13, unit: .month))
+    let optIn = Purpose(
+        key: "m", description: "", legalBasis: .consent, mechanism: .optIn, validity: .init(amount: 13, unit: .month))
     let optOut = Purpose(key: "s", description: "", legalBasis: .consent, mechanism: .optOut, saleOrSharing: true)
     let now = Date(timeIntervalSince1970: 1_800_000_000)
 
     func state(_ status: ConsentStatus, expires: Date? = nil) -> ConsentState {
-        ConsentState(subjectID: UUID(), purpose: "m", status: status, eventID: UUID(), decidedAt: now, expiresAt: expires)
+        ConsentState(
+            subjectID: UUID(), purpose: "m", status: status, eventID: UUID(), decidedAt: now, expiresAt: expires)
     }
 
     @Test func unknownSubjectIsDeniedForOptInAndAllowedForOptOut() {
@@ -61,7 +64,8 @@ import Testing
     }
 
     @Test(arguments: [
-        (ConsentStatus.granted, true, true), (.pending, false, true), (.denied, false, false), (.withdrawn, false, false),
+        (ConsentStatus.granted, true, true), (.pending, false, true), (.denied, false, false),
+        (.withdrawn, false, false),
     ])
     func statusDecides(status: ConsentStatus, optInAllowed: Bool, optOutAllowed: Bool) {
         #expect(ConsentRules.check(purpose: optIn, state: state(status), now: now).allowed == optInAllowed)
@@ -88,10 +92,18 @@ import Testing
     @Test func doubleOptInGrantIsPendingUnlessAlreadyConfirmed() {
         var purpose = optIn
         purpose.doubleOptIn = true
-        #expect(ConsentRules.statusAfter(decision: .granted, method: .webForm, purpose: purpose, current: nil, now: now) == (.pending, true))
+        #expect(
+            ConsentRules.statusAfter(decision: .granted, method: .webForm, purpose: purpose, current: nil, now: now)
+                == (.pending, true))
         let confirmed = state(.granted, expires: now.addingTimeInterval(100))
-        #expect(ConsentRules.statusAfter(decision: .granted, method: .webForm, purpose: purpose, current: confirmed, now: now) == (.granted, false))
-        #expect(ConsentRules.statusAfter(decision: .withdrawn, method: .api, purpose: purpose, current: confirmed, now: now) == (.withdrawn, false))
+        #expect(
+            ConsentRules.statusAfter(
+                decision: .granted, method: .webForm, purpose: purpose, current: confirmed, now: now) == (
+                    .granted, false
+                ))
+        #expect(
+            ConsentRules.statusAfter(decision: .withdrawn, method: .api, purpose: purpose, current: confirmed, now: now)
+                == (.withdrawn, false))
     }
 
     @Test func gpcWithdrawsGrantsAndDeniesTheUndecided() {
@@ -250,8 +262,12 @@ import Testing
         var generator = SystemRandomNumberGenerator()
         // From 1583 on: before the Gregorian reform Foundation switches to the Julian calendar, while
         // RFC 3339 (and this formatter) use the proleptic Gregorian calendar.
-        let fixed: [Double] = [0, -1, 951_782_400.5, 4_102_444_799.999, -12_219_292_800, 1_790_000_000.123, 1_790_000_000.9996]
-        let random = (0..<2_000).map { _ in Double(Int64.random(in: -2_000_000_000_000...8_000_000_000_000, using: &generator)) / 1_000 }
+        let fixed: [Double] = [
+            0, -1, 951_782_400.5, 4_102_444_799.999, -12_219_292_800, 1_790_000_000.123, 1_790_000_000.9996,
+        ]
+        let random = (0..<2_000).map { _ in
+            Double(Int64.random(in: -2_000_000_000_000...8_000_000_000_000, using: &generator)) / 1_000
+        }
         for seconds in fixed + random {
             let date = Date(timeIntervalSince1970: seconds)
             #expect(Timestamp.iso8601(date) == formatter.string(from: date), "\(seconds)")

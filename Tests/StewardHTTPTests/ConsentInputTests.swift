@@ -21,7 +21,8 @@ import Testing
     }
 
     @Test func csvWithQuotesEmbeddedCommasNewlinesAndCRLF() throws {
-        let csv = "email,purpose,decision,noticeId,noticeVersion,source\r\n"
+        let csv =
+            "email,purpose,decision,noticeId,noticeVersion,source\r\n"
             + "a@example.com,analytics,granted,privacy-policy,2026-01,\"form, footer\"\r\n"
             + "\"B@Example.com\",sale,denied,,,\"two\nlines\"\r\n"
             + "bad-email,analytics,granted,,,\r\n"
@@ -96,7 +97,8 @@ import Testing
 
     @Test func unknownCSVColumnsAreRefusedUpFront() {
         do {
-            _ = try ConsentInput.csv(Data("email,purpose,colour\nx@example.com,analytics,blue\n".utf8), actor: "cli:test")
+            _ = try ConsentInput.csv(
+                Data("email,purpose,colour\nx@example.com,analytics,blue\n".utf8), actor: "cli:test")
             Issue.record("accepted an unknown column")
         } catch {
             #expect(error.code == "import.unknown_column")
@@ -122,7 +124,8 @@ import Testing
 
     @Test func importedLinesRecordThroughTheLedger() async throws {
         try await withHarness { h in
-            let csv = "phone,purpose,decision\n+44 20 7946 0000,personalization,denied\n+44 20 7946 0001,no.such,denied\n"
+            let csv =
+                "phone,purpose,decision\n+44 20 7946 0000,personalization,denied\n+44 20 7946 0001,no.such,denied\n"
             let outcome = try await h.consent.recordBulk(try ConsentInput.csv(Data(csv.utf8), actor: "cli:test"))
             #expect(outcome.accepted == 1)
             #expect(outcome.rejected.map(\.line) == [3])

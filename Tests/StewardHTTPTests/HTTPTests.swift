@@ -37,10 +37,12 @@ import Testing
             for route in routes {
                 let path = route.path.replacingOccurrences(of: "{id}", with: UUID().uuidString)
                     .replacingOccurrences(of: "{purpose}", with: "analytics")
-                let anonymous = try await client.execute(uri: path, method: route.method, headers: headers(nil), body: nil)
+                let anonymous = try await client.execute(
+                    uri: path, method: route.method, headers: headers(nil), body: nil)
                 #expect(anonymous.status == .unauthorized, "\(route.method) \(route.path) without a key")
                 #expect(try object(anonymous)["code"] as? String == "auth.unauthenticated")
-                let forged = try await client.execute(uri: path, method: route.method, headers: headers("stw_forged"), body: nil)
+                let forged = try await client.execute(
+                    uri: path, method: route.method, headers: headers("stw_forged"), body: nil)
                 #expect(forged.status == .unauthorized, "\(route.method) \(route.path) with a forged key")
                 let permission = try #require(route.permission)
                 guard let lacking = Role.allCases.first(where: { !$0.allows(permission) }) else { continue }
@@ -73,37 +75,53 @@ import Testing
     @Test func theWalkThroughOverHTTP() async throws {
         try await withServer { h, client in
             let key = try await h.key(.service)
-            let grant = #"{"subject":{"email":"Walk@Example.com"},"purpose":"marketing.email","decision":"granted","notice":{"id":"privacy-policy","version":"2026-01"},"method":"web_form","proof":{"ip":"203.0.113.9","userAgent":"Mozilla"}}"#
-            let created = try await client.execute(uri: "/v1/consents", method: .post, headers: headers(key), body: ByteBuffer(string: grant))
+            let grant =
+                #"{"subject":{"email":"Walk@Example.com"},"purpose":"marketing.email","decision":"granted","notice":{"id":"privacy-policy","version":"2026-01"},"method":"web_form","proof":{"ip":"203.0.113.9","userAgent":"Mozilla"}}"#
+            let created = try await client.execute(
+                uri: "/v1/consents", method: .post, headers: headers(key), body: ByteBuffer(string: grant))
             #expect(created.status == .created)
             let body = try object(created)
             let token = try #require((body["confirmation"] as? [String: Any])?["token"] as? String)
             let subject = try #require(body["subjectId"] as? String)
             // Ids are shown in the lower-case form the database stores, in every response.
             let event = try #require(body["event"] as? [String: Any])
-            for id in [subject, event["id"] as? String, event["subjectId"] as? String, (body["state"] as? [String: Any])?["recordId"] as? String] {
+            for id in [
+                subject, event["id"] as? String, event["subjectId"] as? String,
+                (body["state"] as? [String: Any])?["recordId"] as? String,
+            ] {
                 #expect(id != nil && id == id?.lowercased() && UUID(uuidString: id ?? "") != nil)
             }
             let check = "/v1/consents/check?email=walk@example.com&purpose=marketing.email"
-            #expect(try object(try await client.execute(uri: check, method: .get, headers: headers(key), body: nil))["allowed"] as? Bool == false)
+            #expect(
+                try object(try await client.execute(uri: check, method: .get, headers: headers(key), body: nil))[
+                    "allowed"] as? Bool == false)
             let confirmed = try await client.execute(
-                uri: "/v1/consents/confirm", method: .post, headers: headers(key), body: ByteBuffer(string: #"{"token":"\#(token)"}"#))
+                uri: "/v1/consents/confirm", method: .post, headers: headers(key),
+                body: ByteBuffer(string: #"{"token":"\#(token)"}"#))
             #expect(confirmed.status == .ok)
-            let allowed = try object(try await client.execute(uri: check, method: .get, headers: headers(key), body: nil))
+            let allowed = try object(
+                try await client.execute(uri: check, method: .get, headers: headers(key), body: nil))
             #expect(allowed["allowed"] as? Bool == true)
             #expect(allowed["status"] as? String == "granted")
             #expect(allowed["basis"] as? String == "consent")
-            let withdraw = #"{"subject":{"email":"walk@example.com"},"purpose":"marketing.email","decision":"withdrawn"}"#
-            #expect(try await client.execute(uri: "/v1/consents", method: .post, headers: headers(key), body: ByteBuffer(string: withdraw)).status == .created)
-            let denied = try object(try await client.execute(uri: check, method: .get, headers: headers(key), body: nil))
+            let withdraw =
+                #"{"subject":{"email":"walk@example.com"},"purpose":"marketing.email","decision":"withdrawn"}"#
+            #expect(
+                try await client.execute(
+                    uri: "/v1/consents", method: .post, headers: headers(key), body: ByteBuffer(string: withdraw)
+                ).status == .created)
+            let denied = try object(
+                try await client.execute(uri: check, method: .get, headers: headers(key), body: nil))
             #expect(denied["allowed"] as? Bool == false)
             #expect(denied["status"] as? String == "withdrawn")
-            let history = try object(try await client.execute(
-                uri: "/v1/subjects/\(subject)/consents/history", method: .get, headers: headers(key), body: nil))
+            let history = try object(
+                try await client.execute(
+                    uri: "/v1/subjects/\(subject)/consents/history", method: .get, headers: headers(key), body: nil))
             let events = try #require(history["events"] as? [[String: Any]])
             #expect(events.compactMap { $0["status"] as? String } == ["pending", "granted", "withdrawn"])
             let auditor = try await h.key(.auditor)
-            let verify = try object(try await client.execute(uri: "/v1/audit/verify", method: .get, headers: headers(auditor), body: nil))
+            let verify = try object(
+                try await client.execute(uri: "/v1/audit/verify", method: .get, headers: headers(auditor), body: nil))
             #expect(verify["intact"] as? Bool == true)
         }
     }
@@ -111,28 +129,40 @@ import Testing
     @Test func badInputGetsProblemJSONWithAStableCodeAndTheField() async throws {
         try await withServer { h, client in
             let key = try await h.key(.admin)
-            func post(_ json: String, to uri: String = "/v1/consents") async throws -> (HTTPResponse.Status, [String: Any], String?) {
-                let response = try await client.execute(uri: uri, method: .post, headers: headers(key), body: ByteBuffer(string: json))
+            func post(_ json: String, to uri: String = "/v1/consents") async throws -> (
+                HTTPResponse.Status, [String: Any], String?
+            ) {
+                let response = try await client.execute(
+                    uri: uri, method: .post, headers: headers(key), body: ByteBuffer(string: json))
                 return (response.status, try object(response), response.headers[.contentType])
             }
             var (status, problem, type) = try await post("{not json")
             #expect(status == .badRequest && problem["code"] as? String == "request.malformed_json")
             #expect(type == "application/problem+json")
-            (status, problem, _) = try await post(#"{"subject":{"email":42},"purpose":"analytics","decision":"granted"}"#)
+            (status, problem, _) = try await post(
+                #"{"subject":{"email":42},"purpose":"analytics","decision":"granted"}"#)
             #expect(status == .badRequest && problem["field"] as? String == "subject.email")
-            (status, problem, _) = try await post(#"{"subject":{"email":"secret-person@"},"purpose":"analytics","decision":"granted"}"#)
+            (status, problem, _) = try await post(
+                #"{"subject":{"email":"secret-person@"},"purpose":"analytics","decision":"granted"}"#)
             #expect(status == .badRequest && problem["code"] as? String == "identity.invalid_email")
             #expect(problem["field"] as? String == "subject.email")
             #expect(!(problem["detail"] as? String ?? "").contains("secret-person"))
-            (status, problem, _) = try await post(#"{"subject":{"phone":"4155550123"},"purpose":"analytics","decision":"granted"}"#)
+            (status, problem, _) = try await post(
+                #"{"subject":{"phone":"4155550123"},"purpose":"analytics","decision":"granted"}"#)
             #expect(status == .badRequest && problem["code"] as? String == "identity.invalid_phone")
-            (status, problem, _) = try await post(#"{"subject":{"email":"a@example.com"},"purpose":"no.such","decision":"granted"}"#)
+            (status, problem, _) = try await post(
+                #"{"subject":{"email":"a@example.com"},"purpose":"no.such","decision":"granted"}"#)
             #expect(status == .unprocessableContent && problem["code"] as? String == "purpose.unknown")
-            (status, problem, _) = try await post(#"{"subject":{"email":"a@example.com"},"purpose":"analytics","decision":"granted","notice":{"id":"x","version":"9"}}"#)
+            (status, problem, _) = try await post(
+                #"{"subject":{"email":"a@example.com"},"purpose":"analytics","decision":"granted","notice":{"id":"x","version":"9"}}"#
+            )
             #expect(status == .unprocessableContent && problem["code"] as? String == "notice.unknown")
-            (status, problem, _) = try await post(#"{"subject":{"email":"a@example.com","phone":"+14155550123"},"purpose":"analytics","decision":"granted"}"#)
+            (status, problem, _) = try await post(
+                #"{"subject":{"email":"a@example.com","phone":"+14155550123"},"purpose":"analytics","decision":"granted"}"#
+            )
             #expect(status == .badRequest && problem["code"] as? String == "subject.ambiguous")
-            (status, problem, _) = try await post(#"{"subject":{"email":"a@example.com"},"purpose":"analytics","decision":"maybe"}"#)
+            (status, problem, _) = try await post(
+                #"{"subject":{"email":"a@example.com"},"purpose":"analytics","decision":"maybe"}"#)
             #expect(status == .badRequest && problem["field"] as? String == "decision")
             (status, problem, _) = try await post(#"{"token":"dc_nope"}"#, to: "/v1/consents/confirm")
             #expect(status == .notFound && problem["code"] as? String == "confirmation.unknown_token")
@@ -142,7 +172,8 @@ import Testing
             let missing = try await client.execute(uri: "/v1/nowhere", method: .get, headers: headers(key), body: nil)
             let missingProblem = try object(missing)
             #expect(missing.status == .notFound && missingProblem["code"] as? String == "route.not_found")
-            let badID = try await client.execute(uri: "/v1/subjects/not-a-uuid/consents", method: .get, headers: headers(key), body: nil)
+            let badID = try await client.execute(
+                uri: "/v1/subjects/not-a-uuid/consents", method: .get, headers: headers(key), body: nil)
             #expect(badID.status == .badRequest)
         }
     }
@@ -152,15 +183,20 @@ import Testing
             let key = try await h.key(.service)
             var fields = headers(key)
             fields[HTTPField.Name("Sec-GPC")!] = "1"
-            let body = #"{"subject":{"email":"gpc@example.com"},"purpose":"analytics","decision":"granted","notice":{"id":"privacy-policy","version":"2026-01"}}"#
-            let response = try await client.execute(uri: "/v1/consents", method: .post, headers: fields, body: ByteBuffer(string: body))
+            let body =
+                #"{"subject":{"email":"gpc@example.com"},"purpose":"analytics","decision":"granted","notice":{"id":"privacy-policy","version":"2026-01"}}"#
+            let response = try await client.execute(
+                uri: "/v1/consents", method: .post, headers: fields, body: ByteBuffer(string: body))
             #expect(response.status == .created)
             let optOuts = try #require(try object(response)["gpcOptOuts"] as? [[String: Any]])
             #expect(Set(optOuts.compactMap { $0["purpose"] as? String }) == ["sale", "sharing.ads"])
-            let check = try object(try await client.execute(
-                uri: "/v1/consents/check?email=gpc@example.com&purpose=sale", method: .get, headers: headers(key), body: nil))
+            let check = try object(
+                try await client.execute(
+                    uri: "/v1/consents/check?email=gpc@example.com&purpose=sale", method: .get, headers: headers(key),
+                    body: nil))
             #expect(check["allowed"] as? Bool == false)
-            let wellKnown = try object(try await client.execute(uri: "/.well-known/gpc.json", method: .get, headers: [:], body: nil))
+            let wellKnown = try object(
+                try await client.execute(uri: "/.well-known/gpc.json", method: .get, headers: [:], body: nil))
             #expect(wellKnown["gpc"] as? Bool == true)
         }
     }
@@ -175,7 +211,8 @@ import Testing
                 "not json",
                 #"{"subject":{"phone":"+14155550100"},"purpose":"personalization","decision":"denied"}"#,
             ].joined(separator: "\n")
-            let response = try await client.execute(uri: "/v1/consents/bulk", method: .post, headers: headers(key), body: ByteBuffer(string: lines))
+            let response = try await client.execute(
+                uri: "/v1/consents/bulk", method: .post, headers: headers(key), body: ByteBuffer(string: lines))
             #expect(response.status == .ok)
             let result = try object(response)
             #expect(result["accepted"] as? Int == 2)
@@ -192,12 +229,14 @@ import Testing
                 uri: "/v1/consents/check?email=db-person@example.com&purpose=no.such.purpose", method: .get,
                 headers: headers(key), body: nil)
             #expect(unknown.status == .unprocessableContent)
-            var text = String(buffer: try await client.execute(uri: "/metrics", method: .get, headers: [:], body: nil).body)
+            var text = String(
+                buffer: try await client.execute(uri: "/metrics", method: .get, headers: [:], body: nil).body)
             #expect(!text.contains("steward_database_errors_total{"))
 
             try await h.execute("DROP TABLE consent_state")
             let broken = try await client.execute(
-                uri: "/v1/consents/check?email=db-person@example.com&purpose=analytics", method: .get, headers: headers(key),
+                uri: "/v1/consents/check?email=db-person@example.com&purpose=analytics", method: .get,
+                headers: headers(key),
                 body: nil)
             #expect(broken.status == .internalServerError)
             #expect(try object(broken)["code"] as? String == "internal")
@@ -213,7 +252,9 @@ import Testing
     @Test func metricsCountRequestsByRouteTemplateWithoutPersonalData() async throws {
         try await withServer { h, client in
             let key = try await h.key(.service)
-            _ = try await client.execute(uri: "/v1/consents/check?email=metric-person@example.com&purpose=analytics", method: .get, headers: headers(key), body: nil)
+            _ = try await client.execute(
+                uri: "/v1/consents/check?email=metric-person@example.com&purpose=analytics", method: .get,
+                headers: headers(key), body: nil)
             let metrics = try await client.execute(uri: "/metrics", method: .get, headers: [:], body: nil)
             let text = String(buffer: metrics.body)
             #expect(text.contains("steward_http_requests_total"))

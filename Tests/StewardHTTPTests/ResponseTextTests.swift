@@ -21,9 +21,13 @@ import Testing
             // The confirmation: an event that confirms another, no notice.
             outcomes.append(try await h.consent.confirm(token: try #require(first.confirmationToken), actor: "test"))
             // A GPC opt-out riding along: non-empty gpcOptOuts, an existing subject.
-            outcomes.append(try await h.consent.record(Fixtures.decide(Fixtures.email("shape@example.com"), "analytics", .denied, gpc: true)))
+            outcomes.append(
+                try await h.consent.record(
+                    Fixtures.decide(Fixtures.email("shape@example.com"), "analytics", .denied, gpc: true)))
             // A purpose without validity: no expiry anywhere.
-            outcomes.append(try await h.consent.record(Fixtures.decide(Fixtures.email("other@example.com"), "personalization", .granted)))
+            outcomes.append(
+                try await h.consent.record(
+                    Fixtures.decide(Fixtures.email("other@example.com"), "personalization", .granted)))
             #expect(outcomes[2].gpcEvents.count == 2)
 
             for outcome in outcomes {

@@ -16,11 +16,13 @@ import Testing
     static let rootKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
     @Test func schemaTwoMigratesToBinaryIdsWithEverythingIntact() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("steward-migration-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "steward-migration-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("steward.sqlite").path
-        try FileManager.default.copyItem(atPath: Self.fixtures.appendingPathComponent("schema-v2.sqlite").path, toPath: path)
+        try FileManager.default.copyItem(
+            atPath: Self.fixtures.appendingPathComponent("schema-v2.sqlite").path, toPath: path)
 
         let store = try SQLiteStore(path: path)
         let applied = try await store.migrate()
@@ -29,11 +31,14 @@ import Testing
         #expect(again == 0)
 
         let policy = try PolicyLoader.load(
-            directory: Self.fixtures.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Policies").path
+            directory: Self.fixtures.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(
+                "Policies"
+            ).path
         ) { _ in "fixture" }
         let crypto = try RootKey(base64: Self.rootKey).suite()
         let clock = ManualClock(Date(timeIntervalSince1970: 1_796_083_200))  // 2026-12-01, after the fixture was made
-        let runtime = Runtime(now: { clock.now }, newID: { UUID.version7(at: clock.now) }, randomBytes: Runtime.live.randomBytes)
+        let runtime = Runtime(
+            now: { clock.now }, newID: { UUID.version7(at: clock.now) }, randomBytes: Runtime.live.randomBytes)
         let consent = ConsentService(store: store, crypto: crypto, policy: policy, runtime: runtime)
         let audit = AuditLog(sealer: crypto.sealer, runtime: runtime)
 
@@ -49,7 +54,8 @@ import Testing
 
         // The phone's subject was merged into the externalId's; the device id was linked to it.
         let grace = try await consent.subjectID(.identity(try NormalizedIdentity(kind: .externalId, raw: "cus_42")))
-        let viaPhone = try await consent.subjectID(.identity(try NormalizedIdentity(kind: .phone, raw: "+1 415 555 0100")))
+        let viaPhone = try await consent.subjectID(
+            .identity(try NormalizedIdentity(kind: .phone, raw: "+1 415 555 0100")))
         let viaDevice = try await consent.subjectID(.identity(try NormalizedIdentity(kind: .deviceId, raw: "device-7")))
         #expect(viaPhone == grace && viaDevice == grace)
         let sale = try await consent.check(.id(grace), purpose: "sale")

@@ -107,10 +107,14 @@ import Testing
         try await withHarness { h in
             var granted: [UUID] = []
             for index in 0..<5 {
-                granted.append(try await h.consent.record(Fixtures.grant(Fixtures.email("g\(index)@example.com"), "analytics")).subjectID)
+                granted.append(
+                    try await h.consent.record(Fixtures.grant(Fixtures.email("g\(index)@example.com"), "analytics"))
+                        .subjectID)
             }
-            let withdrawn = try await h.consent.record(Fixtures.decide(Fixtures.email("w@example.com"), "analytics", .withdrawn))
-            let optedOut = try await h.consent.record(Fixtures.decide(Fixtures.email("g0@example.com"), "personalization", .denied))
+            let withdrawn = try await h.consent.record(
+                Fixtures.decide(Fixtures.email("w@example.com"), "analytics", .withdrawn))
+            let optedOut = try await h.consent.record(
+                Fixtures.decide(Fixtures.email("g0@example.com"), "personalization", .denied))
             var seen: [UUID] = []
             var cursor: UUID? = nil
             repeat {
@@ -121,7 +125,8 @@ import Testing
             #expect(Set(seen) == Set(granted))
             #expect(seen.count == granted.count)
             let personalization = try await h.consent.audience(purpose: "personalization", after: nil, limit: 100)
-            #expect(Set(personalization.subjects) == Set(granted + [withdrawn.subjectID]).subtracting([optedOut.subjectID]))
+            #expect(
+                Set(personalization.subjects) == Set(granted + [withdrawn.subjectID]).subtracting([optedOut.subjectID]))
         }
     }
 
@@ -135,7 +140,8 @@ import Testing
             #expect(try await h.subjects.link(external, to: byEmail.subjectID, actor: "test") != .alreadyLinked)
             #expect(try await h.subjects.link(external, to: byEmail.subjectID, actor: "test") == .alreadyLinked)
             await #expect(throws: StewardError.self) {
-                try await h.subjects.link(try NormalizedIdentity(kind: .phone, raw: "+442079460958"), to: byEmail.subjectID, actor: "test")
+                try await h.subjects.link(
+                    try NormalizedIdentity(kind: .phone, raw: "+442079460958"), to: byEmail.subjectID, actor: "test")
             }
             let merge = try await h.subjects.merge(source: byPhone.subjectID, into: byEmail.subjectID, actor: "test")
             #expect(merge.identitiesMoved == 1 && merge.eventsMoved == 1)
@@ -149,7 +155,8 @@ import Testing
             for identity in identities {
                 _ = try h.crypto.cipher.open(
                     identity.ciphertext,
-                    context: FieldContext(table: "identities", column: "value", rowID: identity.id, subjectID: byEmail.subjectID))
+                    context: FieldContext(
+                        table: "identities", column: "value", rowID: identity.id, subjectID: byEmail.subjectID))
             }
             #expect(identities.count == 3)
         }
@@ -159,7 +166,8 @@ import Testing
         try await withHarness { h in
             var items: [ConsentService.BulkItem] = []
             for line in 1...25 {
-                items.append(.command(line: line, Fixtures.grant(Fixtures.email("bulk\(line % 20)@example.com"), "analytics")))
+                items.append(
+                    .command(line: line, Fixtures.grant(Fixtures.email("bulk\(line % 20)@example.com"), "analytics")))
             }
             items.append(.command(line: 26, Fixtures.grant(Fixtures.email("x@example.com"), "no.such.purpose")))
             items.append(.command(line: 27, Fixtures.decide(.id(UUID()), "analytics", .denied)))
@@ -167,7 +175,8 @@ import Testing
             let outcome = try await h.consent.recordBulk(items, batchSize: 10)
             #expect(outcome.accepted == 25)
             #expect(outcome.rejected.map(\.line) == [26, 27, 28])
-            #expect(outcome.rejected.map(\.error.code) == ["purpose.unknown", "subject.unknown", "request.malformed_json"])
+            #expect(
+                outcome.rejected.map(\.error.code) == ["purpose.unknown", "subject.unknown", "request.malformed_json"])
             let audience = try await h.consent.audience(purpose: "analytics", after: nil, limit: 100)
             #expect(audience.subjects.count == 20)
             #expect(try await h.audit.verify(store: h.store).isIntact)
@@ -200,7 +209,9 @@ import Testing
                 let subject = try await h.consent.subjectID(Fixtures.email(person))
                 let history = try await h.consent.history(subjectID: subject, after: 0, limit: 500).events
                 #expect(history.map(\.ordinal) == Array(1...Int64(history.count)))
-                rows += history.map { [person, "\($0.ordinal)", $0.purpose, $0.decision.rawValue, $0.status.rawValue, $0.method.rawValue] }
+                rows += history.map {
+                    [person, "\($0.ordinal)", $0.purpose, $0.decision.rawValue, $0.status.rawValue, $0.method.rawValue]
+                }
                 let states = try await h.consent.states(subjectID: subject).states
                 rows += states.map { [person, $0.purpose, $0.status.rawValue] }
             }
@@ -248,7 +259,8 @@ import Testing
             #expect(try await keys.authenticate(secret: secret) == nil)
             let listed = try await keys.list()
             #expect(listed.count == 1 && listed[0].revokedAt != nil)
-            let actions = try await h.store.read { try await $0.auditEntries(afterSequence: 0, limit: 10) }.map(\.draft.action)
+            let actions = try await h.store.read { try await $0.auditEntries(afterSequence: 0, limit: 10) }.map(
+                \.draft.action)
             #expect(actions == ["key.created", "key.revoked"])
         }
     }
@@ -260,7 +272,8 @@ import Testing
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for index in 0..<200 {
-                        _ = try await consent.record(Fixtures.grant(Fixtures.email("m\(index)@example.com"), "analytics"))
+                        _ = try await consent.record(
+                            Fixtures.grant(Fixtures.email("m\(index)@example.com"), "analytics"))
                     }
                 }
                 group.addTask { for _ in 0..<20 { try await store.maintain() } }
@@ -306,7 +319,11 @@ import Testing
             try await withThrowingTaskGroup(of: UUID.self) { group in
                 for purpose in ["analytics", "personalization", "sale", "sharing.ads"] {
                     group.addTask {
-                        try await consent.record(Fixtures.decide(Fixtures.email("race@example.com"), purpose, purpose == "analytics" ? .granted : .denied)).subjectID
+                        try await consent.record(
+                            Fixtures.decide(
+                                Fixtures.email("race@example.com"), purpose, purpose == "analytics" ? .granted : .denied
+                            )
+                        ).subjectID
                     }
                 }
                 var ids: Set<UUID> = []
@@ -326,7 +343,8 @@ import Testing
         try await withHarness { h in
             let email = "Zelda.Secret-Canary@Example.org"
             let phone = "+49 30 90182736"
-            _ = try await h.consent.record(Fixtures.grant(.identity(try NormalizedIdentity(kind: .email, raw: email)), "analytics"))
+            _ = try await h.consent.record(
+                Fixtures.grant(.identity(try NormalizedIdentity(kind: .email, raw: email)), "analytics"))
             _ = try await h.consent.record(
                 .init(
                     subject: .identity(try NormalizedIdentity(kind: .phone, raw: phone)), purpose: "analytics",
@@ -338,7 +356,10 @@ import Testing
                 if let data = FileManager.default.contents(atPath: path + suffix) { bytes.append(data) }
             }
             #expect(bytes.count > 10_000)
-            for needle in [email, email.lowercased(), "zelda.secret-canary", "+493090182736", "90182736", "198.51.100.77", "CanaryBrowser"] {
+            for needle in [
+                email, email.lowercased(), "zelda.secret-canary", "+493090182736", "90182736", "198.51.100.77",
+                "CanaryBrowser",
+            ] {
                 #expect(bytes.range(of: Data(needle.utf8)) == nil, "found \(needle) on disk")
             }
         }
