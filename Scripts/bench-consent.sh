@@ -86,6 +86,8 @@ end
 LUA
 # 20 connections, each waiting 10 ms before its next request: ~2,000 req/s offered.
 { cat "$work/check.lua"; echo 'delay = function() return 10 end'; } > "$work/paced.lua"
+# The same pacing on /health: the latency floor of server + loopback + wrk at that load.
+{ cat "$work/health.lua"; echo 'delay = function() return 10 end'; } > "$work/paced-health.lua"
 cat > "$work/record.lua" <<LUA
 local headers = { ["Authorization"] = "Bearer $key", ["Content-Type"] = "application/json" }
 local n = 0
@@ -106,6 +108,7 @@ runwrk() { # name connections script
 curl -sf "http://127.0.0.1:$port/v1/consents/check?email=user1%40example.com&purpose=analytics" -H "Authorization: Bearer $key" >/dev/null
 runwrk health "$CONNECTIONS" "$work/health.lua"
 runwrk check "$CONNECTIONS" "$work/check.lua"
+runwrk paced-health 20 "$work/paced-health.lua"
 runwrk paced 20 "$work/paced.lua"
 rss_after_checks=$(awk '/VmRSS/ {print $2}' "/proc/$server/status")
 runwrk record "$CONNECTIONS" "$work/record.lua"
@@ -132,7 +135,7 @@ def parse(name):
     m = re.search(r"(\d+) requests in", text)
     r["requests"] = int(m.group(1))
     return r
-h, c, p, w = (parse(n) for n in ("health", "check", "paced", "record"))
+h, c, p, w, ph = (parse(n) for n in ("health", "check", "paced", "record", "paced-health"))
 imp = pathlib.Path(work, "import.txt").read_text().strip().splitlines()[-1]
 m = re.search(r"imported (\d+) of (\d+) records in ([\d.]+) s \((\d+)/s\)", imp)
 imported, total, seconds, import_rate = int(m.group(1)), int(m.group(2)), float(m.group(3)), int(m.group(4))
@@ -156,6 +159,7 @@ embedded SQLite store ({int(db_bytes) / 1e6:,.0f} MB on disk with WAL); release 
 |---|---|---|---|
 | `/health` floor (closed loop) | {h['rps']:,.0f} req/s, p50 {h['p50']:.2f} ms, p99 {h['p99']:.2f} ms | — | — |
 | consent check (closed loop, random subject of {int(subjects):,}) | {c['rps']:,.0f} req/s = **{ratio:.2f}x** the floor; p50 {c['p50']:.2f} ms, p99 {c['p99']:.2f} ms | >= 0.8x floor | {ok(ratio >= 0.8)} |
+| `/health` at the same pacing (latency floor) | {ph['rps']:,.0f} req/s; p50 {ph['p50']:.2f} ms, p90 {ph['p90']:.2f} ms, p99 {ph['p99']:.2f} ms | — | — |
 | consent check at ~2,000 req/s (20 connections x 10 ms pacing) | {p['rps']:,.0f} req/s achieved; p50 {p['p50']:.2f} ms, p90 {p['p90']:.2f} ms, **p99 {p['p99']:.2f} ms** | p99 <= 2 ms | {ok(p['p99'] <= 2.0)} |
 | durable record, `POST /v1/consents` (new subject each, fsync'd group commit) | **{w['rps']:,.0f} acknowledged records/s**; p50 {w['p50']:.2f} ms, p99 {w['p99']:.2f} ms; non-2xx {w['non2xx']} | >= 5,000/s | {ok(w['rps'] >= 5000 and w['non2xx'] == 0)} |
 | bulk import (`steward consent import`, CSV, 10,000 per transaction){" — figure from the run that seeded the reused database" if reuse == "1" else ""} | **{import_rate:,}/s** ({imported:,} of {total:,} in {seconds:.0f} s) | >= 100,000/s | {ok(import_rate >= 100000)} |
