@@ -35,6 +35,9 @@ public struct Harness: Sendable {
     public let runtime: Runtime
     /// The SQLite file (nil on PostgreSQL), for tests that inspect bytes on disk.
     public let sqlitePath: String?
+    /// A second instance on the same database (another SQLite connection set on the same file, or
+    /// another PostgreSQL client on the same schema), when the test asked for one.
+    public let peer: (any StewardStore)?
     let raw: @Sendable (String) async throws -> Void
 
     public var consent: ConsentService {
@@ -43,6 +46,15 @@ public struct Harness: Sendable {
     public var subjects: SubjectService { SubjectService(consent: consent) }
     public var keys: KeyService { KeyService(store: store, crypto: crypto, runtime: runtime) }
     public var audit: AuditLog { AuditLog(sealer: crypto.sealer, runtime: runtime) }
+
+    /// The consent service of another instance over `store`, sharing this harness's keys and clock.
+    public func consent(on store: any StewardStore) -> ConsentService {
+        ConsentService(store: store, crypto: crypto, policy: policy, runtime: runtime)
+    }
+
+    public func keys(on store: any StewardStore) -> KeyService {
+        KeyService(store: store, crypto: crypto, runtime: runtime)
+    }
 
     /// Runs raw SQL against the backend (tamper drills).
     public func execute(_ sql: String) async throws { try await raw(sql) }
@@ -56,7 +68,7 @@ public let testLogger: Logger = {
 
 /// Runs `body` with a fresh harness and removes what it created afterwards (also on failure).
 public func withHarness<T: Sendable>(
-    policy: PolicySet = Fixtures.policy, _ body: @Sendable (Harness) async throws -> T
+    policy: PolicySet = Fixtures.policy, peer wantsPeer: Bool = false, _ body: @Sendable (Harness) async throws -> T
 ) async throws -> T {
     let clock = ManualClock()
     let runtime = Runtime(
@@ -73,7 +85,7 @@ public func withHarness<T: Sendable>(
         try await store.migrate()
         let harness = Harness(
             store: store, crypto: root.suite(), policy: policy, clock: clock, runtime: runtime, sqlitePath: path,
-            raw: { try await store.unsafeExecute($0) })
+            peer: wantsPeer ? try SQLiteStore(path: path) : nil, raw: { try await store.unsafeExecute($0) })
         return try await body(harness)
     case .postgres:
         guard let url = ProcessInfo.processInfo.environment["STEWARD_TEST_DATABASE_URL"] else {
@@ -85,9 +97,11 @@ public func withHarness<T: Sendable>(
         configuration.options.additionalStartupParameters = [("search_path", schema)]
         configuration.options.maximumConnections = 8
         let client = PostgresClient(configuration: configuration)
+        let peerClient = wantsPeer ? PostgresClient(configuration: configuration) : nil
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await admin.run() }
             group.addTask { await client.run() }
+            if let peerClient { group.addTask { await peerClient.run() } }
             defer { group.cancelAll() }
             try await admin.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA \(schema)"))
             do {
@@ -95,7 +109,8 @@ public func withHarness<T: Sendable>(
                 try await store.migrate()
                 let harness = Harness(
                     store: store, crypto: root.suite(), policy: policy, clock: clock, runtime: runtime,
-                    sqlitePath: nil, raw: { try await store.unsafeExecute($0) })
+                    sqlitePath: nil, peer: peerClient.map { PostgresStore(client: $0, logger: testLogger) },
+                    raw: { try await store.unsafeExecute($0) })
                 let result = try await body(harness)
                 try await admin.query(PostgresQuery(unsafeSQL: "DROP SCHEMA \(schema) CASCADE"))
                 return result

@@ -303,6 +303,42 @@ import Testing
         }
     }
 
+    @Test func twoInstancesOnOneDatabaseKeepOneLedger() async throws {
+        // Scale-out: two instances write the same new people at the same time. Each person must end
+        // up as one subject with both decisions, ordinals 1 and 2, and one unbroken audit chain.
+        try await withHarness(peer: true) { h in
+            let here = h.consent
+            let there = h.consent(on: try #require(h.peer))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<40 {
+                    let person = Fixtures.email("both\(index)@example.com")
+                    group.addTask { _ = try await here.record(Fixtures.grant(person, "analytics")) }
+                    group.addTask { _ = try await there.record(Fixtures.decide(person, "personalization", .denied)) }
+                }
+                try await group.waitForAll()
+            }
+            for index in 0..<40 {
+                let subject = try await here.subjectID(Fixtures.email("both\(index)@example.com"))
+                let states = try await there.states(subjectID: subject).states
+                #expect(states.map(\.purpose) == ["analytics", "personalization"])
+                let history = try await here.history(subjectID: subject, after: 0, limit: 10).events
+                #expect(history.map(\.ordinal) == [1, 2])
+            }
+            let verification = try await h.audit.verify(store: h.store)
+            #expect(verification.isIntact)
+            #expect(verification.checked == 40 + 80)  // one subject.created per person, one entry per event
+
+            // A key revoked on one instance: at once there, within the cache lifetime on the other.
+            let key = try await h.keys.create(name: "shared", role: .service, actor: "test")
+            let otherKeys = h.keys(on: try #require(h.peer))
+            #expect(try await otherKeys.authenticate(secret: key.secret) != nil)
+            _ = try await h.keys.revoke(id: key.record.id, actor: "test")
+            #expect(try await otherKeys.authenticate(secret: key.secret) != nil)  // cached, as documented
+            h.clock.advance(by: otherKeys.cacheLifetime + 1)
+            #expect(try await otherKeys.authenticate(secret: key.secret) == nil)
+        }
+    }
+
     @Test func policyLoadIsAuditedOnlyWhenItChanges() async throws {
         try await withHarness { h in
             let first = try await h.audit.recordPolicyLoad(h.policy, store: h.store, actor: "system")
