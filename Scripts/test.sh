@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against SQLite and against a real, throwaway PostgreSQL.
-# Installs what is missing (libsqlite3-dev, libssl-dev, postgresql) with apt, starts PostgreSQL as a
-# non-root user in a temporary directory on a loopback port, and stops it on exit, also on failure.
+# Installs what is missing (libsqlite3-dev, libssl-dev, postgresql, openssl) with apt, starts
+# PostgreSQL as a non-root user in a temporary directory on a loopback port, with TLS from a
+# throwaway CA, and stops it on exit, also on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,7 @@ for pkg in libsqlite3-dev libssl-dev; do
 done
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 [ -n "$pg_bin" ] && [ -x "$pg_bin/initdb" ] || missing+=(postgresql)
+command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -36,12 +38,25 @@ stop_pg() {
 }
 trap stop_pg EXIT
 
-log "starting PostgreSQL ($("$pg_bin/postgres" --version)) on 127.0.0.1:$pg_port"
+# TLS: a throwaway CA and a certificate for 127.0.0.1, so the suite also connects with
+# sslmode=verify-full, as production should.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=steward-test-ca" \
+  -keyout "$pg_dir/ca.key" -out "$pg_dir/ca.crt" >/dev/null 2>&1
+openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+  -keyout "$pg_dir/server.key" -out "$pg_dir/server.csr" >/dev/null 2>&1
+printf 'subjectAltName=IP:127.0.0.1\n' > "$pg_dir/san.ext"
+openssl x509 -req -in "$pg_dir/server.csr" -CA "$pg_dir/ca.crt" -CAkey "$pg_dir/ca.key" -CAcreateserial \
+  -days 2 -extfile "$pg_dir/san.ext" -out "$pg_dir/server.crt" >/dev/null 2>&1
+chmod 600 "$pg_dir/server.key"
+[ "$(id -u)" -eq 0 ] && chown postgres "$pg_dir/server.key" "$pg_dir/server.crt"
+
+log "starting PostgreSQL ($("$pg_bin/postgres" --version)) on 127.0.0.1:$pg_port, TLS on"
 as_pg "$pg_bin/initdb" -D "$pg_dir/data" -U steward -A trust --no-sync >/dev/null
 as_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w \
-  -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_dir -c fsync=off -c max_connections=200" start >/dev/null
+  -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_dir -c fsync=off -c max_connections=200 -c ssl=on -c ssl_cert_file=$pg_dir/server.crt -c ssl_key_file=$pg_dir/server.key" start >/dev/null
 psql -h 127.0.0.1 -p "$pg_port" -U steward -d postgres -qc "CREATE DATABASE steward_test" >/dev/null
 export STEWARD_TEST_DATABASE_URL="postgres://steward@127.0.0.1:$pg_port/steward_test"
+export STEWARD_TEST_TLS_ROOT_CERT="$pg_dir/ca.crt"
 
 # --- house style: the checked-in .swift-format, nothing to fix ------------------------------------
 log "format check (Scripts/format.sh --check)"
