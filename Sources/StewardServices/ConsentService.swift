@@ -140,7 +140,9 @@ public struct ConsentService: Sendable {
     }
 
     /// Applies many decisions in atomic batches. Invalid items are reported with their line and never
-    /// abort the rest; a batch that fails in the database is retried once and then reported line by line.
+    /// abort the rest. A batch the database refuses as a whole (a constraint or trigger tripped by one
+    /// line) is applied again line by line, each in its own transaction, so only the offending lines
+    /// are rejected (`store.rejected`); when the database itself is down, the call fails instead.
     public func recordBulk(
         _ items: [BulkItem], batchSize: Int = 1_000, progress: (@Sendable (Int) -> Void)? = nil
     ) async throws -> BulkOutcome {
@@ -163,24 +165,13 @@ public struct ConsentService: Sendable {
         var start = 0
         while start < valid.count {
             let batch = Array(valid[start..<min(start + batchSize, valid.count)])
-            let batchRejected: [BulkRejection] = try await writeRetrying { transaction in
-                var drafts: [AuditDraft] = []
-                var failed: [BulkRejection] = []
-                var cache: BatchCache? = BatchCache()  // per attempt: a retried batch starts afresh
-                for item in batch {
-                    do {
-                        _ = try await self.apply(
-                            item.command, purpose: item.purpose, in: transaction, audit: &drafts, cache: &cache)
-                    } catch let error as StewardError {
-                        // Raised before the item wrote anything (subject resolution): the batch goes on.
-                        failed.append(.init(line: item.line, error: error))
-                    }
-                }
-                for (subject, last) in cache?.created ?? [:] where last > 0 {
-                    try await transaction.setOrdinal(subjectID: subject, to: last)
-                }
-                try await self.audit.append(drafts, in: transaction)
-                return failed
+            let batchRejected: [BulkRejection]
+            do {
+                batchRejected = try await recordBatch(batch)
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                batchRejected = try await recordOneByOne(batch)
             }
             rejected += batchRejected
             accepted += batch.count - batchRejected.count
@@ -189,6 +180,64 @@ public struct ConsentService: Sendable {
         }
         rejected.sort { $0.line < $1.line }
         return BulkOutcome(accepted: accepted, rejected: rejected)
+    }
+
+    typealias ValidItem = (line: Int, command: RecordCommand, purpose: Purpose)
+
+    /// One batch, one transaction.
+    func recordBatch(_ batch: [ValidItem]) async throws -> [BulkRejection] {
+        try await writeRetrying { transaction in
+            var drafts: [AuditDraft] = []
+            var failed: [BulkRejection] = []
+            var cache: BatchCache? = BatchCache()  // per attempt: a retried batch starts afresh
+            for item in batch {
+                do {
+                    _ = try await self.apply(
+                        item.command, purpose: item.purpose, in: transaction, audit: &drafts, cache: &cache)
+                } catch let error as StewardError {
+                    // Raised before the item wrote anything (subject resolution): the batch goes on.
+                    failed.append(.init(line: item.line, error: error))
+                }
+            }
+            for (subject, last) in cache?.created ?? [:] where last > 0 {
+                try await transaction.setOrdinal(subjectID: subject, to: last)
+            }
+            try await self.audit.append(drafts, in: transaction)
+            return failed
+        }
+    }
+
+    /// A refused batch, again, one transaction per line. A line the database refuses is reported
+    /// without the database's message (it may quote values); if the database does not answer a
+    /// ping after such a refusal, it is down rather than refusing a line, and the error propagates.
+    func recordOneByOne(_ batch: [ValidItem]) async throws -> [BulkRejection] {
+        var failed: [BulkRejection] = []
+        var checkedStore = false
+        for item in batch {
+            do {
+                try await writeRetrying { transaction in
+                    var drafts: [AuditDraft] = []
+                    var noCache: BatchCache? = nil
+                    _ = try await self.apply(
+                        item.command, purpose: item.purpose, in: transaction, audit: &drafts, cache: &noCache)
+                    try await self.audit.append(drafts, in: transaction)
+                }
+            } catch let error as StewardError {
+                failed.append(.init(line: item.line, error: error))
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                if !checkedStore {
+                    try await store.ping()
+                    checkedStore = true
+                }
+                failed.append(
+                    .init(
+                        line: item.line,
+                        error: .unprocessable("store.rejected", "the database refused this line; it was not recorded")))
+            }
+        }
+        return failed
     }
 
     /// Confirms a pending double opt-in grant with its single-use token.

@@ -230,6 +230,46 @@ import Testing
         }
     }
 
+    @Test func aLineTheDatabaseRefusesSinksOnlyItself() async throws {
+        try await withHarness { h in
+            // A trigger stands in for any constraint a valid-looking line can trip in the database.
+            switch TestBackend.current {
+            case .sqlite:
+                try await h.execute(
+                    """
+                    CREATE TRIGGER poison BEFORE INSERT ON consent_events WHEN NEW.source = 'poison'
+                    BEGIN SELECT RAISE(ABORT, 'poisoned line'); END
+                    """)
+            case .postgres:
+                try await h.execute(
+                    """
+                    CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
+                    BEGIN IF NEW.source = 'poison' THEN RAISE EXCEPTION 'poisoned line'; END IF; RETURN NEW; END $$
+                    """)
+                try await h.execute(
+                    "CREATE TRIGGER poison BEFORE INSERT ON consent_events FOR EACH ROW EXECUTE FUNCTION poison()")
+            }
+            let items: [ConsentService.BulkItem] = (1...25).map { line in
+                var command = Fixtures.grant(Fixtures.email("line\(line)@example.com"), "analytics")
+                if line == 7 || line == 19 { command.source = "poison" }
+                return .command(line: line, command)
+            }
+            let outcome = try await h.consent.recordBulk(items, batchSize: 10)
+            #expect(outcome.accepted == 23)
+            #expect(outcome.rejected.map(\.line) == [7, 19])
+            #expect(
+                outcome.rejected.allSatisfy { $0.error.code == "store.rejected" && !$0.error.detail.contains("poison") }
+            )
+            let audience = try await h.consent.audience(purpose: "analytics", after: nil, limit: 100)
+            #expect(audience.subjects.count == 23)
+            await #expect(throws: StewardError.self) {
+                _ = try await h.consent.subjectID(Fixtures.email("line7@example.com"))
+            }
+            let verification = try await h.audit.verify(store: h.store)
+            #expect(verification.isIntact && verification.checked == 23 * 2)
+        }
+    }
+
     @Test func auditChainVerifiesAndNamesTheFirstTamperedEntry() async throws {
         try await withHarness { h in
             for index in 0..<4 {
