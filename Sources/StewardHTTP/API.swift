@@ -19,13 +19,15 @@ public struct StewardAPI: Sendable {
     public var registry: PrometheusCollectorRegistry
 
     /// Every service here reaches the store through a `MeteredStore` on this registry, so database
-    /// errors are counted whichever route meets them.
+    /// errors are counted whichever route meets them; consent events are counted by the service
+    /// after each commit (single, confirmed and bulk alike).
     public init(
         consent: ConsentService, keys: KeyService, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
     ) {
-        let store = MeteredStore(consent.store, factory: PrometheusMetricsFactory(registry: registry))
+        let factory = PrometheusMetricsFactory(registry: registry)
+        let store = MeteredStore(consent.store, factory: factory)
         let consent = ConsentService(
-            store: store, crypto: consent.crypto, policy: consent.policy, runtime: consent.runtime)
+            store: store, crypto: consent.crypto, policy: consent.policy, runtime: consent.runtime, metrics: factory)
         self.consent = consent
         self.subjects = SubjectService(consent: consent)
         self.keys = keys.rebinding(to: store)

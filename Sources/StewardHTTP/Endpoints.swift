@@ -44,7 +44,6 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
             let command = try body.command(
                 actor: context.principal!.actor, defaultMethod: .api, gpc: request.headers[.init("Sec-GPC")!] == "1")
             let outcome = try await consent.record(command)
-            countEvents(outcome.allEvents, factory: api.metricsFactory)
             return recordResponse(outcome, policy: policy, now: consent.runtime.now()).response(status: .created)
         },
         Endpoint(.post, "/v1/consents/bulk", .consentRecord) { request, context in
@@ -68,7 +67,6 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
                 throw StewardError.invalid("confirmation.token_missing", "is required", field: "token")
             }
             let outcome = try await consent.confirm(token: token, actor: context.principal!.actor)
-            countEvents(outcome.allEvents, factory: api.metricsFactory)
             return recordResponse(outcome, policy: policy, now: consent.runtime.now()).response(status: .ok)
         },
         Endpoint(.get, "/v1/consents/check", .consentCheck) { request, _ in
@@ -243,17 +241,6 @@ func recordResponse(_ outcome: ConsentService.RecordOutcome, policy: PolicySet, 
             .init(token: $0, expiresAt: outcome.confirmationExpiresAt ?? now)
         },
         gpcOptOuts: outcome.gpcEvents.map(EventDTO.init))
-}
-
-import Metrics
-
-func countEvents(_ events: [ConsentEvent], factory: any MetricsFactory) {
-    for event in events {
-        Counter(
-            label: "steward_consent_events_total",
-            dimensions: [("decision", event.decision.rawValue), ("method", event.method.rawValue)], factory: factory
-        ).increment()
-    }
 }
 
 struct GPCSupport: Encodable {

@@ -1,4 +1,5 @@
 public import Foundation
+public import Metrics
 public import StewardCore
 
 /// How a request names a subject: by one of its identities, or by Steward's subject id.
@@ -13,14 +14,41 @@ public struct ConsentService: Sendable {
     public let crypto: CryptoSuite
     public let policy: PolicySet
     public let runtime: Runtime
+    /// Where `steward_consent_events_total{decision, method}` is counted, after each commit, for
+    /// single, confirmed and bulk records alike; nil counts nothing (one-shot commands).
+    public let metrics: (any MetricsFactory)?
     let audit: AuditLog
 
-    public init(store: any StewardStore, crypto: CryptoSuite, policy: PolicySet, runtime: Runtime) {
+    public init(
+        store: any StewardStore, crypto: CryptoSuite, policy: PolicySet, runtime: Runtime,
+        metrics: (any MetricsFactory)? = nil
+    ) {
         self.store = store
         self.crypto = crypto
         self.policy = policy
         self.runtime = runtime
+        self.metrics = metrics
         self.audit = AuditLog(sealer: crypto.sealer, runtime: runtime)
+    }
+
+    /// Counts committed events by decision and method (labels from closed sets; no data values).
+    func countCommitted(_ tally: [EventKind: Int]) {
+        guard let metrics else { return }
+        for (kind, count) in tally where count > 0 {
+            Counter(
+                label: "steward_consent_events_total",
+                dimensions: [("decision", kind.decision.rawValue), ("method", kind.method.rawValue)], factory: metrics
+            ).increment(by: count)
+        }
+    }
+
+    struct EventKind: Hashable {
+        var decision: ConsentDecision
+        var method: ConsentMethod
+    }
+
+    static func tally(_ events: [ConsentEvent], into tally: inout [EventKind: Int]) {
+        for event in events { tally[EventKind(decision: event.decision, method: event.method), default: 0] += 1 }
     }
 
     /// One decision to record.
@@ -113,7 +141,7 @@ public struct ConsentService: Sendable {
     /// applied and audit entries sealed — one transaction.
     public func record(_ command: RecordCommand) async throws -> RecordOutcome {
         let purpose = try validate(command)
-        return try await writeRetrying { transaction in
+        let outcome = try await writeRetrying { transaction in
             var drafts: [AuditDraft] = []
             var noCache: BatchCache? = nil
             let outcome = try await self.apply(
@@ -121,6 +149,10 @@ public struct ConsentService: Sendable {
             try await self.audit.append(drafts, in: transaction)
             return outcome
         }
+        var tally: [EventKind: Int] = [:]
+        Self.tally(outcome.allEvents, into: &tally)
+        countCommitted(tally)
+        return outcome
     }
 
     /// One line of a bulk import: either a command or the reason it was rejected.
@@ -186,14 +218,16 @@ public struct ConsentService: Sendable {
 
     /// One batch, one transaction.
     func recordBatch(_ batch: [ValidItem]) async throws -> [BulkRejection] {
-        try await writeRetrying { transaction in
+        let (failed, tally) = try await writeRetrying { transaction in
             var drafts: [AuditDraft] = []
             var failed: [BulkRejection] = []
+            var tally: [EventKind: Int] = [:]
             var cache: BatchCache? = BatchCache()  // per attempt: a retried batch starts afresh
             for item in batch {
                 do {
-                    _ = try await self.apply(
+                    let outcome = try await self.apply(
                         item.command, purpose: item.purpose, in: transaction, audit: &drafts, cache: &cache)
+                    Self.tally(outcome.allEvents, into: &tally)
                 } catch let error as StewardError {
                     // Raised before the item wrote anything (subject resolution): the batch goes on.
                     failed.append(.init(line: item.line, error: error))
@@ -203,8 +237,10 @@ public struct ConsentService: Sendable {
                 try await transaction.setOrdinal(subjectID: subject, to: last)
             }
             try await self.audit.append(drafts, in: transaction)
-            return failed
+            return (failed, tally)
         }
+        countCommitted(tally)
+        return failed
     }
 
     /// A refused batch, again, one transaction per line. A line the database refuses is reported
@@ -215,13 +251,17 @@ public struct ConsentService: Sendable {
         var checkedStore = false
         for item in batch {
             do {
-                try await writeRetrying { transaction in
+                let outcome = try await writeRetrying { transaction in
                     var drafts: [AuditDraft] = []
                     var noCache: BatchCache? = nil
-                    _ = try await self.apply(
+                    let outcome = try await self.apply(
                         item.command, purpose: item.purpose, in: transaction, audit: &drafts, cache: &noCache)
                     try await self.audit.append(drafts, in: transaction)
+                    return outcome
                 }
+                var tally: [EventKind: Int] = [:]
+                Self.tally(outcome.allEvents, into: &tally)
+                countCommitted(tally)
             } catch let error as StewardError {
                 failed.append(.init(line: item.line, error: error))
             } catch is CancellationError {
@@ -243,7 +283,7 @@ public struct ConsentService: Sendable {
     /// Confirms a pending double opt-in grant with its single-use token.
     public func confirm(token: String, actor: String) async throws -> RecordOutcome {
         let hash = crypto.secrets.digest(token)
-        return try await writeRetrying { transaction in
+        let outcome = try await writeRetrying { transaction in
             guard let record = try await transaction.confirmation(tokenHash: hash) else {
                 throw StewardError.notFound("confirmation.unknown_token", "no pending confirmation has this token")
             }
@@ -273,6 +313,10 @@ public struct ConsentService: Sendable {
                 subjectID: record.subjectID, subjectCreated: false, event: event, state: state,
                 confirmationToken: nil, confirmationExpiresAt: nil, gpcEvents: [])
         }
+        var tally: [EventKind: Int] = [:]
+        Self.tally(outcome.allEvents, into: &tally)
+        countCommitted(tally)
+        return outcome
     }
 
     /// Applies one validated command inside a transaction, collecting its audit drafts.

@@ -249,6 +249,40 @@ import Testing
         }
     }
 
+    @Test func consentEventsAreCountedAfterCommitForSingleAndBulkRecords() async throws {
+        try await withServer { h, client in
+            let key = try await h.key(.service)
+            func body(_ email: String, _ decision: String) -> String {
+                #"{"subject":{"email":"\#(email)"},"purpose":"analytics","decision":"\#(decision)","notice":{"id":"privacy-policy","version":"2026-01"}}"#
+            }
+            let single = try await client.execute(
+                uri: "/v1/consents", method: .post, headers: headers(key),
+                body: ByteBuffer(string: body("count-a@example.com", "granted")))
+            #expect(single.status == .created)
+            let lines = [
+                body("count-b@example.com", "granted"), body("count-c@example.com", "granted"),
+                body("count-d@example.com", "denied"),
+                #"{"subject":{"email":"bad"},"purpose":"analytics","decision":"granted"}"#,
+            ]
+            let bulk = try await client.execute(
+                uri: "/v1/consents/bulk", method: .post, headers: headers(key),
+                body: ByteBuffer(string: lines.joined(separator: "\n")))
+            #expect(bulk.status == .ok)
+            let text = String(
+                buffer: try await client.execute(uri: "/metrics", method: .get, headers: [:], body: nil).body)
+            let counts = text.split(separator: "\n").filter { $0.hasPrefix("steward_consent_events_total{") }
+            #expect(
+                counts.contains {
+                    $0.contains(#"decision="granted""#) && $0.contains(#"method="api""#) && $0.hasSuffix(" 3")
+                })
+            #expect(
+                counts.contains {
+                    $0.contains(#"decision="denied""#) && $0.contains(#"method="api""#) && $0.hasSuffix(" 1")
+                })
+            #expect(!text.contains("count-"))
+        }
+    }
+
     @Test func metricsCountRequestsByRouteTemplateWithoutPersonalData() async throws {
         try await withServer { h, client in
             let key = try await h.key(.service)
