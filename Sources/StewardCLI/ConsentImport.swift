@@ -1,4 +1,5 @@
 import ArgumentParser
+import Crypto
 import Foundation
 import StewardCore
 import StewardHTTP
@@ -16,11 +17,16 @@ struct ConsentCommand: AsyncParsableCommand {
                 email, phone, externalId, deviceId, subjectId, purpose, decision, method, noticeId,
                 noticeVersion, source, consentString. Invalid lines are reported with their number and
                 reason and never stop the rest; method defaults to `import`.
+
+                Each batch commits with a checkpoint keyed by the file's SHA-256: if an import dies,
+                running it again on the same file resumes after the last committed line, and a file
+                imported completely is not imported twice unless --again is given.
                 """)
         @OptionGroup var common: CommonOptions
         @Argument(help: "The file to import (.jsonl, .ndjson or .csv).") var file: String
         @Option(help: "jsonl or csv (default: from the file extension).") var format: String?
         @Option(help: "Records per transaction.") var batchSize = 10_000
+        @Flag(help: "Import the file again even if it was imported completely before.") var again = false
 
         func run() async throws {
             let kind = format ?? (file.lowercased().hasSuffix(".csv") ? "csv" : "jsonl")
@@ -28,25 +34,42 @@ struct ConsentCommand: AsyncParsableCommand {
                 throw ValidationError("unknown format '\(kind)'; use jsonl or csv")
             }
             guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+            let checkpoint = "import:\(kind):" + (try fileDigest(file))
             let reader = try ImportReader(path: file, csv: kind == "csv")
             let wiring = try Wiring.open(common, logger: Wiring.makeLogger(common))
             let started = Date()
             let batchSize = self.batchSize
+            let again = self.again
             let outcome = try await wiring.withStore { wiring in
                 try await wiring.store.migrate()
+                let service = wiring.consentService
+                var resumeAfter = 0
+                switch try await service.importCheckpoint(checkpoint) {
+                case .finished where !again:
+                    printErr("this file was imported completely before; nothing to do (--again imports it again)")
+                    return (accepted: 0, rejected: [ConsentService.BulkRejection](), skipped: 0)
+                case .committed(let line) where !again:
+                    resumeAfter = line
+                    printErr("resuming an interrupted import of this file after line \(line)")
+                default: break
+                }
                 var accepted = 0
+                var skipped = 0
                 var rejected: [ConsentService.BulkRejection] = []
                 var pending: [ConsentService.BulkItem] = []
                 while let items = try reader.next() {
-                    pending += items
+                    for item in items {
+                        if item.line <= resumeAfter { skipped += 1 } else { pending.append(item) }
+                    }
                     if pending.count < batchSize && !reader.finished { continue }
-                    let result = try await wiring.consentService.recordBulk(pending, batchSize: batchSize)
+                    let result = try await service.recordBulk(pending, batchSize: batchSize, checkpoint: checkpoint)
                     accepted += result.accepted
                     rejected += result.rejected
                     pending.removeAll(keepingCapacity: true)
                     reader.showProgress(accepted: accepted, rejected: rejected.count)
                 }
-                return (accepted: accepted, rejected: rejected.sorted { $0.line < $1.line })
+                try await service.finishImport(checkpoint)
+                return (accepted: accepted, rejected: rejected.sorted { $0.line < $1.line }, skipped: skipped)
             }
             printErr("")
             let seconds = Date().timeIntervalSince(started)
@@ -58,8 +81,10 @@ struct ConsentCommand: AsyncParsableCommand {
             if outcome.rejected.count > 50 { print("… and \(outcome.rejected.count - 50) more rejected lines") }
             let total = outcome.accepted + outcome.rejected.count
             let rate = seconds > 0 ? Int(Double(outcome.accepted) / seconds) : outcome.accepted
+            let resumed =
+                outcome.skipped > 0 ? "; \(outcome.skipped) lines before the checkpoint were done already" : ""
             print(
-                "imported \(outcome.accepted) of \(total) records in \(String(format: "%.1f", seconds)) s (\(rate)/s); rejected \(outcome.rejected.count)"
+                "imported \(outcome.accepted) of \(total) records in \(String(format: "%.1f", seconds)) s (\(rate)/s); rejected \(outcome.rejected.count)\(resumed)"
             )
             if !outcome.rejected.isEmpty { throw ExitCode(2) }
         }
@@ -119,4 +144,13 @@ final class ImportReader: @unchecked Sendable {  // used by one task at a time
             "\r[\(String(repeating: "#", count: filled))\(String(repeating: ".", count: 20 - filled))] \(percent)% \(accepted) imported, \(rejected) rejected",
             terminator: "")
     }
+}
+
+/// The file's SHA-256 in hex, read 1 MiB at a time: the identity of an import for its checkpoint.
+func fileDigest(_ path: String) throws -> String {
+    guard let handle = FileHandle(forReadingAtPath: path) else { throw ValidationError("cannot read \(path)") }
+    defer { try? handle.close() }
+    var hasher = SHA256()
+    while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
+    return Data(hasher.finalize()).hexString
 }

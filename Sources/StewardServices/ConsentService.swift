@@ -159,6 +159,12 @@ public struct ConsentService: Sendable {
     public enum BulkItem: Sendable {
         case command(line: Int, RecordCommand)
         case rejected(line: Int, StewardError)
+
+        public var line: Int {
+            switch self {
+            case .command(let line, _), .rejected(let line, _): line
+            }
+        }
     }
 
     public struct BulkRejection: Sendable, Equatable {
@@ -175,8 +181,13 @@ public struct ConsentService: Sendable {
     /// abort the rest. A batch the database refuses as a whole (a constraint or trigger tripped by one
     /// line) is applied again line by line, each in its own transaction, so only the offending lines
     /// are rejected (`store.rejected`); when the database itself is down, the call fails instead.
+    ///
+    /// With a `checkpoint` key, each batch's transaction also records the line it reached (in the
+    /// store's settings), so an import that dies can resume after the last committed line instead of
+    /// recording its lines twice (`importCheckpoint(_:)`).
     public func recordBulk(
-        _ items: [BulkItem], batchSize: Int = 1_000, progress: (@Sendable (Int) -> Void)? = nil
+        _ items: [BulkItem], batchSize: Int = 1_000, checkpoint: String? = nil,
+        progress: (@Sendable (Int) -> Void)? = nil
     ) async throws -> BulkOutcome {
         var rejected: [BulkRejection] = []
         var valid: [(line: Int, command: RecordCommand, purpose: Purpose)] = []
@@ -199,11 +210,11 @@ public struct ConsentService: Sendable {
             let batch = Array(valid[start..<min(start + batchSize, valid.count)])
             let batchRejected: [BulkRejection]
             do {
-                batchRejected = try await recordBatch(batch)
+                batchRejected = try await recordBatch(batch, checkpoint: checkpoint)
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
-                batchRejected = try await recordOneByOne(batch)
+                batchRejected = try await recordOneByOne(batch, checkpoint: checkpoint)
             }
             rejected += batchRejected
             accepted += batch.count - batchRejected.count
@@ -217,7 +228,7 @@ public struct ConsentService: Sendable {
     typealias ValidItem = (line: Int, command: RecordCommand, purpose: Purpose)
 
     /// One batch, one transaction.
-    func recordBatch(_ batch: [ValidItem]) async throws -> [BulkRejection] {
+    func recordBatch(_ batch: [ValidItem], checkpoint: String?) async throws -> [BulkRejection] {
         let (failed, tally) = try await writeRetrying { transaction in
             var drafts: [AuditDraft] = []
             var failed: [BulkRejection] = []
@@ -236,6 +247,9 @@ public struct ConsentService: Sendable {
             for (subject, last) in cache?.created ?? [:] where last > 0 {
                 try await transaction.setOrdinal(subjectID: subject, to: last)
             }
+            if let checkpoint, let last = batch.last {
+                try await transaction.setSetting(checkpoint, value: String(last.line))
+            }
             try await self.audit.append(drafts, in: transaction)
             return (failed, tally)
         }
@@ -246,7 +260,7 @@ public struct ConsentService: Sendable {
     /// A refused batch, again, one transaction per line. A line the database refuses is reported
     /// without the database's message (it may quote values); if the database does not answer a
     /// ping after such a refusal, it is down rather than refusing a line, and the error propagates.
-    func recordOneByOne(_ batch: [ValidItem]) async throws -> [BulkRejection] {
+    func recordOneByOne(_ batch: [ValidItem], checkpoint: String?) async throws -> [BulkRejection] {
         var failed: [BulkRejection] = []
         var checkedStore = false
         for item in batch {
@@ -257,6 +271,7 @@ public struct ConsentService: Sendable {
                     let outcome = try await self.apply(
                         item.command, purpose: item.purpose, in: transaction, audit: &drafts, cache: &noCache)
                     try await self.audit.append(drafts, in: transaction)
+                    if let checkpoint { try await transaction.setSetting(checkpoint, value: String(item.line)) }
                     return outcome
                 }
                 var tally: [EventKind: Int] = [:]
@@ -278,6 +293,27 @@ public struct ConsentService: Sendable {
             }
         }
         return failed
+    }
+
+    /// Where an import with this checkpoint key stands: `.fresh`, `.committed(line)` (every line up to
+    /// it is recorded or was rejected) or `.finished`.
+    public func importCheckpoint(_ key: String) async throws -> ImportCheckpoint {
+        switch try await store.read({ try await $0.setting(key) }) {
+        case nil: return .fresh
+        case "done": return .finished
+        case let value?: return Int(value).map { .committed(line: $0) } ?? .fresh
+        }
+    }
+
+    /// Marks an import finished, so running the same file again does not record it twice.
+    public func finishImport(_ key: String) async throws {
+        try await store.write { try await $0.setSetting(key, value: "done") }
+    }
+
+    public enum ImportCheckpoint: Sendable, Equatable {
+        case fresh
+        case committed(line: Int)
+        case finished
     }
 
     /// Confirms a pending double opt-in grant with its single-use token.

@@ -230,6 +230,34 @@ import Testing
         }
     }
 
+    @Test func anInterruptedImportResumesAfterItsLastCommittedLine() async throws {
+        try await withHarness { h in
+            let key = "import:csv:test-digest"
+            let items: [ConsentService.BulkItem] = (1...30).map { line in
+                line == 14
+                    ? .rejected(line: line, .invalid("import.column_count", "bad row"))
+                    : .command(line: line, Fixtures.grant(Fixtures.email("resume\(line)@example.com"), "analytics"))
+            }
+            #expect(try await h.consent.importCheckpoint(key) == .fresh)
+            // The process "dies" after two batches of ten: only those committed.
+            _ = try await h.consent.recordBulk(Array(items.prefix(21)), batchSize: 10, checkpoint: key)
+            #expect(try await h.consent.importCheckpoint(key) == .committed(line: 21))
+            // Running again resumes after line 21 and records each line once.
+            let rest = items.filter { $0.line > 21 }
+            let outcome = try await h.consent.recordBulk(rest, batchSize: 10, checkpoint: key)
+            #expect(outcome.accepted == 9)
+            try await h.consent.finishImport(key)
+            #expect(try await h.consent.importCheckpoint(key) == .finished)
+            let audience = try await h.consent.audience(purpose: "analytics", after: nil, limit: 100)
+            #expect(audience.subjects.count == 29)
+            for line in [1, 21, 22, 30] {
+                let subject = try await h.consent.subjectID(Fixtures.email("resume\(line)@example.com"))
+                #expect(try await h.consent.history(subjectID: subject, after: 0, limit: 10).events.count == 1)
+            }
+            #expect(try await h.audit.verify(store: h.store).checked == 29 * 2)
+        }
+    }
+
     @Test func aLineTheDatabaseRefusesSinksOnlyItself() async throws {
         try await withHarness { h in
             // A trigger stands in for any constraint a valid-looking line can trip in the database.
