@@ -80,6 +80,12 @@ func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> 
         status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
 }
 
+/// A response whose JSON body was written by hand (the hot and record paths).
+func jsonResponse(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
+    Response(
+        status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
+}
+
 /// Decodes a JSON body, mapping decoding failures to 400 with the field path (never the value).
 func decode<T: Decodable>(_ type: T.Type, from request: Request, limit: Int) async throws -> T {
     var request = request

@@ -1,9 +1,6 @@
 import Foundation
 import StewardCore
 import StewardServices
-import HTTPTypes
-import Hummingbird
-import NIOCore
 
 // Wire types: camelCase JSON, ISO 8601 times. Requests are decoded leniently into strings and then
 // validated with precise, field-naming errors; responses are plain Encodable structs.
@@ -413,11 +410,5 @@ extension RecordResponse {
         object.bool("subjectCreated", subjectCreated)
         object.string("subjectId", subjectId)
         return object.finished()
-    }
-
-    func response(status: HTTPResponse.Status) -> Response {
-        Response(
-            status: status, headers: [.contentType: "application/json"],
-            body: .init(byteBuffer: ByteBuffer(string: jsonText)))
     }
 }

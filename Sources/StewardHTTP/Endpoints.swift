@@ -44,7 +44,8 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
             let command = try body.command(
                 actor: context.principal!.actor, defaultMethod: .api, gpc: request.headers[.init("Sec-GPC")!] == "1")
             let outcome = try await consent.record(command)
-            return recordResponse(outcome, policy: policy, now: consent.runtime.now()).response(status: .created)
+            return jsonResponse(
+                recordResponse(outcome, policy: policy, now: consent.runtime.now()).jsonText, status: .created)
         },
         Endpoint(.post, "/v1/consents/bulk", .consentRecord) { request, context in
             var request = request
@@ -67,7 +68,7 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
                 throw StewardError.invalid("confirmation.token_missing", "is required", field: "token")
             }
             let outcome = try await consent.confirm(token: token, actor: context.principal!.actor)
-            return recordResponse(outcome, policy: policy, now: consent.runtime.now()).response(status: .ok)
+            return jsonResponse(recordResponse(outcome, policy: policy, now: consent.runtime.now()).jsonText)
         },
         Endpoint(.get, "/v1/consents/check", .consentCheck) { request, _ in
             let query = request.uri.queryParameters  // parsed once: the hot path reads six names
@@ -209,17 +210,19 @@ func sequenceCursor(_ request: Request) throws(StewardError) -> Int64 {
     return value
 }
 
-/// The hot path's response, written directly: same JSON as encoding `CheckResponse` (sorted keys,
-/// lower-case ids, millisecond UTC times), without JSONEncoder's reflection.
-func checkResponse(_ check: ConsentCheck) -> Response {
-    var text = "{\"allowed\":\(check.allowed),\"basis\":\"\(check.basis.rawValue)\""
-    if let decidedAt = check.decidedAt { text += ",\"decidedAt\":\"\(Timestamp.iso8601(decidedAt))\"" }
-    // Purpose keys are validated as lower-case dotted words; quote anyway, the value came in a URL.
-    text += ",\"purpose\":" + AuditDetailsCoding.quoted(check.purpose)
-    if let record = check.recordID { text += ",\"recordId\":\"\(record.lowercasedString)\"" }
-    text += ",\"status\":\"\(check.status.rawValue)\"}"
-    return Response(
-        status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
+/// The hot path's response, written key by key (sorted, as JSONEncoder's `.sortedKeys`), without
+/// JSONEncoder's reflection. The purpose came in a URL, so it is quoted like any string.
+func checkResponse(_ check: ConsentCheck) -> Response { jsonResponse(checkText(check)) }
+
+func checkText(_ check: ConsentCheck) -> String {
+    var object = JSONObjectWriter()
+    object.bool("allowed", check.allowed)
+    object.string("basis", check.basis.rawValue)
+    object.date("decidedAt", check.decidedAt)
+    object.string("purpose", check.purpose)
+    object.string("recordId", check.recordID?.lowercasedString)
+    object.string("status", check.status.rawValue)
+    return object.finished()
 }
 
 func subjectFromQuery(_ query: FlatDictionary<Substring, Substring>) throws(StewardError) -> SubjectReference {

@@ -130,19 +130,23 @@ public final class SQLiteStore: StewardStore {
 
     // MARK: Reads
 
-    private func withReader<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        let lease =
-            try readers.withLock { $0.popLast() }
+    /// A pooled read-only connection (a new one when all are in use); give it back with `returnReader`.
+    private func takeReader() throws -> ConnectionLease {
+        try readers.withLock { $0.popLast() }
             ?? ConnectionLease(SQLiteConnection(path: path, readOnly: true, role: .reader))
-        defer { readers.withLock { $0.append(lease) } }
+    }
+
+    private func returnReader(_ lease: ConnectionLease) { readers.withLock { $0.append(lease) } }
+
+    private func withReader<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+        let lease = try takeReader()
+        defer { returnReader(lease) }
         return try body(lease.connection)
     }
 
     public func read<T: Sendable>(_ body: @Sendable (any StoreReader) async throws -> T) async throws -> T {
-        let lease =
-            try readers.withLock { $0.popLast() }
-            ?? ConnectionLease(SQLiteConnection(path: path, readOnly: true, role: .reader))
-        defer { readers.withLock { $0.append(lease) } }
+        let lease = try takeReader()
+        defer { returnReader(lease) }
         return try await body(SQLiteSession(connection: lease.connection))
     }
 

@@ -32,6 +32,12 @@ public struct ConsentService: Sendable {
     }
 
     /// Counts committed events by decision and method (labels from closed sets; no data values).
+    func countCommitted(events: [ConsentEvent]) {
+        var tally: [EventKind: Int] = [:]
+        Self.tally(events, into: &tally)
+        countCommitted(tally)
+    }
+
     func countCommitted(_ tally: [EventKind: Int]) {
         guard let metrics else { return }
         for (kind, count) in tally where count > 0 {
@@ -149,9 +155,7 @@ public struct ConsentService: Sendable {
             try await self.audit.append(drafts, in: transaction)
             return outcome
         }
-        var tally: [EventKind: Int] = [:]
-        Self.tally(outcome.allEvents, into: &tally)
-        countCommitted(tally)
+        countCommitted(events: outcome.allEvents)
         return outcome
     }
 
@@ -274,9 +278,7 @@ public struct ConsentService: Sendable {
                     if let checkpoint { try await transaction.setSetting(checkpoint, value: String(item.line)) }
                     return outcome
                 }
-                var tally: [EventKind: Int] = [:]
-                Self.tally(outcome.allEvents, into: &tally)
-                countCommitted(tally)
+                countCommitted(events: outcome.allEvents)
             } catch let error as StewardError {
                 failed.append(.init(line: item.line, error: error))
             } catch is CancellationError {
@@ -349,9 +351,7 @@ public struct ConsentService: Sendable {
                 subjectID: record.subjectID, subjectCreated: false, event: event, state: state,
                 confirmationToken: nil, confirmationExpiresAt: nil, gpcEvents: [])
         }
-        var tally: [EventKind: Int] = [:]
-        Self.tally(outcome.allEvents, into: &tally)
-        countCommitted(tally)
+        countCommitted(events: outcome.allEvents)
         return outcome
     }
 

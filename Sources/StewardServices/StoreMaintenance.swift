@@ -41,8 +41,7 @@ public struct StoreMaintenance: Service {
                 "store warmed: consent-check structures read",
                 metadata: [
                     "rows": "\(rows)",
-                    "ms":
-                        "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
+                    "ms": "\(Int(elapsed / .milliseconds(1)))",
                 ])
         } catch {
             logger.warning("store warm-up failed", metadata: ["error.type": "\(String(reflecting: type(of: error)))"])

@@ -37,4 +37,29 @@ import Testing
             }
         }
     }
+
+    /// What the check's body must be: the synthesized encoding of these fields.
+    struct CheckBody: Encodable {
+        var allowed: Bool
+        var basis: String
+        var decidedAt: Date?
+        var purpose: String
+        var recordId: String?
+        var status: String
+    }
+
+    @Test func checkBodiesMatchJSONEncoderWithAndWithoutADecision() async throws {
+        try await withHarness { h in
+            _ = try await h.consent.record(Fixtures.grant(Fixtures.email("check-shape@example.com"), "analytics"))
+            let decided = try await h.consent.check(Fixtures.email("check-shape@example.com"), purpose: "analytics")
+            let unknown = try await h.consent.check(Fixtures.email("nobody@example.com"), purpose: "personalization")
+            for check in [decided, unknown] {
+                let text = checkText(check)
+                let expected = CheckBody(
+                    allowed: check.allowed, basis: check.basis.rawValue, decidedAt: check.decidedAt,
+                    purpose: check.purpose, recordId: check.recordID?.lowercasedString, status: check.status.rawValue)
+                #expect(text == String(decoding: try jsonEncoder.encode(expected), as: UTF8.self))
+            }
+        }
+    }
 }
