@@ -54,6 +54,10 @@ public final class SQLiteStore: StewardStore {
             var count = 0
             for migration in SQLiteMigrations.all where !applied.contains(migration.version) {
                 try connection.execute(migration.sql)
+                if SQLiteMigrations.editsSchemaText.contains(migration.version) {
+                    let version = try connection.query("PRAGMA schema_version") { $0.int(0) }.first ?? 0
+                    try connection.execute("PRAGMA schema_version = \(version + 1)")
+                }
                 try connection.run(
                     "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
                     [.int(Int64(migration.version)), .time(Date())])
@@ -76,6 +80,13 @@ public final class SQLiteStore: StewardStore {
     @_spi(Testing)
     public func unsafeExecute(_ sql: String) async throws {
         try await write(migrating: true) { session in try session.connection.execute(sql) }
+    }
+
+    /// Runs a raw query on the writer connection and returns one column of every row as text. For tests
+    /// only (schema and query-plan assertions).
+    @_spi(Testing)
+    public func unsafeQuery(_ sql: String, column: Int32 = 0) async throws -> [String] {
+        try await write(migrating: true) { session in try session.connection.query(sql) { $0.text(column) } }
     }
 
     /// Copies committed WAL frames into the database file on a connection of its own (PASSIVE: never

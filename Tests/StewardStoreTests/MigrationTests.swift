@@ -2,7 +2,7 @@ import Foundation
 import StewardCore
 import StewardCrypto
 import StewardPolicy
-import StewardSQLite
+@_spi(Testing) import StewardSQLite
 import StewardServices
 import StewardTesting
 import Testing
@@ -26,7 +26,7 @@ import Testing
 
         let store = try SQLiteStore(path: path)
         let applied = try await store.migrate()
-        #expect(applied == 1)
+        #expect(applied == 2)
         let again = try await store.migrate()
         #expect(again == 0)
 
@@ -85,5 +85,65 @@ import Testing
         #expect(try await consent.check(ada, purpose: "marketing.email").allowed == false)
         let after = try await audit.verify(store: store)
         #expect(after.isIntact && after.checked == 17)
+    }
+
+    /// Migration 4 rewrites the enumerated CHECK constraints without IN lists: inserts no longer build
+    /// a temporary B-tree per execution, and the constraints still refuse the same values.
+    @Test func enumeratedChecksBuildNoTemporaryTables() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "steward-migration-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try SQLiteStore(path: directory.appendingPathComponent("steward.sqlite").path)
+        try await store.migrate()
+
+        let inserts = [
+            "INSERT INTO identities (id, subject_id, kind, blind_index, ciphertext, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            """
+            INSERT INTO consent_events (id, subject_id, ordinal, purpose, decision, status, method, actor, recorded_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            """
+            INSERT INTO consent_state (subject_id, purpose, status, event_id, decided_at) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (subject_id, purpose) DO UPDATE SET status = excluded.status
+            """,
+        ]
+        for insert in inserts {
+            let opcodes = try await store.unsafeQuery("EXPLAIN " + insert, column: 1)
+            #expect(opcodes.contains("Insert") || opcodes.contains("IdxInsert"))
+            #expect(!opcodes.contains("OpenEphemeral"), "\(insert.prefix(40)) builds a temporary table")
+        }
+
+        // The constraints still hold: a status outside the enumeration is refused, a listed one is not.
+        let subject = "x'0102030405060708090a0b0c0d0e0f10'"
+        let event = "x'1112131415161718191a1b1c1d1e1f20'"
+        try await store.unsafeExecute("INSERT INTO subjects (id, created_at) VALUES (\(subject), 0)")
+        // The accepted row goes last: it takes the event id the refused ones would have used.
+        for (decision, status, accepted) in [
+            ("granted", "revoked", false), ("maybe", "granted", false), ("granted", "pending", true),
+        ] {
+            var inserted = true
+            do {
+                try await store.unsafeExecute(
+                    """
+                    INSERT INTO consent_events (id, subject_id, ordinal, purpose, decision, status, method, actor,
+                        recorded_at)
+                    VALUES (\(event), \(subject), 1, 'analytics', '\(decision)', '\(status)', 'api', 'test', 0)
+                    """)
+            } catch {
+                inserted = false
+            }
+            #expect(inserted == accepted, "\(decision)/\(status)")
+        }
+        await #expect(throws: (any Error).self) {
+            try await store.unsafeExecute(
+                "INSERT INTO consent_state (subject_id, purpose, status, event_id, decided_at) VALUES (\(subject), 'analytics', 'bogus', \(event), 0)"
+            )
+        }
+        await #expect(throws: (any Error).self) {
+            try await store.unsafeExecute(
+                "INSERT INTO identities (id, subject_id, kind, blind_index, ciphertext, created_at) VALUES (\(event), \(subject), 'fax', x'00000000000000000000000000000000', x'00', 0)"
+            )
+        }
     }
 }
