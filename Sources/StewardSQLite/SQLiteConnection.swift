@@ -88,6 +88,14 @@ final class SQLiteConnection {
     }
 
     /// Runs SQL without parameters (pragmas, migration scripts).
+    /// Frees this connection's unused page-cache pages and returns free heap to the system.
+    func releaseMemory() {
+        sqlite3_db_release_memory(handle)
+        #if canImport(Glibc)
+            malloc_trim(0)
+        #endif
+    }
+
     func execute(_ sql: String) throws {
         let status = sqlite3_exec(handle, sql, nil, nil, nil)
         guard status == SQLITE_OK else { throw mapped(error(status)) }

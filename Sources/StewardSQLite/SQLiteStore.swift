@@ -70,6 +70,9 @@ public final class SQLiteStore: StewardStore {
                         code: SQLITE_CONSTRAINT,
                         message: "migration left \(broken.count) dangling references (first in \(table))")
                 }
+                // The check above read every table through the writer's page cache. Hand those pages
+                // back, or a server that migrated at start keeps them resident (60 MB at 1M subjects).
+                connection.releaseMemory()
             }
             return count
         }
