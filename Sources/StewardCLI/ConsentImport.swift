@@ -57,16 +57,35 @@ struct ConsentCommand: AsyncParsableCommand {
                 var skipped = 0
                 var rejected: [ConsentService.BulkRejection] = []
                 var pending: [ConsentService.BulkItem] = []
-                while let items = try reader.next() {
-                    for item in items {
-                        if item.line <= resumeAfter { skipped += 1 } else { pending.append(item) }
-                    }
-                    if pending.count < batchSize && !reader.finished { continue }
-                    let result = try await service.recordBulk(pending, batchSize: batchSize, checkpoint: checkpoint)
+                // Two stages: while the store writes one batch (its own task), this task reads, parses and
+                // prepares the next (validation, HMAC, sealing), so the two run on different cores.
+                // Batches are written strictly in order, one at a time, so checkpoints only move forward.
+                var writing: Task<ConsentService.BulkOutcome, any Error>?
+                func collect(_ task: Task<ConsentService.BulkOutcome, any Error>?) async throws {
+                    guard let task else { return }
+                    let result = try await task.value
                     accepted += result.accepted
                     rejected += result.rejected
-                    pending.removeAll(keepingCapacity: true)
                     reader.showProgress(accepted: accepted, rejected: rejected.count)
+                }
+                do {
+                    while let items = try reader.next() {
+                        for item in items {
+                            if item.line <= resumeAfter { skipped += 1 } else { pending.append(item) }
+                        }
+                        if pending.count < batchSize && !reader.finished { continue }
+                        let prepared = service.prepareBulk(pending)
+                        pending.removeAll(keepingCapacity: true)
+                        try await collect(writing)
+                        writing = Task {
+                            try await service.recordPrepared(prepared, batchSize: batchSize, checkpoint: checkpoint)
+                        }
+                    }
+                    try await collect(writing)
+                } catch {
+                    // The batch in flight commits (with its checkpoint) or fails before the store closes.
+                    _ = try? await writing?.value
+                    throw error
                 }
                 try await service.finishImport(checkpoint)
                 return (accepted: accepted, rejected: rejected.sorted { $0.line < $1.line }, skipped: skipped)

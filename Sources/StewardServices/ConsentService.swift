@@ -193,21 +193,71 @@ public struct ConsentService: Sendable {
         _ items: [BulkItem], batchSize: Int = 1_000, checkpoint: String? = nil,
         progress: (@Sendable (Int) -> Void)? = nil
     ) async throws -> BulkOutcome {
+        try await recordPrepared(
+            prepareBulk(items), batchSize: batchSize, checkpoint: checkpoint, progress: progress)
+    }
+
+    /// A bulk with its CPU-only work done and no store touched: lines validated, identities
+    /// blind-indexed, and each identity's first line given the ids and sealed value of the subject it
+    /// would create. An importer prepares the next bulk while the store writes this one, so parsing,
+    /// HMAC and AES-GCM run on another core than the writer.
+    public struct PreparedBulk: Sendable {
+        var valid: [ValidItem]
+        var rejected: [BulkRejection]
+        public var count: Int { valid.count + rejected.count }
+    }
+
+    /// What `prepareBulk` worked out for one line's identity.
+    struct PreparedIdentity: Sendable {
+        var blindIndex: Data
+        /// On the identity's first line: the subject it creates if the store does not know it yet. Its
+        /// sealed value is bound to these ids, so they are used together or not at all.
+        var newSubject: (subjectID: UUID, identityID: UUID, ciphertext: Data)?
+    }
+
+    public func prepareBulk(_ items: [BulkItem]) -> PreparedBulk {
         var rejected: [BulkRejection] = []
-        var valid: [(line: Int, command: RecordCommand, purpose: Purpose)] = []
+        var valid: [ValidItem] = []
         valid.reserveCapacity(items.count)
+        var seen = Set<BatchCache.IdentityKey>()
         for item in items {
             switch item {
             case .rejected(let line, let error):
                 rejected.append(.init(line: line, error: error))
             case .command(let line, let command):
+                let purpose: Purpose
                 do {
-                    valid.append((line, command, try validate(command)))
+                    purpose = try validate(command)
                 } catch {
                     rejected.append(.init(line: line, error: error))
+                    continue
                 }
+                var prepared: PreparedIdentity?
+                if case .identity(let identity) = command.subject {
+                    let index = crypto.indexer.index(identity)
+                    prepared = PreparedIdentity(blindIndex: index)
+                    if seen.insert(BatchCache.IdentityKey(kind: identity.kind, blindIndex: index)).inserted {
+                        let subjectID = runtime.newID()
+                        let identityID = runtime.newID()
+                        // A seal that fails here is retried (and reported) by the write itself.
+                        if let sealed = try? sealIdentity(identity, identityID: identityID, subjectID: subjectID) {
+                            prepared?.newSubject = (subjectID, identityID, sealed)
+                        }
+                    }
+                }
+                valid.append((line, command, purpose, prepared))
             }
         }
+        return PreparedBulk(valid: valid, rejected: rejected)
+    }
+
+    /// Writes a prepared bulk in atomic batches: see `recordBulk`.
+    public func recordPrepared(
+        _ bulk: PreparedBulk, batchSize: Int = 1_000, checkpoint: String? = nil,
+        progress: (@Sendable (Int) -> Void)? = nil
+    ) async throws -> BulkOutcome {
+        var rejected = bulk.rejected
+        let valid = bulk.valid
         var accepted = 0
         var start = 0
         while start < valid.count {
@@ -229,7 +279,7 @@ public struct ConsentService: Sendable {
         return BulkOutcome(accepted: accepted, rejected: rejected)
     }
 
-    typealias ValidItem = (line: Int, command: RecordCommand, purpose: Purpose)
+    typealias ValidItem = (line: Int, command: RecordCommand, purpose: Purpose, identity: PreparedIdentity?)
 
     /// One batch, one transaction.
     func recordBatch(_ batch: [ValidItem], checkpoint: String?) async throws -> [BulkRejection] {
@@ -241,7 +291,8 @@ public struct ConsentService: Sendable {
             for item in batch {
                 do {
                     let outcome = try await self.apply(
-                        item.command, purpose: item.purpose, in: transaction, audit: &drafts, cache: &cache)
+                        item.command, purpose: item.purpose, prepared: item.identity, in: transaction,
+                        audit: &drafts, cache: &cache)
                     Self.tally(outcome.allEvents, into: &tally)
                 } catch let error as StewardError {
                     // Raised before the item wrote anything (subject resolution): the batch goes on.
@@ -357,13 +408,13 @@ public struct ConsentService: Sendable {
 
     /// Applies one validated command inside a transaction, collecting its audit drafts.
     func apply(
-        _ command: RecordCommand, purpose: Purpose, in transaction: any StoreTransaction,
-        audit drafts: inout [AuditDraft],
-        cache: inout BatchCache?
+        _ command: RecordCommand, purpose: Purpose, prepared: PreparedIdentity? = nil,
+        in transaction: any StoreTransaction, audit drafts: inout [AuditDraft], cache: inout BatchCache?
     ) async throws -> RecordOutcome {
         let now = runtime.nowMicros()
         let (subjectID, created) = try await resolveOrCreate(
-            command.subject, actor: command.actor, now: now, in: transaction, audit: &drafts, cache: &cache)
+            command.subject, prepared: prepared, actor: command.actor, now: now, in: transaction, audit: &drafts,
+            cache: &cache)
         let current = try await currentState(subjectID: subjectID, purpose: purpose.key, in: transaction, cache: cache)
         let (status, needsConfirmation) = ConsentRules.statusAfter(
             decision: command.decision, method: command.method, purpose: purpose, current: current, now: now)
@@ -445,8 +496,8 @@ public struct ConsentService: Sendable {
 
     /// Finds the subject a reference names, creating it (with its sealed identity) on first sight.
     func resolveOrCreate(
-        _ reference: SubjectReference, actor: String, now: Date, in transaction: any StoreTransaction,
-        audit drafts: inout [AuditDraft], cache: inout BatchCache?
+        _ reference: SubjectReference, prepared: PreparedIdentity? = nil, actor: String, now: Date,
+        in transaction: any StoreTransaction, audit drafts: inout [AuditDraft], cache: inout BatchCache?
     ) async throws -> (UUID, created: Bool) {
         switch reference {
         case .id(let id):
@@ -456,19 +507,21 @@ public struct ConsentService: Sendable {
             }
             return (resolved, false)
         case .identity(let identity):
-            let index = crypto.indexer.index(identity)
+            let index = prepared?.blindIndex ?? crypto.indexer.index(identity)
             let key = BatchCache.IdentityKey(kind: identity.kind, blindIndex: index)
             if let known = cache?.subjects[key] { return (known, false) }
             if let existing = try await transaction.subjectID(kind: identity.kind, blindIndex: index) {
                 cache?.subjects[key] = existing
                 return (existing, false)
             }
-            let subjectID = runtime.newID()
+            let sealed = prepared?.newSubject
+            let subjectID = sealed?.subjectID ?? runtime.newID()
             cache?.subjects[key] = subjectID
             cache?.created[subjectID] = 0
             try await transaction.insertSubject(id: subjectID, createdAt: now)
             let identityID = try await insertIdentity(
-                identity, blindIndex: index, subjectID: subjectID, now: now, in: transaction)
+                identity, blindIndex: index, subjectID: subjectID, now: now, in: transaction,
+                sealed: sealed.map { ($0.identityID, $0.ciphertext) })
             drafts.append(
                 AuditDraft(
                     actor: actor, action: "subject.created", targetType: "subject",
@@ -489,19 +542,26 @@ public struct ConsentService: Sendable {
         return try await transaction.consentState(subjectID: subjectID, purpose: purpose)
     }
 
+    /// Inserts a sealed identity for the subject. `sealed` is an id and value sealed beforehand for
+    /// this subject (`prepareBulk`); without it the value is sealed here.
     func insertIdentity(
         _ identity: NormalizedIdentity, blindIndex: Data, subjectID: UUID, now: Date,
-        in transaction: any StoreTransaction
+        in transaction: any StoreTransaction, sealed: (identityID: UUID, ciphertext: Data)? = nil
     ) async throws -> UUID {
-        let identityID = runtime.newID()
-        let envelope = try crypto.cipher.seal(
-            Data(identity.value.utf8),
-            context: FieldContext(table: "identities", column: "value", rowID: identityID, subjectID: subjectID))
+        let identityID = sealed?.identityID ?? runtime.newID()
+        let envelope = try sealed?.ciphertext ?? sealIdentity(identity, identityID: identityID, subjectID: subjectID)
         try await transaction.insertIdentity(
             IdentityRecord(
                 id: identityID, subjectID: subjectID, kind: identity.kind, blindIndex: blindIndex,
                 ciphertext: envelope, createdAt: now))
         return identityID
+    }
+
+    /// An identity's value sealed under the field cipher, bound to its row and subject.
+    func sealIdentity(_ identity: NormalizedIdentity, identityID: UUID, subjectID: UUID) throws -> Data {
+        try crypto.cipher.seal(
+            Data(identity.value.utf8),
+            context: FieldContext(table: "identities", column: "value", rowID: identityID, subjectID: subjectID))
     }
 
     // MARK: Reading

@@ -214,6 +214,17 @@ import Testing
                 }
                 let states = try await h.consent.states(subjectID: subject).states
                 rows += states.map { [person, $0.purpose, $0.status.rawValue] }
+                // A bulk seals new identities before its transaction (prepareBulk): each value must open
+                // under its own row and subject ids.
+                let identities = try await h.store.read { try await $0.identities(subjectID: subject) }
+                #expect(identities.count == 1)
+                for identity in identities {
+                    let value = try h.crypto.cipher.open(
+                        identity.ciphertext,
+                        context: FieldContext(
+                            table: "identities", column: "value", rowID: identity.id, subjectID: subject))
+                    #expect(String(decoding: value, as: UTF8.self) == person)
+                }
             }
             #expect(try await h.audit.verify(store: h.store).isIntact)
             return rows
