@@ -173,10 +173,13 @@ struct SQLiteSession: StoreTransaction, @unchecked Sendable {
     }
 
     func nextOrdinal(subjectID: UUID) async throws -> Int64 {
+        // Two statements rather than UPDATE … RETURNING: SQLite runs RETURNING through a temporary
+        // table on every execution. The writer is alone on its connection, so nothing runs between.
         guard
+            try connection.run(
+                "UPDATE subjects SET event_count = event_count + 1 WHERE id = ?", [.uuid(subjectID)]) == 1,
             let value = try connection.query(
-                "UPDATE subjects SET event_count = event_count + 1 WHERE id = ? RETURNING event_count",
-                [.uuid(subjectID)], { $0.int(0) }
+                "SELECT event_count FROM subjects WHERE id = ?", [.uuid(subjectID)], { $0.int(0) }
             ).first
         else { throw StewardError.notFound("subject.not_found", "no subject has this id") }
         return value
