@@ -27,6 +27,10 @@ struct ConsentCommand: AsyncParsableCommand {
         @Option(help: "jsonl or csv (default: from the file extension).") var format: String?
         @Option(help: "Records per transaction.") var batchSize = 10_000
         @Flag(help: "Import the file again even if it was imported completely before.") var again = false
+        @Option(
+            help: ArgumentHelp(
+                "Write every rejected line's number and reason to this CSV file (line,code,field,detail).",
+                valueName: "file")) var rejects: String?
 
         func run() async throws {
             let kind = format ?? (file.lowercased().hasSuffix(".csv") ? "csv" : "jsonl")
@@ -36,6 +40,7 @@ struct ConsentCommand: AsyncParsableCommand {
             guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
             let checkpoint = "import:\(kind):" + (try fileDigest(file))
             let reader = try ImportReader(path: file, csv: kind == "csv")
+            let log = try Rejections(path: rejects)
             let wiring = try Wiring.open(common, logger: Wiring.makeLogger(common))
             let started = Date()
             let batchSize = self.batchSize
@@ -47,7 +52,7 @@ struct ConsentCommand: AsyncParsableCommand {
                 switch try await service.importCheckpoint(checkpoint) {
                 case .finished where !again:
                     printErr("this file was imported completely before; nothing to do (--again imports it again)")
-                    return (accepted: 0, rejected: [ConsentService.BulkRejection](), skipped: 0)
+                    return (accepted: 0, skipped: 0)
                 case .committed(let line) where !again:
                     resumeAfter = line
                     printErr("resuming an interrupted import of this file after line \(line)")
@@ -55,7 +60,6 @@ struct ConsentCommand: AsyncParsableCommand {
                 }
                 var accepted = 0
                 var skipped = 0
-                var rejected: [ConsentService.BulkRejection] = []
                 var pending: [ConsentService.BulkItem] = []
                 // Two stages: while the store writes one batch (its own task), this task reads, parses and
                 // prepares the next (validation, HMAC, sealing), so the two run on different cores.
@@ -65,8 +69,8 @@ struct ConsentCommand: AsyncParsableCommand {
                     guard let task else { return }
                     let result = try await task.value
                     accepted += result.accepted
-                    rejected += result.rejected
-                    reader.showProgress(accepted: accepted, rejected: rejected.count)
+                    try log.add(result.rejected)
+                    reader.showProgress(accepted: accepted, rejected: log.count)
                 }
                 do {
                     while let items = try reader.next() {
@@ -88,25 +92,84 @@ struct ConsentCommand: AsyncParsableCommand {
                     throw error
                 }
                 try await service.finishImport(checkpoint)
-                return (accepted: accepted, rejected: rejected.sorted { $0.line < $1.line }, skipped: skipped)
+                return (accepted: accepted, skipped: skipped)
             }
+            try log.close()
             printErr("")
             let seconds = Date().timeIntervalSince(started)
-            for rejection in outcome.rejected.prefix(50) {
+            for rejection in log.first {
                 print(
                     "line \(rejection.line): \(rejection.error.code)\(rejection.error.field.map { " [\($0)]" } ?? ""): \(rejection.error.detail)"
                 )
             }
-            if outcome.rejected.count > 50 { print("… and \(outcome.rejected.count - 50) more rejected lines") }
-            let total = outcome.accepted + outcome.rejected.count
+            if log.count > log.first.count {
+                print(
+                    "… and \(log.count - log.first.count) more rejected lines"
+                        + (rejects == nil ? " (--rejects FILE lists them all)" : ""))
+            }
+            let total = outcome.accepted + log.count
             let rate = seconds > 0 ? Int(Double(outcome.accepted) / seconds) : outcome.accepted
             let resumed =
                 outcome.skipped > 0 ? "; \(outcome.skipped) lines before the checkpoint were done already" : ""
             print(
-                "imported \(outcome.accepted) of \(total) records in \(String(format: "%.1f", seconds)) s (\(rate)/s); rejected \(outcome.rejected.count)\(resumed)"
+                "imported \(outcome.accepted) of \(total) records in \(String(format: "%.1f", seconds)) s (\(rate)/s); rejected \(log.count)\(log.summary)\(resumed)"
             )
-            if !outcome.rejected.isEmpty { throw ExitCode(2) }
+            if let rejects, log.count > 0 { print("every rejected line and its reason: \(rejects)") }
+            if log.count > 0 { throw ExitCode(2) }
         }
+    }
+}
+
+/// The rejected lines of an import: counted by reason, the first 50 kept for the summary, and every one
+/// written to the `--rejects` file as it arrives, so memory does not grow with a file full of bad lines.
+/// Reasons never quote the line's values, so the file holds no personal data.
+final class Rejections: @unchecked Sendable {  // used by one task at a time
+    static let shown = 50
+    private(set) var count = 0
+    private(set) var first: [ConsentService.BulkRejection] = []
+    private var byCode: [String: Int] = [:]
+    private let handle: FileHandle?
+
+    init(path: String?) throws {
+        guard let path else {
+            handle = nil
+            return
+        }
+        guard FileManager.default.createFile(atPath: path, contents: Data("line,code,field,detail\n".utf8)),
+            let handle = FileHandle(forWritingAtPath: path)
+        else { throw ValidationError("cannot write the rejects file \(path)") }
+        try handle.seekToEnd()
+        self.handle = handle
+    }
+
+    /// Adds a batch's rejections (in line order; batches arrive in line order).
+    func add(_ rejections: [ConsentService.BulkRejection]) throws {
+        guard !rejections.isEmpty else { return }
+        count += rejections.count
+        first += rejections.prefix(Self.shown - first.count)
+        var text = ""
+        for rejection in rejections {
+            byCode[rejection.error.code, default: 0] += 1
+            if handle != nil {
+                text += "\(rejection.line),\(Self.csvField(rejection.error.code)),"
+                text += "\(Self.csvField(rejection.error.field ?? "")),\(Self.csvField(rejection.error.detail))\n"
+            }
+        }
+        if let handle { try handle.write(contentsOf: Data(text.utf8)) }
+    }
+
+    func close() throws { try handle?.close() }
+
+    /// " (by reason: code ×n, …)", most frequent first; empty when nothing was rejected.
+    var summary: String {
+        guard !byCode.isEmpty else { return "" }
+        let reasons = byCode.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { "\($0.key) ×\($0.value)" }
+        return " (by reason: " + reasons.joined(separator: ", ") + ")"
+    }
+
+    static func csvField(_ text: String) -> String {
+        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
+        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 }
 
