@@ -229,10 +229,23 @@ final class ImportReader: @unchecked Sendable {  // used by one task at a time
 }
 
 /// The file's SHA-256 in hex, read 1 MiB at a time: the identity of an import for its checkpoint.
+/// Shows progress for files over 64 MiB (about 0.3 s per 100 MB here).
 func fileDigest(_ path: String) throws -> String {
     guard let handle = FileHandle(forReadingAtPath: path) else { throw ValidationError("cannot read \(path)") }
     defer { try? handle.close() }
+    let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+    let showProgress = size > 64 << 20
     var hasher = SHA256()
-    while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
+    var read = 0
+    var shown = -1
+    while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+        hasher.update(data: chunk)
+        read += chunk.count
+        if showProgress, read * 100 / size != shown {
+            shown = read * 100 / size
+            printErr("\rreading the file's SHA-256 (its import checkpoint key): \(shown)%", terminator: "")
+        }
+    }
+    if showProgress { printErr("") }
     return Data(hasher.finalize()).hexString
 }
