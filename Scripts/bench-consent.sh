@@ -59,6 +59,10 @@ echo "==> import"
 if [ -n "${DATA_DIR:-}" ]; then cp "$work/import.txt" "$DATA_DIR/import.txt"; echo "$SUBJECTS" > "$DATA_DIR/subjects"; fi
 }
 [ "$reuse" = 1 ] || seed
+# The seeding import leaves gigabytes of dirty pages for the kernel to write back; measured while that
+# writeback runs, every fsync waits behind it. Flush first: the runs measure a service in steady state.
+echo "==> sync"
+sync
 db_bytes=$(du -cb "$STEWARD_DATA_DIR"/steward.sqlite* | tail -n 1 | cut -f1)
 
 port=$(( 30000 + RANDOM % 20000 ))
@@ -107,18 +111,23 @@ runwrk() { # name connections script
 }
 curl -sf "http://127.0.0.1:$port/v1/consents/check?email=user1%40example.com&purpose=analytics" -H "Authorization: Bearer $key" >/dev/null
 runwrk health "$CONNECTIONS" "$work/health.lua"
+check_disk_before=$(awk '/^read_bytes/ {print $2}' "/proc/$server/io")
 runwrk check "$CONNECTIONS" "$work/check.lua"
+check_disk_bytes=$(( $(awk '/^read_bytes/ {print $2}' "/proc/$server/io") - check_disk_before ))
 runwrk paced-health 20 "$work/paced-health.lua"
+# Reads the server had to take from the disk itself (not the OS page cache) during the paced run.
+disk_before=$(awk '/^read_bytes/ {print $2}' "/proc/$server/io")
 runwrk paced 20 "$work/paced.lua"
+paced_disk_bytes=$(( $(awk '/^read_bytes/ {print $2}' "/proc/$server/io") - disk_before ))
 rss_after_checks=$(awk '/VmRSS/ {print $2}' "/proc/$server/status")
 runwrk record "$CONNECTIONS" "$work/record.lua"
 rss_peak=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
 curl -sf "http://127.0.0.1:$port/v1/audit/verify" >/dev/null 2>&1 || true
 
 python3 - "$work" "$OUT" "$SUBJECTS" "$DURATION" "$CONNECTIONS" "$WRK_THREADS" "$db_bytes" \
-  "$rss_idle" "$rss_after_checks" "$rss_peak" "$reuse" "$warm" <<'PY'
+  "$rss_idle" "$rss_after_checks" "$rss_peak" "$reuse" "$warm" "$paced_disk_bytes" "$check_disk_bytes" <<'PY'
 import re, sys, subprocess, datetime, pathlib, json
-work, out, subjects, duration, conns, threads, db_bytes, rss_idle, rss_checks, rss_peak, reuse, warm = sys.argv[1:]
+work, out, subjects, duration, conns, threads, db_bytes, rss_idle, rss_checks, rss_peak, reuse, warm, paced_disk, check_disk = sys.argv[1:]
 warm = json.loads(warm)
 warm_text = (f"the server read {int(warm['rows']):,} rows of the check structures in {int(warm['ms']) / 1000:.1f} s after start"
              if "rows" in warm else "the server did not report a warm-up")
@@ -158,9 +167,9 @@ embedded SQLite store ({int(db_bytes) / 1e6:,.0f} MB on disk with WAL); release 
 | measure | figure | target | status |
 |---|---|---|---|
 | `/health` floor (closed loop) | {h['rps']:,.0f} req/s, p50 {h['p50']:.2f} ms, p99 {h['p99']:.2f} ms | — | — |
-| consent check (closed loop, random subject of {int(subjects):,}) | {c['rps']:,.0f} req/s = **{ratio:.2f}x** the floor; p50 {c['p50']:.2f} ms, p99 {c['p99']:.2f} ms | >= 0.8x floor | {ok(ratio >= 0.8)} |
+| consent check (closed loop, random subject of {int(subjects):,}) | {c['rps']:,.0f} req/s = **{ratio:.2f}x** the floor; p50 {c['p50']:.2f} ms, p99 {c['p99']:.2f} ms; {int(check_disk) // 4096:,} pages read from the disk itself ({100 * (int(check_disk) // 4096) / max(c['requests'], 1):.1f} per 100 checks) | >= 0.8x floor | {ok(ratio >= 0.8)} |
 | `/health` at the same pacing (latency floor) | {ph['rps']:,.0f} req/s; p50 {ph['p50']:.2f} ms, p90 {ph['p90']:.2f} ms, p99 {ph['p99']:.2f} ms | — | — |
-| consent check at ~2,000 req/s (20 connections x 10 ms pacing) | {p['rps']:,.0f} req/s achieved; p50 {p['p50']:.2f} ms, p90 {p['p90']:.2f} ms, **p99 {p['p99']:.2f} ms** | p99 <= 2 ms | {ok(p['p99'] <= 2.0)} |
+| consent check at ~2,000 req/s (20 connections x 10 ms pacing) | {p['rps']:,.0f} req/s achieved; p50 {p['p50']:.2f} ms, p90 {p['p90']:.2f} ms, **p99 {p['p99']:.2f} ms**; {int(paced_disk) // 4096:,} pages read from the disk itself ({100 * (int(paced_disk) // 4096) / max(p['requests'], 1):.1f} per 100 checks) | p99 <= 2 ms | {ok(p['p99'] <= 2.0)} |
 | durable record, `POST /v1/consents` (new subject each, fsync'd group commit) | **{w['rps']:,.0f} acknowledged records/s**; p50 {w['p50']:.2f} ms, p99 {w['p99']:.2f} ms; non-2xx {w['non2xx']} | >= 5,000/s | {ok(w['rps'] >= 5000 and w['non2xx'] == 0)} |
 | bulk import (`steward consent import`, CSV, 10,000 per transaction){" — figure from the run that seeded the reused database" if reuse == "1" else ""} | **{import_rate:,}/s** ({imported:,} of {total:,} in {seconds:.0f} s) | >= 100,000/s | {ok(import_rate >= 100000)} |
 | server RSS with {int(subjects):,} subjects | {int(rss_idle) / 1024:.0f} MB idle, **{rss_mb:.0f} MB** after the check runs, {int(rss_peak) / 1024:.0f} MB peak incl. record run | < 150 MB | {ok(rss_mb < 150)} |

@@ -204,7 +204,6 @@ public struct ConsentService: Sendable {
     public struct PreparedBulk: Sendable {
         var valid: [ValidItem]
         var rejected: [BulkRejection]
-        public var count: Int { valid.count + rejected.count }
     }
 
     /// What `prepareBulk` worked out for one line's identity.
