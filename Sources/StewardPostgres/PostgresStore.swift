@@ -80,7 +80,10 @@ public final class PostgresStore: StewardStore {
     {
         try await mapped {
             try await client.withTransaction(logger: logger) { connection in
-                try await body(PostgresSession(connection: connection, logger: self.logger))
+                let session = PostgresSession(connection: connection, logger: self.logger, buffer: WriteBuffer())
+                let result = try await body(session)
+                try await session.flush()
+                return result
             }
         }
     }

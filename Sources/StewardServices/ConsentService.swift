@@ -287,6 +287,7 @@ public struct ConsentService: Sendable {
             var failed: [BulkRejection] = []
             var tally: [EventKind: Int] = [:]
             var cache: BatchCache? = BatchCache()  // per attempt: a retried batch starts afresh
+            try await Self.lookUpIdentities(of: batch, in: transaction, into: &cache)
             for item in batch {
                 do {
                     let outcome = try await self.apply(
@@ -309,6 +310,27 @@ public struct ConsentService: Sendable {
         }
         countCommitted(tally)
         return failed
+    }
+
+    /// Asks the store about every identity of the batch at once (one query per kind on PostgreSQL
+    /// instead of one per line), so lines of new subjects read nothing during the batch.
+    static func lookUpIdentities(
+        of batch: [ValidItem], in transaction: any StoreTransaction, into cache: inout BatchCache?
+    ) async throws {
+        var byKind: [IdentityKind: Set<Data>] = [:]
+        for item in batch {
+            guard let index = item.identity?.blindIndex, case .identity(let identity) = item.command.subject else {
+                continue
+            }
+            byKind[identity.kind, default: []].insert(index)
+        }
+        for (kind, indexes) in byKind {
+            let found = try await transaction.subjectIDs(kind: kind, blindIndexes: Array(indexes))
+            for index in indexes {
+                let key = BatchCache.IdentityKey(kind: kind, blindIndex: index)
+                if let subject = found[index] { cache?.subjects[key] = subject } else { cache?.absent.insert(key) }
+            }
+        }
     }
 
     /// A refused batch, again, one transaction per line. A line the database refuses is reported
@@ -509,7 +531,10 @@ public struct ConsentService: Sendable {
             let index = prepared?.blindIndex ?? crypto.indexer.index(identity)
             let key = BatchCache.IdentityKey(kind: identity.kind, blindIndex: index)
             if let known = cache?.subjects[key] { return (known, false) }
-            if let existing = try await transaction.subjectID(kind: identity.kind, blindIndex: index) {
+            // An identity the batch looked up at its start and found absent is new: no second query.
+            if cache?.absent.contains(key) != true,
+                let existing = try await transaction.subjectID(kind: identity.kind, blindIndex: index)
+            {
                 cache?.subjects[key] = existing
                 return (existing, false)
             }
@@ -658,6 +683,8 @@ struct BatchCache {
     }
 
     var subjects: [IdentityKey: UUID] = [:]
+    /// Identities the store was asked about at the start of the batch and does not know.
+    var absent: Set<IdentityKey> = []
     /// Subjects created in this batch, with the last ordinal given to their events.
     var created: [UUID: Int64] = [:]
     var states: [StateKey: ConsentState] = [:]
