@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import StewardCore
 
 /// Appends to and verifies the tamper-evident audit chain.
