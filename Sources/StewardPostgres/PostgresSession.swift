@@ -188,7 +188,7 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
         .first.map { try $0.decode(UUID.self) }
     }
 
-    func subjectIDs(kind: IdentityKind, blindIndexes: [Data]) async throws -> [Data: UUID] {
+    func subjectIDs(kind: IdentityKind, blindIndexes: [Data]) async throws -> [Data: UUID]? {
         var found: [Data: UUID] = [:]
         var start = 0
         while start < blindIndexes.count {

@@ -312,8 +312,9 @@ public struct ConsentService: Sendable {
         return failed
     }
 
-    /// Asks the store about every identity of the batch at once (one query per kind on PostgreSQL
-    /// instead of one per line), so lines of new subjects read nothing during the batch.
+    /// Asks the store about every identity of the batch at once where that saves round trips (one
+    /// query per kind on PostgreSQL instead of one per line), so lines of new subjects read nothing
+    /// during the batch.
     static func lookUpIdentities(
         of batch: [ValidItem], in transaction: any StoreTransaction, into cache: inout BatchCache?
     ) async throws {
@@ -325,7 +326,9 @@ public struct ConsentService: Sendable {
             byKind[identity.kind, default: []].insert(index)
         }
         for (kind, indexes) in byKind {
-            let found = try await transaction.subjectIDs(kind: kind, blindIndexes: Array(indexes))
+            guard let found = try await transaction.subjectIDs(kind: kind, blindIndexes: Array(indexes)) else {
+                return  // the store looks up one by one as cheaply: resolveOrCreate asks as it goes
+            }
             for index in indexes {
                 let key = BatchCache.IdentityKey(kind: kind, blindIndex: index)
                 if let subject = found[index] { cache?.subjects[key] = subject } else { cache?.absent.insert(key) }

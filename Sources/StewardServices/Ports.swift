@@ -75,8 +75,10 @@ public enum StoreError: Error, Sendable, Equatable {
 public protocol StoreReader: Sendable {
     /// The subject an identity belongs to.
     func subjectID(kind: IdentityKind, blindIndex: Data) async throws -> UUID?
-    /// The subjects of many identities of one kind (see the default implementation below).
-    func subjectIDs(kind: IdentityKind, blindIndexes: [Data]) async throws -> [Data: UUID]
+    /// The subjects of many identities of one kind, by blind index (absent ones are missing from the
+    /// result), or nil when the store answers single look-ups as cheaply (the default). Bulk writes
+    /// look up a whole batch up front on a store where a query is a network round trip.
+    func subjectIDs(kind: IdentityKind, blindIndexes: [Data]) async throws -> [Data: UUID]?
     /// The subject an id names, following merges (`nil` when there is no such subject).
     func resolveSubject(_ id: UUID) async throws -> UUID?
     func identities(subjectID: UUID) async throws -> [IdentityRecord]
@@ -98,16 +100,7 @@ public protocol StoreReader: Sendable {
 }
 
 extension StoreReader {
-    /// The subjects of many identities of one kind at once, by blind index (absent ones are missing
-    /// from the result). Bulk writes look up a whole batch up front; a backend where a query is a
-    /// network round trip answers in one query, an embedded one may look up one by one (this default).
-    public func subjectIDs(kind: IdentityKind, blindIndexes: [Data]) async throws -> [Data: UUID] {
-        var found: [Data: UUID] = [:]
-        for index in blindIndexes {
-            if let subject = try await subjectID(kind: kind, blindIndex: index) { found[index] = subject }
-        }
-        return found
-    }
+    public func subjectIDs(kind: IdentityKind, blindIndexes: [Data]) async throws -> [Data: UUID]? { nil }
 }
 
 /// Writes, inside one transaction that also carries the audit entries of the change.
