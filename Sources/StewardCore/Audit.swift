@@ -50,31 +50,66 @@ public struct AuditEntry: Sendable, Hashable {
     /// The canonical, unambiguous byte encoding that is hashed: every field length-prefixed, in a fixed
     /// order, details sorted by key, time in whole microseconds. Changing this breaks every chain: don't.
     public static func canonicalBytes(sequence: Int64, id: UUID, at: Date, draft: AuditDraft) -> Data {
-        var out: [UInt8] = []
-        out.reserveCapacity(256)
-        func field(_ text: String) {
-            var text = text
-            text.withUTF8 { bytes in
-                out.append(contentsOf: String(bytes.count).utf8)
-                out.append(UInt8(ascii: ":"))
-                out.append(contentsOf: bytes)
-            }
-        }
-        field("steward.audit.v1")
-        field(String(sequence))
-        field(id.lowercasedString)
-        field(String(Timestamp.micros(at)))
-        field(draft.actor)
-        field(draft.action)
-        field(draft.targetType)
-        field(draft.targetID)
-        field(draft.outcome)
-        field(String(draft.details.count))
+        var out = CanonicalWriter()
+        out.field("steward.audit.v1")
+        out.field(sequence)
+        out.field(id.lowercasedString)
+        out.field(Timestamp.micros(at))
+        out.field(draft.actor)
+        out.field(draft.action)
+        out.field(draft.targetType)
+        out.field(draft.targetID)
+        out.field(draft.outcome)
+        out.field(Int64(draft.details.count))
         for key in draft.details.keys.sorted() {
-            field(key)
-            field(draft.details[key]!)
+            out.field(key)
+            out.field(draft.details[key]!)
         }
-        return Data(out)
+        return Data(out.bytes)
+    }
+}
+
+/// Length-prefixed fields written straight into one buffer (this runs for every audit entry on every
+/// write path): lengths and numbers as decimal digits, without intermediate strings.
+struct CanonicalWriter {
+    var bytes: [UInt8] = []
+
+    init() { bytes.reserveCapacity(320) }
+
+    mutating func field(_ text: String) {
+        var text = text
+        text.withUTF8 { utf8 in
+            decimal(Int64(utf8.count))
+            bytes.append(UInt8(ascii: ":"))
+            bytes.append(contentsOf: utf8)
+        }
+    }
+
+    mutating func field(_ number: Int64) {
+        decimal(Int64(Self.digits(number.magnitude) + (number < 0 ? 1 : 0)))
+        bytes.append(UInt8(ascii: ":"))
+        decimal(number)
+    }
+
+    mutating func decimal(_ value: Int64) {
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        let start = bytes.count
+        var rest = value.magnitude
+        repeat {  // least significant digit first, then reversed
+            bytes.append(UInt8(ascii: "0") + UInt8(rest % 10))
+            rest /= 10
+        } while rest > 0
+        bytes[start...].reverse()
+    }
+
+    static func digits(_ value: UInt64) -> Int {
+        var count = 1
+        var rest = value / 10
+        while rest > 0 {
+            count += 1
+            rest /= 10
+        }
+        return count
     }
 }
 

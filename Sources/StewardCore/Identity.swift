@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// The kinds of identifier a subject is known by. Raw values are stable storage values.
 public enum IdentityKind: String, Sendable, CaseIterable, Codable, Hashable {

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// A typed error with a stable, machine-readable code.
 ///

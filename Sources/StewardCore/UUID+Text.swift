@@ -5,7 +5,7 @@ extension UUID {
     /// response shows. Formatted by hand: Foundation's `uuidString` goes through `sprintf` on Linux,
     /// which showed up in import profiles.
     public var lowercasedString: String {
-        let digits: [UInt8] = Array("0123456789abcdef".utf8)
+        @inline(__always) func digit(_ value: UInt8) -> UInt8 { value < 10 ? 0x30 + value : 0x57 + value }  // 0-9, a-f
         return withUnsafeBytes(of: uuid) { bytes in
             String(unsafeUninitializedCapacity: 36) { buffer in
                 var out = 0
@@ -14,8 +14,8 @@ extension UUID {
                         buffer[out] = UInt8(ascii: "-")
                         out += 1
                     }
-                    buffer[out] = digits[Int(byte >> 4)]
-                    buffer[out + 1] = digits[Int(byte & 0x0F)]
+                    buffer[out] = digit(byte >> 4)
+                    buffer[out + 1] = digit(byte & 0x0F)
                     out += 2
                 }
                 return out

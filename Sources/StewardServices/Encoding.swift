@@ -27,13 +27,15 @@ public enum AuditDetailsCoding {
     public static func encode(_ details: [String: String]) -> String {
         // Written by hand (one per audit entry, so on every write path): sorted keys, RFC 8259 escaping.
         var out = "{"
-        for (index, key) in details.keys.sorted().enumerated() {
+        out.reserveCapacity(32 + details.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count + 6 })
+        for (index, pair) in details.sorted(by: { $0.key < $1.key }).enumerated() {
             if index > 0 { out += "," }
-            appendQuoted(key, to: &out)
+            appendQuoted(pair.key, to: &out)
             out += ":"
-            appendQuoted(details[key]!, to: &out)
+            appendQuoted(pair.value, to: &out)
         }
-        return out + "}"
+        out += "}"
+        return out
     }
 
     /// `text` as a JSON string literal, quotes included.

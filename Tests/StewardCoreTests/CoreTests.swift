@@ -282,3 +282,30 @@ import Testing
         }
     }
 }
+
+/// The audit chain hashes these exact bytes: a stored chain verifies only while they never change.
+@Suite struct AuditCanonicalForm {
+    @Test func canonicalBytesAndDetailsTextAreFixed() {
+        let draft = AuditDraft(
+            actor: "key:0190", action: "consent.recorded", targetType: "consent_event",
+            targetID: "01a20b29-777e-747c-aefb-33e66bd89574", outcome: "success",
+            details: ["purpose": "marketing.email", "decision": "granted", "note": "a \"quoted\"\\ line\n", "z": ""])
+        let bytes = AuditEntry.canonicalBytes(
+            sequence: 1_234_567, id: UUID(uuidString: "01A20B29-777E-7DEC-889C-49586B8BFAEF")!,
+            at: Date(timeIntervalSince1970: 1_795_483_596.855978), draft: draft)
+        #expect(
+            String(decoding: bytes, as: UTF8.self)
+                == #"16:steward.audit.v17:123456736:01a20b29-777e-7dec-889c-49586b8bfaef16:17954835968559788:key:019016:consent.recorded13:consent_event36:01a20b29-777e-747c-aefb-33e66bd895747:success1:48:decision7:granted4:note17:a "quoted"\ line\#n7:purpose15:marketing.email1:z0:"#
+        )
+        #expect(
+            AuditDetailsCoding.encode(draft.details)
+                == #"{"decision":"granted","note":"a \"quoted\"\\ line\n","purpose":"marketing.email","z":""}"#)
+        #expect(AuditDetailsCoding.encode([:]) == "{}")
+        let negative = AuditEntry.canonicalBytes(
+            sequence: -5, id: UUID(uuidString: "00000000-0000-0000-0000-000000000000")!,
+            at: Date(timeIntervalSince1970: -1), draft: AuditDraft(actor: "", action: "", targetType: "", targetID: ""))
+        #expect(
+            String(decoding: negative, as: UTF8.self)
+                == #"16:steward.audit.v12:-536:00000000-0000-0000-0000-0000000000008:-10000000:0:0:0:7:success1:0"#)
+    }
+}
