@@ -448,6 +448,42 @@ import Testing
             #expect(try await h.audit.verify(store: h.store).isIntact)
         }
     }
+
+    /// A transaction's reads see its own writes, and a write the database refuses undoes the whole
+    /// transaction, also where the store sends its inserts late (PostgreSQL's write buffer, ADR 0006).
+    @Test func aTransactionSeesItsOwnWritesAndFailsWhole() async throws {
+        try await withHarness { h in
+            let existing = try await h.consent.record(
+                Fixtures.decide(Fixtures.email("taken@example.com"), "analytics", .denied))
+            let taken = try await h.store.read { try await $0.identities(subjectID: existing.subjectID) }[0]
+            let now = h.clock.now
+
+            let fresh = h.runtime.newID()
+            let seen = try await h.store.write { transaction in
+                try await transaction.insertSubject(id: fresh, createdAt: now)
+                try await transaction.setOrdinal(subjectID: fresh, to: 4)
+                return (
+                    try await transaction.resolveSubject(fresh),
+                    try await transaction.nextOrdinal(subjectID: fresh)
+                )
+            }
+            #expect(seen.0 == fresh && seen.1 == 5)
+
+            let doomed = h.runtime.newID()
+            await #expect(throws: (any Error).self) {
+                try await h.store.write { transaction in
+                    try await transaction.insertSubject(id: doomed, createdAt: now)
+                    // The same (kind, blind index) as an identity already stored: refused.
+                    try await transaction.insertIdentity(
+                        IdentityRecord(
+                            id: h.runtime.newID(), subjectID: doomed, kind: .email, blindIndex: taken.blindIndex,
+                            ciphertext: Data([1, 2, 3]), createdAt: now))
+                }
+            }
+            #expect(try await h.store.read { try await $0.resolveSubject(doomed) } == nil)
+            #expect(try await h.consent.subjectID(Fixtures.email("taken@example.com")) == existing.subjectID)
+        }
+    }
 }
 
 @Suite struct SQLiteAtRest {
