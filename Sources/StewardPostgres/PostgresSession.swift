@@ -38,13 +38,13 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
     func flush() async throws {
         guard let buffer, !buffer.isEmpty else { return }
         let pending = buffer.take()
-        try await insertRows(
+        try await sendRows(
             "INSERT INTO subjects (id, created_at)", columns: 2, count: pending.subjects.count
         ) { binds, row in
             binds.append(pending.subjects[row].id)
             binds.append(pending.subjects[row].createdAt)
         }
-        try await insertRows(
+        try await sendRows(
             "INSERT INTO identities (id, subject_id, kind, blind_index, ciphertext, created_at)", columns: 6,
             count: pending.identities.count
         ) { binds, row in
@@ -58,7 +58,7 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
         }
         if !pending.ordinals.isEmpty {
             let ordinals = Array(pending.ordinals)
-            try await insertRows(
+            try await sendRows(
                 "UPDATE subjects AS s SET event_count = v.count FROM (", columns: 2, count: ordinals.count,
                 casts: ["uuid", "bigint"], suffix: ") AS v (id, count) WHERE s.id = v.id"
             ) { binds, row in
@@ -66,7 +66,7 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
                 binds.append(ordinals[row].value)
             }
         }
-        try await insertRows(
+        try await sendRows(
             """
             INSERT INTO consent_events (id, subject_id, ordinal, purpose, decision, status, method, notice_id,
                 notice_version, source, actor, recorded_at, expires_at, proof_ip_hash, proof_ua_hash, consent_string,
@@ -94,7 +94,7 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
         }
         // One row per key in a statement (ON CONFLICT cannot update a row twice): the last state wins.
         let states = pending.latestStates
-        try await insertRows(
+        try await sendRows(
             "INSERT INTO consent_state (subject_id, purpose, status, event_id, decided_at, expires_at)", columns: 6,
             count: states.count,
             suffix: """
@@ -110,7 +110,7 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
             binds.append(Timestamp.micros(state.decidedAt))
             binds.append(state.expiresAt.map(Timestamp.micros))
         }
-        try await insertRows(
+        try await sendRows(
             "INSERT INTO confirmations (token_hash, event_id, subject_id, purpose, expires_at, used_at)", columns: 6,
             count: pending.confirmations.count
         ) { binds, row in
@@ -122,7 +122,7 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
             binds.append(Timestamp.micros(record.expiresAt))
             binds.append(record.usedAt.map(Timestamp.micros))
         }
-        try await insertRows(
+        try await sendRows(
             """
             INSERT INTO audit_log (sequence, id, at, actor, action, target_type, target_id, outcome, details,
                 previous_hash, hash)
@@ -151,7 +151,7 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
 
     /// `head VALUES (…), (…) suffix`, as many statements as the 65,535-parameter limit needs.
     /// `casts` types the placeholders where PostgreSQL cannot infer them (a VALUES list outside INSERT).
-    private func insertRows(
+    private func sendRows(
         _ head: String, columns: Int, count: Int, casts: [String]? = nil, suffix: String = "",
         bind: (inout PostgresBindings, Int) -> Void
     ) async throws {
@@ -160,7 +160,7 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
         while start < count {
             let end = min(count, start + rowsPerStatement)
             var binds = PostgresBindings(capacity: (end - start) * columns)
-            var sql = head + (head.hasSuffix("(") ? "VALUES " : " VALUES ")
+            var sql = head + " VALUES "
             var parameter = 0
             for row in start..<end {
                 sql += row == start ? "(" : ", ("

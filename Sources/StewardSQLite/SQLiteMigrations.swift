@@ -254,8 +254,4 @@ enum SQLiteMigrations {
             """
         ),
     ]
-
-    /// Migrations that edit the schema's text in place (writable_schema): the runner increments
-    /// `schema_version` after them, as SQLite's procedure requires, so cached schemas are reloaded.
-    static let editsSchemaText: Set<Int> = [4]
 }

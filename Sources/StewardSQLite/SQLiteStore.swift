@@ -54,10 +54,11 @@ public final class SQLiteStore: StewardStore {
             var count = 0
             for migration in SQLiteMigrations.all where !applied.contains(migration.version) {
                 try connection.execute(migration.sql)
-                if SQLiteMigrations.editsSchemaText.contains(migration.version) {
-                    let version = try connection.query("PRAGMA schema_version") { $0.int(0) }.first ?? 0
-                    try connection.execute("PRAGMA schema_version = \(version + 1)")
-                }
+                // DDL moves the schema cookie by itself; a migration that edits the schema's text
+                // (writable_schema, migration 4) does not, and SQLite's procedure then requires it so
+                // every connection reloads the schema. Harmless after the others.
+                let version = try connection.query("PRAGMA schema_version") { $0.int(0) }.first ?? 0
+                try connection.execute("PRAGMA schema_version = \(version + 1)")
                 try connection.run(
                     "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
                     [.int(Int64(migration.version)), .time(Date())])
