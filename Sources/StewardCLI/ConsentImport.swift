@@ -52,7 +52,7 @@ struct ConsentCommand: AsyncParsableCommand {
                 switch try await service.importCheckpoint(checkpoint) {
                 case .finished where !again:
                     printErr("this file was imported completely before; nothing to do (--again imports it again)")
-                    return (accepted: 0, skipped: 0)
+                    return (accepted: 0, skipped: 0, split: 0)
                 case .committed(let line) where !again:
                     resumeAfter = line
                     printErr("resuming an interrupted import of this file after line \(line)")
@@ -60,6 +60,7 @@ struct ConsentCommand: AsyncParsableCommand {
                 }
                 var accepted = 0
                 var skipped = 0
+                var split = 0
                 var pending: [ConsentService.BulkItem] = []
                 // Two stages: while the store writes one batch (its own task), this task reads, parses and
                 // prepares the next (validation, HMAC, sealing), so the two run on different cores.
@@ -69,6 +70,7 @@ struct ConsentCommand: AsyncParsableCommand {
                     guard let task else { return }
                     let result = try await task.value
                     accepted += result.accepted
+                    split += result.batchesSplit
                     try log.add(result.rejected)
                     reader.showProgress(accepted: accepted, rejected: log.count)
                 }
@@ -92,7 +94,7 @@ struct ConsentCommand: AsyncParsableCommand {
                     throw error
                 }
                 try await service.finishImport(checkpoint)
-                return (accepted: accepted, skipped: skipped)
+                return (accepted: accepted, skipped: skipped, split: split)
             }
             try log.close()
             printErr("")
@@ -114,6 +116,11 @@ struct ConsentCommand: AsyncParsableCommand {
             print(
                 "imported \(outcome.accepted) of \(total) records in \(String(format: "%.1f", seconds)) s (\(rate)/s); rejected \(log.count)\(log.summary)\(resumed)"
             )
+            if outcome.split > 0 {
+                print(
+                    "\(outcome.split) batch(es) were refused by the database as a whole and applied again one line per transaction"
+                )
+            }
             if let rejects, log.count > 0 { print("every rejected line and its reason: \(rejects)") }
             if log.count > 0 { throw ExitCode(2) }
         }

@@ -74,6 +74,14 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
                 status: .contentTooLarge, code: "request.too_large", detail: "the request body is too large"
             )
             .response(from: request, context: context)
+        } catch StoreError.conflict {
+            // Concurrent writes kept aborting each other past the service's own retries: nothing was
+            // applied, and the client may simply send the request again.
+            var problem = Problem(
+                status: .serviceUnavailable, code: "store.busy",
+                detail: "concurrent changes to the same records kept conflicting; nothing was applied, retry")
+            problem.headers[.retryAfter] = "1"
+            return try problem.response(from: request, context: context)
         } catch let error as any HTTPResponseError {
             let code = error.status == .notFound ? "route.not_found" : "http.\(error.status.code)"
             return try Problem(status: error.status, code: code, detail: error.status.reasonPhrase)

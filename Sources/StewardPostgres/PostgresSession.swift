@@ -19,8 +19,13 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
     var buffer: WriteBuffer? = nil
 
     static func map(_ error: PSQLError) -> any Error {
-        if error.serverInfo?[.sqlState] == PostgresError.Code.uniqueViolation.raw { return StoreError.uniqueViolation }
         let state = error.serverInfo?[.sqlState] ?? "no sqlstate"
+        switch state {
+        case PostgresError.Code.uniqueViolation.raw: return StoreError.uniqueViolation
+        case PostgresError.Code.deadlockDetected.raw, PostgresError.Code.serializationFailure.raw:
+            return StoreError.conflict
+        default: break
+        }
         return StoreError.unavailable("PostgreSQL error \(error.code.description) (\(state))")
     }
 
@@ -38,6 +43,12 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
     func flush() async throws {
         guard let buffer, !buffer.isEmpty else { return }
         let pending = buffer.take()
+        // Inserts of the same new identities by concurrent transactions then wait on each other in one
+        // order (the first to commit wins, the other retries), never crosswise into a deadlock.
+        pending.identities.sort {
+            $0.kind.rawValue != $1.kind.rawValue
+                ? $0.kind.rawValue < $1.kind.rawValue : $0.blindIndex.lexicographicallyPrecedes($1.blindIndex)
+        }
         try await sendRows(
             "INSERT INTO subjects (id, created_at)", columns: 2, count: pending.subjects.count
         ) { binds, row in
@@ -401,6 +412,32 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
             "UPDATE consent_events SET subject_id = \(target), ordinal = ordinal + \(ordinalOffset) WHERE subject_id = \(source) RETURNING id"
         )
         return moved.count
+    }
+
+    func lockSubjects(_ ids: [UUID]) async throws -> [UUID: Int64]? {
+        var counters: [UUID: Int64] = [:]
+        // Rows are locked in id order (byte order, as PostgreSQL compares uuids), chunk after chunk:
+        // FOR UPDATE locks each row as the sort hands it over, whatever order the caller named them in.
+        let sorted = ids.sorted { first, second in
+            withUnsafeBytes(of: first.uuid) { a in withUnsafeBytes(of: second.uuid) { a.lexicographicallyPrecedes($0) }
+            }
+        }
+        var start = 0
+        while start < sorted.count {
+            let chunk = sorted[start..<min(sorted.count, start + 10_000)]
+            var binds = PostgresBindings(capacity: chunk.count)
+            var sql = "SELECT id, event_count FROM subjects WHERE id IN ("
+            for (offset, id) in chunk.enumerated() {
+                sql += (offset == 0 ? "$" : ", $") + String(offset + 1)
+                binds.append(id)
+            }
+            for row in try await rows(PostgresQuery(unsafeSQL: sql + ") ORDER BY id FOR UPDATE", binds: binds)) {
+                let (id, count) = try row.decode((UUID, Int64).self)
+                counters[id] = count
+            }
+            start += chunk.count
+        }
+        return counters
     }
 
     func setOrdinal(subjectID: UUID, to value: Int64) async throws {

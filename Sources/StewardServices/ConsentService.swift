@@ -179,6 +179,8 @@ public struct ConsentService: Sendable {
     public struct BulkOutcome: Sendable, Equatable {
         public var accepted: Int
         public var rejected: [BulkRejection]
+        /// Batches the database refused as a whole and that were applied again line by line.
+        public var batchesSplit: Int = 0
     }
 
     /// Applies many decisions in atomic batches. Invalid items are reported with their line and never
@@ -258,6 +260,7 @@ public struct ConsentService: Sendable {
         var rejected = bulk.rejected
         let valid = bulk.valid
         var accepted = 0
+        var split = 0
         var start = 0
         while start < valid.count {
             let batch = Array(valid[start..<min(start + batchSize, valid.count)])
@@ -267,6 +270,7 @@ public struct ConsentService: Sendable {
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
+                split += 1
                 batchRejected = try await recordOneByOne(batch, checkpoint: checkpoint)
             }
             rejected += batchRejected
@@ -275,7 +279,7 @@ public struct ConsentService: Sendable {
             progress?(start)
         }
         rejected.sort { $0.line < $1.line }
-        return BulkOutcome(accepted: accepted, rejected: rejected)
+        return BulkOutcome(accepted: accepted, rejected: rejected, batchesSplit: split)
     }
 
     typealias ValidItem = (line: Int, command: RecordCommand, purpose: Purpose, identity: PreparedIdentity?)
@@ -288,6 +292,7 @@ public struct ConsentService: Sendable {
             var tally: [EventKind: Int] = [:]
             var cache: BatchCache? = BatchCache()  // per attempt: a retried batch starts afresh
             try await Self.lookUpIdentities(of: batch, in: transaction, into: &cache)
+            let lockedAt = cache?.locked ?? [:]
             for item in batch {
                 do {
                     let outcome = try await self.apply(
@@ -302,6 +307,9 @@ public struct ConsentService: Sendable {
             for (subject, last) in cache?.created ?? [:] where last > 0 {
                 try await transaction.setOrdinal(subjectID: subject, to: last)
             }
+            for (subject, last) in cache?.locked ?? [:] where last != lockedAt[subject] {
+                try await transaction.setOrdinal(subjectID: subject, to: last)
+            }
             if let checkpoint, let last = batch.last {
                 try await transaction.setSetting(checkpoint, value: String(last.line))
             }
@@ -314,7 +322,8 @@ public struct ConsentService: Sendable {
 
     /// Asks the store about every identity of the batch at once where that saves round trips (one
     /// query per kind on PostgreSQL instead of one per line), so lines of new subjects read nothing
-    /// during the batch.
+    /// during the batch, and locks the rows of the subjects that exist, in one order, so their lines
+    /// take ordinals without a round trip each and concurrent batches cannot deadlock on them.
     static func lookUpIdentities(
         of batch: [ValidItem], in transaction: any StoreTransaction, into cache: inout BatchCache?
     ) async throws {
@@ -334,6 +343,9 @@ public struct ConsentService: Sendable {
                 if let subject = found[index] { cache?.subjects[key] = subject } else { cache?.absent.insert(key) }
             }
         }
+        // The existing subjects' rows, locked now and in one order (see `lockSubjects`).
+        guard let subjects = cache?.subjects.values else { return }
+        if let counters = try await transaction.lockSubjects(Array(Set(subjects))) { cache?.locked = counters }
     }
 
     /// A refused batch, again, one transaction per line. A line the database refuses is reported
@@ -492,6 +504,9 @@ public struct ConsentService: Sendable {
         if let last = cache?.created[subjectID] {
             ordinal = last + 1  // written once per subject when the batch ends
             cache?.created[subjectID] = ordinal
+        } else if let last = cache?.locked[subjectID] {
+            ordinal = last + 1  // the row is locked since the batch began: written when it ends
+            cache?.locked[subjectID] = ordinal
         } else {
             ordinal = try await transaction.nextOrdinal(subjectID: subjectID)
         }
@@ -654,7 +669,9 @@ public struct ConsentService: Sendable {
         return (subjects, page.count > limit ? subjects.last : nil)
     }
 
-    /// Runs a write, retrying when a concurrent writer won a uniqueness race (first sight of a subject).
+    /// Runs a write, retrying when a concurrent writer won a uniqueness race (first sight of a subject)
+    /// or the database aborted it to resolve a conflict (a deadlock), after a short random pause that
+    /// grows with each attempt so the contenders do not meet again.
     func writeRetrying<T: Sendable>(_ body: @escaping @Sendable (any StoreTransaction) async throws -> T) async throws
         -> T
     {
@@ -664,6 +681,9 @@ public struct ConsentService: Sendable {
                 return try await store.write(body)
             } catch StoreError.uniqueViolation where attempt < 3 {
                 attempt += 1
+            } catch StoreError.conflict where attempt < 5 {
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(Int.random(in: 1...(10 << attempt))))
             }
         }
     }
@@ -690,5 +710,8 @@ struct BatchCache {
     var absent: Set<IdentityKey> = []
     /// Subjects created in this batch, with the last ordinal given to their events.
     var created: [UUID: Int64] = [:]
+    /// Existing subjects whose rows the batch locked at its start (`lockSubjects`), with their ordinal
+    /// counters as the batch advances them.
+    var locked: [UUID: Int64] = [:]
     var states: [StateKey: ConsentState] = [:]
 }

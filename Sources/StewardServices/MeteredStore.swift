@@ -31,6 +31,7 @@ public struct MeteredStore: StewardStore {
         let kind: String
         switch error as? StoreError {
         case .uniqueViolation: kind = "unique_violation"
+        case .conflict: kind = "conflict"
         case .unavailable: kind = "unavailable"
         case nil: kind = "other"
         }

@@ -66,6 +66,9 @@ public struct ConfirmationRecord: Sendable, Hashable {
 public enum StoreError: Error, Sendable, Equatable {
     /// A UNIQUE constraint was hit: a concurrent writer got there first; the transaction may be retried.
     case uniqueViolation
+    /// The database aborted the transaction to resolve a conflict with a concurrent one (a deadlock
+    /// or a serialization failure); nothing of it was applied, and it may be retried.
+    case conflict
     /// The database could not be reached or answered with an error; no detail with personal data.
     case unavailable(String)
 }
@@ -103,6 +106,10 @@ extension StoreReader {
     public func subjectIDs(kind: IdentityKind, blindIndexes: [Data]) async throws -> [Data: UUID]? { nil }
 }
 
+extension StoreTransaction {
+    public func lockSubjects(_ ids: [UUID]) async throws -> [UUID: Int64]? { nil }
+}
+
 /// Writes, inside one transaction that also carries the audit entries of the change.
 public protocol StoreTransaction: StoreReader {
     func insertSubject(id: UUID, createdAt: Date) async throws
@@ -116,6 +123,10 @@ public protocol StoreTransaction: StoreReader {
     func moveConsentEvents(from source: UUID, to target: UUID, ordinalOffset: Int64) async throws -> Int
     /// Sets the ordinal counter of a subject.
     func setOrdinal(subjectID: UUID, to value: Int64) async throws
+    /// Locks the rows of many subjects in id order and returns their ordinal counters, or nil where
+    /// the store runs one writer at a time anyway (the default). A bulk batch takes its subjects' locks
+    /// up front, so two batches touching the same people in different orders cannot deadlock.
+    func lockSubjects(_ ids: [UUID]) async throws -> [UUID: Int64]?
     func insertConsentEvent(_ event: ConsentEvent) async throws
     func upsertConsentState(_ state: ConsentState) async throws
     func deleteConsentStates(subjectID: UUID) async throws

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import StewardCore
 import StewardServices
 import StewardTesting
@@ -418,6 +419,51 @@ import Testing
         }
     }
 
+    @Test func twoInstancesImportingTheSamePeopleInOppositeOrdersLoseNothing() async throws {
+        // Two bulk imports on two instances touch the same existing people in opposite orders: on
+        // PostgreSQL their transactions lock the same subject rows crosswise, a deadlock the server
+        // breaks by aborting one. The aborted batch must be retried whole and every line recorded,
+        // with no batch falling back to line-by-line transactions.
+        try await withHarness(peer: true) { h in
+            let people = (0..<30).map { Fixtures.email("crosswise\($0)@example.com") }
+            let seeded = try await h.consent.recordBulk(
+                people.enumerated().map { .command(line: $0.offset + 1, Fixtures.grant($0.element, "analytics")) })
+            #expect(seeded.accepted == people.count)
+            let here = h.consent
+            let there = h.consent(on: try #require(h.peer))
+            let rounds = 4
+            let outcomes = try await withThrowingTaskGroup(of: ConsentService.BulkOutcome.self) { group in
+                for round in 0..<rounds {
+                    let forward = people.enumerated().map {
+                        ConsentService.BulkItem.command(
+                            line: $0.offset + 1,
+                            Fixtures.decide($0.element, "sale", round % 2 == 0 ? .denied : .granted))
+                    }
+                    let backward = people.reversed().enumerated().map {
+                        ConsentService.BulkItem.command(
+                            line: $0.offset + 1, Fixtures.decide($0.element, "personalization", .denied))
+                    }
+                    group.addTask { try await here.recordBulk(forward, batchSize: people.count) }
+                    group.addTask { try await there.recordBulk(backward, batchSize: people.count) }
+                }
+                var outcomes: [ConsentService.BulkOutcome] = []
+                for try await outcome in group { outcomes.append(outcome) }
+                return outcomes
+            }
+            for outcome in outcomes {
+                #expect(outcome.accepted == people.count && outcome.rejected.isEmpty)
+                #expect(outcome.batchesSplit == 0)
+            }
+            for person in people {
+                let subject = try await here.subjectID(person)
+                let history = try await there.history(subjectID: subject, after: 0, limit: 100).events
+                #expect(history.map(\.ordinal) == Array(1...Int64(1 + 2 * rounds)))
+            }
+            let verification = try await h.audit.verify(store: h.store)
+            #expect(verification.isIntact)
+        }
+    }
+
     @Test func policyLoadIsAuditedOnlyWhenItChanges() async throws {
         try await withHarness { h in
             let first = try await h.audit.recordPolicyLoad(h.policy, store: h.store, actor: "system")
@@ -446,6 +492,58 @@ import Testing
                 #expect(ids.count == 1)
             }
             #expect(try await h.audit.verify(store: h.store).isIntact)
+        }
+    }
+
+    /// Two transactions lock two subjects crosswise. PostgreSQL breaks the deadlock by aborting one: the
+    /// store must report that as `StoreError.conflict` (which the services retry) with nothing of it
+    /// applied. SQLite runs one writer at a time, so both commit.
+    @Test func crosswiseLocksEndInARetryableConflictWithNothingApplied() async throws {
+        try await withHarness { h in
+            let first = try await h.consent.record(Fixtures.grant(Fixtures.email("first@example.com"), "analytics"))
+                .subjectID
+            let second = try await h.consent.record(Fixtures.grant(Fixtures.email("second@example.com"), "analytics"))
+                .subjectID
+            let arrived = Arrivals()
+            let store = h.store
+            @Sendable func lock(_ one: UUID, then other: UUID) async -> Result<Void, any Error> {
+                do {
+                    return .success(
+                        try await store.write { transaction in
+                            _ = try await transaction.nextOrdinal(subjectID: one)
+                            arrived.count.add(1, ordering: .relaxed)
+                            // Wait (a while at most: SQLite runs the other transaction only after this one)
+                            // until the other transaction holds its first lock too.
+                            for _ in 0..<50 where arrived.count.load(ordering: .relaxed) < 2 {
+                                try await Task.sleep(for: .milliseconds(10))
+                            }
+                            _ = try await transaction.nextOrdinal(subjectID: other)
+                        })
+                } catch {
+                    return .failure(error)
+                }
+            }
+            let results = await withTaskGroup(of: Result<Void, any Error>.self) { group in
+                for (one, other) in [(first, second), (second, first)] {
+                    group.addTask { await lock(one, then: other) }
+                }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            let failures = results.compactMap { result -> (any Error)? in
+                if case .failure(let error) = result { return error }
+                return nil
+            }
+            #expect(failures.count == (store.backendName == "postgres" ? 1 : 0))
+            for failure in failures { #expect(failure as? StoreError == .conflict) }
+            // Each committed transaction took one ordinal of each subject; the aborted one took none.
+            let next = try await store.write { transaction in
+                (
+                    try await transaction.nextOrdinal(subjectID: first),
+                    try await transaction.nextOrdinal(subjectID: second)
+                )
+            }
+            let committed = Int64(results.count - failures.count)
+            #expect(next.0 == 2 + committed && next.1 == 2 + committed)
         }
     }
 
@@ -515,4 +613,9 @@ import Testing
             }
         }
     }
+}
+
+/// Counts the transactions that reached a point (crosswise-locks test).
+final class Arrivals: Sendable {
+    let count = Atomic<Int>(0)
 }
