@@ -240,7 +240,7 @@ public final class SQLiteStore: StewardStore {
             do {
                 // The pragma is a no-op inside a transaction, so it is set before BEGIN.
                 if exclusive { try connection.execute("PRAGMA foreign_keys = OFF") }
-                try connection.execute("BEGIN IMMEDIATE")
+                try connection.run("BEGIN IMMEDIATE")
             } catch {
                 if exclusive { try? connection.execute("PRAGMA foreign_keys = ON") }
                 for item in batch { item.complete(.failure(error)) }
@@ -262,14 +262,14 @@ public final class SQLiteStore: StewardStore {
             } else {
                 for item in batch {
                     do {
-                        try connection.execute("SAVEPOINT write")
+                        try connection.run("SAVEPOINT write")
                         do {
                             try await item.body(session)
-                            try connection.execute("RELEASE write")
+                            try connection.run("RELEASE write")
                             results.append(.success(()))
                         } catch {
-                            try connection.execute("ROLLBACK TO write")
-                            try connection.execute("RELEASE write")
+                            try connection.run("ROLLBACK TO write")
+                            try connection.run("RELEASE write")
                             results.append(.failure(error))
                         }
                     } catch {
@@ -278,7 +278,7 @@ public final class SQLiteStore: StewardStore {
                 }
             }
             do {
-                try connection.execute("COMMIT")
+                try connection.run("COMMIT")
             } catch {
                 try? connection.execute("ROLLBACK")
                 results = results.map { $0.flatMap { .failure(error) } }

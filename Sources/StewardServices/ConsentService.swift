@@ -149,9 +149,12 @@ public struct ConsentService: Sendable {
         let purpose = try validate(command)
         let outcome = try await writeRetrying { transaction in
             var drafts: [AuditDraft] = []
-            var noCache: BatchCache? = nil
+            // A batch of one: a subject this write creates takes its ordinals and earlier (no) states
+            // from the cache instead of asking the store.
+            var cache: BatchCache? = BatchCache()
             let outcome = try await self.apply(
-                command, purpose: purpose, in: transaction, audit: &drafts, cache: &noCache)
+                command, purpose: purpose, in: transaction, audit: &drafts, cache: &cache)
+            try await Self.writeOrdinals(of: cache, lockedAt: [:], in: transaction)
             try await self.audit.append(drafts, in: transaction)
             return outcome
         }
@@ -304,12 +307,7 @@ public struct ConsentService: Sendable {
                     failed.append(.init(line: item.line, error: error))
                 }
             }
-            for (subject, last) in cache?.created ?? [:] where last > 0 {
-                try await transaction.setOrdinal(subjectID: subject, to: last)
-            }
-            for (subject, last) in cache?.locked ?? [:] where last != lockedAt[subject] {
-                try await transaction.setOrdinal(subjectID: subject, to: last)
-            }
+            try await Self.writeOrdinals(of: cache, lockedAt: lockedAt, in: transaction)
             if let checkpoint, let last = batch.last {
                 try await transaction.setSetting(checkpoint, value: String(last.line))
             }
@@ -318,6 +316,19 @@ public struct ConsentService: Sendable {
         }
         countCommitted(tally)
         return failed
+    }
+
+    /// Writes the ordinal counters a batch kept in its cache: of the subjects it created, and of the
+    /// locked ones it advanced past their counter at the batch start (`lockedAt`).
+    static func writeOrdinals(
+        of cache: BatchCache?, lockedAt: [UUID: Int64], in transaction: any StoreTransaction
+    ) async throws {
+        for (subject, last) in cache?.created ?? [:] where last > 0 {
+            try await transaction.setOrdinal(subjectID: subject, to: last)
+        }
+        for (subject, last) in cache?.locked ?? [:] where last != lockedAt[subject] {
+            try await transaction.setOrdinal(subjectID: subject, to: last)
+        }
     }
 
     /// Asks the store about every identity of the batch at once where that saves round trips (one
