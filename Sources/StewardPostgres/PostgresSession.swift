@@ -7,11 +7,13 @@ import StewardServices
 
 /// The store operations over one connection (inside a transaction for writes).
 ///
-/// A write session holds the row inserts of its transaction (subjects, identities, events, states,
-/// confirmations, ordinal counters, audit entries) in a `WriteBuffer` and sends them as multi-row
-/// statements, in foreign-key order, before its next query of any kind and before the commit. A query
-/// is a network round trip, so a 10,000-line import batch costs a few dozen round trips instead of
-/// about ten per line; every read still sees the transaction's own writes.
+/// A write session holds the row writes of its transaction (subjects, identities, events, states,
+/// confirmations, ordinal counters, audit entries) in a `WriteBuffer` and sends them as one
+/// statement (`flush`), before its next read and before the commit; only the audit chain head's
+/// read, which reads nothing buffered, lets a small buffer wait for the commit. A query is a network
+/// round trip, so a new-subject record costs five instead of twelve and a 10,000-line import batch a
+/// few dozen instead of about ten per line; every read still sees the transaction's own writes
+/// (ADRs 0006 and 0007).
 struct PostgresSession: StoreTransaction, @unchecked Sendable {
     let connection: PostgresConnection
     let logger: Logger
@@ -39,7 +41,11 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
         _ = try await connection.query(query, logger: logger).collect()
     }
 
-    /// Sends the buffered inserts, parents before children.
+    /// Sends the buffered writes, parents before children, as one statement where the parameter limit
+    /// allows: each table's rows are a data-modifying `WITH` part of it. PostgreSQL checks foreign keys
+    /// when the whole statement ends, so a part may reference rows another part inserts; parts do not
+    /// see each other's rows otherwise, which is why a new subject's ordinal counter is part of its
+    /// insert rather than a later update.
     func flush() async throws {
         guard let buffer, !buffer.isEmpty else { return }
         let pending = buffer.take()
@@ -49,15 +55,18 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
             $0.kind.rawValue != $1.kind.rawValue
                 ? $0.kind.rawValue < $1.kind.rawValue : $0.blindIndex.lexicographicallyPrecedes($1.blindIndex)
         }
-        try await sendRows(
-            "INSERT INTO subjects (id, created_at)", columns: 2, count: pending.subjects.count
+        var statement = CompositeStatement()
+        try await statement.add(
+            "INSERT INTO subjects (id, created_at, event_count)", columns: 3, count: pending.subjects.count, on: self
         ) { binds, row in
-            binds.append(pending.subjects[row].id)
-            binds.append(pending.subjects[row].createdAt)
+            let subject = pending.subjects[row]
+            binds.append(subject.id)
+            binds.append(subject.createdAt)
+            binds.append(pending.ordinals.removeValue(forKey: subject.id) ?? 0)
         }
-        try await sendRows(
+        try await statement.add(
             "INSERT INTO identities (id, subject_id, kind, blind_index, ciphertext, created_at)", columns: 6,
-            count: pending.identities.count
+            count: pending.identities.count, on: self
         ) { binds, row in
             let identity = pending.identities[row]
             binds.append(identity.id)
@@ -67,22 +76,21 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
             binds.append(ByteBuffer(bytes: identity.ciphertext))
             binds.append(Timestamp.micros(identity.createdAt))
         }
-        if !pending.ordinals.isEmpty {
-            let ordinals = Array(pending.ordinals)
-            try await sendRows(
-                "UPDATE subjects AS s SET event_count = v.count FROM (", columns: 2, count: ordinals.count,
-                casts: ["uuid", "bigint"], suffix: ") AS v (id, count) WHERE s.id = v.id"
-            ) { binds, row in
-                binds.append(ordinals[row].key)
-                binds.append(ordinals[row].value)
-            }
+        // Counters of subjects that existed before this flush (new ones went with their insert above).
+        let ordinals = Array(pending.ordinals)
+        try await statement.add(
+            "UPDATE subjects AS s SET event_count = v.count FROM (", columns: 2, count: ordinals.count,
+            casts: ["uuid", "bigint"], suffix: ") AS v (id, count) WHERE s.id = v.id", on: self
+        ) { binds, row in
+            binds.append(ordinals[row].key)
+            binds.append(ordinals[row].value)
         }
-        try await sendRows(
+        try await statement.add(
             """
             INSERT INTO consent_events (id, subject_id, ordinal, purpose, decision, status, method, notice_id,
                 notice_version, source, actor, recorded_at, expires_at, proof_ip_hash, proof_ua_hash, consent_string,
                 confirms)
-            """, columns: 17, count: pending.events.count
+            """, columns: 17, count: pending.events.count, on: self
         ) { binds, row in
             let event = pending.events[row]
             binds.append(event.id)
@@ -105,13 +113,13 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
         }
         // One row per key in a statement (ON CONFLICT cannot update a row twice): the last state wins.
         let states = pending.latestStates
-        try await sendRows(
+        try await statement.add(
             "INSERT INTO consent_state (subject_id, purpose, status, event_id, decided_at, expires_at)", columns: 6,
             count: states.count,
             suffix: """
                  ON CONFLICT (subject_id, purpose) DO UPDATE SET status = excluded.status,
                     event_id = excluded.event_id, decided_at = excluded.decided_at, expires_at = excluded.expires_at
-                """
+                """, on: self
         ) { binds, row in
             let state = states[row]
             binds.append(state.subjectID)
@@ -121,9 +129,9 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
             binds.append(Timestamp.micros(state.decidedAt))
             binds.append(state.expiresAt.map(Timestamp.micros))
         }
-        try await sendRows(
+        try await statement.add(
             "INSERT INTO confirmations (token_hash, event_id, subject_id, purpose, expires_at, used_at)", columns: 6,
-            count: pending.confirmations.count
+            count: pending.confirmations.count, on: self
         ) { binds, row in
             let (hash, record) = pending.confirmations[row]
             binds.append(ByteBuffer(bytes: hash))
@@ -133,11 +141,11 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
             binds.append(Timestamp.micros(record.expiresAt))
             binds.append(record.usedAt.map(Timestamp.micros))
         }
-        try await sendRows(
+        try await statement.add(
             """
             INSERT INTO audit_log (sequence, id, at, actor, action, target_type, target_id, outcome, details,
                 previous_hash, hash)
-            """, columns: 11, count: pending.audit.count
+            """, columns: 11, count: pending.audit.count, on: self
         ) { binds, row in
             let entry = pending.audit[row]
             binds.append(entry.sequence)
@@ -153,40 +161,19 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
             binds.append(ByteBuffer(bytes: entry.hash))
         }
         if let last = pending.audit.last {
-            let hash = ByteBuffer(bytes: last.hash)
-            _ = try await connection.query(
-                "UPDATE audit_head SET sequence = \(last.sequence), hash = \(hash) WHERE id = 1", logger: logger
-            ).collect()
+            try await statement.add(
+                parameters: 2, on: self,
+                sql: { "UPDATE audit_head SET sequence = $\($0), hash = $\($0 + 1) WHERE id = 1" }
+            ) { binds in
+                binds.append(last.sequence)
+                binds.append(ByteBuffer(bytes: last.hash))
+            }
         }
+        try await statement.send(on: self)
     }
 
-    /// `head VALUES (…), (…) suffix`, as many statements as the 65,535-parameter limit needs.
-    /// `casts` types the placeholders where PostgreSQL cannot infer them (a VALUES list outside INSERT).
-    private func sendRows(
-        _ head: String, columns: Int, count: Int, casts: [String]? = nil, suffix: String = "",
-        bind: (inout PostgresBindings, Int) -> Void
-    ) async throws {
-        let rowsPerStatement = 30_000 / columns
-        var start = 0
-        while start < count {
-            let end = min(count, start + rowsPerStatement)
-            var binds = PostgresBindings(capacity: (end - start) * columns)
-            var sql = head + " VALUES "
-            var parameter = 0
-            for row in start..<end {
-                sql += row == start ? "(" : ", ("
-                for column in 0..<columns {
-                    parameter += 1
-                    sql += (column == 0 ? "$" : ", $") + String(parameter)
-                    if let casts { sql += "::" + casts[column] }
-                }
-                sql += ")"
-                bind(&binds, row)
-            }
-            _ = try await connection.query(PostgresQuery(unsafeSQL: sql + suffix, binds: binds), logger: logger)
-                .collect()
-            start = end
-        }
+    fileprivate func send(_ sql: String, _ binds: PostgresBindings) async throws {
+        _ = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).collect()
     }
 
     // MARK: Reads
@@ -522,8 +509,14 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
             "UPDATE api_keys SET revoked_at = \(Timestamp.micros(at)) WHERE id = \(id) AND revoked_at IS NULL")
     }
 
+    /// The chain head is one row every writer locks until its commit, so it is taken last and held
+    /// briefly: a small buffer is not flushed first but rides in the commit's one statement (the head
+    /// query reads nothing buffered). A buffer with audit entries is flushed (the head it updates is
+    /// what this reads), and so is a large one (a bulk batch), so the head waits on no big insert.
     func lockAuditHead() async throws -> (sequence: Int64, hash: Data) {
-        guard let row = try await rows("SELECT sequence, hash FROM audit_head WHERE id = 1 FOR UPDATE").first else {
+        if let buffer, !buffer.audit.isEmpty || buffer.rowCount > 64 { try await flush() }
+        let query: PostgresQuery = "SELECT sequence, hash FROM audit_head WHERE id = 1 FOR UPDATE"
+        guard let row = try await connection.query(query, logger: logger).collect().first else {
             throw StoreError.unavailable("the audit chain head is missing")
         }
         return try row.decode((Int64, Data).self)
@@ -567,6 +560,11 @@ final class WriteBuffer: @unchecked Sendable {
     var confirmations: [(Data, ConfirmationRecord)] = []
     var audit: [AuditEntry] = []
 
+    var rowCount: Int {
+        subjects.count + identities.count + ordinals.count + events.count + states.count + confirmations.count
+            + audit.count
+    }
+
     var isEmpty: Bool {
         subjects.isEmpty && identities.isEmpty && ordinals.isEmpty && events.isEmpty && states.isEmpty
             && confirmations.isEmpty && audit.isEmpty
@@ -599,5 +597,65 @@ final class WriteBuffer: @unchecked Sendable {
             }
         }
         return latest
+    }
+}
+
+/// Several writes as one statement, `WITH w0 AS (write), w1 AS (write) … last write`, sent when the
+/// next rows would pass the parameter budget (PostgreSQL allows 65,535) and at the end. Placeholders
+/// are numbered across the parts.
+struct CompositeStatement {
+    static let parameterBudget = 30_000
+    private var parts: [String] = []
+    private var binds = PostgresBindings()
+    private var parameters = 0
+
+    /// `head VALUES (…), (…) suffix` for `count` rows of `columns` values. `casts` types the
+    /// placeholders where PostgreSQL cannot infer them (a VALUES list outside INSERT).
+    mutating func add(
+        _ head: String, columns: Int, count: Int, casts: [String]? = nil, suffix: String = "",
+        on session: PostgresSession, bind: (inout PostgresBindings, Int) -> Void
+    ) async throws {
+        var start = 0
+        while start < count {
+            if parameters + columns > Self.parameterBudget { try await send(on: session) }
+            let end = min(count, start + (Self.parameterBudget - parameters) / columns)
+            var sql = head + " VALUES "
+            for row in start..<end {
+                sql += row == start ? "(" : ", ("
+                for column in 0..<columns {
+                    parameters += 1
+                    sql += (column == 0 ? "$" : ", $") + String(parameters)
+                    if let casts { sql += "::" + casts[column] }
+                }
+                sql += ")"
+                bind(&binds, row)
+            }
+            parts.append(sql + suffix)
+            start = end
+        }
+    }
+
+    /// A write of `count` parameters; `sql` writes it given the number of its first placeholder.
+    mutating func add(
+        parameters count: Int, on session: PostgresSession, sql: (Int) -> String,
+        bind: (inout PostgresBindings) -> Void
+    ) async throws {
+        if parameters + count > Self.parameterBudget { try await send(on: session) }
+        parts.append(sql(parameters + 1))
+        parameters += count
+        bind(&binds)
+    }
+
+    mutating func send(on session: PostgresSession) async throws {
+        guard let last = parts.last else { return }
+        var sql = ""
+        for (index, part) in parts.dropLast().enumerated() {
+            sql += (index == 0 ? "WITH w" : ", w") + String(index) + " AS (" + part + ")"
+        }
+        sql += (sql.isEmpty ? "" : " ") + last
+        try await session.send(sql, binds)
+        parts.removeAll()
+        binds = PostgresBindings()
+        parameters = 0
     }
 }

@@ -464,6 +464,34 @@ import Testing
         }
     }
 
+    @Test func aBatchTooLargeForOneStatementKeepsEveryLine() async throws {
+        // 1,100 new people with two decisions each in one batch: on PostgreSQL the batch's writes pass
+        // the parameter budget of one statement (2,200 events x 17 values, 3,300 audit entries x 11)
+        // and are split across several; ordinals, states and the chain must come out whole.
+        try await withHarness { h in
+            let people = (0..<1_100).map { Fixtures.email("large\($0)@example.com") }
+            var items: [ConsentService.BulkItem] = []
+            for (index, person) in people.enumerated() {
+                items.append(.command(line: 2 * index + 1, Fixtures.grant(person, "analytics")))
+                items.append(.command(line: 2 * index + 2, Fixtures.decide(person, "sale", .denied)))
+            }
+            let outcome = try await h.consent.recordBulk(items, batchSize: items.count)
+            #expect(outcome.accepted == items.count && outcome.rejected.isEmpty && outcome.batchesSplit == 0)
+            for person in [people[0], people[549], people[1_099]] {
+                let subject = try await h.consent.subjectID(person)
+                let history = try await h.consent.history(subjectID: subject, after: 0, limit: 10).events
+                #expect(history.map(\.ordinal) == [1, 2])
+                // The counter went in with the subject's insert: the next decision takes ordinal 3.
+                let next = try await h.consent.record(Fixtures.decide(person, "analytics", .withdrawn))
+                #expect(next.event.ordinal == 3)
+            }
+            let audience = try await h.consent.audience(purpose: "analytics", after: nil, limit: 2_000)
+            #expect(audience.subjects.count == people.count - 3)
+            let verification = try await h.audit.verify(store: h.store)
+            #expect(verification.isIntact && verification.checked == 3 * people.count + 3)
+        }
+    }
+
     @Test func policyLoadIsAuditedOnlyWhenItChanges() async throws {
         try await withHarness { h in
             let first = try await h.audit.recordPolicyLoad(h.policy, store: h.store, actor: "system")
