@@ -45,14 +45,13 @@ struct ConsentCommand: AsyncParsableCommand {
             let started = Date()
             let batchSize = self.batchSize
             let again = self.again
-            let outcome = try await wiring.withStore { wiring in
+            let outcome = try await wiring.withStore { wiring -> (accepted: Int, skipped: Int, split: Int)? in
                 try await wiring.store.migrate()
                 let service = wiring.consentService
                 var resumeAfter = 0
                 switch try await service.importCheckpoint(checkpoint) {
                 case .finished where !again:
-                    printErr("this file was imported completely before; nothing to do (--again imports it again)")
-                    return (accepted: 0, skipped: 0, split: 0)
+                    return nil
                 case .committed(let line) where !again:
                     resumeAfter = line
                     printErr("resuming an interrupted import of this file after line \(line)")
@@ -97,6 +96,10 @@ struct ConsentCommand: AsyncParsableCommand {
                 return (accepted: accepted, skipped: skipped, split: split)
             }
             try log.close()
+            guard let outcome else {
+                print("nothing imported: this file was imported completely before (--again imports it again)")
+                return
+            }
             printErr("")
             let seconds = Date().timeIntervalSince(started)
             for rejection in log.first {

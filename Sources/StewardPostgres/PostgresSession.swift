@@ -251,6 +251,24 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
         ).map(Self.state)
     }
 
+    func consentStates(subjectIDs: [UUID]) async throws -> [ConsentState]? {
+        var states: [ConsentState] = []
+        var start = 0
+        while start < subjectIDs.count {
+            let chunk = subjectIDs[start..<min(subjectIDs.count, start + 10_000)]
+            var binds = PostgresBindings(capacity: chunk.count)
+            var sql =
+                "SELECT subject_id, purpose, status, event_id, decided_at, expires_at FROM consent_state WHERE subject_id IN ("
+            for (offset, id) in chunk.enumerated() {
+                sql += (offset == 0 ? "$" : ", $") + String(offset + 1)
+                binds.append(id)
+            }
+            states += try await rows(PostgresQuery(unsafeSQL: sql + ")", binds: binds)).map(Self.state)
+            start += chunk.count
+        }
+        return states
+    }
+
     func consentHistory(subjectID: UUID, afterOrdinal: Int64, limit: Int) async throws -> [ConsentEvent] {
         try await rows(
             """

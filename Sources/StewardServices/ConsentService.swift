@@ -333,8 +333,9 @@ public struct ConsentService: Sendable {
 
     /// Asks the store about every identity of the batch at once where that saves round trips (one
     /// query per kind on PostgreSQL instead of one per line), so lines of new subjects read nothing
-    /// during the batch, and locks the rows of the subjects that exist, in one order, so their lines
-    /// take ordinals without a round trip each and concurrent batches cannot deadlock on them.
+    /// during the batch, and locks the rows of the subjects that exist, in one order, and reads their
+    /// states, so their lines take ordinals and earlier states without a round trip each and
+    /// concurrent batches cannot deadlock on them.
     static func lookUpIdentities(
         of batch: [ValidItem], in transaction: any StoreTransaction, into cache: inout BatchCache?
     ) async throws {
@@ -354,9 +355,16 @@ public struct ConsentService: Sendable {
                 if let subject = found[index] { cache?.subjects[key] = subject } else { cache?.absent.insert(key) }
             }
         }
-        // The existing subjects' rows, locked now and in one order (see `lockSubjects`).
-        guard let subjects = cache?.subjects.values else { return }
-        if let counters = try await transaction.lockSubjects(Array(Set(subjects))) { cache?.locked = counters }
+        // The existing subjects' rows, locked now and in one order (see `lockSubjects`), and their states.
+        guard let found = cache?.subjects.values else { return }
+        let existing = Array(Set(found))
+        if let counters = try await transaction.lockSubjects(existing) { cache?.locked = counters }
+        if let states = try await transaction.consentStates(subjectIDs: existing) {
+            for state in states {
+                cache?.states[BatchCache.StateKey(subject: state.subjectID, purpose: state.purpose)] = state
+            }
+            cache?.statesLoaded.formUnion(existing)
+        }
     }
 
     /// A refused batch, again, one transaction per line. A line the database refuses is reported
@@ -590,7 +598,8 @@ public struct ConsentService: Sendable {
     ) async throws -> ConsentState? {
         if let cache {
             if let state = cache.states[BatchCache.StateKey(subject: subjectID, purpose: purpose)] { return state }
-            if cache.created[subjectID] != nil { return nil }  // created in this batch: no earlier state
+            // Created in this batch, or every state read at its start: no state is none.
+            if cache.created[subjectID] != nil || cache.statesLoaded.contains(subjectID) { return nil }
         }
         return try await transaction.consentState(subjectID: subjectID, purpose: purpose)
     }
@@ -725,4 +734,6 @@ struct BatchCache {
     /// counters as the batch advances them.
     var locked: [UUID: Int64] = [:]
     var states: [StateKey: ConsentState] = [:]
+    /// Existing subjects whose every state was read at the batch start (`consentStates(subjectIDs:)`).
+    var statesLoaded: Set<UUID> = []
 }

@@ -87,6 +87,9 @@ public protocol StoreReader: Sendable {
     func identities(subjectID: UUID) async throws -> [IdentityRecord]
     func consentState(subjectID: UUID, purpose: String) async throws -> ConsentState?
     func consentStates(subjectID: UUID) async throws -> [ConsentState]
+    /// Every current state of many subjects, or nil where the store answers single reads as cheaply
+    /// (the default). A bulk batch reads its existing subjects' states up front with it.
+    func consentStates(subjectIDs: [UUID]) async throws -> [ConsentState]?
     /// Events with ordinal greater than `afterOrdinal`, oldest first.
     func consentHistory(subjectID: UUID, afterOrdinal: Int64, limit: Int) async throws -> [ConsentEvent]
     /// Subject ids (ascending, after `after`) whose current state allows `purpose` at `now`:
@@ -104,6 +107,7 @@ public protocol StoreReader: Sendable {
 
 extension StoreReader {
     public func subjectIDs(kind: IdentityKind, blindIndexes: [Data]) async throws -> [Data: UUID]? { nil }
+    public func consentStates(subjectIDs: [UUID]) async throws -> [ConsentState]? { nil }
 }
 
 extension StoreTransaction {
