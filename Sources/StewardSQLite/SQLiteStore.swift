@@ -95,7 +95,9 @@ public final class SQLiteStore: StewardStore {
 
     /// Copies committed WAL frames into the database file on a connection of its own (PASSIVE: never
     /// blocks the writer or readers). Run by `StoreMaintenance` while serving, so commits do not pay
-    /// for checkpoints; the writer's own automatic checkpoint (10,000 pages) is the backstop.
+    /// for checkpoints; the writer's own automatic checkpoint (10,000 pages) is the backstop. A
+    /// checkpoint writes and syncs the database file for up to hundreds of milliseconds, so it runs on
+    /// a thread outside Swift's cooperative pool, whose few threads serve requests and the writer.
     public func maintain() async throws {
         let lease = try checkpointer.withLock { lease in
             if let lease { return lease }
@@ -103,7 +105,11 @@ public final class SQLiteStore: StewardStore {
             lease = created
             return created
         }
-        try lease.connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            DispatchQueue.global(qos: .utility).async {
+                continuation.resume(with: Result { try lease.connection.execute("PRAGMA wal_checkpoint(PASSIVE)") })
+            }
+        }
     }
 
     /// Scans the two B-trees every check descends (identities by blind index, consent state by
