@@ -297,13 +297,18 @@ public struct ConsentService: Sendable {
             try await Self.lookUpIdentities(of: batch, in: transaction, into: &cache)
             let lockedAt = cache?.locked ?? [:]
             for item in batch {
+                let draftsBefore = drafts.count
                 do {
                     let outcome = try await self.apply(
                         item.command, purpose: item.purpose, prepared: item.identity, in: transaction,
                         audit: &drafts, cache: &cache)
                     Self.tally(outcome.allEvents, into: &tally)
                 } catch let error as StewardError {
-                    // Raised before the item wrote anything (subject resolution): the batch goes on.
+                    // A refused line is skipped and the batch goes on only if it wrote nothing. Each
+                    // write of `apply` is followed by its audit draft before anything that can raise a
+                    // StewardError, so no new draft means no write. Otherwise the batch fails whole and
+                    // is applied again one line per transaction, where a refusal undoes its line only.
+                    guard drafts.count == draftsBefore else { throw LineWrittenInPart() }
                     failed.append(.init(line: item.line, error: error))
                 }
             }
@@ -708,6 +713,9 @@ public struct ConsentService: Sendable {
         }
     }
 }
+
+/// A bulk line raised a refusal after some of its writes: its batch must not commit.
+struct LineWrittenInPart: Error {}
 
 /// What one bulk batch has already learned or written, so its later lines need not ask the database
 /// again: subjects by identity, subjects created in the batch (no earlier state; their event ordinals

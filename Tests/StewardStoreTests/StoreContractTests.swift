@@ -175,6 +175,8 @@ import Testing
             items.append(.rejected(line: 28, .invalid("request.malformed_json", "bad")))
             let outcome = try await h.consent.recordBulk(items, batchSize: 10)
             #expect(outcome.accepted == 25)
+            // Line 27 is refused inside its batch's transaction before it writes: the batch goes on.
+            #expect(outcome.batchesSplit == 0)
             #expect(outcome.rejected.map(\.line) == [26, 27, 28])
             #expect(
                 outcome.rejected.map(\.error.code) == ["purpose.unknown", "subject.unknown", "request.malformed_json"])
