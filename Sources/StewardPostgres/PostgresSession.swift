@@ -188,23 +188,36 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
 
     func subjectIDs(kind: IdentityKind, blindIndexes: [Data]) async throws -> [Data: UUID]? {
         var found: [Data: UUID] = [:]
-        var start = 0
-        while start < blindIndexes.count {
-            let chunk = blindIndexes[start..<min(blindIndexes.count, start + 10_000)]
-            var binds = PostgresBindings(capacity: chunk.count + 1)
-            binds.append(kind.rawValue)
-            var sql = "SELECT blind_index, subject_id FROM identities WHERE kind = $1 AND blind_index IN ("
-            for (offset, index) in chunk.enumerated() {
-                sql += (offset == 0 ? "$" : ", $") + String(offset + 2)
-                binds.append(ByteBuffer(bytes: index))
-            }
-            for row in try await rows(PostgresQuery(unsafeSQL: sql + ")", binds: binds)) {
-                let (index, subject) = try row.decode((Data, UUID).self)
-                found[index] = subject
-            }
-            start += chunk.count
+        let rows = try await rows(
+            "SELECT blind_index, subject_id FROM identities WHERE kind = $1 AND blind_index IN",
+            matching: blindIndexes.map { ByteBuffer(bytes: $0) }, after: kind.rawValue)
+        for row in rows {
+            let (index, subject) = try row.decode((Data, UUID).self)
+            found[index] = subject
         }
         return found
+    }
+
+    /// `head (…values…) tail`, one statement per 10,000 values, the list's placeholders numbered after
+    /// an optional `leading` parameter ($1); the rows of every statement, in order.
+    private func rows<Value: PostgresNonThrowingEncodable>(
+        _ head: String, matching values: [Value], after leading: String? = nil, tail: String = ""
+    ) async throws -> [PostgresRow] {
+        var result: [PostgresRow] = []
+        var start = 0
+        while start < values.count {
+            let chunk = values[start..<min(values.count, start + 10_000)]
+            var binds = PostgresBindings(capacity: chunk.count + 1)
+            if let leading { binds.append(leading) }
+            var sql = head + " ("
+            for index in chunk.indices {
+                sql += (index == chunk.startIndex ? "$" : ", $") + String(binds.count + 1)
+                binds.append(chunk[index])
+            }
+            result += try await rows(PostgresQuery(unsafeSQL: sql + ")" + tail, binds: binds))
+            start += chunk.count
+        }
+        return result
     }
 
     func resolveSubject(_ id: UUID) async throws -> UUID? {
@@ -252,21 +265,10 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
     }
 
     func consentStates(subjectIDs: [UUID]) async throws -> [ConsentState]? {
-        var states: [ConsentState] = []
-        var start = 0
-        while start < subjectIDs.count {
-            let chunk = subjectIDs[start..<min(subjectIDs.count, start + 10_000)]
-            var binds = PostgresBindings(capacity: chunk.count)
-            var sql =
-                "SELECT subject_id, purpose, status, event_id, decided_at, expires_at FROM consent_state WHERE subject_id IN ("
-            for (offset, id) in chunk.enumerated() {
-                sql += (offset == 0 ? "$" : ", $") + String(offset + 1)
-                binds.append(id)
-            }
-            states += try await rows(PostgresQuery(unsafeSQL: sql + ")", binds: binds)).map(Self.state)
-            start += chunk.count
-        }
-        return states
+        try await rows(
+            "SELECT subject_id, purpose, status, event_id, decided_at, expires_at FROM consent_state WHERE subject_id IN",
+            matching: subjectIDs
+        ).map(Self.state)
     }
 
     func consentHistory(subjectID: UUID, afterOrdinal: Int64, limit: Int) async throws -> [ConsentEvent] {
@@ -427,20 +429,11 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
             withUnsafeBytes(of: first.uuid) { a in withUnsafeBytes(of: second.uuid) { a.lexicographicallyPrecedes($0) }
             }
         }
-        var start = 0
-        while start < sorted.count {
-            let chunk = sorted[start..<min(sorted.count, start + 10_000)]
-            var binds = PostgresBindings(capacity: chunk.count)
-            var sql = "SELECT id, event_count FROM subjects WHERE id IN ("
-            for (offset, id) in chunk.enumerated() {
-                sql += (offset == 0 ? "$" : ", $") + String(offset + 1)
-                binds.append(id)
-            }
-            for row in try await rows(PostgresQuery(unsafeSQL: sql + ") ORDER BY id FOR UPDATE", binds: binds)) {
-                let (id, count) = try row.decode((UUID, Int64).self)
-                counters[id] = count
-            }
-            start += chunk.count
+        let rows = try await rows(
+            "SELECT id, event_count FROM subjects WHERE id IN", matching: sorted, tail: " ORDER BY id FOR UPDATE")
+        for row in rows {
+            let (id, count) = try row.decode((UUID, Int64).self)
+            counters[id] = count
         }
         return counters
     }
