@@ -18,6 +18,32 @@ public enum TestBackend: String, Sendable {
     }
 }
 
+/// Database options for a process under test (the `steward` binary): none on SQLite (its data
+/// directory holds the database); on PostgreSQL `--database` with a schema of its own, created before
+/// `body` and dropped after it.
+public func withScratchDatabase<T: Sendable>(_ body: @Sendable ([String]) async throws -> T) async throws -> T {
+    guard TestBackend.current == .postgres else { return try await body([]) }
+    guard let url = ProcessInfo.processInfo.environment["STEWARD_TEST_DATABASE_URL"] else {
+        fatalError("STEWARD_TEST_BACKEND=postgres needs STEWARD_TEST_DATABASE_URL")
+    }
+    let schema = "cli_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+    let admin = PostgresClient(configuration: try PostgresURL.configuration(from: url))
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { await admin.run() }
+        defer { group.cancelAll() }
+        try await admin.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA \(schema)"))
+        let separator = url.contains("?") ? "&" : "?"
+        do {
+            let result = try await body(["--database", url + separator + "search_path=" + schema])
+            try await admin.query(PostgresQuery(unsafeSQL: "DROP SCHEMA \(schema) CASCADE"))
+            return result
+        } catch {
+            _ = try? await admin.query(PostgresQuery(unsafeSQL: "DROP SCHEMA \(schema) CASCADE"))
+            throw error
+        }
+    }
+}
+
 /// A clock tests move by hand.
 public final class ManualClock: Sendable {
     private let value: Mutex<Date>

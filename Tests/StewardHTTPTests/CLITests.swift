@@ -2,9 +2,9 @@ import Foundation
 import StewardTesting
 import Testing
 
-/// `steward consent import` end to end: the built binary on a temporary SQLite data directory (the
-/// import's store code is the contract suite's, which runs on both backends).
-@Suite(.enabled(if: TestBackend.current == .sqlite)) struct ConsentImportCommand {
+/// `steward consent import` end to end: the built binary on a temporary data directory, and on
+/// PostgreSQL on a schema of its own.
+@Suite struct ConsentImportCommand {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
 
@@ -29,7 +29,11 @@ import Testing
         return (process.terminationStatus, String(decoding: output, as: UTF8.self))
     }
 
-    @Test func rejectedLinesAreSummarisedByReasonAndListedInTheRejectsFile() throws {
+    @Test func rejectedLinesAreSummarisedByReasonAndListedInTheRejectsFile() async throws {
+        try await withScratchDatabase { database in try Self.importTwice(database: database) }
+    }
+
+    static func importTwice(database: [String]) throws {
         #expect(FileManager.default.isExecutableFile(atPath: Self.binary.path), "build the steward binary first")
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("steward-cli-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -47,8 +51,11 @@ import Testing
         let rejects = directory.appendingPathComponent("rejects.csv")
         let data = directory.appendingPathComponent("data").path
 
-        let first = try Self.steward(["consent", "import", file.path, "--data-dir", data, "--rejects", rejects.path])
+        let first = try Self.steward(
+            ["consent", "import", file.path, "--data-dir", data, "--rejects", rejects.path] + database)
         #expect(first.status == 2)
+        // On PostgreSQL the ledger is there, not in the data directory (which holds the root key).
+        #expect(FileManager.default.fileExists(atPath: data + "/steward.sqlite") == database.isEmpty)
         #expect(first.output.contains("imported 2 of 5 records"))
         #expect(first.output.contains("rejected 3 (by reason: identity.invalid_email ×2, purpose.unknown ×1)"))
         #expect(first.output.contains("line 3: identity.invalid_email [subject.email]"))
@@ -63,7 +70,7 @@ import Testing
         #expect(!listed.joined().contains("not-an-email") && !listed.joined().contains("grace"))
 
         // The same file again: recognised by its digest and not imported twice.
-        let again = try Self.steward(["consent", "import", file.path, "--data-dir", data])
+        let again = try Self.steward(["consent", "import", file.path, "--data-dir", data] + database)
         #expect(again.status == 0)
         #expect(again.output.contains("nothing imported: this file was imported completely before"))
     }
