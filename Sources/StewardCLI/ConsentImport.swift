@@ -92,7 +92,8 @@ struct ConsentCommand: AsyncParsableCommand {
                     _ = try? await writing?.value
                     throw error
                 }
-                try await service.finishImport(checkpoint)
+                try await service.finishImport(
+                    checkpoint, accepted: accepted, rejected: log.count, resumedAfter: resumeAfter, actor: cliActor)
                 return (accepted: accepted, skipped: skipped, split: split)
             }
             try log.close()

@@ -418,9 +418,24 @@ public struct ConsentService: Sendable {
         }
     }
 
-    /// Marks an import finished, so running the same file again does not record it twice.
-    public func finishImport(_ key: String) async throws {
-        try await store.write { try await $0.setSetting(key, value: "done") }
+    /// Marks an import finished, so running the same file again does not record it twice, and audits
+    /// it in the same transaction: `consent.import.finished` on the import's key (its format and the
+    /// file's SHA-256), with the lines this run accepted and rejected and where it resumed. Each
+    /// recorded line has its own entry already; this one ties them to the file.
+    public func finishImport(
+        _ key: String, accepted: Int, rejected: Int, resumedAfter: Int = 0, actor: String
+    ) async throws {
+        try await store.write { transaction in
+            try await transaction.setSetting(key, value: "done")
+            var details = ["accepted": String(accepted), "rejected": String(rejected)]
+            if resumedAfter > 0 { details["resumed_after_line"] = String(resumedAfter) }
+            try await self.audit.append(
+                [
+                    AuditDraft(
+                        actor: actor, action: "consent.import.finished", targetType: "import", targetID: key,
+                        details: details)
+                ], in: transaction)
+        }
     }
 
     public enum ImportCheckpoint: Sendable, Equatable {

@@ -66,6 +66,10 @@ import Testing
                 "3,identity.invalid_email,subject.email", "4,purpose.unknown,purpose",
                 "6,identity.invalid_email,subject.email",
             ])
+        // The import is in the audit chain: two subjects created, two decisions, the import itself.
+        let verify = try Self.steward(["audit", "verify", "--data-dir", data] + database)
+        #expect(verify.status == 0)
+        #expect(verify.output.contains("audit chain intact: 5 entries verified"))
         // Reasons never quote the values they refuse.
         #expect(!listed.joined().contains("not-an-email") && !listed.joined().contains("grace"))
 

@@ -260,15 +260,25 @@ import Testing
             let rest = items.filter { $0.line > 21 }
             let outcome = try await h.consent.recordBulk(rest, batchSize: 10, checkpoint: key)
             #expect(outcome.accepted == 9)
-            try await h.consent.finishImport(key)
+            try await h.consent.finishImport(
+                key, accepted: outcome.accepted, rejected: outcome.rejected.count, resumedAfter: 21, actor: "cli:test")
             #expect(try await h.consent.importCheckpoint(key) == .finished)
+            // The finished import is audited, in the chain, with this run's counts.
+            let entries = try await h.store.read { try await $0.auditEntries(afterSequence: 0, limit: 1_000) }
+            let finished = try #require(entries.last)
+            #expect(finished.draft.action == "consent.import.finished" && finished.draft.targetID == key)
+            #expect(finished.draft.actor == "cli:test" && finished.draft.targetType == "import")
+            #expect(
+                finished.draft.details == ["accepted": "9", "rejected": "0", "resumed_after_line": "21"])
+            #expect(try await h.audit.verify(store: h.store).isIntact)
             let audience = try await h.consent.audience(purpose: "analytics", after: nil, limit: 100)
             #expect(audience.subjects.count == 29)
             for line in [1, 21, 22, 30] {
                 let subject = try await h.consent.subjectID(Fixtures.email("resume\(line)@example.com"))
                 #expect(try await h.consent.history(subjectID: subject, after: 0, limit: 10).events.count == 1)
             }
-            #expect(try await h.audit.verify(store: h.store).checked == 29 * 2)
+            // A subject.created and a consent.recorded per line, and the import's own entry.
+            #expect(try await h.audit.verify(store: h.store).checked == 29 * 2 + 1)
         }
     }
 
