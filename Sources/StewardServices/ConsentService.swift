@@ -361,8 +361,8 @@ public struct ConsentService: Sendable {
             }
         }
         // The existing subjects' rows, locked now and in one order (see `lockSubjects`), and their states.
-        guard let found = cache?.subjects.values else { return }
-        let existing = Array(Set(found))
+        guard let subjects = cache?.subjects.values else { return }
+        let existing = Array(Set(subjects))
         if let counters = try await transaction.lockSubjects(existing) { cache?.locked = counters }
         if let states = try await transaction.consentStates(subjectIDs: existing) {
             for state in states {
