@@ -130,7 +130,7 @@ let package = Package(
         .testTarget(
             name: "StewardHTTPTests",
             dependencies: [
-                "StewardTesting", "StewardCore", "StewardServices", "StewardHTTP", "StewardCrypto",
+                "StewardTesting", "StewardCore", "StewardServices", "StewardHTTP", "StewardCrypto", "StewardSQLite",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
