@@ -55,9 +55,7 @@ struct Wiring {
 
     static func makeLogger(_ options: CommonOptions, label: String = "steward") -> Logger {
         let json = options.jsonLogs || options.env["STEWARD_LOG_FORMAT"] == "json"
-        var logger = Logger(label: label) { label in
-            json ? JSONLogHandler(label: label) as any LogHandler : StreamLogHandler.standardError(label: label)
-        }
+        var logger = Logger(label: label) { LineLogHandler(label: $0, format: json ? .json : .text) }
         logger.logLevel =
             Logger.Level(rawValue: options.logLevel ?? options.env["STEWARD_LOG_LEVEL"] ?? "info") ?? .info
         return logger
