@@ -25,8 +25,7 @@ import Testing
     }
 
     static func walkThrough(database: [String]) async throws {
-        let binary = ConsentImportCommand.binary
-        #expect(FileManager.default.isExecutableFile(atPath: binary.path), "build the steward binary first")
+        #expect(FileManager.default.isExecutableFile(atPath: BuiltBinary.url.path), "build the steward binary first")
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("steward-serve-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -40,7 +39,7 @@ import Testing
         let attributes = try FileManager.default.attributesOfItem(atPath: data + "/root.key")
         #expect((attributes[.posixPermissions] as? Int) == 0o400)
 
-        let created = try ConsentImportCommand.steward(
+        let created = try await BuiltBinary.run(
             ["keys", "create", "--role", "admin", "--name", "walkthrough", "--data-dir", data] + database)
         #expect(created.status == 0)
         let key = try #require(created.output.split(separator: "\n").last.map(String.init))
@@ -89,7 +88,7 @@ import Testing
             try Self.expectNoPersonalValues(in: Self.sqliteFiles(data), when: "while serving")
         }
         // SIGTERM: a graceful shutdown, exit status 0.
-        #expect(try server.terminate() == 0)
+        #expect(try await server.terminate() == 0)
         if database.isEmpty {
             try Self.expectNoPersonalValues(in: Self.sqliteFiles(data), when: "after shutdown")
         }
@@ -102,9 +101,9 @@ import Testing
             let consents = try #require(states["consents"] as? [[String: Any]])
             #expect(consents.compactMap { $0["status"] as? String } == ["withdrawn"])
         }
-        #expect(try server.terminate() == 0)
+        #expect(try await server.terminate() == 0)
 
-        let verify = try ConsentImportCommand.steward(["audit", "verify", "--data-dir", data] + database)
+        let verify = try await BuiltBinary.run(["audit", "verify", "--data-dir", data] + database)
         #expect(verify.status == 0)
         #expect(verify.output.contains("audit chain intact:"))
 
@@ -112,7 +111,7 @@ import Testing
         // Editing one audit row in the database file breaks the chain at that entry.
         let store = try SQLiteStore(path: data + "/steward.sqlite")
         try await store.unsafeExecute("UPDATE audit_log SET outcome = 'denied' WHERE sequence = 4")
-        let broken = try ConsentImportCommand.steward(["audit", "verify", "--data-dir", data])
+        let broken = try await BuiltBinary.run(["audit", "verify", "--data-dir", data])
         #expect(broken.status == 1)
         #expect(broken.output.contains("audit chain BROKEN at entry 4"))
         #expect(broken.output.contains("3 entries before it verified"))
@@ -141,9 +140,9 @@ struct ServerProcess {
 
     init(data: String, database: [String], log: URL) throws {
         port = try Self.freePort()
-        process.executableURL = ConsentImportCommand.binary
+        process.executableURL = BuiltBinary.url
         process.arguments = ["serve", "--data-dir", data, "--port", "\(port)"] + database
-        process.currentDirectoryURL = ConsentImportCommand.packageRoot
+        process.currentDirectoryURL = BuiltBinary.packageRoot
         // Debug level: the most the server ever logs, all of it read for personal values afterwards.
         process.environment = ["STEWARD_LOG_LEVEL": "debug", "PATH": "/usr/bin:/bin"]
         if !FileManager.default.fileExists(atPath: log.path) {
@@ -186,11 +185,14 @@ struct ServerProcess {
         var description: String { "steward serve did not answer /ready on port \(port)" }
     }
 
-    /// SIGTERM, then the exit status.
-    func terminate() throws -> Int32 {
+    /// SIGTERM, then the exit status (waited for off the cooperative pool, see `BuiltBinary`).
+    func terminate() async throws -> Int32 {
+        let process = self.process
         process.terminate()
-        process.waitUntilExit()
-        return process.terminationStatus
+        return try await BuiltBinary.offPool {
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
     }
 
     func kill() { if process.isRunning { process.terminate() } }

@@ -1,0 +1,44 @@
+import Dispatch
+import Foundation
+
+/// The `steward` executable that `swift build --build-tests` put next to the test bundle, run as a
+/// child process from the package root (where `Policies/` is).
+///
+/// Waiting for a child blocks its thread, so it happens on a Dispatch thread, never on Swift's
+/// cooperative pool (one thread per core here): two tests blocking both pool threads while their
+/// children waited on PostgreSQL's migration lock, held by a transaction of this process that then
+/// had no thread to finish on, hung the suite.
+enum BuiltBinary {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
+    static var url: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+            .appendingPathComponent("steward")
+    }
+
+    /// Runs `steward ARGUMENTS` to its end: exit status and standard output.
+    static func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        try await offPool {
+            let process = Process()
+            process.executableURL = url
+            process.arguments = arguments
+            process.currentDirectoryURL = packageRoot
+            process.environment = ["STEWARD_LOG_LEVEL": "error", "PATH": "/usr/bin:/bin"]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let output = pipe.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+        }
+    }
+
+    /// Runs blocking work on a Dispatch thread and waits for it without holding a pool thread.
+    static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result(catching: work)) }
+        }
+    }
+}
