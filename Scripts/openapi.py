@@ -5,15 +5,24 @@ import json, pathlib
 
 root = pathlib.Path(__file__).resolve().parent.parent
 problem = {"$ref": "#/components/responses/Problem"}
-def op(summary, permission=None, params=(), body=None, ok="200", ok_schema=None, tags=()):
-    o = {"summary": summary, "tags": list(tags), "responses": {ok: {"description": "success", "content": {"application/json": {"schema": ok_schema or {"type": "object"}}}}}}
+def op(summary, permission=None, params=(), body=None, ok="200", ok_schema=None, tags=(), errors=(), store=True, ok_type="application/json"):
+    """`errors`: the statuses besides 400 and 500 the route answers with problem+json (404 unknown id or
+    token, 409 conflicting state, 422 unknown purpose or notice). Routes that reach the store (every
+    authenticated one does) may answer 503 (unreachable, or busy after retries); routes with a body
+    413 when it is too large.
+    Scripts/test.sh holds every answer of a fuzzed server to this list (schemathesis)."""
+    schema = ok_schema or ({"type": "object"} if ok_type == "application/json" else {"type": "string"})
+    o = {"summary": summary, "tags": list(tags), "responses": {ok: {"description": "success", "content": {ok_type: {"schema": schema}}}}}
     if permission:
         o["security"] = [{"bearer": []}]
         o["x-steward-permission"] = permission
         o["responses"].update({"401": problem, "403": problem})
     else:
         o["security"] = []
-    o["responses"].update({"400": problem, "500": problem})
+    statuses = {"400", "500", *errors}
+    if store or permission: statuses.add("503")  # authentication reads the key from the store
+    if body: statuses.add("413")
+    o["responses"].update({status: problem for status in sorted(statuses)})
     if params: o["parameters"] = list(params)
     if body: o["requestBody"] = {"required": True, "content": body}
     return o
@@ -23,28 +32,28 @@ subject_q = [q("email", "email address"), q("phone", "E.164 phone"), q("external
 ref = lambda n: {"$ref": f"#/components/schemas/{n}"}
 jsonb = lambda n: {"application/json": {"schema": ref(n)}}
 paths = {
-  "/health": {"get": op("Liveness", tags=["ops"])},
+  "/health": {"get": op("Liveness", tags=["ops"], store=False)},
   "/ready": {"get": op("Readiness: the database answers", tags=["ops"])},
-  "/metrics": {"get": op("Prometheus metrics (no personal data in any label)", tags=["ops"])},
-  "/openapi.json": {"get": op("This document", tags=["ops"])},
-  "/.well-known/gpc.json": {"get": op("Global Privacy Control support resource", tags=["consent"])},
-  "/v1/consents": {"post": op("Record a consent decision (Sec-GPC: 1 also opts out of sale/sharing)", "consent:record", body=jsonb("RecordConsent"), ok="201", ok_schema=ref("RecordResult"), tags=["consent"])},
-  "/v1/consents/bulk": {"post": op("Record many decisions from JSON lines, in atomic batches", "consent:record", body={"application/x-ndjson": {"schema": {"type": "string"}}}, ok_schema=ref("BulkResult"), tags=["consent"])},
-  "/v1/consents/confirm": {"post": op("Confirm a pending double opt-in grant with its token", "consent:record", body=jsonb("Confirm"), ok_schema=ref("RecordResult"), tags=["consent"])},
-  "/v1/consents/check": {"get": op("May this subject's data be used for this purpose now?", "consent:check", params=subject_q + [q("purpose", "purpose key", True)], ok_schema=ref("Check"), tags=["consent"])},
-  "/v1/audiences/{purpose}": {"get": op("Subjects whose current state allows the purpose", "consent:read", params=[p("purpose", "purpose key"), q("cursor", "from nextCursor"), q("limit", "1..10000")], tags=["consent"])},
-  "/v1/subjects": {"get": op("Find the subject an identity belongs to", "consent:read", params=subject_q, tags=["subjects"])},
-  "/v1/subjects/{id}/consents": {"get": op("Current consent state per purpose", "consent:read", params=[p("id", "subject id")], tags=["subjects"])},
-  "/v1/subjects/{id}/consents/history": {"get": op("Every consent event, oldest first", "consent:read", params=[p("id", "subject id"), q("cursor", "from nextCursor"), q("limit", "1..1000")], tags=["subjects"])},
-  "/v1/subjects/{id}/identities": {"post": op("Link another identity to the subject", "subjects:manage", params=[p("id", "subject id")], body=jsonb("Identity"), ok="201", tags=["subjects"])},
-  "/v1/subjects/{id}/merge": {"post": op("Merge another subject into this one", "subjects:manage", params=[p("id", "target subject id")], body=jsonb("Merge"), tags=["subjects"])},
-  "/v1/purposes": {"get": op("Purposes in force", "policy:read", tags=["policy"])},
-  "/v1/notices": {"get": op("Privacy notices in force", "policy:read", tags=["policy"])},
+  "/metrics": {"get": op("Prometheus metrics (no personal data in any label)", tags=["ops"], store=False, ok_type="text/plain; version=0.0.4")},
+  "/openapi.json": {"get": op("This document", tags=["ops"], store=False)},
+  "/.well-known/gpc.json": {"get": op("Global Privacy Control support resource", tags=["consent"], store=False)},
+  "/v1/consents": {"post": op("Record a consent decision (Sec-GPC: 1 also opts out of sale/sharing)", "consent:record", body=jsonb("RecordConsent"), ok="201", ok_schema=ref("RecordResult"), tags=["consent"], errors=["404", "422"])},
+  "/v1/consents/bulk": {"post": op("Record many decisions from JSON lines, in atomic batches", "consent:record", body={"application/x-ndjson": {"schema": {"type": "array", "items": ref("RecordConsent"), "description": "one RecordConsent object per line; a line that fails is reported in the result, the others are recorded"}}}, ok_schema=ref("BulkResult"), tags=["consent"])},
+  "/v1/consents/confirm": {"post": op("Confirm a pending double opt-in grant with its token", "consent:record", body=jsonb("Confirm"), ok_schema=ref("RecordResult"), tags=["consent"], errors=["404", "409"])},
+  "/v1/consents/check": {"get": op("May this subject's data be used for this purpose now?", "consent:check", params=subject_q + [q("purpose", "purpose key", True)], ok_schema=ref("Check"), tags=["consent"], errors=["422"])},
+  "/v1/audiences/{purpose}": {"get": op("Subjects whose current state allows the purpose", "consent:read", params=[p("purpose", "purpose key"), q("cursor", "from nextCursor"), q("limit", "1..10000")], tags=["consent"], errors=["422"])},
+  "/v1/subjects": {"get": op("Find the subject an identity belongs to", "consent:read", params=subject_q, tags=["subjects"], errors=["404"])},
+  "/v1/subjects/{id}/consents": {"get": op("Current consent state per purpose", "consent:read", params=[p("id", "subject id")], tags=["subjects"], errors=["404"])},
+  "/v1/subjects/{id}/consents/history": {"get": op("Every consent event, oldest first", "consent:read", params=[p("id", "subject id"), q("cursor", "from nextCursor"), q("limit", "1..1000")], tags=["subjects"], errors=["404"])},
+  "/v1/subjects/{id}/identities": {"post": op("Link another identity to the subject", "subjects:manage", params=[p("id", "subject id")], body=jsonb("Identity"), ok="201", tags=["subjects"], errors=["404", "409"])},
+  "/v1/subjects/{id}/merge": {"post": op("Merge another subject into this one", "subjects:manage", params=[p("id", "target subject id")], body=jsonb("Merge"), tags=["subjects"], errors=["404", "409", "422"])},
+  "/v1/purposes": {"get": op("Purposes in force", "policy:read", tags=["policy"], store=False)},
+  "/v1/notices": {"get": op("Privacy notices in force", "policy:read", tags=["policy"], store=False)},
   "/v1/audit": {"get": op("Audit entries in chain order", "audit:read", params=[q("cursor", "from nextCursor"), q("limit", "1..1000")], tags=["audit"])},
   "/v1/audit/verify": {"get": op("Recompute the audit hash chain", "audit:read", tags=["audit"])},
   "/v1/keys": {"get": op("List API keys (never secrets)", "keys:manage", tags=["keys"]),
                "post": op("Create an API key; the secret is returned once", "keys:manage", body=jsonb("CreateKey"), ok="201", tags=["keys"])},
-  "/v1/keys/{id}": {"delete": op("Revoke an API key", "keys:manage", params=[p("id", "key id")], tags=["keys"])},
+  "/v1/keys/{id}": {"delete": op("Revoke an API key", "keys:manage", params=[p("id", "key id")], tags=["keys"], errors=["404"])},
 }
 s = lambda **props: {"type": "object", "properties": props}
 string = {"type": "string"}

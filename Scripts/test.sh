@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite against SQLite and against a real, throwaway PostgreSQL.
+# Runs the whole test suite against SQLite and against a real, throwaway PostgreSQL, then fuzzes the
+# HTTP API from its OpenAPI document on each (Scripts/fuzz-api.sh, schemathesis from PyPI).
 # Installs what is missing (libsqlite3-dev, libssl-dev, postgresql, openssl) with apt, starts
 # PostgreSQL as a non-root user in a temporary directory on a loopback port, with TLS from a
 # throwaway CA, and stops it on exit, also on failure.
@@ -84,8 +85,21 @@ for backend in sqlite postgres; do
   rm -f "$out"
 done
 
+# --- the HTTP API fuzzed from its OpenAPI document, on each backend --------------------------------
+declare -A fuzz
+fuzz_out=$(mktemp)
+log "API fuzzing against sqlite (schemathesis, Scripts/fuzz-api.sh)"
+Scripts/fuzz-api.sh | tee "$fuzz_out"
+fuzz[sqlite]=$(tail -n 1 "$fuzz_out")
+log "API fuzzing against postgres"
+psql -h 127.0.0.1 -p "$pg_port" -U steward -d postgres -qc "CREATE DATABASE steward_fuzz" >/dev/null
+Scripts/fuzz-api.sh "postgres://steward@127.0.0.1:$pg_port/steward_fuzz" | tee "$fuzz_out"
+fuzz[postgres]=$(tail -n 1 "$fuzz_out")
+rm -f "$fuzz_out"
+
 log "summary"
 for backend in sqlite postgres; do
   n=$(sed -E 's/.*Test run with ([0-9]+) tests?.*/\1/' <<<"${counts[$backend]}")
-  echo "$backend: $n tests passed (store contract suite, services and HTTP against $backend)"
+  echo "$backend: $n tests passed (store contract suite, services and HTTP against $backend);" \
+    "API fuzzing (schemathesis): ${fuzz[$backend]}, no 500 and no undocumented answer"
 done

@@ -359,9 +359,9 @@ enum OpenAPIDocument {
         "responses": {
           "200": {
             "content": {
-              "application/json": {
+              "text/plain; version=0.0.4": {
                 "schema": {
-                  "type": "object"
+                  "type": "string"
                 }
               }
             },
@@ -426,6 +426,9 @@ enum OpenAPIDocument {
           },
           "500": {
             "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
           }
         },
         "security": [],
@@ -486,7 +489,13 @@ enum OpenAPIDocument {
           "403": {
             "$ref": "#/components/responses/Problem"
           },
+          "422": {
+            "$ref": "#/components/responses/Problem"
+          },
           "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
             "$ref": "#/components/responses/Problem"
           }
         },
@@ -546,6 +555,9 @@ enum OpenAPIDocument {
           },
           "500": {
             "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
           }
         },
         "security": [
@@ -583,6 +595,9 @@ enum OpenAPIDocument {
             "$ref": "#/components/responses/Problem"
           },
           "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
             "$ref": "#/components/responses/Problem"
           }
         },
@@ -630,7 +645,19 @@ enum OpenAPIDocument {
           "403": {
             "$ref": "#/components/responses/Problem"
           },
+          "404": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "413": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "422": {
+            "$ref": "#/components/responses/Problem"
+          },
           "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
             "$ref": "#/components/responses/Problem"
           }
         },
@@ -652,7 +679,11 @@ enum OpenAPIDocument {
           "content": {
             "application/x-ndjson": {
               "schema": {
-                "type": "string"
+                "description": "one RecordConsent object per line; a line that fails is reported in the result, the others are recorded",
+                "items": {
+                  "$ref": "#/components/schemas/RecordConsent"
+                },
+                "type": "array"
               }
             }
           },
@@ -678,7 +709,13 @@ enum OpenAPIDocument {
           "403": {
             "$ref": "#/components/responses/Problem"
           },
+          "413": {
+            "$ref": "#/components/responses/Problem"
+          },
           "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
             "$ref": "#/components/responses/Problem"
           }
         },
@@ -772,7 +809,13 @@ enum OpenAPIDocument {
           "403": {
             "$ref": "#/components/responses/Problem"
           },
+          "422": {
+            "$ref": "#/components/responses/Problem"
+          },
           "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
             "$ref": "#/components/responses/Problem"
           }
         },
@@ -820,7 +863,19 @@ enum OpenAPIDocument {
           "403": {
             "$ref": "#/components/responses/Problem"
           },
+          "404": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "409": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "413": {
+            "$ref": "#/components/responses/Problem"
+          },
           "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
             "$ref": "#/components/responses/Problem"
           }
         },
@@ -859,6 +914,9 @@ enum OpenAPIDocument {
             "$ref": "#/components/responses/Problem"
           },
           "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
             "$ref": "#/components/responses/Problem"
           }
         },
@@ -904,7 +962,13 @@ enum OpenAPIDocument {
           "403": {
             "$ref": "#/components/responses/Problem"
           },
+          "413": {
+            "$ref": "#/components/responses/Problem"
+          },
           "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
             "$ref": "#/components/responses/Problem"
           }
         },
@@ -953,7 +1017,13 @@ enum OpenAPIDocument {
           "403": {
             "$ref": "#/components/responses/Problem"
           },
+          "404": {
+            "$ref": "#/components/responses/Problem"
+          },
           "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
             "$ref": "#/components/responses/Problem"
           }
         },
@@ -993,6 +1063,9 @@ enum OpenAPIDocument {
           },
           "500": {
             "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
           }
         },
         "security": [
@@ -1030,6 +1103,9 @@ enum OpenAPIDocument {
             "$ref": "#/components/responses/Problem"
           },
           "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
             "$ref": "#/components/responses/Problem"
           }
         },
@@ -1114,7 +1190,13 @@ enum OpenAPIDocument {
           "403": {
             "$ref": "#/components/responses/Problem"
           },
+          "404": {
+            "$ref": "#/components/responses/Problem"
+          },
           "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
             "$ref": "#/components/responses/Problem"
           }
         },
@@ -1163,7 +1245,13 @@ enum OpenAPIDocument {
           "403": {
             "$ref": "#/components/responses/Problem"
           },
+          "404": {
+            "$ref": "#/components/responses/Problem"
+          },
           "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
             "$ref": "#/components/responses/Problem"
           }
         },
@@ -1230,7 +1318,13 @@ enum OpenAPIDocument {
           "403": {
             "$ref": "#/components/responses/Problem"
           },
+          "404": {
+            "$ref": "#/components/responses/Problem"
+          },
           "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
             "$ref": "#/components/responses/Problem"
           }
         },
@@ -1289,7 +1383,19 @@ enum OpenAPIDocument {
           "403": {
             "$ref": "#/components/responses/Problem"
           },
+          "404": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "409": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "413": {
+            "$ref": "#/components/responses/Problem"
+          },
           "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
             "$ref": "#/components/responses/Problem"
           }
         },
@@ -1348,7 +1454,22 @@ enum OpenAPIDocument {
           "403": {
             "$ref": "#/components/responses/Problem"
           },
+          "404": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "409": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "413": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "422": {
+            "$ref": "#/components/responses/Problem"
+          },
           "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
             "$ref": "#/components/responses/Problem"
           }
         },
