@@ -10,7 +10,7 @@ bin=$root/.build/debug/steward
 [ -x "$bin" ] || { echo "build first: swift build --build-tests"; exit 1; }
 command -v curl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl; }
 python3 -c 'import schemathesis' 2>/dev/null ||
-  pip install --quiet --disable-pip-version-check --root-user-action=ignore schemathesis
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore schemathesis
 
 work=$(mktemp -d /tmp/steward-fuzz.XXXXXX)
 server=""
@@ -32,7 +32,7 @@ key=$("$bin" keys create --role admin --name fuzz --json --data-dir "$work/data"
 
 cd "$work"  # schemathesis and hypothesis keep their caches in the working directory
 set +e
-SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$root/Scripts" schemathesis run \
+SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$root/Scripts" python3 -m schemathesis.cli run \
   "http://127.0.0.1:$port/openapi.json" -H "Authorization: Bearer $key" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --max-examples "${EXAMPLES:-30}" --seed "${SEED:-1}" --no-color > "$work/fuzz.txt" 2>&1
