@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Testing
 
 /// The `steward` executable that `swift build --build-tests` put next to the test bundle, run as a
 /// child process from the package root (where `Policies/` is).
@@ -15,6 +16,15 @@ enum BuiltBinary {
     static var url: URL {
         URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
             .appendingPathComponent("steward")
+    }
+
+    /// Runs `body` with a new directory under the system's temporary one, removed afterwards.
+    static func withDirectory<T>(_ name: String, _ body: (URL) async throws -> T) async throws -> T {
+        #expect(FileManager.default.isExecutableFile(atPath: url.path), "build the steward binary first")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("steward-\(name)-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        return try await body(directory)
     }
 
     /// Runs `steward ARGUMENTS` to its end: exit status and standard output.

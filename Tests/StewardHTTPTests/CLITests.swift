@@ -6,14 +6,12 @@ import Testing
 /// PostgreSQL on a schema of its own.
 @Suite struct ConsentImportCommand {
     @Test func rejectedLinesAreSummarisedByReasonAndListedInTheRejectsFile() async throws {
-        try await withScratchDatabase { database in try await Self.importTwice(database: database) }
+        try await withScratchDatabase { database in
+            try await BuiltBinary.withDirectory("cli") { try await Self.importTwice(database: database, in: $0) }
+        }
     }
 
-    static func importTwice(database: [String]) async throws {
-        #expect(FileManager.default.isExecutableFile(atPath: BuiltBinary.url.path), "build the steward binary first")
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("steward-cli-\(UUID())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
+    static func importTwice(database: [String], in directory: URL) async throws {
         let file = directory.appendingPathComponent("consents.csv")
         try """
         email,purpose,decision,noticeId,noticeVersion

@@ -21,14 +21,12 @@ import Testing
     ]
 
     @Test func theReadmeWalkThroughAgainstTheBuiltBinary() async throws {
-        try await withScratchDatabase { database in try await Self.walkThrough(database: database) }
+        try await withScratchDatabase { database in
+            try await BuiltBinary.withDirectory("serve") { try await Self.walkThrough(database: database, in: $0) }
+        }
     }
 
-    static func walkThrough(database: [String]) async throws {
-        #expect(FileManager.default.isExecutableFile(atPath: BuiltBinary.url.path), "build the steward binary first")
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("steward-serve-\(UUID())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
+    static func walkThrough(database: [String], in directory: URL) async throws {
         let data = directory.appendingPathComponent("data").path
         let log = directory.appendingPathComponent("server.log")
 
