@@ -26,9 +26,11 @@ def op(summary, permission=None, params=(), body=None, ok="200", ok_schema=None,
     if params: o["parameters"] = list(params)
     if body: o["requestBody"] = {"required": True, "content": body}
     return o
-q = lambda n, d, req=False: {"name": n, "in": "query", "required": req, "description": d, "schema": {"type": "string"}}
-p = lambda n, d: {"name": n, "in": "path", "required": True, "description": d, "schema": {"type": "string"}}
-subject_q = [q("email", "email address"), q("phone", "E.164 phone"), q("externalId", "customer id"), q("deviceId", "device id"), q("subjectId", "Steward subject id")]
+q = lambda n, d, req=False, schema=None: {"name": n, "in": "query", "required": req, "description": d, "schema": schema or {"type": "string"}}
+p = lambda n, d, schema=None: {"name": n, "in": "path", "required": True, "description": d, "schema": schema or {"type": "string"}}
+uuid = {"type": "string", "format": "uuid"}
+limit = lambda most: q("limit", f"1..{most}", schema={"type": "integer", "minimum": 1, "maximum": most})
+subject_q = [q("email", "email address"), q("phone", "E.164 phone"), q("externalId", "customer id"), q("deviceId", "device id"), q("subjectId", "Steward subject id", schema=uuid)]
 ref = lambda n: {"$ref": f"#/components/schemas/{n}"}
 jsonb = lambda n: {"application/json": {"schema": ref(n)}}
 paths = {
@@ -41,19 +43,19 @@ paths = {
   "/v1/consents/bulk": {"post": op("Record many decisions from JSON lines, in atomic batches", "consent:record", body={"application/x-ndjson": {"schema": {"type": "array", "items": ref("RecordConsent"), "description": "one RecordConsent object per line; a line that fails is reported in the result, the others are recorded"}}}, ok_schema=ref("BulkResult"), tags=["consent"])},
   "/v1/consents/confirm": {"post": op("Confirm a pending double opt-in grant with its token", "consent:record", body=jsonb("Confirm"), ok_schema=ref("RecordResult"), tags=["consent"], errors=["404", "409"])},
   "/v1/consents/check": {"get": op("May this subject's data be used for this purpose now?", "consent:check", params=subject_q + [q("purpose", "purpose key", True)], ok_schema=ref("Check"), tags=["consent"], errors=["422"])},
-  "/v1/audiences/{purpose}": {"get": op("Subjects whose current state allows the purpose", "consent:read", params=[p("purpose", "purpose key"), q("cursor", "from nextCursor"), q("limit", "1..10000")], tags=["consent"], errors=["422"])},
+  "/v1/audiences/{purpose}": {"get": op("Subjects whose current state allows the purpose", "consent:read", params=[p("purpose", "purpose key"), q("cursor", "from nextCursor"), limit(10000)], tags=["consent"], errors=["422"])},
   "/v1/subjects": {"get": op("Find the subject an identity belongs to", "consent:read", params=subject_q, tags=["subjects"], errors=["404"])},
-  "/v1/subjects/{id}/consents": {"get": op("Current consent state per purpose", "consent:read", params=[p("id", "subject id")], tags=["subjects"], errors=["404"])},
-  "/v1/subjects/{id}/consents/history": {"get": op("Every consent event, oldest first", "consent:read", params=[p("id", "subject id"), q("cursor", "from nextCursor"), q("limit", "1..1000")], tags=["subjects"], errors=["404"])},
-  "/v1/subjects/{id}/identities": {"post": op("Link another identity to the subject", "subjects:manage", params=[p("id", "subject id")], body=jsonb("Identity"), ok="201", tags=["subjects"], errors=["404", "409"])},
-  "/v1/subjects/{id}/merge": {"post": op("Merge another subject into this one", "subjects:manage", params=[p("id", "target subject id")], body=jsonb("Merge"), tags=["subjects"], errors=["404", "409", "422"])},
+  "/v1/subjects/{id}/consents": {"get": op("Current consent state per purpose", "consent:read", params=[p("id", "subject id", uuid)], tags=["subjects"], errors=["404"])},
+  "/v1/subjects/{id}/consents/history": {"get": op("Every consent event, oldest first", "consent:read", params=[p("id", "subject id", uuid), q("cursor", "from nextCursor"), limit(1000)], tags=["subjects"], errors=["404"])},
+  "/v1/subjects/{id}/identities": {"post": op("Link another identity to the subject", "subjects:manage", params=[p("id", "subject id", uuid)], body=jsonb("Identity"), ok="201", tags=["subjects"], errors=["404", "409"])},
+  "/v1/subjects/{id}/merge": {"post": op("Merge another subject into this one", "subjects:manage", params=[p("id", "target subject id", uuid)], body=jsonb("Merge"), tags=["subjects"], errors=["404", "409", "422"])},
   "/v1/purposes": {"get": op("Purposes in force", "policy:read", tags=["policy"], store=False)},
   "/v1/notices": {"get": op("Privacy notices in force", "policy:read", tags=["policy"], store=False)},
-  "/v1/audit": {"get": op("Audit entries in chain order", "audit:read", params=[q("cursor", "from nextCursor"), q("limit", "1..1000")], tags=["audit"])},
+  "/v1/audit": {"get": op("Audit entries in chain order", "audit:read", params=[q("cursor", "from nextCursor"), limit(1000)], tags=["audit"])},
   "/v1/audit/verify": {"get": op("Recompute the audit hash chain", "audit:read", tags=["audit"])},
   "/v1/keys": {"get": op("List API keys (never secrets)", "keys:manage", tags=["keys"]),
                "post": op("Create an API key; the secret is returned once", "keys:manage", body=jsonb("CreateKey"), ok="201", tags=["keys"])},
-  "/v1/keys/{id}": {"delete": op("Revoke an API key", "keys:manage", params=[p("id", "key id")], tags=["keys"], errors=["404"])},
+  "/v1/keys/{id}": {"delete": op("Revoke an API key", "keys:manage", params=[p("id", "key id", uuid)], tags=["keys"], errors=["404"])},
 }
 s = lambda **props: {"type": "object", "properties": props}
 string = {"type": "string"}

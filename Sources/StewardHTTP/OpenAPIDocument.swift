@@ -465,7 +465,9 @@ enum OpenAPIDocument {
             "name": "limit",
             "required": false,
             "schema": {
-              "type": "string"
+              "maximum": 10000,
+              "minimum": 1,
+              "type": "integer"
             }
           }
         ],
@@ -529,7 +531,9 @@ enum OpenAPIDocument {
             "name": "limit",
             "required": false,
             "schema": {
-              "type": "string"
+              "maximum": 1000,
+              "minimum": 1,
+              "type": "integer"
             }
           }
         ],
@@ -776,6 +780,7 @@ enum OpenAPIDocument {
             "name": "subjectId",
             "required": false,
             "schema": {
+              "format": "uuid",
               "type": "string"
             }
           },
@@ -993,6 +998,7 @@ enum OpenAPIDocument {
             "name": "id",
             "required": true,
             "schema": {
+              "format": "uuid",
               "type": "string"
             }
           }
@@ -1166,6 +1172,7 @@ enum OpenAPIDocument {
             "name": "subjectId",
             "required": false,
             "schema": {
+              "format": "uuid",
               "type": "string"
             }
           }
@@ -1221,6 +1228,7 @@ enum OpenAPIDocument {
             "name": "id",
             "required": true,
             "schema": {
+              "format": "uuid",
               "type": "string"
             }
           }
@@ -1276,6 +1284,7 @@ enum OpenAPIDocument {
             "name": "id",
             "required": true,
             "schema": {
+              "format": "uuid",
               "type": "string"
             }
           },
@@ -1294,7 +1303,9 @@ enum OpenAPIDocument {
             "name": "limit",
             "required": false,
             "schema": {
-              "type": "string"
+              "maximum": 1000,
+              "minimum": 1,
+              "type": "integer"
             }
           }
         ],
@@ -1349,6 +1360,7 @@ enum OpenAPIDocument {
             "name": "id",
             "required": true,
             "schema": {
+              "format": "uuid",
               "type": "string"
             }
           }
@@ -1420,6 +1432,7 @@ enum OpenAPIDocument {
             "name": "id",
             "required": true,
             "schema": {
+              "format": "uuid",
               "type": "string"
             }
           }

@@ -132,11 +132,22 @@ public struct ConsentService: Sendable {
                 "consent.notice_required", "a grant of consent must name the notice id and version shown",
                 field: "notice")
         }
-        if let source = command.source, source.count > 200 {
-            throw .invalid("consent.source_too_long", "must be at most 200 characters", field: "source")
+        if let source = command.source {
+            if source.count > 200 {
+                throw .invalid("consent.source_too_long", "must be at most 200 characters", field: "source")
+            }
+            if source.containsControlCharacters {
+                throw .invalid("text.control_characters", "must not contain control characters", field: "source")
+            }
         }
-        if let string = command.consentString, string.utf8.count > 8_192 {
-            throw .invalid("consent.string_too_long", "must be at most 8192 bytes", field: "consentString")
+        if let string = command.consentString {
+            if string.utf8.count > 8_192 {
+                throw .invalid("consent.string_too_long", "must be at most 8192 bytes", field: "consentString")
+            }
+            if string.containsControlCharacters {
+                throw .invalid(
+                    "text.control_characters", "must not contain control characters", field: "consentString")
+            }
         }
         return purpose
     }

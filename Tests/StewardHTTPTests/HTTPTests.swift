@@ -164,6 +164,18 @@ import Testing
             (status, problem, _) = try await post(
                 #"{"subject":{"email":"a@example.com"},"purpose":"analytics","decision":"maybe"}"#)
             #expect(status == .badRequest && problem["field"] as? String == "decision")
+            // Control characters (NUL among them: PostgreSQL cannot store it, SQLite's length() stops
+            // at it) are refused before any write, with the field; found by the API fuzzer as a 500.
+            (status, problem, _) = try await post(#"{"name":"\u0000ops","role":"admin"}"#, to: "/v1/keys")
+            #expect(status == .badRequest && problem["code"] as? String == "text.control_characters")
+            #expect(problem["field"] as? String == "name")
+            for field in ["source", "consentString"] {
+                (status, problem, _) = try await post(
+                    #"{"subject":{"email":"a@example.com"},"purpose":"analytics","decision":"denied","\#(field)":"x\u0000y"}"#
+                )
+                #expect(status == .badRequest && problem["code"] as? String == "text.control_characters")
+                #expect(problem["field"] as? String == field)
+            }
             (status, problem, _) = try await post(#"{"token":"dc_nope"}"#, to: "/v1/consents/confirm")
             #expect(status == .notFound && problem["code"] as? String == "confirmation.unknown_token")
             let huge = "{\"source\":\"" + String(repeating: "x", count: 2 << 20) + "\"}"

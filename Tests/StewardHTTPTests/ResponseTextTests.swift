@@ -12,7 +12,7 @@ import Testing
             var outcomes: [ConsentService.RecordOutcome] = []
             // Pending double opt-in: confirmation token and expiry, proof hashes, a source needing escapes.
             var pending = Fixtures.grant(Fixtures.email("shape@example.com"), "marketing.email")
-            pending.source = "footer \"form\" / ünïcode \\ tab\there"
+            pending.source = "footer \"form\" / ünïcode \\ here"  // control characters are refused
             pending.proofIP = "203.0.113.9"
             pending.proofUserAgent = "Mozilla/5.0"
             pending.consentString = "CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA"
@@ -35,6 +35,18 @@ import Testing
                 let encoded = String(decoding: try jsonEncoder.encode(response), as: UTF8.self)
                 #expect(response.jsonText == encoded)
             }
+        }
+    }
+
+    /// Strings the writer quotes the way JSONEncoder does, control characters included (sources and
+    /// names refuse them, but policy text such as a notice id reaches the writer unchecked).
+    @Test func theWriterQuotesStringsLikeJSONEncoder() throws {
+        for value in [
+            "plain", "quote \" backslash \\ slash /", "tab\t newline\n nul\u{0} unit\u{1F} del\u{7F}", "ünïcode ✓ 🎉",
+        ] {
+            var writer = JSONObjectWriter()
+            writer.string("k", value)
+            #expect(writer.finished() == String(decoding: try jsonEncoder.encode(["k": value]), as: UTF8.self))
         }
     }
 
