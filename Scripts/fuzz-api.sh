@@ -4,6 +4,7 @@
 # key, and every answer to generated and mutated requests must be a documented status with a
 # documented content type and body schema, and none a 500. Stops the server on exit.
 #   Scripts/fuzz-api.sh [postgres://…]      EXAMPLES=30 SEED=1 (a fixed seed: CI runs are repeatable)
+#   VERBOSE=1 prints schemathesis's whole report (phases, links followed, warnings).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$root/.build/debug/steward
@@ -43,5 +44,6 @@ if [ "$status" -ne 0 ]; then
   echo "API fuzzing FAILED (schemathesis exit $status)"
   exit "$status"
 fi
+[ -n "${VERBOSE:-}" ] && cat "$work/fuzz.txt"
 # The count line, e.g. "1350 generated, 1350 passed".
 grep -E '^ +[0-9]+ generated' "$work/fuzz.txt" | tail -n 1 | sed -E 's/^ +//'

@@ -32,7 +32,16 @@ uuid = {"type": "string", "format": "uuid"}
 limit = lambda most: q("limit", f"1..{most}", schema={"type": "integer", "minimum": 1, "maximum": most})
 subject_q = [q("email", "email address"), q("phone", "E.164 phone"), q("externalId", "customer id"), q("deviceId", "device id"), q("subjectId", "Steward subject id", schema=uuid)]
 ref = lambda n: {"$ref": f"#/components/schemas/{n}"}
-jsonb = lambda n: {"application/json": {"schema": ref(n)}}
+# Request examples: valid against the default policy (Policies/), so the fuzzer's examples phase also
+# sends requests that succeed and holds their answers to the response schemas.
+examples = {
+  "RecordConsent": {"subject": {"email": "ada@example.com"}, "purpose": "marketing.email", "decision": "granted",
+                    "notice": {"id": "newsletter-signup", "version": "3"}, "method": "web_form",
+                    "proof": {"ip": "203.0.113.9", "userAgent": "Mozilla/5.0"}},
+  "Identity": {"phone": "+14155550123"},
+  "CreateKey": {"name": "billing service", "role": "service"},
+}
+jsonb = lambda n: {"application/json": {"schema": ref(n), **({"example": examples[n]} if n in examples else {})}}
 paths = {
   "/health": {"get": op("Liveness", tags=["ops"], store=False)},
   "/ready": {"get": op("Readiness: the database answers", tags=["ops"])},
@@ -44,7 +53,7 @@ paths = {
   "/v1/consents/confirm": {"post": op("Confirm a pending double opt-in grant with its token", "consent:record", body=jsonb("Confirm"), ok_schema=ref("RecordResult"), tags=["consent"], errors=["404", "409"])},
   "/v1/consents/check": {"get": op("May this subject's data be used for this purpose now?", "consent:check", params=subject_q + [q("purpose", "purpose key", True)], ok_schema=ref("Check"), tags=["consent"], errors=["422"])},
   "/v1/audiences/{purpose}": {"get": op("Subjects whose current state allows the purpose", "consent:read", params=[p("purpose", "purpose key"), q("cursor", "from nextCursor"), limit(10000)], tags=["consent"], errors=["422"])},
-  "/v1/subjects": {"get": op("Find the subject an identity belongs to", "consent:read", params=subject_q, tags=["subjects"], errors=["404"])},
+  "/v1/subjects": {"get": op("Find the subject an identity belongs to", "consent:read", params=subject_q, ok_schema=ref("SubjectFound"), tags=["subjects"], errors=["404"])},
   "/v1/subjects/{id}/consents": {"get": op("Current consent state per purpose", "consent:read", params=[p("id", "subject id", uuid)], tags=["subjects"], errors=["404"])},
   "/v1/subjects/{id}/consents/history": {"get": op("Every consent event, oldest first", "consent:read", params=[p("id", "subject id", uuid), q("cursor", "from nextCursor"), limit(1000)], tags=["subjects"], errors=["404"])},
   "/v1/subjects/{id}/identities": {"post": op("Link another identity to the subject", "subjects:manage", params=[p("id", "subject id", uuid)], body=jsonb("Identity"), ok="201", tags=["subjects"], errors=["404", "409"])},
@@ -54,9 +63,29 @@ paths = {
   "/v1/audit": {"get": op("Audit entries in chain order", "audit:read", params=[q("cursor", "from nextCursor"), limit(1000)], tags=["audit"])},
   "/v1/audit/verify": {"get": op("Recompute the audit hash chain", "audit:read", tags=["audit"])},
   "/v1/keys": {"get": op("List API keys (never secrets)", "keys:manage", tags=["keys"]),
-               "post": op("Create an API key; the secret is returned once", "keys:manage", body=jsonb("CreateKey"), ok="201", tags=["keys"])},
+               "post": op("Create an API key; the secret is returned once", "keys:manage", body=jsonb("CreateKey"), ok="201", ok_schema=ref("CreatedKey"), tags=["keys"])},
   "/v1/keys/{id}": {"delete": op("Revoke an API key", "keys:manage", params=[p("id", "key id", uuid)], tags=["keys"], errors=["404"])},
 }
+# Operation ids (method + path words) and links: the stateful fuzzing phase follows these from one
+# answer to the next request (a recorded subject's state, history, identities and merge; a
+# confirmation token; a created key's revocation).
+def opid(method, path):
+    words = [w for w in path.replace("{", "").replace("}", "").replace(".", "/").replace("-", "/").split("/") if w and w != "v1"]
+    return method + "".join(w[:1].upper() + w[1:] for w in words)
+for path, operations in paths.items():
+    for method, operation in operations.items():
+        operation["operationId"] = opid(method, path)
+def link(path, method, status, name, target, parameters=None, body=None):
+    l = {"operationId": target}
+    if parameters: l["parameters"] = parameters
+    if body: l["requestBody"] = body
+    paths[path][method]["responses"][status].setdefault("links", {})[name] = l
+for source, status in [("/v1/consents", "201"), ("/v1/subjects", "200")]:
+    for name, target in [("consents", "getSubjectsIdConsents"), ("history", "getSubjectsIdConsentsHistory"),
+                         ("linkIdentity", "postSubjectsIdIdentities"), ("merge", "postSubjectsIdMerge")]:
+        link(source, "post" if source == "/v1/consents" else "get", status, name, target, {"id": "$response.body#/subjectId"})
+link("/v1/consents", "post", "201", "confirm", "postConsentsConfirm", body={"token": "$response.body#/confirmation/token"})
+link("/v1/keys", "post", "201", "revoke", "deleteKeysId", {"id": "$response.body#/key/id"})
 s = lambda **props: {"type": "object", "properties": props}
 string = {"type": "string"}
 doc = {
@@ -80,6 +109,8 @@ doc = {
       "Confirm": {"type": "object", "required": ["token"], "properties": {"token": string}},
       "Identity": s(email=string, phone=string, externalId=string, deviceId=string),
       "Merge": {"type": "object", "required": ["source"], "properties": {"source": string}},
+      "SubjectFound": {"type": "object", "required": ["subjectId"], "properties": {"subjectId": string}},
+      "CreatedKey": {"type": "object", "required": ["key", "secret"], "properties": {"key": s(id=string, name=string, role=string, prefix=string, createdAt=string), "secret": string}},
       "CreateKey": {"type": "object", "required": ["name", "role"], "properties": {"name": string, "role": {"enum": ["admin", "service", "auditor"]}}},
     },
   },

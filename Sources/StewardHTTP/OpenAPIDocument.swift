@@ -111,6 +111,38 @@ enum OpenAPIDocument {
         ],
         "type": "object"
       },
+      "CreatedKey": {
+        "properties": {
+          "key": {
+            "properties": {
+              "createdAt": {
+                "type": "string"
+              },
+              "id": {
+                "type": "string"
+              },
+              "name": {
+                "type": "string"
+              },
+              "prefix": {
+                "type": "string"
+              },
+              "role": {
+                "type": "string"
+              }
+            },
+            "type": "object"
+          },
+          "secret": {
+            "type": "string"
+          }
+        },
+        "required": [
+          "key",
+          "secret"
+        ],
+        "type": "object"
+      },
       "Identity": {
         "properties": {
           "deviceId": {
@@ -283,6 +315,17 @@ enum OpenAPIDocument {
           }
         },
         "type": "object"
+      },
+      "SubjectFound": {
+        "properties": {
+          "subjectId": {
+            "type": "string"
+          }
+        },
+        "required": [
+          "subjectId"
+        ],
+        "type": "object"
       }
     },
     "securitySchemes": {
@@ -302,6 +345,7 @@ enum OpenAPIDocument {
   "paths": {
     "/.well-known/gpc.json": {
       "get": {
+        "operationId": "getWellKnownGpcJson",
         "responses": {
           "200": {
             "content": {
@@ -329,6 +373,7 @@ enum OpenAPIDocument {
     },
     "/health": {
       "get": {
+        "operationId": "getHealth",
         "responses": {
           "200": {
             "content": {
@@ -356,6 +401,7 @@ enum OpenAPIDocument {
     },
     "/metrics": {
       "get": {
+        "operationId": "getMetrics",
         "responses": {
           "200": {
             "content": {
@@ -383,6 +429,7 @@ enum OpenAPIDocument {
     },
     "/openapi.json": {
       "get": {
+        "operationId": "getOpenapiJson",
         "responses": {
           "200": {
             "content": {
@@ -410,6 +457,7 @@ enum OpenAPIDocument {
     },
     "/ready": {
       "get": {
+        "operationId": "getReady",
         "responses": {
           "200": {
             "content": {
@@ -440,6 +488,7 @@ enum OpenAPIDocument {
     },
     "/v1/audiences/{purpose}": {
       "get": {
+        "operationId": "getAudiencesPurpose",
         "parameters": [
           {
             "description": "purpose key",
@@ -515,6 +564,7 @@ enum OpenAPIDocument {
     },
     "/v1/audit": {
       "get": {
+        "operationId": "getAudit",
         "parameters": [
           {
             "description": "from nextCursor",
@@ -578,6 +628,7 @@ enum OpenAPIDocument {
     },
     "/v1/audit/verify": {
       "get": {
+        "operationId": "getAuditVerify",
         "responses": {
           "200": {
             "content": {
@@ -619,9 +670,26 @@ enum OpenAPIDocument {
     },
     "/v1/consents": {
       "post": {
+        "operationId": "postConsents",
         "requestBody": {
           "content": {
             "application/json": {
+              "example": {
+                "decision": "granted",
+                "method": "web_form",
+                "notice": {
+                  "id": "newsletter-signup",
+                  "version": "3"
+                },
+                "proof": {
+                  "ip": "203.0.113.9",
+                  "userAgent": "Mozilla/5.0"
+                },
+                "purpose": "marketing.email",
+                "subject": {
+                  "email": "ada@example.com"
+                }
+              },
               "schema": {
                 "$ref": "#/components/schemas/RecordConsent"
               }
@@ -638,7 +706,39 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "success"
+            "description": "success",
+            "links": {
+              "confirm": {
+                "operationId": "postConsentsConfirm",
+                "requestBody": {
+                  "token": "$response.body#/confirmation/token"
+                }
+              },
+              "consents": {
+                "operationId": "getSubjectsIdConsents",
+                "parameters": {
+                  "id": "$response.body#/subjectId"
+                }
+              },
+              "history": {
+                "operationId": "getSubjectsIdConsentsHistory",
+                "parameters": {
+                  "id": "$response.body#/subjectId"
+                }
+              },
+              "linkIdentity": {
+                "operationId": "postSubjectsIdIdentities",
+                "parameters": {
+                  "id": "$response.body#/subjectId"
+                }
+              },
+              "merge": {
+                "operationId": "postSubjectsIdMerge",
+                "parameters": {
+                  "id": "$response.body#/subjectId"
+                }
+              }
+            }
           },
           "400": {
             "$ref": "#/components/responses/Problem"
@@ -679,6 +779,7 @@ enum OpenAPIDocument {
     },
     "/v1/consents/bulk": {
       "post": {
+        "operationId": "postConsentsBulk",
         "requestBody": {
           "content": {
             "application/x-ndjson": {
@@ -737,6 +838,7 @@ enum OpenAPIDocument {
     },
     "/v1/consents/check": {
       "get": {
+        "operationId": "getConsentsCheck",
         "parameters": [
           {
             "description": "email address",
@@ -838,6 +940,7 @@ enum OpenAPIDocument {
     },
     "/v1/consents/confirm": {
       "post": {
+        "operationId": "postConsentsConfirm",
         "requestBody": {
           "content": {
             "application/json": {
@@ -898,6 +1001,7 @@ enum OpenAPIDocument {
     },
     "/v1/keys": {
       "get": {
+        "operationId": "getKeys",
         "responses": {
           "200": {
             "content": {
@@ -937,9 +1041,14 @@ enum OpenAPIDocument {
         "x-steward-permission": "keys:manage"
       },
       "post": {
+        "operationId": "postKeys",
         "requestBody": {
           "content": {
             "application/json": {
+              "example": {
+                "name": "billing service",
+                "role": "service"
+              },
               "schema": {
                 "$ref": "#/components/schemas/CreateKey"
               }
@@ -952,11 +1061,19 @@ enum OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
-                  "type": "object"
+                  "$ref": "#/components/schemas/CreatedKey"
                 }
               }
             },
-            "description": "success"
+            "description": "success",
+            "links": {
+              "revoke": {
+                "operationId": "deleteKeysId",
+                "parameters": {
+                  "id": "$response.body#/key/id"
+                }
+              }
+            }
           },
           "400": {
             "$ref": "#/components/responses/Problem"
@@ -991,6 +1108,7 @@ enum OpenAPIDocument {
     },
     "/v1/keys/{id}": {
       "delete": {
+        "operationId": "deleteKeysId",
         "parameters": [
           {
             "description": "key id",
@@ -1047,6 +1165,7 @@ enum OpenAPIDocument {
     },
     "/v1/notices": {
       "get": {
+        "operationId": "getNotices",
         "responses": {
           "200": {
             "content": {
@@ -1088,6 +1207,7 @@ enum OpenAPIDocument {
     },
     "/v1/purposes": {
       "get": {
+        "operationId": "getPurposes",
         "responses": {
           "200": {
             "content": {
@@ -1129,6 +1249,7 @@ enum OpenAPIDocument {
     },
     "/v1/subjects": {
       "get": {
+        "operationId": "getSubjects",
         "parameters": [
           {
             "description": "email address",
@@ -1182,11 +1303,37 @@ enum OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
-                  "type": "object"
+                  "$ref": "#/components/schemas/SubjectFound"
                 }
               }
             },
-            "description": "success"
+            "description": "success",
+            "links": {
+              "consents": {
+                "operationId": "getSubjectsIdConsents",
+                "parameters": {
+                  "id": "$response.body#/subjectId"
+                }
+              },
+              "history": {
+                "operationId": "getSubjectsIdConsentsHistory",
+                "parameters": {
+                  "id": "$response.body#/subjectId"
+                }
+              },
+              "linkIdentity": {
+                "operationId": "postSubjectsIdIdentities",
+                "parameters": {
+                  "id": "$response.body#/subjectId"
+                }
+              },
+              "merge": {
+                "operationId": "postSubjectsIdMerge",
+                "parameters": {
+                  "id": "$response.body#/subjectId"
+                }
+              }
+            }
           },
           "400": {
             "$ref": "#/components/responses/Problem"
@@ -1221,6 +1368,7 @@ enum OpenAPIDocument {
     },
     "/v1/subjects/{id}/consents": {
       "get": {
+        "operationId": "getSubjectsIdConsents",
         "parameters": [
           {
             "description": "subject id",
@@ -1277,6 +1425,7 @@ enum OpenAPIDocument {
     },
     "/v1/subjects/{id}/consents/history": {
       "get": {
+        "operationId": "getSubjectsIdConsentsHistory",
         "parameters": [
           {
             "description": "subject id",
@@ -1353,6 +1502,7 @@ enum OpenAPIDocument {
     },
     "/v1/subjects/{id}/identities": {
       "post": {
+        "operationId": "postSubjectsIdIdentities",
         "parameters": [
           {
             "description": "subject id",
@@ -1368,6 +1518,9 @@ enum OpenAPIDocument {
         "requestBody": {
           "content": {
             "application/json": {
+              "example": {
+                "phone": "+14155550123"
+              },
               "schema": {
                 "$ref": "#/components/schemas/Identity"
               }
@@ -1425,6 +1578,7 @@ enum OpenAPIDocument {
     },
     "/v1/subjects/{id}/merge": {
       "post": {
+        "operationId": "postSubjectsIdMerge",
         "parameters": [
           {
             "description": "target subject id",
