@@ -99,6 +99,24 @@ import Testing
             let consents = try #require(states["consents"] as? [[String: Any]])
             #expect(consents.compactMap { $0["status"] as? String } == ["withdrawn"])
         }
+        // `keys list` and `keys revoke` from another process while the server runs: the revoked key
+        // is refused (it was never used, so no instance has it cached).
+        let second = try await BuiltBinary.run(
+            ["keys", "create", "--role", "service", "--name", "mailer", "--json", "--data-dir", data] + database)
+        let created2 = try #require(
+            try JSONSerialization.jsonObject(with: Data(second.output.utf8)) as? [String: String])
+        #expect(created2["secret"]?.hasPrefix("stw_") == true)
+        let listed = try await BuiltBinary.run(["keys", "list", "--data-dir", data] + database)
+        #expect(listed.output.contains("2 key(s), 2 active"))
+        #expect(!listed.output.contains(key) && !listed.output.contains(created2["secret"] ?? "-"))
+        let revoked = try await BuiltBinary.run(
+            ["keys", "revoke", created2["id"] ?? "", "--data-dir", data] + database)
+        #expect(revoked.status == 0)
+        #expect(try await BuiltBinary.run(["keys", "list", "--data-dir", data] + database).output.contains("1 active"))
+        try await server.withClient(key: created2["secret"] ?? "") { api in
+            let status = try await api.send(.get, "/v1/consents/check?email=a%40example.com&purpose=analytics").status
+            #expect(status == .unauthorized)
+        }
         #expect(try await server.terminate() == 0)
 
         let verify = try await BuiltBinary.run(["audit", "verify", "--data-dir", data] + database)
@@ -144,7 +162,7 @@ struct ServerProcess {
         // Debug level: the most the server ever logs, all of it read for personal values afterwards.
         process.environment = ["STEWARD_LOG_LEVEL": "debug", "PATH": "/usr/bin:/bin"]
         if !FileManager.default.fileExists(atPath: log.path) {
-            FileManager.default.createFile(atPath: log.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         }
         let handle = try FileHandle(forWritingTo: log)
         handle.seekToEndOfFile()
