@@ -7,7 +7,39 @@ import StewardServices
 
 struct ConsentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "consent", abstract: "Bulk consent operations.", subcommands: [Import.self])
+        commandName: "consent", abstract: "Bulk consent operations.", subcommands: [Import.self, Imports.self])
+
+    struct Imports: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the imports this database has checkpoints for: finished, or where each stopped.")
+        @OptionGroup var common: CommonOptions
+
+        func run() async throws {
+            let wiring = try Wiring.open(common, logger: Wiring.makeLogger(common), needsPolicy: false)
+            let imports = try await wiring.withStore { wiring in
+                try await wiring.store.migrate()
+                return try await wiring.consentService.importCheckpoints()
+            }
+            var unfinished = 0
+            for (key, state) in imports {
+                // import:<format>:<SHA-256 of the file>
+                let parts = key.split(separator: ":", maxSplits: 2)
+                let label = parts.count == 3 ? "\(parts[1])  sha256 \(parts[2])" : key
+                switch state {
+                case .finished: print("\(label)  finished")
+                case .committed(let line):
+                    unfinished += 1
+                    print("\(label)  stopped after line \(line)")
+                case .fresh:
+                    unfinished += 1
+                    print("\(label)  started, no batch committed")
+                }
+            }
+            print(
+                "\(imports.count) import(s): \(imports.count - unfinished) finished, \(unfinished) unfinished"
+                    + (unfinished > 0 ? " (run `steward consent import` on the same file to resume it)" : ""))
+        }
+    }
 
     struct Import: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

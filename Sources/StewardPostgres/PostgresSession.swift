@@ -376,6 +376,12 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
         try await rows("SELECT value FROM settings WHERE key = \(key)").first.map { try $0.decode(String.self) }
     }
 
+    func settings(prefix: String) async throws -> [(key: String, value: String)] {
+        try await rows("SELECT key, value FROM settings WHERE left(key, length(\(prefix))) = \(prefix) ORDER BY key")
+            .map { try $0.decode((String, String).self) }
+            .map { (key: $0.0, value: $0.1) }
+    }
+
     // MARK: Writes
 
     func insertSubject(id: UUID, createdAt: Date) async throws {

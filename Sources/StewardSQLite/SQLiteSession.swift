@@ -144,6 +144,12 @@ struct SQLiteSession: StoreTransaction, @unchecked Sendable {
         try connection.query("SELECT value FROM settings WHERE key = ?", [.text(key)]) { $0.text(0) }.first
     }
 
+    func settings(prefix: String) async throws -> [(key: String, value: String)] {
+        try connection.query(
+            "SELECT key, value FROM settings WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key", [.text(prefix)]
+        ) { ($0.text(0), $0.text(1)) }
+    }
+
     // MARK: Writes
 
     func insertSubject(id: UUID, createdAt: Date) async throws {

@@ -422,11 +422,7 @@ public struct ConsentService: Sendable {
     /// Where an import with this checkpoint key stands: `.fresh`, `.committed(line)` (every line up to
     /// it is recorded or was rejected) or `.finished`.
     public func importCheckpoint(_ key: String) async throws -> ImportCheckpoint {
-        switch try await store.read({ try await $0.setting(key) }) {
-        case nil: return .fresh
-        case "done": return .finished
-        case let value?: return Int(value).map { .committed(line: $0) } ?? .fresh
-        }
+        ImportCheckpoint(stored: try await store.read { try await $0.setting(key) })
     }
 
     /// Marks an import finished, so running the same file again does not record it twice, and audits
@@ -453,6 +449,23 @@ public struct ConsentService: Sendable {
         case fresh
         case committed(line: Int)
         case finished
+
+        /// From the setting a checkpoint is kept in: absent, `done`, or the last committed line.
+        init(stored value: String?) {
+            switch value {
+            case nil: self = .fresh
+            case "done": self = .finished
+            case let value?: self = Int(value).map { .committed(line: $0) } ?? .fresh
+            }
+        }
+    }
+
+    /// Every import this store has a checkpoint for, by key (`import:<format>:<file SHA-256>`): the
+    /// finished ones, and the ones that stopped, with the line to resume after.
+    public func importCheckpoints() async throws -> [(key: String, state: ImportCheckpoint)] {
+        try await store.read { try await $0.settings(prefix: "import:") }.map {
+            ($0.key, ImportCheckpoint(stored: $0.value))
+        }
     }
 
     /// Confirms a pending double opt-in grant with its single-use token.

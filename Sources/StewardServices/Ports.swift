@@ -103,6 +103,8 @@ public protocol StoreReader: Sendable {
     func apiKey(id: UUID) async throws -> APIKeyRecord?
     /// The policy digest recorded by the last `policy.loaded` entry.
     func setting(_ key: String) async throws -> String?
+    /// Every setting whose key starts with `prefix`, ordered by key (import checkpoints: `import:`).
+    func settings(prefix: String) async throws -> [(key: String, value: String)]
 }
 
 extension StoreReader {

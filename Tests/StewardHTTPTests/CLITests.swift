@@ -44,6 +44,11 @@ import Testing
         let verify = try await BuiltBinary.run(["audit", "verify", "--data-dir", data] + database)
         #expect(verify.status == 0)
         #expect(verify.output.contains("audit chain intact: 5 entries verified"))
+        // `steward consent imports` lists it by format and digest, finished.
+        let imports = try await BuiltBinary.run(["consent", "imports", "--data-dir", data] + database)
+        #expect(imports.status == 0)
+        #expect(imports.output.contains("csv  sha256 ") && imports.output.contains("  finished"))
+        #expect(imports.output.contains("1 import(s): 1 finished, 0 unfinished"))
         // Reasons never quote the values they refuse.
         #expect(!listed.joined().contains("not-an-email") && !listed.joined().contains("grace"))
 

@@ -256,6 +256,15 @@ import Testing
             // The process "dies" after two batches of ten: only those committed.
             _ = try await h.consent.recordBulk(Array(items.prefix(21)), batchSize: 10, checkpoint: key)
             #expect(try await h.consent.importCheckpoint(key) == .committed(line: 21))
+            // Listed among the store's imports (`steward consent imports`), other settings not.
+            let other = "import:jsonl:other-digest"
+            try await h.store.write { transaction in
+                try await transaction.setSetting(other, value: "3")
+                try await transaction.setSetting("imports-are-not-this", value: "1")
+            }
+            let listed = try await h.consent.importCheckpoints()
+            #expect(listed.map(\.key) == [key, other])
+            #expect(listed.map(\.state) == [.committed(line: 21), .committed(line: 3)])
             // Running again resumes after line 21 and records each line once.
             let rest = items.filter { $0.line > 21 }
             let outcome = try await h.consent.recordBulk(rest, batchSize: 10, checkpoint: key)
@@ -263,6 +272,7 @@ import Testing
             try await h.consent.finishImport(
                 key, accepted: outcome.accepted, rejected: outcome.rejected.count, resumedAfter: 21, actor: "cli:test")
             #expect(try await h.consent.importCheckpoint(key) == .finished)
+            #expect(try await h.consent.importCheckpoints().map(\.state) == [.finished, .committed(line: 3)])
             // The finished import is audited, in the chain, with this run's counts.
             let entries = try await h.store.read { try await $0.auditEntries(afterSequence: 0, limit: 1_000) }
             let finished = try #require(entries.last)
