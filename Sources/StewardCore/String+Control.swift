@@ -6,3 +6,12 @@ extension StringProtocol {
         unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }
     }
 }
+
+extension StewardError {
+    /// Refuses text holding a control character with `text.control_characters` on `field` (the error
+    /// names the field, never the text).
+    public static func refuseControlCharacters(in text: some StringProtocol, field: String) throws(StewardError) {
+        guard text.containsControlCharacters else { return }
+        throw .invalid("text.control_characters", "must not contain control characters", field: field)
+    }
+}

@@ -136,18 +136,13 @@ public struct ConsentService: Sendable {
             if source.count > 200 {
                 throw .invalid("consent.source_too_long", "must be at most 200 characters", field: "source")
             }
-            if source.containsControlCharacters {
-                throw .invalid("text.control_characters", "must not contain control characters", field: "source")
-            }
+            try StewardError.refuseControlCharacters(in: source, field: "source")
         }
         if let string = command.consentString {
             if string.utf8.count > 8_192 {
                 throw .invalid("consent.string_too_long", "must be at most 8192 bytes", field: "consentString")
             }
-            if string.containsControlCharacters {
-                throw .invalid(
-                    "text.control_characters", "must not contain control characters", field: "consentString")
-            }
+            try StewardError.refuseControlCharacters(in: string, field: "consentString")
         }
         return purpose
     }

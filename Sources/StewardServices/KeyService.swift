@@ -36,9 +36,7 @@ public final class KeyService: Sendable {
         guard !trimmed.isEmpty, trimmed.count <= 100 else {
             throw StewardError.invalid("key.invalid_name", "must be 1 to 100 characters", field: "name")
         }
-        guard !trimmed.containsControlCharacters else {
-            throw StewardError.invalid("text.control_characters", "must not contain control characters", field: "name")
-        }
+        try StewardError.refuseControlCharacters(in: trimmed, field: "name")
         let secret = Self.keyPrefix + Data(runtime.randomBytes(32)).base64URLString
         let record = APIKeyRecord(
             id: runtime.newID(), name: trimmed, role: role, prefix: String(secret.prefix(12)),
