@@ -43,7 +43,9 @@ examples = {
 }
 jsonb = lambda n: {"application/json": {"schema": ref(n), **({"example": examples[n]} if n in examples else {})}}
 paths = {
-  "/health": {"get": op("Liveness", tags=["ops"], store=False)},
+  "/health": {"get": op("Liveness, with the server's release", tags=["ops"], store=False,
+      ok_schema={"type": "object", "required": ["status", "version"], "properties": {
+          "status": {"type": "string", "enum": ["ok"]}, "version": {"type": "string", "examples": ["0.2.0"]}}})},
   "/ready": {"get": op("Readiness: the database answers", tags=["ops"])},
   "/metrics": {"get": op("Prometheus metrics (no personal data in any label)", tags=["ops"], store=False, ok_type="text/plain; version=0.0.4")},
   "/openapi.json": {"get": op("This document", tags=["ops"], store=False)},

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
+import Synchronization
 import Prometheus
 import ServiceLifecycle
 import StewardCore
@@ -22,25 +24,55 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Wiring.makeLogger(common)
-        let wiring = try Wiring.open(common, logger: logger)
+        let setup = try Wiring.open(common, logger: logger)
         let host = self.host ?? common.env["STEWARD_HTTP_HOST"] ?? "127.0.0.1"
         let port = self.port ?? common.env["STEWARD_HTTP_PORT"].flatMap(Int.init) ?? 8080
-        try await wiring.withStore { wiring in
-            let applied = try await wiring.store.migrate()
+        let shutdown = ShutdownWatch()
+        try await setup.withStore { wiring in
+            if let file = wiring.developmentKey {
+                logger.warning(
+                    "using the DEVELOPMENT root key file; production must pass --root-key-file or STEWARD_ROOT_KEY_FILE",
+                    metadata: ["key.file": "\(file)"])
+            }
             try await wiring.auditLog.recordPolicyLoad(wiring.policy, store: wiring.store, actor: "system")
             logger.info(
                 "steward starting",
                 metadata: [
-                    "database": "\(wiring.store.backendName)", "migrations.applied": "\(applied)",
+                    "version": "\(StewardVersion.current)", "database": "\(wiring.store.backendName)",
+                    "migrations.applied": "\(wiring.migrationsApplied)",
                     "policy.purposes": "\(wiring.policy.purposes.count)", "http.address": "\(host):\(port)",
                 ])
             let keys = KeyService(store: wiring.store, crypto: wiring.crypto, runtime: wiring.runtime)
             let api = StewardAPI(consent: wiring.consentService, keys: keys, registry: PrometheusCollectorRegistry())
             let app = buildApplication(
                 api: api, host: host, port: port,
-                services: [StoreMaintenance(store: api.store, logger: logger)], logger: logger)
-            try await app.runService()
+                services: [StoreMaintenance(store: api.store, logger: logger), shutdown], logger: logger)
+            do {
+                try await app.runService()
+            } catch let error as IOError where error.errnoCode == EADDRINUSE {
+                throw CLIError(
+                    "port \(port) on \(host) is already in use (another steward?); choose another with --port or STEWARD_HTTP_PORT"
+                )
+            }
         }
+        logger.info(
+            "steward stopped",
+            metadata: shutdown.elapsedMilliseconds.map { ["shutdown.ms": "\($0)"] } ?? [:])
+    }
+}
+
+/// Notes when graceful shutdown (SIGTERM, SIGINT) begins, so `serve` can log how long it took.
+final class ShutdownWatch: Service, Sendable {
+    private let began = Mutex<ContinuousClock.Instant?>(nil)
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        began.withLock { $0 = ContinuousClock.now }
+    }
+
+    /// Milliseconds from the signal to now, or nil when shutdown did not start by a signal.
+    var elapsedMilliseconds: Int? {
+        began.withLock { $0 }.map { Int((ContinuousClock.now - $0) / .milliseconds(1)) }
     }
 }
 
@@ -50,9 +82,9 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Wiring.makeLogger(common)
-        let wiring = try Wiring.open(common, logger: logger, needsPolicy: false)
-        let applied = try await wiring.withStore { try await $0.store.migrate() }
-        print("migrated the \(wiring.store.backendName) database: \(applied) migration(s) applied")
+        let setup = try Wiring.open(common, logger: logger, needsPolicy: false)
+        let applied = try await setup.withStore { $0.migrationsApplied }
+        print("migrated \(setup.databaseName): \(applied) migration(s) applied")
     }
 }
 
@@ -75,8 +107,7 @@ struct Keys: AsyncParsableCommand {
             }
             let wiring = try Wiring.open(common, logger: Wiring.makeLogger(common), needsPolicy: false)
             let (record, secret) = try await wiring.withStore { wiring in
-                try await wiring.store.migrate()
-                return try await KeyService(store: wiring.store, crypto: wiring.crypto, runtime: wiring.runtime)
+                try await KeyService(store: wiring.store, crypto: wiring.crypto, runtime: wiring.runtime)
                     .create(name: name, role: role, actor: cliActor)
             }
             if json {
@@ -101,8 +132,7 @@ struct Keys: AsyncParsableCommand {
         func run() async throws {
             let wiring = try Wiring.open(common, logger: Wiring.makeLogger(common), needsPolicy: false)
             let keys = try await wiring.withStore { wiring in
-                try await wiring.store.migrate()
-                return try await KeyService(store: wiring.store, crypto: wiring.crypto, runtime: wiring.runtime).list()
+                try await KeyService(store: wiring.store, crypto: wiring.crypto, runtime: wiring.runtime).list()
             }
             for key in keys {
                 let state = key.revokedAt.map { "revoked \($0.formatted(.iso8601))" } ?? "active"
@@ -121,8 +151,7 @@ struct Keys: AsyncParsableCommand {
             guard let uuid = UUID(uuidString: id) else { throw ValidationError("'\(id)' is not a key id") }
             let wiring = try Wiring.open(common, logger: Wiring.makeLogger(common), needsPolicy: false)
             let record = try await wiring.withStore { wiring in
-                try await wiring.store.migrate()
-                return try await KeyService(store: wiring.store, crypto: wiring.crypto, runtime: wiring.runtime)
+                try await KeyService(store: wiring.store, crypto: wiring.crypto, runtime: wiring.runtime)
                     .revoke(id: uuid, actor: cliActor)
             }
             print("revoked API key \(record.id.lowercasedString) (\(record.name)); requests with it now get 401")
@@ -164,7 +193,7 @@ struct AuditCommand: AsyncParsableCommand {
 
         func run() async throws {
             let wiring = try Wiring.open(common, logger: Wiring.makeLogger(common), needsPolicy: false)
-            let result = try await wiring.withStore { wiring in
+            let result = try await wiring.withStore(migrate: false) { wiring in
                 try await wiring.auditLog.verify(store: wiring.store) { checked in
                     printErr("\rverified \(checked) entries…", terminator: "")
                 }

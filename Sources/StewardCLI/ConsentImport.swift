@@ -17,8 +17,7 @@ struct ConsentCommand: AsyncParsableCommand {
         func run() async throws {
             let wiring = try Wiring.open(common, logger: Wiring.makeLogger(common), needsPolicy: false)
             let imports = try await wiring.withStore { wiring in
-                try await wiring.store.migrate()
-                return try await wiring.consentService.importCheckpoints()
+                try await wiring.consentService.importCheckpoints()
             }
             var unfinished = 0
             for (key, state) in imports {
@@ -78,7 +77,6 @@ struct ConsentCommand: AsyncParsableCommand {
             let batchSize = self.batchSize
             let again = self.again
             let outcome = try await wiring.withStore { wiring -> (accepted: Int, skipped: Int, split: Int)? in
-                try await wiring.store.migrate()
                 let service = wiring.consentService
                 var resumeAfter = 0
                 switch try await service.importCheckpoint(checkpoint) {

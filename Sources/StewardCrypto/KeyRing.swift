@@ -2,6 +2,9 @@ public import Crypto
 public import Foundation
 public import StewardCore
 public import StewardServices
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Errors of key handling. Messages name files and reasons, never key material.
 public struct KeyError: Error, Sendable, CustomStringConvertible {
@@ -44,15 +47,31 @@ public struct RootKey: Sendable {
         return try RootKey(base64: text)
     }
 
-    /// Generates a new random root key file with mode 0400; fails if the file exists.
+    /// Generates a new random root key file with mode 0400. Never replaces a file: when one appeared
+    /// meanwhile (another command generating at the same moment), that key is loaded instead.
     public static func generate(file path: String) throws -> RootKey {
         let bytes = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
-        let text = bytes.base64EncodedString() + "\n"
-        guard
-            FileManager.default.createFile(
-                atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o400])
-        else { throw KeyError("cannot create the root key file \(path)") }
+        let text = Array((bytes.base64EncodedString() + "\n").utf8)
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o400)
+        if descriptor < 0 {
+            if errno == EEXIST { return try load(file: path) }
+            throw KeyError("cannot create the root key file \(path)")
+        }
+        defer { close(descriptor) }
+        let written = text.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        guard written == text.count, fsync(descriptor) == 0 else {
+            throw KeyError("cannot write the root key file \(path)")
+        }
         return try RootKey(bytes: bytes)
+    }
+
+    /// The key check value stored with the data (`KeyBinding`): an HMAC of a fixed label under a key
+    /// derived for this purpose alone, 128 bits, as `v1:<hex>`. It tells whether a key is the one the
+    /// data was written with, and reveals nothing about the key or any other subkey.
+    public var checkValue: String {
+        let mac = HMAC<SHA256>.authenticationCode(
+            for: Data("steward key check value".utf8), using: derive("steward/v1/key-check"))
+        return "v1:" + Data(mac.prefix(16)).hexString
     }
 
     /// The crypto services for the use cases, every key derived from this root by HKDF-SHA-256 with a

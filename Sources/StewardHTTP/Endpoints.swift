@@ -14,7 +14,7 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
     let policy = api.policy
     return [
         // MARK: Public
-        Endpoint(.get, "/health", nil) { _, _ in try json(["status": "ok"]) },
+        Endpoint(.get, "/health", nil) { _, _ in try json(["status": "ok", "version": StewardVersion.current]) },
         Endpoint(.get, "/ready", nil) { _, _ in
             do {
                 try await api.store.ping()

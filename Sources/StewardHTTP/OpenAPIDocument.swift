@@ -379,6 +379,24 @@ enum OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
+                  "properties": {
+                    "status": {
+                      "enum": [
+                        "ok"
+                      ],
+                      "type": "string"
+                    },
+                    "version": {
+                      "examples": [
+                        "0.2.0"
+                      ],
+                      "type": "string"
+                    }
+                  },
+                  "required": [
+                    "status",
+                    "version"
+                  ],
                   "type": "object"
                 }
               }
@@ -393,7 +411,7 @@ enum OpenAPIDocument {
           }
         },
         "security": [],
-        "summary": "Liveness",
+        "summary": "Liveness, with the server's release",
         "tags": [
           "ops"
         ]

@@ -67,6 +67,52 @@ public final class PostgresStore: StewardStore {
         try await mapped { _ = try await client.query("SELECT 1", logger: logger).collect() }
     }
 
+    public func inventory() async throws -> StoreInventory {
+        try await mapped {
+            try await client.withConnection { connection in
+                let empty = StoreInventory(schemaVersion: 0, holdsData: false, keyChecks: [:], sampleIdentity: nil)
+                let hasTable =
+                    try await connection.query(
+                        "SELECT to_regclass('schema_migrations') IS NOT NULL", logger: self.logger
+                    ).collect().first?.decode(Bool.self) ?? false
+                guard hasTable else { return empty }
+                let version =
+                    try await connection.query(
+                        "SELECT count(*) FROM schema_migrations", logger: self.logger
+                    ).collect().first?.decode(Int64.self) ?? 0
+                guard version > 0 else { return empty }
+                let holdsData =
+                    try await connection.query(
+                        """
+                        SELECT EXISTS (SELECT 1 FROM subjects) OR EXISTS (SELECT 1 FROM api_keys)
+                            OR EXISTS (SELECT 1 FROM audit_log)
+                        """, logger: self.logger
+                    ).collect().first?.decode(Bool.self) ?? false
+                let prefix = KeyBinding.settingKey("")
+                var checks: [String: String] = [:]
+                for row in try await connection.query(
+                    "SELECT key, value FROM settings WHERE left(key, length(\(prefix))) = \(prefix)",
+                    logger: self.logger
+                ).collect() {
+                    let (key, value) = try row.decode((String, String).self)
+                    checks[String(key.dropFirst(prefix.count))] = value
+                }
+                let sample = try await connection.query(
+                    "SELECT id, subject_id, kind, blind_index, ciphertext, created_at FROM identities ORDER BY created_at, id LIMIT 1",
+                    logger: self.logger
+                ).collect().first.map { row in
+                    let (id, subject, kind, index, ciphertext, created) = try row.decode(
+                        (UUID, UUID, String, Data, Data, Int64).self)
+                    return IdentityRecord(
+                        id: id, subjectID: subject, kind: IdentityKind(rawValue: kind) ?? .externalId,
+                        blindIndex: index, ciphertext: ciphertext, createdAt: Timestamp.date(micros: created))
+                }
+                return StoreInventory(
+                    schemaVersion: Int(version), holdsData: holdsData, keyChecks: checks, sampleIdentity: sample)
+            }
+        }
+    }
+
     public func read<T: Sendable>(_ body: @Sendable (any StoreReader) async throws -> T) async throws -> T {
         try await mapped {
             try await client.withConnection { connection in

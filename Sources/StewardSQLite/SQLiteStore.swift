@@ -149,6 +149,41 @@ public final class SQLiteStore: StewardStore {
         try withReader { _ = try $0.query("SELECT 1") { $0.int(0) } }
     }
 
+    public func inventory() async throws -> StoreInventory {
+        try withReader { connection in
+            let empty = StoreInventory(schemaVersion: 0, holdsData: false, keyChecks: [:], sampleIdentity: nil)
+            let hasTable =
+                try connection.query(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+                ) { $0.int(0) }.first ?? 0
+            guard hasTable > 0 else { return empty }
+            let version = Int(try connection.query("SELECT count(*) FROM schema_migrations") { $0.int(0) }.first ?? 0)
+            guard version > 0 else { return empty }
+            let holdsData =
+                try connection.query(
+                    """
+                    SELECT EXISTS (SELECT 1 FROM subjects) OR EXISTS (SELECT 1 FROM api_keys)
+                        OR EXISTS (SELECT 1 FROM audit_log)
+                    """
+                ) { $0.int(0) }.first == 1
+            let prefix = KeyBinding.settingKey("")
+            let checks = try connection.query(
+                "SELECT key, value FROM settings WHERE substr(key, 1, length(?1)) = ?1", [.text(prefix)]
+            ) { (String($0.text(0).dropFirst(prefix.count)), $0.text(1)) }
+            let sample = try connection.query(
+                "SELECT id, subject_id, kind, blind_index, ciphertext, created_at FROM identities ORDER BY created_at, id LIMIT 1"
+            ) { row in
+                IdentityRecord(
+                    id: try row.uuid(0), subjectID: try row.uuid(1),
+                    kind: IdentityKind(rawValue: row.text(2)) ?? .externalId,
+                    blindIndex: row.blob(3), ciphertext: row.blob(4), createdAt: row.time(5))
+            }.first
+            return StoreInventory(
+                schemaVersion: version, holdsData: holdsData, keyChecks: Dictionary(uniqueKeysWithValues: checks),
+                sampleIdentity: sample)
+        }
+    }
+
     // MARK: Reads
 
     /// A pooled read-only connection (a new one when all are in use); give it back with `returnReader`.

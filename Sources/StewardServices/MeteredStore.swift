@@ -43,6 +43,7 @@ public struct MeteredStore: StewardStore {
 
     @discardableResult public func migrate() async throws -> Int { try await counted { try await base.migrate() } }
     public func ping() async throws { try await counted { try await base.ping() } }
+    public func inventory() async throws -> StoreInventory { try await counted { try await base.inventory() } }
     public func maintain() async throws { try await counted { try await base.maintain() } }
     public func warm() async throws -> Int? { try await counted { try await base.warm() } }
 

@@ -156,6 +156,9 @@ public protocol StewardStore: Sendable {
     @discardableResult func migrate() async throws -> Int
     /// Succeeds when the database answers a trivial query.
     func ping() async throws
+    /// What the database holds, read without writing or migrating (`KeyBinding` decides with it
+    /// whether a key may be used before anything is written).
+    func inventory() async throws -> StoreInventory
     /// Periodic housekeeping off the request path (SQLite: checkpoint the WAL into the database so
     /// commits never pay for it). Called about once a second by `StoreMaintenance`.
     func maintain() async throws

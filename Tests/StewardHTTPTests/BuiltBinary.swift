@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Synchronization
 import Testing
 
 /// The `steward` executable that `swift build --build-tests` put next to the test bundle, run as a
@@ -29,19 +30,45 @@ enum BuiltBinary {
 
     /// Runs `steward ARGUMENTS` to its end: exit status and standard output.
     static func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        let result = try await runFully(arguments)
+        return (result.status, result.output)
+    }
+
+    /// Runs `steward ARGUMENTS` to its end, or kills it after `timeout` (a command that should have
+    /// refused but serves instead): exit status, standard output and standard error.
+    static func runFully(
+        _ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(120)
+    ) async throws -> (status: Int32, output: String, errors: String, timedOut: Bool) {
         try await offPool {
             let process = Process()
             process.executableURL = url
             process.arguments = arguments
             process.currentDirectoryURL = packageRoot
-            process.environment = ["STEWARD_LOG_LEVEL": "error", "PATH": "/usr/bin:/bin"]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = FileHandle.nullDevice
+            process.environment = ["STEWARD_LOG_LEVEL": "error", "PATH": "/usr/bin:/bin"].merging(environment) { $1 }
+            let out = Pipe()
+            let err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
             try process.run()
-            let output = pipe.fileHandleForReading.readDataToEndOfFile()
+            let killer = DispatchWorkItem { if process.isRunning { process.terminate() } }
+            let seconds = Double(timeout.components.seconds)
+            DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: killer)
+            // Both pipes are drained at once, so a chatty child cannot block on a full one.
+            let errors = Mutex(Data())
+            let group = DispatchGroup()
+            DispatchQueue.global().async(group: group) {
+                let data = err.fileHandleForReading.readDataToEndOfFile()
+                errors.withLock { $0 = data }
+            }
+            let output = out.fileHandleForReading.readDataToEndOfFile()
+            group.wait()
             process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+            let timedOut = killer.isCancelled == false && process.terminationReason == .uncaughtSignal
+            killer.cancel()
+            return (
+                process.terminationStatus, String(decoding: output, as: UTF8.self),
+                String(decoding: errors.withLock { $0 }, as: UTF8.self), timedOut
+            )
         }
     }
 
