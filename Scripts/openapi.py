@@ -104,7 +104,8 @@ doc = {
       "RecordConsent": {"type": "object", "required": ["subject", "purpose", "decision"], "properties": {
           "subject": ref("Subject"), "purpose": string, "decision": {"enum": ["granted", "denied", "withdrawn"]},
           "method": {"enum": ["web_form", "api", "import", "banner", "email", "phone_call", "in_person", "tcf", "gpp"]},
-          "notice": s(id=string, version=string), "source": string, "proof": s(ip=string, userAgent=string), "consentString": string}},
+          "notice": s(id=string, version=string), "source": string, "proof": s(ip=string, userAgent=string), "consentString": string,
+          "confirmedAt": {"type": "string", "description": "When the person confirmed a double opt-in before the record came to Steward (RFC 3339 time or date). Only with method import and decision granted.", "examples": ["2024-03-01T09:30:00Z"]}}},
       "RecordResult": s(subjectId=string, subjectCreated={"type": "boolean"}, event={"type": "object"}, state={"type": "object"}, confirmation=s(token=string, expiresAt=string), gpcOptOuts={"type": "array"}),
       "Check": {"type": "object", "required": ["allowed", "status", "purpose", "basis"], "properties": {"allowed": {"type": "boolean"}, "status": {"enum": ["none", "pending", "granted", "denied", "withdrawn", "expired"]}, "purpose": string, "basis": string, "recordId": string, "decidedAt": string}},
       "BulkResult": s(accepted={"type": "integer"}, rejected={"type": "array", "items": s(line={"type": "integer"}, code=string, field=string, detail=string)}),

@@ -29,7 +29,7 @@ struct Serve: AsyncParsableCommand {
         let port = self.port ?? common.env["STEWARD_HTTP_PORT"].flatMap(Int.init) ?? 8080
         let shutdown = ShutdownWatch()
         try await setup.withStore { wiring in
-            if let file = wiring.developmentKey {
+            if let file = wiring.developmentKey, !wiring.generatedKey {
                 logger.warning(
                     "using the DEVELOPMENT root key file; production must pass --root-key-file or STEWARD_ROOT_KEY_FILE",
                     metadata: ["key.file": "\(file)"])
@@ -39,6 +39,7 @@ struct Serve: AsyncParsableCommand {
                 "steward starting",
                 metadata: [
                     "version": "\(StewardVersion.current)", "database": "\(wiring.store.backendName)",
+                    "data.dir": "\(setup.dataDir)",
                     "migrations.applied": "\(wiring.migrationsApplied)",
                     "policy.purposes": "\(wiring.policy.purposes.count)", "http.address": "\(host):\(port)",
                 ])
@@ -94,17 +95,23 @@ struct Keys: AsyncParsableCommand {
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Create an API key; the secret is printed once, on the last line.")
+            abstract: "Create an API key; the secret is printed once, on the last line.",
+            discussion: "Roles and what each may do:\n\n"
+                + Role.allCases.map { "\($0.rawValue) — \($0.summary)." }.joined(separator: "\n\n"))
         @OptionGroup var common: CommonOptions
-        @Option(help: "Role: \(Role.allCases.map(\.rawValue).joined(separator: ", ")).") var role: String
+        @Option(help: "Role: \(Role.allCases.map(\.rawValue).joined(separator: ", ")) (see below).") var role: String
         @Option(help: "A name that says who uses the key.") var name: String
         @Flag(help: "Print JSON for scripts.") var json = false
 
-        func run() async throws {
-            guard let role = Role(rawValue: role) else {
+        func validate() throws {
+            guard Role(rawValue: role) != nil else {
                 throw ValidationError(
                     "unknown role '\(role)'; use one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
             }
+        }
+
+        func run() async throws {
+            guard let role = Role(rawValue: role) else { throw ValidationError("unknown role '\(role)'") }
             let wiring = try Wiring.open(common, logger: Wiring.makeLogger(common), needsPolicy: false)
             let (record, secret) = try await wiring.withStore { wiring in
                 try await KeyService(store: wiring.store, crypto: wiring.crypto, runtime: wiring.runtime)
@@ -146,6 +153,10 @@ struct Keys: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Revoke an API key by id.")
         @OptionGroup var common: CommonOptions
         @Argument(help: "The key id (from `steward keys list`).") var id: String
+
+        func validate() throws {
+            guard UUID(uuidString: id) != nil else { throw ValidationError("'\(id)' is not a key id") }
+        }
 
         func run() async throws {
             guard let uuid = UUID(uuidString: id) else { throw ValidationError("'\(id)' is not a key id") }

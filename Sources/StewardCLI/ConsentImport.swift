@@ -16,22 +16,32 @@ struct ConsentCommand: AsyncParsableCommand {
 
         func run() async throws {
             let wiring = try Wiring.open(common, logger: Wiring.makeLogger(common), needsPolicy: false)
-            let imports = try await wiring.withStore { wiring in
-                try await wiring.consentService.importCheckpoints()
-            }
+            let imports = try await wiring.withStore { try await $0.consentService.imports() }
             var unfinished = 0
-            for (key, state) in imports {
+            for listing in imports {
                 // import:<format>:<SHA-256 of the file>
-                let parts = key.split(separator: ":", maxSplits: 2)
-                let label = parts.count == 3 ? "\(parts[1])  sha256 \(parts[2])" : key
-                switch state {
-                case .finished: print("\(label)  finished")
-                case .committed(let line):
+                let parts = listing.key.split(separator: ":", maxSplits: 2)
+                let format = parts.count == 3 ? String(parts[1]) : "?"
+                let digest = parts.count == 3 ? String(parts[2].prefix(16)) + "…" : listing.key
+                let file = listing.file
+                print("\(file.file ?? "(file name not recorded)")  \(format)  sha256 \(digest)")
+                let started = file.startedAt.map { "started \(Timestamp.iso8601($0))" } ?? "start not recorded"
+                switch listing.state {
+                case .finished:
+                    let finished = file.finishedAt.map { "finished \(Timestamp.iso8601($0))" } ?? "finished"
+                    print("  \(started), \(finished)")
+                    if let accepted = file.accepted, let rejected = file.rejected {
+                        print(
+                            "  \(accepted) accepted, \(rejected) rejected\(file.lines.map { ", \($0) lines read" } ?? "")"
+                        )
+                    }
+                case .committed(let line, let accepted, let rejected) where line > 0:
                     unfinished += 1
-                    print("\(label)  stopped after line \(line)")
-                case .fresh:
+                    print("  \(started), stopped: committed through line \(line) (resumes after it)")
+                    print("  \(accepted) accepted, \(rejected) rejected so far")
+                case .committed, .fresh:
                     unfinished += 1
-                    print("\(label)  started, no batch committed")
+                    print("  \(started), stopped before its first batch committed")
                 }
             }
             print(
@@ -44,53 +54,81 @@ struct ConsentCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Import consent decisions from JSON lines or CSV, in atomic batches.",
             discussion: """
-                JSONL: one /v1/consents body per line. CSV: a header row naming any of
-                email, phone, externalId, deviceId, subjectId, purpose, decision, method, noticeId,
-                noticeVersion, source, consentString. Invalid lines are reported with their number and
-                reason and never stop the rest; method defaults to `import`.
+                JSONL: one /v1/consents body per line. CSV: a header row naming any of \
+                \(ConsentInput.csvColumns.joined(separator: ", ")) (names as written; \
+                values of decision and method in lower case). A grant of consent needs noticeId and \
+                noticeVersion. Docs/Import.md describes every column. Invalid lines are reported \
+                with their number and reason and never stop the rest; method defaults to `import`.
 
-                Each batch commits with a checkpoint keyed by the file's SHA-256: if an import dies,
-                running it again on the same file resumes after the last committed line, and a file
+                Double opt-in purposes: a grant with confirmedAt (when the person confirmed, ISO 8601) \
+                is recorded as granted with that proof. A grant without it is recorded as pending only \
+                with --tokens FILE, which receives each line's confirmation token to mail; without \
+                --tokens such lines are rejected, so no pending record is left that nobody can confirm.
+
+                Each batch commits with a checkpoint keyed by the file's SHA-256: if an import dies, \
+                running it again on the same file resumes after the last committed line, and a file \
                 imported completely is not imported twice unless --again is given.
+
+                Exit status: 0 when every line was recorded (or the file was imported before), 2 when \
+                the import finished but rejected lines (listed above the summary and in --rejects), 1 \
+                when it could not run (an unreadable file, an unknown column, the database), 64 for a \
+                usage error.
                 """)
         @OptionGroup var common: CommonOptions
-        @Argument(help: "The file to import (.jsonl, .ndjson or .csv).") var file: String
-        @Option(help: "jsonl or csv (default: from the file extension).") var format: String?
+        @Argument(help: "The file to import (.csv, or .jsonl/.ndjson; other names are recognised by content).")
+        var file: String
+        @Option(help: "csv or jsonl (default: from the file's extension, else from its first line).") var format:
+            String?
         @Option(help: "Records per transaction.") var batchSize = 10_000
         @Flag(help: "Import the file again even if it was imported completely before.") var again = false
         @Option(
             help: ArgumentHelp(
                 "Write every rejected line's number and reason to this CSV file (line,code,field,detail).",
                 valueName: "file")) var rejects: String?
+        @Option(
+            help: ArgumentHelp(
+                "Record double opt-in grants without confirmedAt as pending and write each one's confirmation token to this new CSV file (line,subjectId,purpose,token,expiresAt; mode 0600) for mailing.",
+                valueName: "file")) var tokens: String?
+
+        func validate() throws {
+            guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+            if let format, !["csv", "jsonl", "ndjson"].contains(format) {
+                throw ValidationError("unknown format '\(format)'; use csv or jsonl")
+            }
+            if let tokens, FileManager.default.fileExists(atPath: tokens) {
+                throw ValidationError("the tokens file \(tokens) exists; tokens are secrets: choose a new path")
+            }
+        }
 
         func run() async throws {
-            let kind = format ?? (file.lowercased().hasSuffix(".csv") ? "csv" : "jsonl")
-            guard ["csv", "jsonl", "ndjson"].contains(kind) else {
-                throw ValidationError("unknown format '\(kind)'; use jsonl or csv")
-            }
-            guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+            let kind = try Self.format(of: file, given: format)
             let checkpoint = "import:\(kind):" + (try fileDigest(file))
             let reader = try ImportReader(path: file, csv: kind == "csv")
-            let log = try Rejections(path: rejects)
             let wiring = try Wiring.open(common, logger: Wiring.makeLogger(common))
+            let log = try Rejections(path: rejects)
+            let tokenFile = try tokens.map(TokenFile.init(path:))
             let started = Date()
             let batchSize = self.batchSize
             let again = self.again
-            let outcome = try await wiring.withStore { wiring -> (accepted: Int, skipped: Int, split: Int)? in
+            let name = (file as NSString).lastPathComponent
+            let issueTokens = tokenFile != nil
+            let outcome = try await wiring.withStore { wiring -> ImportOutcome? in
                 let service = wiring.consentService
                 var resumeAfter = 0
-                switch try await service.importCheckpoint(checkpoint) {
+                var base = (accepted: 0, rejected: 0)
+                let state = try await service.importCheckpoint(checkpoint)
+                switch state {
                 case .finished where !again:
                     return nil
-                case .committed(let line) where !again:
+                case .committed(let line, let accepted, let rejected) where !again:
                     resumeAfter = line
-                    printErr("resuming an interrupted import of this file after line \(line)")
+                    base = (accepted, rejected)
+                    if line > 0 { printErr("resuming an interrupted import of this file after line \(line)") }
                 default: break
                 }
-                var accepted = 0
-                var skipped = 0
-                var split = 0
-                var pending: [ConsentService.BulkItem] = []
+                try await service.startImport(checkpoint, file: name, restart: again || state == .fresh)
+                var outcome = ImportOutcome()
+                var items: [ConsentService.BulkItem] = []
                 // Two stages: while the store writes one batch (its own task), this task reads, parses and
                 // prepares the next (validation, HMAC, sealing), so the two run on different cores.
                 // Batches are written strictly in order, one at a time, so checkpoints only move forward.
@@ -98,22 +136,28 @@ struct ConsentCommand: AsyncParsableCommand {
                 func collect(_ task: Task<ConsentService.BulkOutcome, any Error>?) async throws {
                     guard let task else { return }
                     let result = try await task.value
-                    accepted += result.accepted
-                    split += result.batchesSplit
+                    outcome.accepted += result.accepted
+                    outcome.split += result.batchesSplit
+                    outcome.pending += result.pending.count
                     try log.add(result.rejected)
-                    reader.showProgress(accepted: accepted, rejected: log.count)
+                    try tokenFile?.add(result.pending)
+                    reader.showProgress(accepted: outcome.accepted, rejected: log.count)
                 }
                 do {
-                    while let items = try reader.next() {
-                        for item in items {
-                            if item.line <= resumeAfter { skipped += 1 } else { pending.append(item) }
+                    while let read = try reader.next() {
+                        for item in read {
+                            outcome.lastLine = max(outcome.lastLine, item.line)
+                            if item.line <= resumeAfter { outcome.skipped += 1 } else { items.append(item) }
                         }
-                        if pending.count < batchSize && !reader.finished { continue }
-                        let prepared = service.prepareBulk(pending)
-                        pending.removeAll(keepingCapacity: true)
+                        if items.count < batchSize && !reader.finished { continue }
+                        let prepared = service.prepareBulk(items, issueConfirmationTokens: issueTokens)
+                        items.removeAll(keepingCapacity: true)
                         try await collect(writing)
+                        let cursor = ConsentService.ImportCursor(
+                            key: checkpoint, accepted: base.accepted + outcome.accepted,
+                            rejected: base.rejected + log.count)
                         writing = Task {
-                            try await service.recordPrepared(prepared, batchSize: batchSize, checkpoint: checkpoint)
+                            try await service.recordPrepared(prepared, batchSize: batchSize, checkpoint: cursor)
                         }
                     }
                     try await collect(writing)
@@ -122,17 +166,38 @@ struct ConsentCommand: AsyncParsableCommand {
                     _ = try? await writing?.value
                     throw error
                 }
+                outcome.resumedAfter = resumeAfter
+                outcome.total = ConsentService.ImportTotals(
+                    accepted: base.accepted + outcome.accepted, rejected: base.rejected + log.count,
+                    lines: outcome.lastLine)
                 try await service.finishImport(
-                    checkpoint, accepted: accepted, rejected: log.count, resumedAfter: resumeAfter, actor: cliActor)
-                return (accepted: accepted, skipped: skipped, split: split)
+                    checkpoint, accepted: outcome.accepted, rejected: log.count, resumedAfter: resumeAfter,
+                    total: outcome.total, actor: cliActor)
+                return outcome
             }
             try log.close()
+            try tokenFile?.close()
             guard let outcome else {
                 print("nothing imported: this file was imported completely before (--again imports it again)")
                 return
             }
             printErr("")
-            let seconds = Date().timeIntervalSince(started)
+            summarise(outcome, log: log, seconds: Date().timeIntervalSince(started))
+            if log.count > 0 { throw ExitCode(2) }
+        }
+
+        /// What a run did, for its summary.
+        struct ImportOutcome: Sendable {
+            var accepted = 0
+            var skipped = 0
+            var split = 0
+            var pending = 0
+            var lastLine = 0
+            var resumedAfter = 0
+            var total: ConsentService.ImportTotals?
+        }
+
+        func summarise(_ outcome: ImportOutcome, log: Rejections, seconds: Double) {
             for rejection in log.first {
                 print(
                     "line \(rejection.line): \(rejection.error.code)\(rejection.error.field.map { " [\($0)]" } ?? ""): \(rejection.error.detail)"
@@ -150,14 +215,77 @@ struct ConsentCommand: AsyncParsableCommand {
             print(
                 "imported \(outcome.accepted) of \(total) records in \(String(format: "%.1f", seconds)) s (\(rate)/s); rejected \(log.count)\(log.summary)\(resumed)"
             )
+            if outcome.pending > 0, let tokens {
+                print(
+                    "\(outcome.pending) double opt-in grant(s) recorded as pending: each line's confirmation token is in \(tokens); mail each person their link (your confirmation page calls POST /v1/consents/confirm)"
+                )
+            }
+            if let needConfirmation = log.byCode["consent.confirmation_required"] {
+                print(
+                    "\(needConfirmation) double opt-in grant(s) were not recorded: add confirmedAt (when the person confirmed), or import with --tokens FILE to record them pending and mail confirmations"
+                )
+            }
             if outcome.split > 0 {
                 print(
                     "\(outcome.split) batch(es) were refused by the database as a whole and applied again one line per transaction"
                 )
             }
             if let rejects, log.count > 0 { print("every rejected line and its reason: \(rejects)") }
-            if log.count > 0 { throw ExitCode(2) }
         }
+
+        /// The format from `--format`, the extension, or the first line: a `{` starts JSON lines; a header
+        /// of known CSV columns starts CSV. Anything else is refused with a hint rather than guessed.
+        static func format(of path: String, given: String?) throws -> String {
+            if let given { return given == "ndjson" ? "jsonl" : given }
+            let lower = path.lowercased()
+            if lower.hasSuffix(".csv") { return "csv" }
+            if lower.hasSuffix(".jsonl") || lower.hasSuffix(".ndjson") { return "jsonl" }
+            guard let handle = FileHandle(forReadingAtPath: path) else { throw CLIError("cannot read \(path)") }
+            defer { try? handle.close() }
+            var head = [UInt8](try handle.read(upToCount: 4096) ?? Data())
+            if head.starts(with: [0xEF, 0xBB, 0xBF]) { head.removeFirst(3) }
+            let text = String(decoding: head, as: UTF8.self)
+            let first = text.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+            let trimmed = first.trimmingCharacters(in: .whitespaces)
+            if trimmed.hasPrefix("{") { return "jsonl" }
+            let columns = trimmed.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            if !columns.isEmpty, columns.allSatisfy({ ConsentInput.csvColumns.contains($0) }) { return "csv" }
+            throw ValidationError(
+                "cannot tell whether \(path) is CSV or JSON lines from its name or its first line; pass --format csv or --format jsonl"
+            )
+        }
+    }
+}
+
+/// The confirmation tokens of the double opt-in grants an import left pending, for the company to
+/// mail: a new file, readable by its owner only (the tokens are secrets), one CSV row per grant.
+final class TokenFile: @unchecked Sendable {  // used by one task at a time
+    private let handle: FileHandle
+
+    init(path: String) throws {
+        guard
+            FileManager.default.createFile(
+                atPath: path, contents: Data("line,subjectId,purpose,token,expiresAt\n".utf8),
+                attributes: [.posixPermissions: 0o600]),
+            let handle = FileHandle(forWritingAtPath: path)
+        else { throw CLIError("cannot write the tokens file \(path)") }
+        try handle.seekToEnd()
+        self.handle = handle
+    }
+
+    func add(_ pending: [ConsentService.BulkPending]) throws {
+        guard !pending.isEmpty else { return }
+        var text = ""
+        for grant in pending {
+            text += "\(grant.line),\(grant.subjectID.lowercasedString),\(grant.purpose),\(grant.token),"
+            text += Timestamp.iso8601(grant.expiresAt) + "\n"
+        }
+        try handle.write(contentsOf: Data(text.utf8))
+    }
+
+    func close() throws {
+        try handle.synchronize()
+        try handle.close()
     }
 }
 
@@ -168,7 +296,7 @@ final class Rejections: @unchecked Sendable {  // used by one task at a time
     static let shown = 50
     private(set) var count = 0
     private(set) var first: [ConsentService.BulkRejection] = []
-    private var byCode: [String: Int] = [:]
+    private(set) var byCode: [String: Int] = [:]
     private let handle: FileHandle?
 
     init(path: String?) throws {

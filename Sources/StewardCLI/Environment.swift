@@ -14,26 +14,33 @@ import StewardSQLite
 /// Options every command shares. Each falls back to an environment variable, then a default.
 struct CommonOptions: ParsableArguments {
     @Option(
-        help:
-            "Data directory for the embedded database and the development key (env STEWARD_DATA_DIR; default ./.steward)."
-    )
+        help: ArgumentHelp(
+            "Data directory for the embedded database and the development key, relative to the working directory (env STEWARD_DATA_DIR; default ./.steward).",
+            valueName: "dir"))
     var dataDir: String?
 
     @Option(
-        help: "PostgreSQL URL, postgres://user:pass@host:port/db (env STEWARD_DATABASE_URL; default: embedded SQLite).")
+        help: ArgumentHelp(
+            "PostgreSQL URL, postgres://user:pass@host:port/db (env STEWARD_DATABASE_URL; default: embedded SQLite).",
+            valueName: "url"))
     var database: String?
 
     @Option(
-        help:
-            "Root key file, 32 bytes base64, mode 0400 (env STEWARD_ROOT_KEY_FILE; or STEWARD_ROOT_KEY with the key itself)."
-    )
+        help: ArgumentHelp(
+            "Root key file, 32 bytes base64, mode 0400 (env STEWARD_ROOT_KEY_FILE; or STEWARD_ROOT_KEY with the key itself). It must be the key the data was written with; without one, a development key is generated in the data directory for a new database only.",
+            valueName: "file"))
     var rootKeyFile: String?
 
-    @Option(help: "Policy directory (env STEWARD_POLICIES_DIR; default ./Policies).")
+    @Option(
+        help: ArgumentHelp(
+            "Policy directory, relative to the working directory (env STEWARD_POLICIES_DIR; default ./Policies).",
+            valueName: "dir"))
     var policies: String?
 
     @Option(
-        help: "Log level: trace, debug, info, notice, warning, error, critical (env STEWARD_LOG_LEVEL; default info).")
+        help: ArgumentHelp(
+            "Log level: trace, debug, info, notice, warning, error, critical (env STEWARD_LOG_LEVEL; default info).",
+            valueName: "level"))
     var logLevel: String?
 
     @Flag(help: "Write logs as JSON lines (env STEWARD_LOG_FORMAT=json).")
@@ -95,6 +102,8 @@ struct Wiring {
     var migrationsApplied: Int
     /// The development key file in use, if the key is one (serve warns about it once per start).
     var developmentKey: String?
+    /// This start generated the development key (and has warned about it already).
+    var generatedKey = false
 
     static func makeLogger(_ options: CommonOptions, label: String = "steward") -> Logger {
         let json = options.jsonLogs || options.env["STEWARD_LOG_FORMAT"] == "json"
@@ -195,6 +204,7 @@ struct Setup {
             var root: RootKey?
             var source = ""
             var developmentKey: String?
+            var generated = false
             let developmentPath: String
             switch key {
             case .configured(let key, let from):
@@ -219,6 +229,7 @@ struct Setup {
                 try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
                 root = try RootKey.generate(file: developmentPath)
                 developmentKey = developmentPath
+                generated = true
                 logger.warning(
                     """
                     ************************************************************************
@@ -249,7 +260,7 @@ struct Setup {
             return try await body(
                 Wiring(
                     store: store, postgres: postgres, crypto: crypto, policy: policy, runtime: runtime, logger: logger,
-                    migrationsApplied: applied, developmentKey: developmentKey))
+                    migrationsApplied: applied, developmentKey: developmentKey, generatedKey: generated))
         }
     }
 }

@@ -35,6 +35,11 @@ struct Steward: AsyncParsableCommand {
             }
         } catch let code as ExitCode {
             Foundation.exit(code.rawValue)
+        } catch let error
+            where String(reflecting: type(of: error)).hasPrefix("ArgumentParser.")
+            && !(error is ValidationError)
+        {
+            exit(withError: error)  // help, version and parse errors ArgumentParser raises itself
         } catch let error as ValidationError {
             printErr("Error: \(error.message)")
             printErr("Usage: " + usageString(for: type(of: command)))

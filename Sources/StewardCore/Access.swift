@@ -25,6 +25,17 @@ public enum Role: String, Sendable, CaseIterable, Codable, Hashable {
         }
     }
 
+    /// What the role may do, in words, for `steward keys create --help` and the docs.
+    public var summary: String {
+        switch self {
+        case .admin:
+            "everything a service may do, and link identities, merge subjects, create and revoke API keys, read and verify the audit log"
+        case .service:
+            "backend services: record consent (one, bulk), confirm double opt-in, check consent, find subjects and read their consent and history, list audiences, read purposes and notices"
+        case .auditor: "auditors: read and verify the audit log, read purposes and notices; no consent or subject data"
+        }
+    }
+
     /// Checked on every request: a switch, no set built.
     public func allows(_ permission: Permission) -> Bool {
         switch self {

@@ -83,12 +83,15 @@ public struct ConsentEvent: Sendable, Hashable {
     public var consentString: String?
     /// For a confirmation, the pending event it confirms.
     public var confirms: UUID?
+    /// For a grant imported with proof of an earlier double opt-in confirmation: when the person
+    /// confirmed (before the record came to Steward).
+    public var confirmedAt: Date?
 
     public init(
         id: UUID, subjectID: UUID, ordinal: Int64, purpose: String, decision: ConsentDecision, status: ConsentStatus,
         method: ConsentMethod, noticeID: String?, noticeVersion: String?, source: String?, actor: String,
         recordedAt: Date, expiresAt: Date?, proofIPHash: String?, proofUserAgentHash: String?,
-        consentString: String?, confirms: UUID?
+        consentString: String?, confirms: UUID?, confirmedAt: Date? = nil
     ) {
         self.id = id
         self.subjectID = subjectID
@@ -107,6 +110,7 @@ public struct ConsentEvent: Sendable, Hashable {
         self.proofUserAgentHash = proofUserAgentHash
         self.consentString = consentString
         self.confirms = confirms
+        self.confirmedAt = confirmedAt
     }
 }
 
@@ -142,14 +146,16 @@ public enum ConsentRules {
     ///
     /// A grant for a double opt-in purpose stays `pending` until confirmed, unless the current state
     /// is already a confirmed, unexpired grant (a renewal needs no second confirmation).
+    /// A grant that carries proof of an earlier confirmation (`confirmedAt`, imports) is granted.
     public static func statusAfter(
-        decision: ConsentDecision, method: ConsentMethod, purpose: Purpose, current: ConsentState?, now: Date
+        decision: ConsentDecision, method: ConsentMethod, purpose: Purpose, current: ConsentState?, now: Date,
+        confirmedAt: Date? = nil
     ) -> (status: ConsentStatus, needsConfirmation: Bool) {
         switch decision {
         case .denied: return (.denied, false)
         case .withdrawn: return (.withdrawn, false)
         case .granted:
-            guard purpose.doubleOptIn, method != .doubleOptIn else { return (.granted, false) }
+            guard purpose.doubleOptIn, method != .doubleOptIn, confirmedAt == nil else { return (.granted, false) }
             if current?.effectiveStatus(at: now) == .granted { return (.granted, false) }
             return (.pending, true)
         }

@@ -12,7 +12,9 @@ public enum ConsentInput {
     /// The CSV columns `steward consent import` understands: the subject identifiers, then flat
     /// names for the rest of a record.
     public static let csvColumns: [String] =
-        subjectParameters + ["purpose", "decision", "method", "noticeId", "noticeVersion", "source", "consentString"]
+        subjectParameters + [
+            "purpose", "decision", "method", "noticeId", "noticeVersion", "source", "consentString", "confirmedAt",
+        ]
 
     /// Parses JSON lines; blank lines are skipped, line numbers count from 1.
     public static func jsonLines(_ data: Data, actor: String, defaultMethod: ConsentMethod = .api)
@@ -99,7 +101,8 @@ public enum ConsentInput {
                 email: field("email"), phone: field("phone"), externalId: field("externalId"),
                 deviceId: field("deviceId"), subjectId: field("subjectId")),
             purpose: field("purpose"), decision: field("decision"), method: field("method"), notice: notice,
-            source: field("source"), proof: nil, consentString: field("consentString"))
+            source: field("source"), proof: nil, consentString: field("consentString"),
+            confirmedAt: field("confirmedAt"))
         do {
             return .command(line: line, try body.command(actor: actor, defaultMethod: defaultMethod, gpc: false))
         } catch {

@@ -67,6 +67,8 @@ struct RecordConsentBody: Decodable {
     var source: String?
     var proof: ProofBody?
     var consentString: String?
+    /// RFC 3339 time (or a date) of an earlier double opt-in confirmation, for imported grants.
+    var confirmedAt: String?
 
     func command(actor: String, defaultMethod: ConsentMethod, gpc: Bool) throws(StewardError)
         -> ConsentService.RecordCommand
@@ -89,10 +91,37 @@ struct RecordConsentBody: Decodable {
         } else {
             method = defaultMethod
         }
+        var confirmed: Date?
+        if let text = confirmedAt {
+            guard let date = Self.parseTime(text) else {
+                throw .invalid(
+                    "consent.confirmed_at_invalid",
+                    "must be an RFC 3339 time such as 2024-03-01T09:30:00Z, or a date such as 2024-03-01",
+                    field: "confirmedAt")
+            }
+            confirmed = date
+        }
         return ConsentService.RecordCommand(
             subject: reference, purpose: purpose, decision: decision, method: method,
             notice: notice.map { .init(id: $0.id, version: $0.version) }, source: source, proofIP: proof?.ip,
-            proofUserAgent: proof?.userAgent, consentString: consentString, globalPrivacyControl: gpc, actor: actor)
+            proofUserAgent: proof?.userAgent, consentString: consentString, globalPrivacyControl: gpc, actor: actor,
+            confirmedAt: confirmed)
+    }
+
+    /// An RFC 3339 time (with or without fractional seconds) or a calendar date (midnight UTC),
+    /// truncated to the microseconds every backend stores.
+    static func parseTime(_ text: String) -> Date? {
+        guard text.count <= 40 else { return nil }
+        let withFraction = ISO8601DateFormatter()
+        withFraction.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let plain = ISO8601DateFormatter()
+        plain.formatOptions = [.withInternetDateTime]
+        let day = ISO8601DateFormatter()
+        day.formatOptions = [.withFullDate]
+        guard let date = withFraction.date(from: text) ?? plain.date(from: text) ?? day.date(from: text) else {
+            return nil
+        }
+        return Timestamp.date(micros: Timestamp.micros(date))
     }
 }
 
@@ -140,6 +169,7 @@ struct EventDTO: Encodable {
     var proof: Proof?
     var consentString: String?
     var confirms: String?
+    var confirmedAt: Date?
 
     init(_ event: ConsentEvent) {
         id = event.id.lowercasedString
@@ -161,6 +191,7 @@ struct EventDTO: Encodable {
         }
         consentString = event.consentString
         confirms = event.confirms?.lowercasedString
+        confirmedAt = event.confirmedAt
     }
 }
 
@@ -344,6 +375,7 @@ extension EventDTO {
     var jsonText: String {
         var object = JSONObjectWriter()
         object.string("actor", actor)
+        object.date("confirmedAt", confirmedAt)
         object.string("confirms", confirms)
         object.string("consentString", consentString)
         object.string("decision", decision)

@@ -203,6 +203,13 @@ enum OpenAPIDocument {
       },
       "RecordConsent": {
         "properties": {
+          "confirmedAt": {
+            "description": "When the person confirmed a double opt-in before the record came to Steward (RFC 3339 time or date). Only with method import and decision granted.",
+            "examples": [
+              "2024-03-01T09:30:00Z"
+            ],
+            "type": "string"
+          },
           "consentString": {
             "type": "string"
           },

@@ -116,5 +116,13 @@ enum PostgresMigrations {
                 "CREATE INDEX identities_lookup ON identities (kind, blind_index) INCLUDE (subject_id)"
             ]
         ),
+        (
+            3,
+            [
+                // A grant imported with proof of an earlier double opt-in confirmation keeps when the
+                // person confirmed, next to the event that records it.
+                "ALTER TABLE consent_events ADD COLUMN confirmed_at BIGINT"
+            ]
+        ),
     ]
 }

@@ -89,8 +89,8 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
             """
             INSERT INTO consent_events (id, subject_id, ordinal, purpose, decision, status, method, notice_id,
                 notice_version, source, actor, recorded_at, expires_at, proof_ip_hash, proof_ua_hash, consent_string,
-                confirms)
-            """, columns: 17, count: pending.events.count, on: self
+                confirms, confirmed_at)
+            """, columns: 18, count: pending.events.count, on: self
         ) { binds, row in
             let event = pending.events[row]
             binds.append(event.id)
@@ -110,6 +110,7 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
             binds.append(event.proofUserAgentHash)
             binds.append(event.consentString)
             binds.append(event.confirms)
+            binds.append(event.confirmedAt.map(Timestamp.micros))
         }
         // One row per key in a statement (ON CONFLICT cannot update a row twice): the last state wins.
         let states = pending.latestStates
@@ -275,7 +276,8 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
         try await rows(
             """
             SELECT id, subject_id, ordinal, purpose, decision, status, method, notice_id, notice_version, source,
-                   actor, recorded_at, expires_at, proof_ip_hash, proof_ua_hash, consent_string, confirms
+                   actor, recorded_at, expires_at, proof_ip_hash, proof_ua_hash, consent_string, confirms,
+                   confirmed_at
             FROM consent_events WHERE subject_id = \(subjectID) AND ordinal > \(afterOrdinal) ORDER BY ordinal LIMIT \(limit)
             """
         ).map { row in
@@ -291,7 +293,8 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
                 recordedAt: Timestamp.date(micros: try cells[11].decode(Int64.self)),
                 expiresAt: try cells[12].decode(Int64?.self).map(Timestamp.date(micros:)),
                 proofIPHash: try cells[13].decode(String?.self), proofUserAgentHash: try cells[14].decode(String?.self),
-                consentString: try cells[15].decode(String?.self), confirms: try cells[16].decode(UUID?.self))
+                consentString: try cells[15].decode(String?.self), confirms: try cells[16].decode(UUID?.self),
+                confirmedAt: try cells[17].decode(Int64?.self).map(Timestamp.date(micros:)))
         }
     }
 
@@ -457,11 +460,12 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
             """
             INSERT INTO consent_events (id, subject_id, ordinal, purpose, decision, status, method, notice_id,
                 notice_version, source, actor, recorded_at, expires_at, proof_ip_hash, proof_ua_hash, consent_string,
-                confirms)
+                confirms, confirmed_at)
             VALUES (\(event.id), \(event.subjectID), \(event.ordinal), \(event.purpose), \(event.decision.rawValue),
                 \(event.status.rawValue), \(event.method.rawValue), \(event.noticeID), \(event.noticeVersion),
                 \(event.source), \(event.actor), \(recorded), \(expires), \(event.proofIPHash),
-                \(event.proofUserAgentHash), \(event.consentString), \(event.confirms))
+                \(event.proofUserAgentHash), \(event.consentString), \(event.confirms),
+                \(event.confirmedAt.map(Timestamp.micros)))
             """)
     }
 

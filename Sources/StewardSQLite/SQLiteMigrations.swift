@@ -253,5 +253,13 @@ enum SQLiteMigrations {
             PRAGMA writable_schema = OFF;
             """
         ),
+        (
+            5,
+            """
+            -- A grant imported with proof of an earlier double opt-in confirmation (a migration from
+            -- another platform) keeps when the person confirmed, next to the event that records it.
+            ALTER TABLE consent_events ADD COLUMN confirmed_at INTEGER;
+            """
+        ),
     ]
 }

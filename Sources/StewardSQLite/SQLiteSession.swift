@@ -66,7 +66,8 @@ struct SQLiteSession: StoreTransaction, @unchecked Sendable {
         try connection.query(
             """
             SELECT id, subject_id, ordinal, purpose, decision, status, method, notice_id, notice_version, source,
-                   actor, recorded_at, expires_at, proof_ip_hash, proof_ua_hash, consent_string, confirms
+                   actor, recorded_at, expires_at, proof_ip_hash, proof_ua_hash, consent_string, confirms,
+                   confirmed_at
             FROM consent_events WHERE subject_id = ? AND ordinal > ? ORDER BY ordinal LIMIT ?
             """, [.uuid(subjectID), .int(afterOrdinal), .int(Int64(limit))]
         ) { row in
@@ -78,7 +79,7 @@ struct SQLiteSession: StoreTransaction, @unchecked Sendable {
                 noticeVersion: row.optionalText(8), source: row.optionalText(9), actor: row.text(10),
                 recordedAt: row.time(11), expiresAt: row.optionalTime(12), proofIPHash: row.optionalText(13),
                 proofUserAgentHash: row.optionalText(14), consentString: row.optionalText(15),
-                confirms: try row.optionalUUID(16))
+                confirms: try row.optionalUUID(16), confirmedAt: row.optionalTime(17))
         }
     }
 
@@ -207,8 +208,8 @@ struct SQLiteSession: StoreTransaction, @unchecked Sendable {
             """
             INSERT INTO consent_events (id, subject_id, ordinal, purpose, decision, status, method, notice_id,
                 notice_version, source, actor, recorded_at, expires_at, proof_ip_hash, proof_ua_hash, consent_string,
-                confirms)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                confirms, confirmed_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [
                 .uuid(event.id), .uuid(event.subjectID), .int(event.ordinal), .text(event.purpose),
@@ -216,6 +217,7 @@ struct SQLiteSession: StoreTransaction, @unchecked Sendable {
                 .text(event.noticeID), .text(event.noticeVersion), .text(event.source), .text(event.actor),
                 .time(event.recordedAt), .time(event.expiresAt), .text(event.proofIPHash),
                 .text(event.proofUserAgentHash), .text(event.consentString), .uuid(event.confirms),
+                .time(event.confirmedAt),
             ])
     }
 

@@ -71,12 +71,15 @@ public struct ConsentService: Sendable {
         /// The request carried `Sec-GPC: 1`.
         public var globalPrivacyControl: Bool
         public var actor: String
+        /// Proof of an earlier double opt-in confirmation (imports from another platform): when the
+        /// person confirmed. Only with method `import` and decision `granted`.
+        public var confirmedAt: Date?
 
         public init(
             subject: SubjectReference, purpose: String, decision: ConsentDecision, method: ConsentMethod,
             notice: PolicySet.NoticeKey? = nil, source: String? = nil, proofIP: String? = nil,
             proofUserAgent: String? = nil, consentString: String? = nil, globalPrivacyControl: Bool = false,
-            actor: String
+            actor: String, confirmedAt: Date? = nil
         ) {
             self.subject = subject
             self.purpose = purpose
@@ -89,6 +92,7 @@ public struct ConsentService: Sendable {
             self.consentString = consentString
             self.globalPrivacyControl = globalPrivacyControl
             self.actor = actor
+            self.confirmedAt = confirmedAt
         }
     }
 
@@ -131,6 +135,18 @@ public struct ConsentService: Sendable {
             throw .unprocessable(
                 "consent.notice_required", "a grant of consent must name the notice id and version shown",
                 field: "notice")
+        }
+        if let confirmedAt = command.confirmedAt {
+            guard command.decision == .granted, command.method == .import else {
+                throw .unprocessable(
+                    "consent.confirmed_at_not_allowed",
+                    "only a grant with method import may carry the time of an earlier confirmation",
+                    field: "confirmedAt")
+            }
+            // A confirmation cannot lie in the future (a minute of clock skew between systems aside).
+            guard confirmedAt <= runtime.now().addingTimeInterval(60) else {
+                throw .unprocessable("consent.confirmed_at_in_future", "lies in the future", field: "confirmedAt")
+            }
         }
         if let source = command.source {
             if source.count > 200 {
@@ -185,11 +201,22 @@ public struct ConsentService: Sendable {
         public var error: StewardError
     }
 
+    /// A double opt-in grant a bulk recorded as pending, with the token to mail for it.
+    public struct BulkPending: Sendable, Equatable {
+        public var line: Int
+        public var subjectID: UUID
+        public var purpose: String
+        public var token: String
+        public var expiresAt: Date
+    }
+
     public struct BulkOutcome: Sendable, Equatable {
         public var accepted: Int
         public var rejected: [BulkRejection]
         /// Batches the database refused as a whole and that were applied again line by line.
         public var batchesSplit: Int = 0
+        /// Accepted lines left pending a double opt-in confirmation (only when tokens were asked for).
+        public var pending: [BulkPending] = []
     }
 
     /// Applies many decisions in atomic batches. Invalid items are reported with their line and never
@@ -200,12 +227,36 @@ public struct ConsentService: Sendable {
     /// With a `checkpoint` key, each batch's transaction also records the line it reached (in the
     /// store's settings), so an import that dies can resume after the last committed line instead of
     /// recording its lines twice (`importCheckpoint(_:)`).
+    ///
+    /// A grant for a double opt-in purpose without `confirmedAt` would be left pending: it is rejected
+    /// (`consent.confirmation_required`) unless `issueConfirmationTokens` is set, in which case it is
+    /// recorded pending and its token returned in `BulkOutcome.pending`, so no pending record is left
+    /// that nobody can confirm.
     public func recordBulk(
         _ items: [BulkItem], batchSize: Int = 1_000, checkpoint: String? = nil,
-        progress: (@Sendable (Int) -> Void)? = nil
+        issueConfirmationTokens: Bool = false, progress: (@Sendable (Int) -> Void)? = nil
     ) async throws -> BulkOutcome {
         try await recordPrepared(
-            prepareBulk(items), batchSize: batchSize, checkpoint: checkpoint, progress: progress)
+            prepareBulk(items, issueConfirmationTokens: issueConfirmationTokens), batchSize: batchSize,
+            checkpoint: checkpoint.map { ImportCursor(key: $0) }, progress: progress)
+    }
+
+    /// Where an import's batches record their progress: its checkpoint key and the lines it accepted
+    /// and rejected before this bulk (earlier bulks of this run, and the runs before a resume), so each
+    /// batch's checkpoint carries the import's running totals in the same transaction.
+    public struct ImportCursor: Sendable, Equatable {
+        public var key: String
+        public var accepted: Int
+        public var rejected: Int
+
+        public init(key: String, accepted: Int = 0, rejected: Int = 0) {
+            self.key = key
+            self.accepted = accepted
+            self.rejected = rejected
+        }
+
+        /// The checkpoint text: `<last line> <accepted> <rejected>`.
+        func value(line: Int) -> String { "\(line) \(accepted) \(rejected)" }
     }
 
     /// A bulk with its CPU-only work done and no store touched: lines validated, identities
@@ -225,7 +276,7 @@ public struct ConsentService: Sendable {
         var newSubject: (subjectID: UUID, identityID: UUID, ciphertext: Data)?
     }
 
-    public func prepareBulk(_ items: [BulkItem]) -> PreparedBulk {
+    public func prepareBulk(_ items: [BulkItem], issueConfirmationTokens: Bool = false) -> PreparedBulk {
         var rejected: [BulkRejection] = []
         var valid: [ValidItem] = []
         valid.reserveCapacity(items.count)
@@ -240,6 +291,19 @@ public struct ConsentService: Sendable {
                     purpose = try validate(command)
                 } catch {
                     rejected.append(.init(line: line, error: error))
+                    continue
+                }
+                if !issueConfirmationTokens, purpose.doubleOptIn, command.decision == .granted,
+                    command.confirmedAt == nil
+                {
+                    rejected.append(
+                        .init(
+                            line: line,
+                            error: .unprocessable(
+                                "consent.confirmation_required",
+                                "a grant for a double opt-in purpose needs confirmedAt (when the person confirmed); "
+                                    + "or import with --tokens FILE to record it pending and mail each token",
+                                field: "confirmedAt")))
                     continue
                 }
                 var prepared: PreparedIdentity?
@@ -263,41 +327,56 @@ public struct ConsentService: Sendable {
 
     /// Writes a prepared bulk in atomic batches: see `recordBulk`.
     public func recordPrepared(
-        _ bulk: PreparedBulk, batchSize: Int = 1_000, checkpoint: String? = nil,
+        _ bulk: PreparedBulk, batchSize: Int = 1_000, checkpoint: ImportCursor? = nil,
         progress: (@Sendable (Int) -> Void)? = nil
     ) async throws -> BulkOutcome {
         var rejected = bulk.rejected
+        var pending: [BulkPending] = []
         let valid = bulk.valid
         var accepted = 0
         var split = 0
         var start = 0
+        var cursor = checkpoint
+        var refusedBefore = 0  // lines refused by `prepareBulk` already counted into `cursor`
         while start < valid.count {
             let batch = Array(valid[start..<min(start + batchSize, valid.count)])
+            // Lines `prepareBulk` refused up to this batch's last line are behind its checkpoint too.
+            if let last = batch.last?.line {
+                while refusedBefore < bulk.rejected.count && bulk.rejected[refusedBefore].line <= last {
+                    cursor?.rejected += 1
+                    refusedBefore += 1
+                }
+            }
             let batchRejected: [BulkRejection]
+            let batchPending: [BulkPending]
             do {
-                batchRejected = try await recordBatch(batch, checkpoint: checkpoint)
+                (batchRejected, batchPending) = try await recordBatch(batch, checkpoint: cursor)
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
                 split += 1
-                batchRejected = try await recordOneByOne(batch, checkpoint: checkpoint)
+                (batchRejected, batchPending) = try await recordOneByOne(batch, checkpoint: cursor)
             }
+            cursor?.accepted += batch.count - batchRejected.count
+            cursor?.rejected += batchRejected.count
             rejected += batchRejected
+            pending += batchPending
             accepted += batch.count - batchRejected.count
             start += batch.count
             progress?(start)
         }
         rejected.sort { $0.line < $1.line }
-        return BulkOutcome(accepted: accepted, rejected: rejected, batchesSplit: split)
+        return BulkOutcome(accepted: accepted, rejected: rejected, batchesSplit: split, pending: pending)
     }
 
     typealias ValidItem = (line: Int, command: RecordCommand, purpose: Purpose, identity: PreparedIdentity?)
 
     /// One batch, one transaction.
-    func recordBatch(_ batch: [ValidItem], checkpoint: String?) async throws -> [BulkRejection] {
-        let (failed, tally) = try await writeRetrying { transaction in
+    func recordBatch(_ batch: [ValidItem], checkpoint: ImportCursor?) async throws -> ([BulkRejection], [BulkPending]) {
+        let (failed, pending, tally) = try await writeRetrying { transaction in
             var drafts: [AuditDraft] = []
             var failed: [BulkRejection] = []
+            var pending: [BulkPending] = []
             var tally: [EventKind: Int] = [:]
             var cache: BatchCache? = BatchCache()  // per attempt: a retried batch starts afresh
             try await Self.lookUpIdentities(of: batch, in: transaction, into: &cache)
@@ -309,6 +388,7 @@ public struct ConsentService: Sendable {
                         item.command, purpose: item.purpose, prepared: item.identity, in: transaction,
                         audit: &drafts, cache: &cache)
                     Self.tally(outcome.allEvents, into: &tally)
+                    if let token = Self.pending(outcome, line: item.line) { pending.append(token) }
                 } catch let error as StewardError {
                     // A refused line is skipped and the batch goes on only if it wrote nothing. Each
                     // write of `apply` is followed by its audit draft before anything that can raise a
@@ -319,14 +399,23 @@ public struct ConsentService: Sendable {
                 }
             }
             try await Self.writeOrdinals(of: cache, lockedAt: lockedAt, in: transaction)
-            if let checkpoint, let last = batch.last {
-                try await transaction.setSetting(checkpoint, value: String(last.line))
+            if var checkpoint, let last = batch.last {
+                checkpoint.accepted += batch.count - failed.count
+                checkpoint.rejected += failed.count
+                try await transaction.setSetting(checkpoint.key, value: checkpoint.value(line: last.line))
             }
             try await self.audit.append(drafts, in: transaction)
-            return (failed, tally)
+            return (failed, pending, tally)
         }
         countCommitted(tally)
-        return failed
+        return (failed, pending)
+    }
+
+    static func pending(_ outcome: RecordOutcome, line: Int) -> BulkPending? {
+        guard let token = outcome.confirmationToken, let expiresAt = outcome.confirmationExpiresAt else { return nil }
+        return BulkPending(
+            line: line, subjectID: outcome.subjectID, purpose: outcome.event.purpose, token: token,
+            expiresAt: expiresAt)
     }
 
     /// Writes the ordinal counters a batch kept in its cache: of the subjects it created, and of the
@@ -381,23 +470,32 @@ public struct ConsentService: Sendable {
     /// A refused batch, again, one transaction per line. A line the database refuses is reported
     /// without the database's message (it may quote values); if the database does not answer a
     /// ping after such a refusal, it is down rather than refusing a line, and the error propagates.
-    func recordOneByOne(_ batch: [ValidItem], checkpoint: String?) async throws -> [BulkRejection] {
+    func recordOneByOne(_ batch: [ValidItem], checkpoint: ImportCursor?) async throws -> (
+        [BulkRejection], [BulkPending]
+    ) {
         var failed: [BulkRejection] = []
+        var pending: [BulkPending] = []
+        // The import's totals as of the last line handled; a line's checkpoint carries them with it.
+        var cursor = checkpoint
         var checkedStore = false
         for item in batch {
             do {
+                let next = cursor.map { ImportCursor(key: $0.key, accepted: $0.accepted + 1, rejected: $0.rejected) }
                 let outcome = try await writeRetrying { transaction in
                     var drafts: [AuditDraft] = []
                     var noCache: BatchCache? = nil
                     let outcome = try await self.apply(
                         item.command, purpose: item.purpose, in: transaction, audit: &drafts, cache: &noCache)
                     try await self.audit.append(drafts, in: transaction)
-                    if let checkpoint { try await transaction.setSetting(checkpoint, value: String(item.line)) }
+                    if let next { try await transaction.setSetting(next.key, value: next.value(line: item.line)) }
                     return outcome
                 }
+                cursor = next
                 countCommitted(events: outcome.allEvents)
+                if let token = Self.pending(outcome, line: item.line) { pending.append(token) }
             } catch let error as StewardError {
                 failed.append(.init(line: item.line, error: error))
+                cursor?.rejected += 1
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
@@ -409,26 +507,51 @@ public struct ConsentService: Sendable {
                     .init(
                         line: item.line,
                         error: .unprocessable("store.rejected", "the database refused this line; it was not recorded")))
+                cursor?.rejected += 1
             }
         }
-        return failed
+        return (failed, pending)
     }
 
-    /// Where an import with this checkpoint key stands: `.fresh`, `.committed(line)` (every line up to
-    /// it is recorded or was rejected) or `.finished`.
+    /// Where an import with this checkpoint key stands: `.fresh`, `.committed` (every line up to `line`
+    /// is recorded or was rejected, with the totals so far) or `.finished`.
     public func importCheckpoint(_ key: String) async throws -> ImportCheckpoint {
         ImportCheckpoint(stored: try await store.read { try await $0.setting(key) })
+    }
+
+    /// Notes the start of an import run: the file's name and the time, kept beside its checkpoint for
+    /// `steward consent imports`. A run after a finished one (`--again`) starts a new record.
+    public func startImport(_ key: String, file: String, restart: Bool) async throws {
+        let now = runtime.nowMicros()
+        try await store.write { transaction in
+            let current = try await transaction.setting(Self.importFileKey(key))
+            if current != nil && !restart { return }
+            if restart { try await transaction.setSetting(key, value: "0 0 0") }
+            let info = ImportFile(file: file, startedAt: now)
+            try await transaction.setSetting(Self.importFileKey(key), value: info.encoded)
+        }
     }
 
     /// Marks an import finished, so running the same file again does not record it twice, and audits
     /// it in the same transaction: `consent.import.finished` on the import's key (its format and the
     /// file's SHA-256), with the lines this run accepted and rejected and where it resumed. Each
-    /// recorded line has its own entry already; this one ties them to the file.
+    /// recorded line has its own entry already; this one ties them to the file. `total` is the import's
+    /// over all its runs (a resumed one included), kept for `steward consent imports`.
     public func finishImport(
-        _ key: String, accepted: Int, rejected: Int, resumedAfter: Int = 0, actor: String
+        _ key: String, accepted: Int, rejected: Int, resumedAfter: Int = 0, total: ImportTotals? = nil,
+        actor: String
     ) async throws {
+        let now = runtime.nowMicros()
         try await store.write { transaction in
             try await transaction.setSetting(key, value: "done")
+            var info = ImportFile(decoding: try await transaction.setting(Self.importFileKey(key)))
+            info.finishedAt = now
+            if let total {
+                info.accepted = total.accepted
+                info.rejected = total.rejected
+                info.lines = total.lines
+            }
+            try await transaction.setSetting(Self.importFileKey(key), value: info.encoded)
             var details = ["accepted": String(accepted), "rejected": String(rejected)]
             if resumedAfter > 0 { details["resumed_after_line"] = String(resumedAfter) }
             try await self.audit.append(
@@ -440,19 +563,90 @@ public struct ConsentService: Sendable {
         }
     }
 
+    public struct ImportTotals: Sendable, Equatable {
+        public var accepted: Int
+        public var rejected: Int
+        /// The last line read.
+        public var lines: Int
+        public init(accepted: Int, rejected: Int, lines: Int) {
+            self.accepted = accepted
+            self.rejected = rejected
+            self.lines = lines
+        }
+    }
+
     public enum ImportCheckpoint: Sendable, Equatable {
         case fresh
-        case committed(line: Int)
+        case committed(line: Int, accepted: Int = 0, rejected: Int = 0)
         case finished
 
-        /// From the setting a checkpoint is kept in: absent, `done`, or the last committed line.
+        /// From the setting a checkpoint is kept in: absent, `done`, or `<line> <accepted> <rejected>`
+        /// (a bare line number before the totals were kept).
         init(stored value: String?) {
-            switch value {
-            case nil: self = .fresh
-            case "done": self = .finished
-            case let value?: self = Int(value).map { .committed(line: $0) } ?? .fresh
+            guard let value else {
+                self = .fresh
+                return
+            }
+            if value == "done" {
+                self = .finished
+                return
+            }
+            let parts = value.split(separator: " ").compactMap { Int($0) }
+            switch parts.count {
+            case 1: self = .committed(line: parts[0])
+            case 3: self = .committed(line: parts[0], accepted: parts[1], rejected: parts[2])
+            default: self = .fresh
             }
         }
+    }
+
+    /// What `steward consent imports` shows of a file: its name and when its import started and
+    /// finished, with the totals at the finish. Settings `import-file:<format>:<sha256>`.
+    public struct ImportFile: Sendable, Equatable {
+        public var file: String?
+        public var startedAt: Date?
+        public var finishedAt: Date?
+        public var accepted: Int?
+        public var rejected: Int?
+        public var lines: Int?
+
+        init(file: String, startedAt: Date) {
+            self.file = file
+            self.startedAt = startedAt
+        }
+
+        init(decoding text: String?) {
+            let object =
+                text.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] } ?? [:]
+            file = object["file"] as? String
+            func number(_ key: String) -> Int64? { (object[key] as? NSNumber)?.int64Value }
+            startedAt = number("startedAt").map(Timestamp.date(micros:))
+            finishedAt = number("finishedAt").map(Timestamp.date(micros:))
+            accepted = number("accepted").map(Int.init)
+            rejected = number("rejected").map(Int.init)
+            lines = number("lines").map(Int.init)
+        }
+
+        var encoded: String {
+            var object: [String: Any] = [:]
+            object["file"] = file
+            object["startedAt"] = startedAt.map(Timestamp.micros)
+            object["finishedAt"] = finishedAt.map(Timestamp.micros)
+            object["accepted"] = accepted
+            object["rejected"] = rejected
+            object["lines"] = lines
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+            return String(decoding: data, as: UTF8.self)
+        }
+    }
+
+    static func importFileKey(_ key: String) -> String { "import-file:" + key.dropFirst("import:".count) }
+
+    /// One import as `steward consent imports` lists it.
+    public struct ImportListing: Sendable {
+        public var key: String
+        public var state: ImportCheckpoint
+        public var file: ImportFile
     }
 
     /// Every import this store has a checkpoint for, by key (`import:<format>:<file SHA-256>`): the
@@ -460,6 +654,19 @@ public struct ConsentService: Sendable {
     public func importCheckpoints() async throws -> [(key: String, state: ImportCheckpoint)] {
         try await store.read { try await $0.settings(prefix: "import:") }.map {
             ($0.key, ImportCheckpoint(stored: $0.value))
+        }
+    }
+
+    /// `importCheckpoints()` with each file's name, times and totals.
+    public func imports() async throws -> [ImportListing] {
+        let (checkpoints, files) = try await store.read { reader in
+            (try await reader.settings(prefix: "import:"), try await reader.settings(prefix: "import-file:"))
+        }
+        let byKey = Dictionary(files.map { ("import:" + $0.key.dropFirst("import-file:".count), $0.value) }) { a, _ in a
+        }
+        return checkpoints.map {
+            ImportListing(
+                key: $0.key, state: ImportCheckpoint(stored: $0.value), file: ImportFile(decoding: byKey[$0.key]))
         }
     }
 
@@ -511,7 +718,8 @@ public struct ConsentService: Sendable {
             cache: &cache)
         let current = try await currentState(subjectID: subjectID, purpose: purpose.key, in: transaction, cache: cache)
         let (status, needsConfirmation) = ConsentRules.statusAfter(
-            decision: command.decision, method: command.method, purpose: purpose, current: current, now: now)
+            decision: command.decision, method: command.method, purpose: purpose, current: current, now: now,
+            confirmedAt: command.confirmedAt)
         let proof = (
             command.proofIP.map { crypto.indexer.proofHash($0, kind: "ip") },
             command.proofUserAgent.map { crypto.indexer.proofHash($0, kind: "user_agent") }
@@ -519,8 +727,8 @@ public struct ConsentService: Sendable {
         let (event, state) = try await appendEvent(
             subjectID: subjectID, purpose: purpose, decision: command.decision, status: status,
             method: command.method, notice: command.notice, source: command.source, proof: proof,
-            consentString: command.consentString, confirms: nil, actor: command.actor, now: now,
-            in: transaction, audit: &drafts, cache: &cache)
+            consentString: command.consentString, confirms: nil, confirmedAt: command.confirmedAt,
+            actor: command.actor, now: now, in: transaction, audit: &drafts, cache: &cache)
         var token: String?
         var tokenExpiry: Date?
         if needsConfirmation {
@@ -555,7 +763,7 @@ public struct ConsentService: Sendable {
     func appendEvent(
         subjectID: UUID, purpose: Purpose, decision: ConsentDecision, status: ConsentStatus, method: ConsentMethod,
         notice: PolicySet.NoticeKey?, source: String?, proof: (String?, String?), consentString: String?,
-        confirms: UUID?, actor: String, now: Date, in transaction: any StoreTransaction,
+        confirms: UUID?, confirmedAt: Date? = nil, actor: String, now: Date, in transaction: any StoreTransaction,
         audit drafts: inout [AuditDraft], cache: inout BatchCache?
     ) async throws -> (ConsentEvent, ConsentState) {
         let ordinal: Int64
@@ -568,26 +776,29 @@ public struct ConsentService: Sendable {
         } else {
             ordinal = try await transaction.nextOrdinal(subjectID: subjectID)
         }
-        let expiry = ConsentRules.expiry(of: purpose, status: status, decidedAt: now)
+        // A grant confirmed before it came to Steward is valid from its confirmation, not from its import.
+        let expiry = ConsentRules.expiry(
+            of: purpose, status: status, decidedAt: confirmedAt.map { min($0, now) } ?? now)
         let event = ConsentEvent(
             id: runtime.newID(), subjectID: subjectID, ordinal: ordinal, purpose: purpose.key, decision: decision,
             status: status, method: method, noticeID: notice?.id, noticeVersion: notice?.version, source: source,
             actor: actor, recordedAt: now, expiresAt: expiry, proofIPHash: proof.0, proofUserAgentHash: proof.1,
-            consentString: consentString, confirms: confirms)
+            consentString: consentString, confirms: confirms, confirmedAt: confirmedAt)
         let state = ConsentState(
             subjectID: subjectID, purpose: purpose.key, status: status, eventID: event.id, decidedAt: now,
             expiresAt: expiry)
         try await transaction.insertConsentEvent(event)
         try await transaction.upsertConsentState(state)
         cache?.states[BatchCache.StateKey(subject: subjectID, purpose: purpose.key)] = state
+        var details = [
+            "subject": subjectID.lowercasedString, "purpose": purpose.key,
+            "decision": decision.rawValue, "status": status.rawValue, "method": method.rawValue,
+        ]
+        if let confirmedAt { details["confirmedAt"] = Timestamp.iso8601(confirmedAt) }
         drafts.append(
             AuditDraft(
                 actor: actor, action: confirms == nil ? "consent.recorded" : "consent.confirmed",
-                targetType: "consent_event", targetID: event.id.lowercasedString,
-                details: [
-                    "subject": subjectID.lowercasedString, "purpose": purpose.key,
-                    "decision": decision.rawValue, "status": status.rawValue, "method": method.rawValue,
-                ]))
+                targetType: "consent_event", targetID: event.id.lowercasedString, details: details))
         return (event, state)
     }
 

@@ -20,7 +20,9 @@ public struct StoreMaintenance: Service {
             group.addTask { await warmOnce() }
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 do {
-                    try await Task.sleep(for: interval)
+                    // Woken by graceful shutdown too, so SIGTERM does not wait out the interval.
+                    let interval = self.interval
+                    try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
                 } catch {
                     break
                 }

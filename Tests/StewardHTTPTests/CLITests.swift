@@ -48,7 +48,10 @@ import Testing
         // `steward consent imports` lists it by format and digest, finished.
         let imports = try await BuiltBinary.run(["consent", "imports", "--data-dir", data] + database)
         #expect(imports.status == 0)
-        #expect(imports.output.contains("csv  sha256 ") && imports.output.contains("  finished"))
+        let listing = imports.output.split(separator: "\n").map(String.init)
+        #expect(listing.first?.hasPrefix("consents.csv  csv  sha256 ") == true, "\(listing)")
+        #expect(listing.count == 4 && listing[1].contains("started 20") && listing[1].contains(", finished 20"))
+        #expect(listing.count == 4 && listing[2] == "  2 accepted, 3 rejected, 6 lines read")
         #expect(imports.output.contains("1 import(s): 1 finished, 0 unfinished"))
         // Reasons never quote the values they refuse.
         #expect(!listed.joined().contains("not-an-email") && !listed.joined().contains("grace"))

@@ -26,7 +26,7 @@ import Testing
 
         let store = try SQLiteStore(path: path)
         let applied = try await store.migrate()
-        #expect(applied == 2)
+        #expect(applied == 3)
         let again = try await store.migrate()
         #expect(again == 0)
 

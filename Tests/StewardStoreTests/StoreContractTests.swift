@@ -199,9 +199,12 @@ import Testing
             _ = try await h.consent.record(Fixtures.decide(Fixtures.email("old@example.com"), "analytics", .denied))
             let commands = lines.map { Fixtures.decide(Fixtures.email($0.0), $0.1, $0.2, gpc: $0.1 == "analytics") }
             if let batchSize {
+                // Double opt-in grants are left pending as one by one, their tokens handed back.
                 let outcome = try await h.consent.recordBulk(
-                    commands.enumerated().map { .command(line: $0.offset + 1, $0.element) }, batchSize: batchSize)
+                    commands.enumerated().map { .command(line: $0.offset + 1, $0.element) }, batchSize: batchSize,
+                    issueConfirmationTokens: true)
                 #expect(outcome.accepted == lines.count && outcome.rejected.isEmpty)
+                #expect(outcome.pending.count == 4 && outcome.pending.allSatisfy { $0.purpose == "marketing.email" })
             } else {
                 for command in commands { _ = try await h.consent.record(command) }
             }
@@ -255,7 +258,8 @@ import Testing
             #expect(try await h.consent.importCheckpoint(key) == .fresh)
             // The process "dies" after two batches of ten: only those committed.
             _ = try await h.consent.recordBulk(Array(items.prefix(21)), batchSize: 10, checkpoint: key)
-            #expect(try await h.consent.importCheckpoint(key) == .committed(line: 21))
+            // The checkpoint carries the running totals: 20 recorded, line 14 refused.
+            #expect(try await h.consent.importCheckpoint(key) == .committed(line: 21, accepted: 20, rejected: 1))
             // Listed among the store's imports (`steward consent imports`), other settings not.
             let other = "import:jsonl:other-digest"
             try await h.store.write { transaction in
@@ -264,7 +268,7 @@ import Testing
             }
             let listed = try await h.consent.importCheckpoints()
             #expect(listed.map(\.key) == [key, other])
-            #expect(listed.map(\.state) == [.committed(line: 21), .committed(line: 3)])
+            #expect(listed.map(\.state) == [.committed(line: 21, accepted: 20, rejected: 1), .committed(line: 3)])
             // Running again resumes after line 21 and records each line once.
             let rest = items.filter { $0.line > 21 }
             let outcome = try await h.consent.recordBulk(rest, batchSize: 10, checkpoint: key)
