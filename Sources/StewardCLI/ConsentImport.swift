@@ -306,7 +306,7 @@ final class Rejections: @unchecked Sendable {  // used by one task at a time
         }
         guard FileManager.default.createFile(atPath: path, contents: Data("line,code,field,detail\n".utf8)),
             let handle = FileHandle(forWritingAtPath: path)
-        else { throw ValidationError("cannot write the rejects file \(path)") }
+        else { throw CLIError("cannot write the rejects file \(path)") }
         try handle.seekToEnd()
         self.handle = handle
     }
@@ -353,7 +353,7 @@ final class ImportReader: @unchecked Sendable {  // used by one task at a time
     private(set) var finished = false
 
     init(path: String, csv isCSV: Bool) throws {
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw ValidationError("cannot read \(path)") }
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw CLIError("cannot read \(path)") }
         self.handle = handle
         size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         if isCSV {
@@ -384,7 +384,7 @@ final class ImportReader: @unchecked Sendable {  // used by one task at a time
             }
             return nil
         } catch {
-            throw ValidationError(error.detail)
+            throw CLIError(error.detail)
         }
     }
 
@@ -400,7 +400,7 @@ final class ImportReader: @unchecked Sendable {  // used by one task at a time
 /// The file's SHA-256 in hex, read 1 MiB at a time: the identity of an import for its checkpoint.
 /// Shows progress for files over 64 MiB (about 0.3 s per 100 MB here).
 func fileDigest(_ path: String) throws -> String {
-    guard let handle = FileHandle(forReadingAtPath: path) else { throw ValidationError("cannot read \(path)") }
+    guard let handle = FileHandle(forReadingAtPath: path) else { throw CLIError("cannot read \(path)") }
     defer { try? handle.close() }
     let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
     let showProgress = size > 64 << 20

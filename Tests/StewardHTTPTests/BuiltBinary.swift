@@ -37,13 +37,14 @@ enum BuiltBinary {
     /// Runs `steward ARGUMENTS` to its end, or kills it after `timeout` (a command that should have
     /// refused but serves instead): exit status, standard output and standard error.
     static func runFully(
-        _ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(120)
+        _ arguments: [String], environment: [String: String] = [:], directory: URL? = nil,
+        timeout: Duration = .seconds(120)
     ) async throws -> (status: Int32, output: String, errors: String, timedOut: Bool) {
         try await offPool {
             let process = Process()
             process.executableURL = url
             process.arguments = arguments
-            process.currentDirectoryURL = packageRoot
+            process.currentDirectoryURL = directory ?? packageRoot
             process.environment = ["STEWARD_LOG_LEVEL": "error", "PATH": "/usr/bin:/bin"].merging(environment) { $1 }
             let out = Pipe()
             let err = Pipe()

@@ -1,0 +1,135 @@
+import Foundation
+import HTTPTypes
+import StewardCore
+import StewardTesting
+import Testing
+
+/// The command line's fit and finish (issue 14, point 5), each against the built binary.
+@Suite struct CommandLineFinish {
+    @Test func versionOnTheCommandLineAndInHealth() async throws {
+        let version = try await BuiltBinary.runFully(["--version"])
+        #expect(version.status == 0 && version.output == StewardVersion.current + "\n")
+        try await BuiltBinary.withDirectory("version") { directory in
+            let server = try ServerProcess(
+                data: directory.appendingPathComponent("data").path, database: [],
+                log: directory.appendingPathComponent("server.log"))
+            defer { server.kill() }
+            try await server.withClient(key: "") { api in
+                let health = try await api.send(.get, "/health").json
+                #expect(health["version"] as? String == StewardVersion.current && health["status"] as? String == "ok")
+            }
+            #expect(try await server.terminate() == 0)
+        }
+    }
+
+    @Test func unknownLogLevelsAreRefusedWithTheCommandsUsage() async throws {
+        let flag = try await BuiltBinary.runFully(["keys", "list", "--log-level", "loud"])
+        #expect(flag.status == 64)
+        #expect(flag.errors.contains("unknown log level 'loud' (--log-level); use one of trace, debug, info"))
+        #expect(flag.errors.contains("Usage: steward keys list"))
+        let env = try await BuiltBinary.runFully(["keys", "list"], environment: ["STEWARD_LOG_LEVEL": "verbose"])
+        #expect(env.status == 64 && env.errors.contains("unknown log level 'verbose' (STEWARD_LOG_LEVEL)"))
+    }
+
+    @Test func anErrorAfterParsingShowsTheSubcommandsUsage() async throws {
+        let revoke = try await BuiltBinary.runFully(["keys", "revoke", "not-a-key-id"])
+        #expect(revoke.status == 64)
+        #expect(revoke.errors.contains("Error: 'not-a-key-id' is not a key id"))
+        #expect(revoke.errors.contains("Usage: steward keys revoke"))
+        #expect(revoke.errors.contains("See 'steward keys revoke --help'"))
+        #expect(!revoke.errors.contains("steward <subcommand>"))
+        // An error that is not about usage is one line, without usage.
+        try await BuiltBinary.withDirectory("missing") { directory in
+            let missing = try await BuiltBinary.runFully(
+                ["consent", "import", directory.appendingPathComponent("nope.csv").path, "--data-dir", directory.path])
+            #expect(missing.status == 1 && missing.errors.hasPrefix("Error: cannot read "))
+            #expect(!missing.errors.contains("Usage:"))
+        }
+    }
+
+    @Test func aPortInUseGivesAOneLineHint() async throws {
+        try await BuiltBinary.withDirectory("port") { directory in
+            // Something else holds the port.
+            let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(holder) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = 0
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let listening = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(holder, $0, length) == 0 && listen(holder, 1) == 0 && getsockname(holder, $0, &length) == 0
+                }
+            }
+            #expect(listening)
+            let port = Int(UInt16(bigEndian: address.sin_port))
+            let serve = try await BuiltBinary.runFully(
+                ["serve", "--port", "\(port)", "--data-dir", directory.path], timeout: .seconds(60))
+            #expect(!serve.timedOut)
+            #expect(serve.status == 1)
+            let lines = serve.errors.split(separator: "\n").map(String.init).filter { $0.hasPrefix("Error:") }
+            #expect(
+                lines == [
+                    "Error: port \(port) on 127.0.0.1 is already in use (another steward?); choose another with --port or STEWARD_HTTP_PORT"
+                ], "\(serve.errors)")
+        }
+    }
+
+    @Test func helpWrapsOnWordBoundariesAndDocumentsRolesAndExitStatus() async throws {
+        let help = try await BuiltBinary.runFully(["consent", "import", "--help"], environment: ["COLUMNS": "80"])
+        let lines = help.output.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        // Paragraphs fill their lines: no line of the overview and discussion breaks off early.
+        let discussion = lines.prefix { !$0.hasPrefix("USAGE:") }
+        for (index, line) in discussion.enumerated() where index + 1 < discussion.count {
+            let next = discussion[discussion.index(discussion.startIndex, offsetBy: index + 1)]
+            if !line.isEmpty && !next.isEmpty { #expect(line.count > 55, "short line in help: \(line)") }
+            #expect(line.count <= 80, "long line in help: \(line)")
+        }
+        #expect(help.output.contains("Exit status: 0 when every line was recorded"))
+        #expect(help.output.contains("--tokens <file>"))
+        let keys = try await BuiltBinary.runFully(["keys", "create", "--help"], environment: ["COLUMNS": "80"])
+        for role in Role.allCases { #expect(keys.output.contains("\(role.rawValue) — ")) }
+        let top = try await BuiltBinary.runFully(["--help"])
+        #expect(top.output.contains("Exit status: 0 on success; 1 when a command fails or refuses"))
+    }
+
+    @Test func relativePathsAreResolvedAndTheErrorSaysWhereItLooked() async throws {
+        try await BuiltBinary.withDirectory("elsewhere") { directory in
+            let serve = try await BuiltBinary.runFully(["serve"], directory: directory, timeout: .seconds(60))
+            #expect(serve.status == 1)
+            let looked = directory.resolvingSymlinksInPath().appendingPathComponent("Policies").path
+            #expect(serve.errors.contains("no policy directory at "), "\(serve.errors)")
+            #expect(serve.errors.contains("/Policies (the default ./Policies, relative to the working directory)"))
+            #expect(
+                serve.errors.contains(looked)
+                    || serve.errors.contains(directory.appendingPathComponent("Policies").path))
+            // Nothing was created where the service would have kept its data.
+            #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent(".steward").path))
+        }
+    }
+
+    @Test func theDevelopmentKeyWarningOncePerServerStartAndShutdownIsLogged() async throws {
+        try await BuiltBinary.withDirectory("devkey") { directory in
+            let data = directory.appendingPathComponent("data").path
+            let log = directory.appendingPathComponent("server.log")
+            for start in 1...2 {
+                let server = try ServerProcess(data: data, database: [], log: log)
+                defer { server.kill() }
+                try await server.waitUntilReady()
+                #expect(try await server.terminate() == 0)
+                let text = try String(contentsOf: log, encoding: .utf8)
+                let warnings =
+                    text.components(separatedBy: "generated a DEVELOPMENT root key").count - 1
+                    + text.components(separatedBy: "using the DEVELOPMENT root key file").count - 1
+                #expect(warnings == start, "start \(start): one warning each")
+                #expect(text.components(separatedBy: "steward stopped").count - 1 == start)
+                #expect(text.contains("shutdown.ms="))
+            }
+            // Other commands on the development key do not warn.
+            let list = try await BuiltBinary.runFully(
+                ["keys", "list", "--data-dir", data], environment: ["STEWARD_LOG_LEVEL": "info"])
+            #expect(list.status == 0 && !list.errors.contains("DEVELOPMENT"))
+        }
+    }
+}
