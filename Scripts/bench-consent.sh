@@ -184,6 +184,8 @@ Notes
 - Each check authenticates its API key (SHA-256, 5 s positive cache), normalises the email, computes
   the HMAC blind index and reads one join (identities clustered on the blind index, then the
   consent state by subject) on a pooled read-only SQLite connection.
+- The analysis below is hand-written and kept across runs: each figure in it names the session
+  and date of the run it comes from, and "the table above" means only this run.
 """
 # Keep the hand-written analysis below the marker across runs.
 marker = "<!-- analysis: kept by Scripts/bench-consent.sh -->"
