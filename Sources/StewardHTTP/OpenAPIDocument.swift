@@ -809,7 +809,7 @@ enum OpenAPIDocument {
           "content": {
             "application/x-ndjson": {
               "schema": {
-                "description": "one RecordConsent object per line; a line that fails is reported in the result, the others are recorded",
+                "description": "one RecordConsent object per line; a line that fails is reported in the result, the others are recorded. A grant for a double opt-in purpose needs confirmedAt here (consent.confirmation_required otherwise): this answer has no place for confirmation tokens, so record such grants one by one with POST /v1/consents",
                 "items": {
                   "$ref": "#/components/schemas/RecordConsent"
                 },

@@ -256,8 +256,14 @@ import Testing
                     : .command(line: line, Fixtures.grant(Fixtures.email("resume\(line)@example.com"), "analytics"))
             }
             #expect(try await h.consent.importCheckpoint(key) == .fresh)
+            try await h.consent.startImport(key, file: "consents.csv", restart: true)
             // The process "dies" after two batches of ten: only those committed.
             _ = try await h.consent.recordBulk(Array(items.prefix(21)), batchSize: 10, checkpoint: key)
+            // `steward consent imports` shows the file, its start and where it stopped, with counts.
+            let stopped = try #require(try await h.consent.imports().first { $0.key == key })
+            #expect(stopped.file.file == "consents.csv" && stopped.file.startedAt == h.clock.now)
+            #expect(stopped.file.finishedAt == nil)
+            #expect(stopped.state == .committed(line: 21, accepted: 20, rejected: 1))
             // The checkpoint carries the running totals: 20 recorded, line 14 refused.
             #expect(try await h.consent.importCheckpoint(key) == .committed(line: 21, accepted: 20, rejected: 1))
             // Listed among the store's imports (`steward consent imports`), other settings not.
@@ -273,8 +279,14 @@ import Testing
             let rest = items.filter { $0.line > 21 }
             let outcome = try await h.consent.recordBulk(rest, batchSize: 10, checkpoint: key)
             #expect(outcome.accepted == 9)
+            h.clock.advance(by: 60)
             try await h.consent.finishImport(
-                key, accepted: outcome.accepted, rejected: outcome.rejected.count, resumedAfter: 21, actor: "cli:test")
+                key, accepted: outcome.accepted, rejected: outcome.rejected.count, resumedAfter: 21,
+                total: .init(accepted: 29, rejected: 1, lines: 30), actor: "cli:test")
+            let finishedFile = try #require(try await h.consent.imports().first { $0.key == key }).file
+            #expect(
+                finishedFile.finishedAt == h.clock.now && finishedFile.startedAt == h.clock.now.addingTimeInterval(-60))
+            #expect(finishedFile.accepted == 29 && finishedFile.rejected == 1 && finishedFile.lines == 30)
             #expect(try await h.consent.importCheckpoint(key) == .finished)
             #expect(try await h.consent.importCheckpoints().map(\.state) == [.finished, .committed(line: 3)])
             // The finished import is audited, in the chain, with this run's counts.
