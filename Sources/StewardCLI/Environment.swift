@@ -188,7 +188,7 @@ struct Setup {
     var policy: PolicySet
     var logger: Logger
     var key: KeySource
-    /// Names the database in errors ("the database /srv/steward/steward.sqlite").
+    /// Names the database in errors ("the data directory /srv/steward (its database steward.sqlite)").
     var databaseName: String
     var dataDir: String
 

@@ -40,20 +40,36 @@ enum BuiltBinary {
         _ arguments: [String], environment: [String: String] = [:], directory: URL? = nil,
         timeout: Duration = .seconds(120)
     ) async throws -> (status: Int32, output: String, errors: String, timedOut: Bool) {
+        try await runProcess(
+            url, arguments,
+            environment: ["STEWARD_LOG_LEVEL": "error", "PATH": "/usr/bin:/bin"].merging(environment) {
+                $1
+            }, directory: directory ?? packageRoot, timeout: timeout)
+    }
+
+    /// Runs any program to its end, or kills it after `timeout`, off the cooperative pool.
+    static func runProcess(
+        _ executable: URL, _ arguments: [String], environment: [String: String], directory: URL,
+        timeout: Duration
+    ) async throws -> (status: Int32, output: String, errors: String, timedOut: Bool) {
         try await offPool {
             let process = Process()
-            process.executableURL = url
+            process.executableURL = executable
             process.arguments = arguments
-            process.currentDirectoryURL = directory ?? packageRoot
-            process.environment = ["STEWARD_LOG_LEVEL": "error", "PATH": "/usr/bin:/bin"].merging(environment) { $1 }
+            process.currentDirectoryURL = directory
+            process.environment = environment
             let out = Pipe()
             let err = Pipe()
             process.standardOutput = out
             process.standardError = err
             try process.run()
-            let killer = DispatchWorkItem { if process.isRunning { process.terminate() } }
-            let seconds = Double(timeout.components.seconds)
-            DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: killer)
+            let killed = Atomic<Bool>(false)
+            let killer = DispatchWorkItem {
+                guard process.isRunning else { return }
+                killed.store(true, ordering: .relaxed)
+                process.terminate()
+            }
+            DispatchQueue.global().asyncAfter(deadline: .now() + Double(timeout.components.seconds), execute: killer)
             // Both pipes are drained at once, so a chatty child cannot block on a full one.
             let errors = Mutex(Data())
             let group = DispatchGroup()
@@ -64,11 +80,10 @@ enum BuiltBinary {
             let output = out.fileHandleForReading.readDataToEndOfFile()
             group.wait()
             process.waitUntilExit()
-            let timedOut = killer.isCancelled == false && process.terminationReason == .uncaughtSignal
             killer.cancel()
             return (
                 process.terminationStatus, String(decoding: output, as: UTF8.self),
-                String(decoding: errors.withLock { $0 }, as: UTF8.self), timedOut
+                String(decoding: errors.withLock { $0 }, as: UTF8.self), killed.load(ordering: .relaxed)
             )
         }
     }

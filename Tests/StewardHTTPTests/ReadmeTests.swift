@@ -73,32 +73,13 @@ import Testing
             }
             let file = directory.appendingPathComponent("walkthrough.sh")
             try script.write(to: file, atomically: true, encoding: .utf8)
-            let result = try await BuiltBinary.offPool { () -> (Int32, String, String) in
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: "/bin/bash")
-                process.arguments = ["-e", "-o", "pipefail", file.path]
-                process.currentDirectoryURL = directory
-                process.environment = [
+            let result = try await BuiltBinary.runProcess(
+                URL(fileURLWithPath: "/bin/bash"), ["-e", "-o", "pipefail", file.path],
+                environment: [
                     "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
                     "HOME": directory.path, "STEWARD_HTTP_PORT": "\(port)",
-                ]
-                let out = Pipe()
-                let err = Pipe()
-                process.standardOutput = out
-                process.standardError = err
-                try process.run()
-                let killer = DispatchWorkItem { if process.isRunning { process.terminate() } }
-                DispatchQueue.global().asyncAfter(deadline: .now() + 180, execute: killer)
-                let errors = err.fileHandleForReading.readDataToEndOfFile()
-                let output = out.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                killer.cancel()
-                return (
-                    process.terminationStatus, String(decoding: output, as: UTF8.self),
-                    String(decoding: errors, as: UTF8.self)
-                )
-            }
-            let (status, output, errors) = result
+                ], directory: directory, timeout: .seconds(180))
+            let (status, output, errors, _) = result
             #expect(status == 0, "the walk-through failed (exit \(status)): \(errors)\n\(output)")
             let segments = output.components(separatedBy: "@@STEP@@")
             #expect(segments.count == steps.count + 1, "\(output)")
