@@ -34,6 +34,15 @@ struct Serve: AsyncParsableCommand {
                     "using the DEVELOPMENT root key file; production must pass --root-key-file or STEWARD_ROOT_KEY_FILE",
                     metadata: ["key.file": "\(file)"])
             }
+            if setup.postgres == nil,
+                let mode = (try? FileManager.default.attributesOfItem(atPath: setup.dataDir))?[.posixPermissions]
+                    as? Int,
+                mode & 0o077 != 0
+            {
+                logger.warning(
+                    "the data directory is open to group or others; chmod 700 it (it holds the database and may hold the key)",
+                    metadata: ["data.dir": "\(setup.dataDir)", "mode": "\(String(mode, radix: 8))"])
+            }
             try await wiring.auditLog.recordPolicyLoad(wiring.policy, store: wiring.store, actor: "system")
             logger.info(
                 "steward starting",

@@ -101,6 +101,11 @@ struct ConsentCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) else {
+                throw CLIError("cannot read \(file): no such file")
+            }
+            guard !isDirectory.boolValue else { throw CLIError("\(file) is a directory; give the file to import") }
             let kind = try Self.format(of: file, given: format)
             let checkpoint = "import:\(kind):" + (try fileDigest(file))
             let reader = try ImportReader(path: file, csv: kind == "csv")

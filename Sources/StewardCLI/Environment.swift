@@ -144,7 +144,10 @@ struct Wiring {
         // The data directory is created only when the key is settled: a refused start leaves nothing.
         let path = (dataDir as NSString).appendingPathComponent("steward.sqlite")
         let exists = FileManager.default.fileExists(atPath: path)
-        if !exists { try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true) }
+        if !exists {
+            try FileManager.default.createDirectory(
+                atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
         return Setup(
             store: try SQLiteStore(path: path), postgres: nil, policy: policy, logger: logger, key: key,
             databaseName: "the data directory \(dataDir) (its database steward.sqlite)", dataDir: dataDir)
@@ -226,7 +229,8 @@ struct Setup {
                 inventory: inventory, key: presented, database: databaseName, lookedFor: lookedFor)
             if root == nil {
                 // Only an empty database gets here (`decide` refuses one with data and no key).
-                try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+                try FileManager.default.createDirectory(
+                    atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
                 root = try RootKey.generate(file: developmentPath)
                 developmentKey = developmentPath
                 generated = true

@@ -20,6 +20,9 @@ struct Steward: AsyncParsableCommand {
     /// reported with the usage of the command that raised them (not the top-level one), and errors
     /// that are not about usage as one line without any.
     static func main() async {
+        // Everything Steward creates — the database, its WAL, key files, rejects and tokens files —
+        // holds ciphertext, hashes, proofs or secrets: readable by the service's user only.
+        umask(0o077)
         let command: any ParsableCommand
         do {
             command = try await asyncParseAsRoot()

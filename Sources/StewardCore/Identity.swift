@@ -42,11 +42,9 @@ public struct NormalizedIdentity: Sendable, Hashable {
         case .phone:
             self.value = try Self.normalizePhone(trimmed)
         case .externalId, .deviceId:
-            guard !trimmed.isEmpty, trimmed.count <= 256, !trimmed.contains(where: \.isNewline) else {
-                throw .invalid(
-                    "identity.invalid_\(kind.rawValue)", "must be 1 to 256 characters on one line",
-                    field: kind.parameterName)
-            }
+            try FreeText.check(
+                trimmed, field: kind.parameterName, maxLength: 256, kind: .identifier,
+                lengthCode: "identity.invalid_\(kind.rawValue)")
             self.value = trimmed
         }
     }
@@ -94,8 +92,14 @@ public struct NormalizedIdentity: Sendable, Hashable {
         guard count <= 254, at >= 1, at <= 64, domainHasDot, previous != UInt8(ascii: "."),
             previous != UInt8(ascii: "@")
         else { throw invalid }
-        if !value.utf8.allSatisfy({ $0 < 0x80 }), value.contains(where: { $0.isWhitespace || $0.isNewline }) {
-            throw invalid
+        if !value.utf8.allSatisfy({ $0 < 0x80 }) {
+            // Invisible characters would make two addresses that look alike two people; a replacement
+            // character means the input was not UTF-8.
+            if value.contains(where: { $0.isWhitespace || $0.isNewline })
+                || value.unicodeScalars.contains(where: { FreeText.refuses($0, kind: .identifier) })
+            {
+                throw invalid
+            }
         }
         return value
     }

@@ -167,11 +167,10 @@ func authorize(_ request: Request, permission: Permission, keys: KeyService) asy
         status: .unauthorized, code: "auth.unauthenticated",
         detail: "a valid API key is required (Authorization: Bearer stw_…)")
     unauthenticated.headers[.wwwAuthenticate] = "Bearer realm=\"steward\""
-    guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw unauthenticated }
-    // Keys are base64url: anything after the token is dropped by splitting on spaces (no CharacterSet
-    // on the hot path).
-    let secret = header.dropFirst("Bearer ".count).split(separator: " ", maxSplits: 1).first.map(String.init) ?? ""
-    guard let principal = try await keys.authenticate(secret: secret) else { throw unauthenticated }
+    guard let header = request.headers[.authorization], let secret = bearerToken(in: header) else {
+        throw unauthenticated
+    }
+    guard let principal = try await keys.authenticate(secret: String(secret)) else { throw unauthenticated }
     guard principal.role.allows(permission) else {
         throw Problem(
             status: .forbidden, code: "auth.forbidden",
@@ -188,4 +187,35 @@ public func buildApplication(
         router: buildRouter(api: api),
         configuration: .init(address: .hostname(host, port: port), serverName: "steward"),
         services: services, logger: logger)
+}
+
+/// The token of an `Authorization: Bearer <token>` header, or nil when the header is anything else.
+/// Strict, one pass over the bytes: the scheme in any case (RFC 9110 §11.1), one space, then one
+/// token68 (RFC 6750 §2.1: letters, digits, `-._~+/`, then `=` padding only) and nothing after it.
+/// Two spaces or trailing words are refused rather than guessed at.
+func bearerToken(in header: String) -> Substring? {
+    let utf8 = header.utf8
+    var index = utf8.startIndex
+    for expected in "bearer ".utf8 {
+        guard index != utf8.endIndex else { return nil }
+        let byte = utf8[index]
+        guard (expected == 0x20 ? byte : byte | 0x20) == expected else { return nil }
+        index = utf8.index(after: index)
+    }
+    let start = index
+    var padding = false
+    while index != utf8.endIndex {
+        let byte = utf8[index]
+        switch byte {
+        case UInt8(ascii: "="): padding = true
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+            UInt8(ascii: "~"), UInt8(ascii: "+"), UInt8(ascii: "/"):
+            if padding { return nil }
+        default: return nil
+        }
+        index = utf8.index(after: index)
+    }
+    guard start != utf8.endIndex, utf8[start] != UInt8(ascii: "=") else { return nil }
+    return header[start..<index]
 }

@@ -129,20 +129,41 @@ public enum ConsentInput {
         var field: [UInt8] = []
         var fields: [String] = []
         var rowValid = true
+        /// Why the row is malformed, when it is (a stray or unclosed quote, an oversized field).
+        var rowProblem: StewardError?
         var inQuotes = false
         /// A quote closed a quoted field; a second quote right after it is an escaped quote.
         var quoteJustClosed = false
+        /// The current field was quoted and has closed: only a comma or the row's end may follow.
+        var fieldClosed = false
         var line = 1
         var rowLine = 1
+        /// Bytes of a UTF-8 byte-order mark matched at the very start of the input (skipped).
+        var bomMatched = 0
+        var started = false
+        /// The longest field accepted (an unclosed quote would otherwise read the rest of the file).
+        static let maxFieldBytes = 64 << 10
 
         public init(actor: String, defaultMethod: ConsentMethod = .import) {
             self.actor = actor
             self.defaultMethod = defaultMethod
         }
 
+        static let byteOrderMark: [UInt8] = [0xEF, 0xBB, 0xBF]
+
         public mutating func feed(_ chunk: some Collection<UInt8>) throws(StewardError) -> [ConsentService.BulkItem] {
             var items: [ConsentService.BulkItem] = []
             for byte in chunk {
+                if !started {
+                    // A byte-order mark (spreadsheet exports write one) is not part of the first column's name.
+                    if byte == Self.byteOrderMark[bomMatched] {
+                        bomMatched += 1
+                        if bomMatched == Self.byteOrderMark.count { started = true }
+                        continue
+                    }
+                    started = true
+                    field.append(contentsOf: Self.byteOrderMark.prefix(bomMatched))
+                }
                 if quoteJustClosed {
                     quoteJustClosed = false
                     if byte == UInt8(ascii: "\"") {
@@ -150,6 +171,7 @@ public enum ConsentInput {
                         inQuotes = true
                         continue
                     }
+                    fieldClosed = true
                 }
                 if inQuotes {
                     if byte == UInt8(ascii: "\"") {
@@ -157,12 +179,29 @@ public enum ConsentInput {
                         quoteJustClosed = true
                     } else {
                         if byte == UInt8(ascii: "\n") { line += 1 }
-                        field.append(byte)
+                        if field.count < Self.maxFieldBytes {
+                            field.append(byte)
+                        } else if rowProblem == nil {
+                            rowProblem = .invalid(
+                                "import.field_too_long",
+                                "a quoted field is longer than \(Self.maxFieldBytes / 1024) KiB (an unclosed quote?)")
+                        }
                     }
                     continue
                 }
                 switch byte {
-                case UInt8(ascii: "\""): inQuotes = true
+                case UInt8(ascii: "\""):
+                    if field.isEmpty && !fieldClosed {
+                        inQuotes = true
+                    } else {
+                        // RFC 4180: a quote opens a field or is doubled inside a quoted one; anywhere else
+                        // the row is malformed, and guessing would shift its columns.
+                        field.append(byte)
+                        if rowProblem == nil {
+                            rowProblem = .invalid(
+                                "import.stray_quote", "has a quote inside an unquoted field or after a closing quote")
+                        }
+                    }
                 case UInt8(ascii: ","): endField()
                 case UInt8(ascii: "\r"): continue
                 case UInt8(ascii: "\n"):
@@ -170,15 +209,34 @@ public enum ConsentInput {
                     if let item = try endRow() { items.append(item) }
                     line += 1
                     rowLine = line
-                default: field.append(byte)
+                default:
+                    if fieldClosed && rowProblem == nil {
+                        rowProblem = .invalid("import.stray_quote", "has text after a closing quote")
+                    }
+                    field.append(byte)
                 }
             }
             return items
         }
 
-        /// The last row, when the input does not end with a newline.
+        /// The last row, when the input does not end with a newline. A quoted field still open at the
+        /// end of the input is reported on the line where it opened, with the lines it took in, rather
+        /// than recorded or dropped in silence.
         public mutating func finish() throws(StewardError) -> [ConsentService.BulkItem] {
-            guard !field.isEmpty || !fields.isEmpty else { return [] }
+            if quoteJustClosed {
+                quoteJustClosed = false
+                fieldClosed = true
+            }
+            if inQuotes {
+                // Lines after the opening one that the field took in (a final newline ends the last, not a new one).
+                let swallowed = line - rowLine - (field.last == UInt8(ascii: "\n") ? 1 : 0)
+                rowProblem = .invalid(
+                    "import.unclosed_quote",
+                    "opens a quoted field that never closes; the \(swallowed) line(s) after it were read into it and not imported"
+                )
+                inQuotes = false
+            }
+            guard !field.isEmpty || !fields.isEmpty || rowProblem != nil else { return [] }
             endField()
             return try endRow().map { [$0] } ?? []
         }
@@ -191,25 +249,34 @@ public enum ConsentInput {
                 rowValid = false
             }
             field.removeAll(keepingCapacity: true)
+            fieldClosed = false
         }
 
         mutating func endRow() throws(StewardError) -> ConsentService.BulkItem? {
             defer {
                 fields.removeAll(keepingCapacity: true)
                 rowValid = true
+                rowProblem = nil
             }
             guard let names else {
                 let header = fields.map { $0.trimmingCharacters(in: .whitespaces) }
                 if !rowValid { throw .invalid("import.not_utf8", "the CSV header is not UTF-8 text") }
+                if let problem = rowProblem { throw .invalid(problem.code, "the CSV header " + problem.detail) }
                 if let unknown = header.first(where: { !csvColumns.contains($0) }) {
                     throw .invalid(
                         "import.unknown_column",
                         "unknown CSV column '\(unknown)'; known columns: \(csvColumns.joined(separator: ", "))",
                         field: unknown)
                 }
+                var seen = Set<String>()
+                if let repeated = header.first(where: { !seen.insert($0).inserted }) {
+                    throw .invalid(
+                        "import.duplicate_column", "the CSV header names column '\(repeated)' twice", field: repeated)
+                }
                 self.names = header
                 return nil
             }
+            if let problem = rowProblem { return .rejected(line: rowLine, problem) }
             if fields.count == 1 && fields[0].isEmpty && rowValid { return nil }
             guard rowValid else {
                 return .rejected(line: rowLine, .invalid("import.not_utf8", "the row is not UTF-8 text"))

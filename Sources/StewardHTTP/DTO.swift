@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import StewardCore
 import StewardServices
 
@@ -90,6 +91,16 @@ struct RecordConsentBody: Decodable {
             method = parsed
         } else {
             method = defaultMethod
+        }
+        if let ip = proof?.ip {
+            // An address, nothing else: its keyed hash is the proof, so anything else is no proof at all.
+            guard ip.utf8.count <= 45, (try? SocketAddress(ipAddress: ip, port: 0)) != nil else {
+                throw .invalid("proof.invalid_ip", "must be an IPv4 or IPv6 address", field: "proof.ip")
+            }
+        }
+        if let userAgent = proof?.userAgent {
+            try FreeText.check(
+                userAgent, field: "proof.userAgent", maxLength: 1_024, lengthCode: "proof.user_agent_too_long")
         }
         var confirmed: Date?
         if let text = confirmedAt {

@@ -149,16 +149,16 @@ public struct ConsentService: Sendable {
             }
         }
         if let source = command.source {
-            if source.count > 200 {
-                throw .invalid("consent.source_too_long", "must be at most 200 characters", field: "source")
-            }
-            try StewardError.refuseControlCharacters(in: source, field: "source")
+            try FreeText.check(source, field: "source", maxLength: 200, lengthCode: "consent.source_too_long")
         }
         if let string = command.consentString {
+            // TCF / GPP / US-privacy strings are ASCII (base64url and a few separators).
             if string.utf8.count > 8_192 {
                 throw .invalid("consent.string_too_long", "must be at most 8192 bytes", field: "consentString")
             }
-            try StewardError.refuseControlCharacters(in: string, field: "consentString")
+            try FreeText.check(
+                string, field: "consentString", maxLength: 8_192, kind: .identifier,
+                lengthCode: "consent.string_too_long")
         }
         return purpose
     }
@@ -685,7 +685,12 @@ public struct ConsentService: Sendable {
                 throw StewardError.conflict("confirmation.expired", "this token has expired", field: "token")
             }
             let purpose = try self.policy.purpose(record.purpose)
-            let current = try await transaction.consentState(subjectID: record.subjectID, purpose: record.purpose)
+            // The grant may have moved with a merge: its confirmation follows it to the surviving subject.
+            guard let subjectID = try await transaction.resolveSubject(record.subjectID) else {
+                throw StewardError.conflict(
+                    "confirmation.superseded", "the subject of this grant no longer exists", field: "token")
+            }
+            let current = try await transaction.consentState(subjectID: subjectID, purpose: record.purpose)
             guard let current, current.eventID == record.eventID, current.status == .pending else {
                 throw StewardError.conflict(
                     "confirmation.superseded", "a later decision replaced the grant this token confirms",
@@ -695,12 +700,12 @@ public struct ConsentService: Sendable {
             var drafts: [AuditDraft] = []
             var noCache: BatchCache? = nil
             let (event, state) = try await self.appendEvent(
-                subjectID: record.subjectID, purpose: purpose, decision: .granted, status: .granted,
+                subjectID: subjectID, purpose: purpose, decision: .granted, status: .granted,
                 method: .doubleOptIn, notice: nil, source: nil, proof: (nil, nil), consentString: nil,
                 confirms: record.eventID, actor: actor, now: now, in: transaction, audit: &drafts, cache: &noCache)
             try await self.audit.append(drafts, in: transaction)
             return RecordOutcome(
-                subjectID: record.subjectID, subjectCreated: false, event: event, state: state,
+                subjectID: subjectID, subjectCreated: false, event: event, state: state,
                 confirmationToken: nil, confirmationExpiresAt: nil, gpcEvents: [])
         }
         countCommitted(events: outcome.allEvents)
@@ -742,21 +747,27 @@ public struct ConsentService: Sendable {
             tokenExpiry = expiry
         }
         var gpcEvents: [ConsentEvent] = []
+        var finalState = state
         if command.globalPrivacyControl {
-            for other in policy.sortedPurposes where other.saleOrSharing && other.key != purpose.key {
+            // The browser's opt-out signal wins, over a grant of sale or sharing sent with it too: the
+            // grant is recorded as sent, and the opt-out right after it (both in the history, the
+            // opt-out in force), so the answer and every later check say not allowed.
+            for other in policy.sortedPurposes
+            where other.saleOrSharing && (other.key != purpose.key || command.decision == .granted) {
                 let otherState = try await currentState(
                     subjectID: subjectID, purpose: other.key, in: transaction, cache: cache)
                 guard let decision = ConsentRules.gpcDecision(current: otherState, now: now) else { continue }
-                let (gpcEvent, _) = try await appendEvent(
+                let (gpcEvent, gpcState) = try await appendEvent(
                     subjectID: subjectID, purpose: other, decision: decision,
                     status: decision == .withdrawn ? .withdrawn : .denied, method: .gpc, notice: nil,
                     source: command.source, proof: proof, consentString: nil, confirms: nil, actor: command.actor,
                     now: now, in: transaction, audit: &drafts, cache: &cache)
                 gpcEvents.append(gpcEvent)
+                if other.key == purpose.key { finalState = gpcState }
             }
         }
         return RecordOutcome(
-            subjectID: subjectID, subjectCreated: created, event: event, state: state, confirmationToken: token,
+            subjectID: subjectID, subjectCreated: created, event: event, state: finalState, confirmationToken: token,
             confirmationExpiresAt: tokenExpiry, gpcEvents: gpcEvents)
     }
 

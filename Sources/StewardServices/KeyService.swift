@@ -33,10 +33,7 @@ public final class KeyService: Sendable {
     /// Creates a key; the secret is returned once and never stored.
     public func create(name: String, role: Role, actor: String) async throws -> (record: APIKeyRecord, secret: String) {
         let trimmed = name.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !trimmed.isEmpty, trimmed.count <= 100 else {
-            throw StewardError.invalid("key.invalid_name", "must be 1 to 100 characters", field: "name")
-        }
-        try StewardError.refuseControlCharacters(in: trimmed, field: "name")
+        try FreeText.check(trimmed, field: "name", maxLength: 100, lengthCode: "key.invalid_name")
         let secret = Self.keyPrefix + Data(runtime.randomBytes(32)).base64URLString
         let record = APIKeyRecord(
             id: runtime.newID(), name: trimmed, role: role, prefix: String(secret.prefix(12)),

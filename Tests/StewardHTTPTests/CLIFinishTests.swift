@@ -132,4 +132,37 @@ import Testing
             #expect(list.status == 0 && !list.errors.contains("DEVELOPMENT"))
         }
     }
+
+    /// Issue 15, defect 9: the database, its WAL and the key were created 0644 in a 0755 directory.
+    @Test func everythingStewardCreatesIsTheServiceUsersOnly() async throws {
+        try await BuiltBinary.withDirectory("modes") { directory in
+            let data = directory.appendingPathComponent("data").path
+            let server = try ServerProcess(
+                data: data, database: [], log: directory.appendingPathComponent("server.log"))
+            defer { server.kill() }
+            try await server.waitUntilReady()
+            func mode(_ name: String) throws -> Int {
+                try #require(FileManager.default.attributesOfItem(atPath: data + name)[.posixPermissions] as? Int)
+            }
+            #expect(try mode("") == 0o700)
+            #expect(try mode("/root.key") == 0o400)
+            for file in ["/steward.sqlite", "/steward.sqlite-wal", "/steward.sqlite-shm"] {
+                #expect(try mode(file) == 0o600, "\(file)")
+            }
+            #expect(try await server.terminate() == 0)
+            // An import's rejects file holds line numbers and reasons only, but is private all the same.
+            let file = directory.appendingPathComponent("in.csv")
+            try "email,purpose,decision\nnot-an-email,sale,denied\n".write(to: file, atomically: true, encoding: .utf8)
+            let rejects = directory.appendingPathComponent("rejects.csv").path
+            _ = try await BuiltBinary.runFully([
+                "consent", "import", file.path, "--rejects", rejects, "--data-dir", data,
+            ])
+            let rejectsMode = try FileManager.default.attributesOfItem(atPath: rejects)[.posixPermissions] as? Int
+            #expect(rejectsMode == 0o600)
+            // Issue 15, defect 8: a directory given as the file is one clear line, not a Foundation error.
+            let folder = try await BuiltBinary.runFully(["consent", "import", directory.path, "--data-dir", data])
+            #expect(folder.status == 1)
+            #expect(folder.errors == "Error: \(directory.path) is a directory; give the file to import\n")
+        }
+    }
 }

@@ -106,6 +106,53 @@ import Testing
         }
     }
 
+    /// Issue 15, defect 8: rows the CSV reader lost or mangled in silence.
+    @Test func malformedQuotesAreReportedOnTheirLineAndLoseNoOtherRow() throws {
+        // A quote inside an unquoted field opened quote mode and swallowed the rows after it.
+        let stray =
+            "email,purpose,decision,source\n"
+            + "a@example.com,sale,denied,O\"Brien's form\n"
+            + "b@example.com,sale,denied,web\n"
+            + "c@example.com,sale,denied,\"quoted\"tail\n"
+            + "d@example.com,sale,denied,web\n"
+        let strayResult = lines(try ConsentInput.csv(Data(stray.utf8), actor: "cli:test"))
+        #expect(strayResult.accepted == [3, 5])
+        #expect(strayResult.rejected == [2: "import.stray_quote", 4: "import.stray_quote"])
+        // A quoted field that never closes is reported where it opened, with the lines it took in.
+        let unclosed =
+            "email,purpose,decision\n"
+            + "a@example.com,sale,denied\n"
+            + "\"b@example.com,sale,denied\n"
+            + "c@example.com,sale,denied\n"
+            + "d@example.com,sale,denied\n"
+        let items = try ConsentInput.csv(Data(unclosed.utf8), actor: "cli:test")
+        #expect(lines(items).accepted == [2])
+        #expect(lines(items).rejected == [3: "import.unclosed_quote"])
+        if case .rejected(_, let error) = items.last { #expect(error.detail.contains("the 2 line(s) after it")) }
+        // The same, read one byte at a time.
+        var reader = ConsentInput.CSVReader(actor: "cli:test")
+        var chunked: [ConsentService.BulkItem] = []
+        for byte in Data(unclosed.utf8) { chunked += try reader.feed([byte]) }
+        chunked += try reader.finish()
+        #expect(lines(chunked).accepted == [2] && lines(chunked).rejected == [3: "import.unclosed_quote"])
+    }
+
+    @Test func aByteOrderMarkIsSkippedAndADuplicateColumnRefused() throws {
+        let bom = Data([0xEF, 0xBB, 0xBF]) + Data("email,purpose,decision\na@example.com,sale,denied\n".utf8)
+        #expect(lines(try ConsentInput.csv(bom, actor: "cli:test")).accepted == [2])
+        var reader = ConsentInput.CSVReader(actor: "cli:test")
+        var split: [ConsentService.BulkItem] = []
+        for byte in bom { split += try reader.feed([byte]) }
+        #expect(lines(split + (try reader.finish())).accepted == [2])
+        do {
+            _ = try ConsentInput.csv(
+                Data("email,purpose,decision,purpose\nx@example.com,sale,denied,analytics\n".utf8), actor: "cli:test")
+            Issue.record("accepted a duplicate column")
+        } catch {
+            #expect(error.code == "import.duplicate_column" && error.field == "purpose")
+        }
+    }
+
     @Test func jsonLinesUseTheAPIValidationAndTheCallersDefaultMethod() {
         let data = Data(
             """

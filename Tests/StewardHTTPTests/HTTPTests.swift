@@ -310,4 +310,79 @@ import Testing
             #expect(ready.status == .ok)
         }
     }
+
+    /// Issue 15, defect 5 at the edge: the bearer scheme in any case, nothing loose around the token.
+    @Test func theBearerHeaderIsParsedStrictly() async throws {
+        try await withServer { h, client in
+            let key = try await h.key(.service)
+            let check = "/v1/consents/check?email=bearer%40example.com&purpose=analytics"
+            func status(_ header: String) async throws -> HTTPResponse.Status {
+                try await client.execute(uri: check, method: .get, headers: [.authorization: header], body: nil).status
+            }
+            for accepted in ["Bearer \(key)", "bearer \(key)", "BEARER \(key)"] {
+                #expect(try await status(accepted) == .ok, "\(accepted.prefix(8))")
+            }
+            for refused in [
+                // (A trailing space is not here: HTTP strips it from every field value, RFC 9110 §5.5.)
+                "Bearer  \(key)", "Bearer \(key) junk", "Bearer\t\(key)", "Bearer", "Bearer ",
+                "Basic \(key)", "Bearer =\(key)", "Bearer \(key)=x",
+            ] {
+                #expect(
+                    try await status(refused) == .unauthorized, "\(refused.replacingOccurrences(of: key, with: "KEY"))")
+            }
+        }
+    }
+
+    /// Issue 15, defects 4 and 5 at the edge: 400 with the field, never 500, never stored.
+    @Test func hostileFieldsAreRefusedWithTheirField() async throws {
+        try await withServer { h, client in
+            let admin = try await h.key(.admin)
+            func post(_ uri: String, _ body: String) async throws -> (HTTPResponse.Status, [String: Any]) {
+                let response = try await client.execute(
+                    uri: uri, method: .post, headers: headers(admin), body: ByteBuffer(string: body))
+                let object =
+                    (try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView))) as? [String: Any]
+                return (response.status, object ?? [:])
+            }
+            let longName = String(repeating: "e\u{0301}", count: 100)
+            let (keyStatus, keyProblem) = try await post("/v1/keys", #"{"name":"\#(longName)","role":"service"}"#)
+            #expect(keyStatus == .badRequest && keyProblem["code"] as? String == "key.invalid_name")
+            let consent = #"{"subject":{"email":"p@example.com"},"purpose":"sale","decision":"denied","#
+            let hugeIP = String(repeating: "1", count: 60_000)
+            for (body, code, field) in [
+                (consent + #""proof":{"ip":"\#(hugeIP)"}}"#, "proof.invalid_ip", "proof.ip"),
+                (consent + #""proof":{"ip":"not-an-ip"}}"#, "proof.invalid_ip", "proof.ip"),
+                (
+                    consent + #""proof":{"userAgent":"Mozilla\u001b[31m"}}"#, "text.control_characters",
+                    "proof.userAgent"
+                ),
+                (
+                    #"{"subject":{"externalId":"cust\u0000"},"purpose":"sale","decision":"denied"}"#,
+                    "text.control_characters", "subject.externalId"
+                ),
+                (
+                    #"{"subject":{"deviceId":"dev\u200b1"},"purpose":"sale","decision":"denied"}"#,
+                    "text.invisible_characters", "subject.deviceId"
+                ),
+                (
+                    #"{"subject":{"email":"a\u202e@example.com"},"purpose":"sale","decision":"denied"}"#,
+                    "identity.invalid_email", "subject.email"
+                ),
+            ] {
+                let (status, problem) = try await post("/v1/consents", body)
+                #expect(status == .badRequest, "\(code)")
+                #expect(problem["code"] as? String == code && problem["field"] as? String == field, "\(problem)")
+            }
+            for ip in ["203.0.113.9", "2001:db8::1", "::1"] {
+                let (status, _) = try await post("/v1/consents", consent + #""proof":{"ip":"\#(ip)"}}"#)
+                #expect(status == .created, "\(ip)")
+            }
+            // Invalid UTF-8 in a check's query string is refused, not looked up as something else.
+            let service = try await h.key(.service)
+            let check = try await client.execute(
+                uri: "/v1/consents/check?email=a%FF%40example.com&purpose=analytics", method: .get,
+                headers: headers(service), body: nil)
+            #expect(check.status == .badRequest)
+        }
+    }
 }
