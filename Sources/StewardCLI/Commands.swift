@@ -27,6 +27,13 @@ struct Serve: AsyncParsableCommand {
         let setup = try Wiring.open(common, logger: logger)
         let host = self.host ?? common.env["STEWARD_HTTP_HOST"] ?? "127.0.0.1"
         let port = self.port ?? common.env["STEWARD_HTTP_PORT"].flatMap(Int.init) ?? 8080
+        let limits: HTTPLimits
+        do {
+            limits = try HTTPLimits(environment: common.env)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        let descriptors = raiseDescriptorLimit()
         let shutdown = ShutdownWatch()
         try await setup.withStore { wiring in
             if let file = wiring.developmentKey, !wiring.generatedKey {
@@ -51,11 +58,18 @@ struct Serve: AsyncParsableCommand {
                     "data.dir": "\(setup.dataDir)",
                     "migrations.applied": "\(wiring.migrationsApplied)",
                     "policy.purposes": "\(wiring.policy.purposes.count)", "http.address": "\(host):\(port)",
+                    "http.max_connections": "\(limits.maxConnections)", "http.idle_timeout": "\(limits.idleTimeout)",
+                    "http.body_timeout": "\(limits.bodyTimeout)", "process.max_descriptors": "\(descriptors)",
                 ])
+            if descriptors < limits.maxConnections + 64 {
+                logger.warning(
+                    "the descriptor limit is below STEWARD_HTTP_MAX_CONNECTIONS: connections past it fail to be accepted; raise `ulimit -n` or lower the setting",
+                    metadata: ["process.max_descriptors": "\(descriptors)"])
+            }
             let keys = KeyService(store: wiring.store, crypto: wiring.crypto, runtime: wiring.runtime)
             let api = StewardAPI(consent: wiring.consentService, keys: keys, registry: PrometheusCollectorRegistry())
             let app = buildApplication(
-                api: api, host: host, port: port,
+                api: api, host: host, port: port, limits: limits,
                 services: [StoreMaintenance(store: api.store, logger: logger), shutdown], logger: logger)
             do {
                 try await app.runService()
@@ -228,4 +242,17 @@ struct AuditCommand: AsyncParsableCommand {
             print("audit chain intact: \(result.checked) entries verified")
         }
     }
+}
+
+/// Raises the soft limit on open descriptors to the hard limit (each connection holds one), and
+/// returns the limit now in force.
+func raiseDescriptorLimit() -> Int {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 0 }
+    if limit.rlim_cur < limit.rlim_max {
+        var raised = limit
+        raised.rlim_cur = limit.rlim_max
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+    }
+    return Int(clamping: limit.rlim_cur)
 }

@@ -1,6 +1,7 @@
 import Foundation
 public import HTTPTypes
 public import Hummingbird
+import HummingbirdCore
 public import Logging
 import Metrics
 import NIOCore
@@ -181,11 +182,14 @@ func authorize(_ request: Request, permission: Permission, keys: KeyService) asy
 
 /// Builds the application that serves the API.
 public func buildApplication(
-    api: StewardAPI, host: String, port: Int, services: [any Service] = [], logger: Logger
+    api: StewardAPI, host: String, port: Int, limits: HTTPLimits = HTTPLimits(), services: [any Service] = [],
+    logger: Logger
 ) -> some ApplicationProtocol {
     Application(
-        router: buildRouter(api: api),
-        configuration: .init(address: .hostname(host, port: port), serverName: "steward"),
+        router: buildRouter(api: api), server: limits.server,
+        configuration: .init(
+            address: .hostname(host, port: port), serverName: "steward",
+            availableConnectionsDelegate: MaximumAvailableConnections(limits.maxConnections, logger: logger)),
         services: services, logger: logger)
 }
 

@@ -3,6 +3,7 @@ public import HTTPTypes
 public import Hummingbird
 import Logging
 import NIOCore
+import NIOHTTP1
 public import StewardCore
 import StewardServices
 
@@ -82,6 +83,17 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
                 detail: "concurrent changes to the same records kept conflicting; nothing was applied, retry")
             problem.headers[.retryAfter] = "1"
             return try problem.response(from: request, context: context)
+        } catch let error where Self.isClientGone(error) {
+            // The client hung up (or was cut off by a read deadline) before its request was read: no one
+            // will see an answer, and it is not the server's error. Counted as 499, as nginx does, logged
+            // at debug.
+            context.logger.debug(
+                "the connection closed before the request was read",
+                metadata: ["error.type": "\(String(reflecting: type(of: error)))"])
+            return try Problem(
+                status: .init(code: 499, reasonPhrase: "Client Closed Request"), code: "request.aborted",
+                detail: "the connection closed before the request was read"
+            ).response(from: request, context: context)
         } catch let error as any HTTPResponseError {
             let code = error.status == .notFound ? "route.not_found" : "http.\(error.status.code)"
             return try Problem(status: error.status, code: code, detail: error.status.reasonPhrase)
@@ -98,6 +110,15 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
                 detail: "an internal error occurred; quote the request id"
             )
             .response(from: request, context: context)
+        }
+    }
+
+    /// Errors that mean the connection went away while the request was being read.
+    static func isClientGone(_ error: any Error) -> Bool {
+        switch error {
+        case is HTTPParserError, is IOError: true
+        case let error as ChannelError: error == .ioOnClosedChannel || error == .eof || error == .alreadyClosed
+        default: false
         }
     }
 }

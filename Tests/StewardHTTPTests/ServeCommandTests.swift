@@ -153,14 +153,16 @@ import Testing
 struct ServerProcess {
     let process = Process()
     let port: Int
+    let dataDir: String
 
-    init(data: String, database: [String], log: URL) throws {
+    init(data: String, database: [String], log: URL, environment: [String: String] = [:]) throws {
         port = try Self.freePort()
+        dataDir = data
         process.executableURL = BuiltBinary.url
         process.arguments = ["serve", "--data-dir", data, "--port", "\(port)"] + database
         process.currentDirectoryURL = BuiltBinary.packageRoot
         // Debug level: the most the server ever logs, all of it read for personal values afterwards.
-        process.environment = ["STEWARD_LOG_LEVEL": "debug", "PATH": "/usr/bin:/bin"]
+        process.environment = ["STEWARD_LOG_LEVEL": "debug", "PATH": "/usr/bin:/bin"].merging(environment) { $1 }
         if !FileManager.default.fileExists(atPath: log.path) {
             _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         }

@@ -1,0 +1,107 @@
+public import Foundation
+import HTTPTypes
+public import Hummingbird
+import HummingbirdCore
+import NIOCore
+import NIOHTTPTypes
+
+/// Server-wide limits that keep one client — or a few thousand — from taking the server's
+/// connections or memory. Each has an environment variable (`Docs/Configuration.md`).
+public struct HTTPLimits: Sendable, Equatable {
+    /// Connections held open at once; past it the server stops accepting until one closes.
+    public var maxConnections: Int
+    /// How long a connection may sit without a request in progress — idle keep-alive, or a client
+    /// still sending its request head — before it is closed.
+    public var idleTimeout: Duration
+    /// How long a request's body may take to arrive, from its head to its end.
+    public var bodyTimeout: Duration
+
+    public init(
+        maxConnections: Int = 4_096, idleTimeout: Duration = .seconds(30), bodyTimeout: Duration = .seconds(120)
+    ) {
+        self.maxConnections = maxConnections
+        self.idleTimeout = idleTimeout
+        self.bodyTimeout = bodyTimeout
+    }
+
+    /// From `STEWARD_HTTP_MAX_CONNECTIONS`, `STEWARD_HTTP_IDLE_TIMEOUT` and `STEWARD_HTTP_BODY_TIMEOUT`
+    /// (seconds); a value that is not a positive number is refused, naming the variable.
+    public init(environment: [String: String]) throws {
+        self.init()
+        func positive(_ name: String) throws -> Double? {
+            guard let text = environment[name] else { return nil }
+            guard let value = Double(text), value > 0, value.isFinite else {
+                throw HTTPLimitsError(description: "\(name) must be a positive number, not '\(text)'")
+            }
+            return value
+        }
+        if let value = try positive("STEWARD_HTTP_MAX_CONNECTIONS") { maxConnections = Int(value) }
+        if let value = try positive("STEWARD_HTTP_IDLE_TIMEOUT") { idleTimeout = .milliseconds(Int64(value * 1_000)) }
+        if let value = try positive("STEWARD_HTTP_BODY_TIMEOUT") { bodyTimeout = .milliseconds(Int64(value * 1_000)) }
+    }
+}
+
+public struct HTTPLimitsError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// Closes a connection whose request body has not fully arrived `timeout` after its head: a client
+/// trickling a body holds a connection and a handler task otherwise for as long as it likes.
+/// (A request head that trickles is an idle connection to Hummingbird's idle timeout, which closes it.)
+final class BodyReadDeadline: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    let timeout: TimeAmount
+    private var deadline: Scheduled<Void>?
+
+    init(timeout: TimeAmount) { self.timeout = timeout }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head:
+            deadline?.cancel()
+            let channel = context.channel
+            deadline = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+        case .body: break
+        case .end:
+            deadline?.cancel()
+            deadline = nil
+        }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        // A response may end the request before its body is read (an early 401 or 413).
+        if case .end = unwrapOutboundIn(data) {
+            deadline?.cancel()
+            deadline = nil
+        }
+        context.write(data, promise: promise)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
+    }
+}
+
+extension HTTPLimits {
+    var server: HTTPServerBuilder {
+        let bodyTimeout = TimeAmount.nanoseconds(
+            bodyTimeout.components.seconds * 1_000_000_000 + bodyTimeout.components.attoseconds / 1_000_000_000)
+        let idle = TimeAmount.nanoseconds(
+            idleTimeout.components.seconds * 1_000_000_000 + idleTimeout.components.attoseconds / 1_000_000_000)
+        return .http1(
+            configuration: .init(
+                additionalChannelHandlers: [BodyReadDeadline(timeout: bodyTimeout)], idleTimeout: idle))
+    }
+}
