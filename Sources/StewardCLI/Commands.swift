@@ -28,8 +28,10 @@ struct Serve: AsyncParsableCommand {
         let host = self.host ?? common.env["STEWARD_HTTP_HOST"] ?? "127.0.0.1"
         let port = self.port ?? common.env["STEWARD_HTTP_PORT"].flatMap(Int.init) ?? 8080
         let limits: HTTPLimits
+        let bulkLimits: BulkLimits
         do {
             limits = try HTTPLimits(environment: common.env)
+            bulkLimits = try BulkLimits(environment: common.env)
         } catch {
             throw ValidationError("\(error)")
         }
@@ -67,7 +69,9 @@ struct Serve: AsyncParsableCommand {
                     metadata: ["process.max_descriptors": "\(descriptors)"])
             }
             let keys = KeyService(store: wiring.store, crypto: wiring.crypto, runtime: wiring.runtime)
-            let api = StewardAPI(consent: wiring.consentService, keys: keys, registry: PrometheusCollectorRegistry())
+            let api = StewardAPI(
+                consent: wiring.consentService, keys: keys, registry: PrometheusCollectorRegistry(),
+                bulkLimits: bulkLimits)
             let app = buildApplication(
                 api: api, host: host, port: port, limits: limits,
                 services: [StoreMaintenance(store: api.store, logger: logger), shutdown], logger: logger)

@@ -18,13 +18,19 @@ public struct StewardAPI: Sendable {
     public var store: any StewardStore
     public var audit: AuditLog
     public var registry: PrometheusCollectorRegistry
+    public var bulkLimits: BulkLimits
+    let bulkSlots: Slots
 
     /// Every service here reaches the store through a `MeteredStore` on this registry, so database
     /// errors are counted whichever route meets them; consent events are counted by the service
     /// after each commit (single, confirmed and bulk alike).
     public init(
-        consent: ConsentService, keys: KeyService, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
+        consent: ConsentService, keys: KeyService,
+        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+        bulkLimits: BulkLimits = BulkLimits()
     ) {
+        self.bulkLimits = bulkLimits
+        self.bulkSlots = Slots(bulkLimits.concurrent)
         let factory = PrometheusMetricsFactory(registry: registry)
         let store = MeteredStore(consent.store, factory: factory)
         let consent = ConsentService(

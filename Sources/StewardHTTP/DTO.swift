@@ -248,7 +248,12 @@ struct BulkResponse: Encodable {
         var detail: String
     }
     var accepted: Int
+    /// The first rejections, in line order (`?rejections=N`).
     var rejected: [Rejection]
+    var rejectedCount: Int
+    var rejectedByCode: [String: Int]
+    /// Rejections counted but not listed.
+    var rejectionsOmitted: Int
 }
 
 struct KeyDTO: Encodable {

@@ -48,19 +48,7 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
                 recordResponse(outcome, policy: policy, now: consent.runtime.now()).jsonText, status: .created)
         },
         Endpoint(.post, "/v1/consents/bulk", .consentRecord) { request, context in
-            var request = request
-            let buffer = try await request.collectBody(upTo: 256 << 20)
-            let items = ConsentInput.jsonLines(Data(buffer.readableBytesView), actor: context.principal!.actor)
-            guard !items.isEmpty else {
-                throw StewardError.invalid("bulk.empty", "the body holds no JSON lines")
-            }
-            let outcome = try await consent.recordBulk(items)
-            return try json(
-                BulkResponse(
-                    accepted: outcome.accepted,
-                    rejected: outcome.rejected.map {
-                        .init(line: $0.line, code: $0.error.code, field: $0.error.field, detail: $0.error.detail)
-                    }))
+            try await recordBulk(request, actor: context.principal!.actor, api: api)
         },
         Endpoint(.post, "/v1/consents/confirm", .consentRecord) { request, context in
             let body = try await decode(ConfirmBody.self, from: request, limit: 4 << 10)
@@ -288,4 +276,76 @@ struct AuditVerifyResponse: Encodable {
 struct CreatedKey: Encodable {
     var key: KeyDTO
     var secret: String
+}
+
+/// `POST /v1/consents/bulk` in bounded memory: the body (at most `StewardAPI.bulkLimits.maxBytes`)
+/// is received whole before anything is written — a client that hangs up halfway records nothing —
+/// kept as the pieces it arrived in, then parsed and recorded 1,000 lines at a time, each piece let go
+/// once read, so the memory the body held is handed to the writer as it goes rather than added to it.
+/// The answer keeps the counts of every rejection by code and the first `rejections` of them (default
+/// 100, at most 10,000); `steward consent import --rejects FILE` lists every one. At most
+/// `bulkLimits.concurrent` bulk requests run at once; more are answered 503 `bulk.busy`.
+func recordBulk(_ request: Request, actor: String, api: StewardAPI) async throws -> Response {
+    var shown = 100
+    if let text = request.query("rejections") {
+        guard let value = Int(text), (0...10_000).contains(value) else {
+            throw StewardError.invalid(
+                "request.invalid_rejections", "must be an integer from 0 to 10000", field: "rejections")
+        }
+        shown = value
+    }
+    let maxBytes = api.bulkLimits.maxBytes
+    let tooLarge = Problem(
+        status: .contentTooLarge, code: "request.too_large",
+        detail: "the bulk body is larger than \(maxBytes) bytes (STEWARD_BULK_MAX_BYTES); nothing was recorded")
+    if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBytes { throw tooLarge }
+    guard api.bulkSlots.acquire() else {
+        var problem = Problem(
+            status: .serviceUnavailable, code: "bulk.busy",
+            detail: "the server is recording other bulk requests; nothing was recorded, retry")
+        problem.headers[.retryAfter] = "2"
+        throw problem
+    }
+    defer { api.bulkSlots.release() }
+    var pieces: [ByteBuffer] = []
+    var received = 0
+    for try await piece in request.body {
+        received += piece.readableBytes
+        guard received <= maxBytes else { throw tooLarge }
+        pieces.append(piece)
+    }
+    let consent = api.consent
+    var reader = ConsentInput.JSONLinesReader(actor: actor)
+    var result = BulkResponse(accepted: 0, rejected: [], rejectedCount: 0, rejectedByCode: [:], rejectionsOmitted: 0)
+    var sawLine = false
+    func record(_ items: [ConsentService.BulkItem]) async throws {
+        guard !items.isEmpty else { return }
+        sawLine = true
+        let outcome = try await consent.recordPrepared(consent.prepareBulk(items))
+        result.accepted += outcome.accepted
+        result.rejectedCount += outcome.rejected.count
+        for rejection in outcome.rejected {
+            result.rejectedByCode[rejection.error.code, default: 0] += 1
+            if result.rejected.count < shown {
+                result.rejected.append(
+                    .init(
+                        line: rejection.line, code: rejection.error.code, field: rejection.error.field,
+                        detail: rejection.error.detail))
+            }
+        }
+    }
+    var items: [ConsentService.BulkItem] = []
+    for index in pieces.indices {
+        items += reader.feed(pieces[index].readableBytesView)
+        pieces[index] = ByteBuffer()  // read: its memory goes back for the batches to use
+        while items.count >= 1_000 {
+            try await record(Array(items.prefix(1_000)))
+            items.removeFirst(1_000)
+        }
+    }
+    items += reader.finish()
+    try await record(items)
+    guard sawLine else { throw StewardError.invalid("bulk.empty", "the body holds no JSON lines") }
+    result.rejectionsOmitted = result.rejectedCount - result.rejected.count
+    return try json(result)
 }

@@ -1,4 +1,5 @@
 public import Foundation
+import Synchronization
 import HTTPTypes
 public import Hummingbird
 import HummingbirdCore
@@ -104,4 +105,44 @@ extension HTTPLimits {
             configuration: .init(
                 additionalChannelHandlers: [BodyReadDeadline(timeout: bodyTimeout)], idleTimeout: idle))
     }
+}
+
+/// What `POST /v1/consents/bulk` may hold: its body, and how many run at once. Memory for bulk work
+/// is about `maxBytes` x `concurrent` plus one batch each.
+public struct BulkLimits: Sendable, Equatable {
+    public var maxBytes: Int
+    public var concurrent: Int
+
+    public init(maxBytes: Int = 64 << 20, concurrent: Int = 2) {
+        self.maxBytes = maxBytes
+        self.concurrent = concurrent
+    }
+
+    /// From `STEWARD_BULK_MAX_BYTES` and `STEWARD_BULK_CONCURRENT`.
+    public init(environment: [String: String]) throws {
+        self.init()
+        for (name, keyPath) in [
+            ("STEWARD_BULK_MAX_BYTES", \BulkLimits.maxBytes), ("STEWARD_BULK_CONCURRENT", \BulkLimits.concurrent),
+        ] {
+            guard let text = environment[name] else { continue }
+            guard let value = Int(text), value > 0 else {
+                throw HTTPLimitsError(description: "\(name) must be a positive integer, not '\(text)'")
+            }
+            self[keyPath: keyPath] = value
+        }
+    }
+}
+
+/// A counting semaphore that never waits: `acquire` fails when all slots are taken.
+final class Slots: Sendable {
+    private let free: Mutex<Int>
+    init(_ count: Int) { free = Mutex(count) }
+    func acquire() -> Bool {
+        free.withLock { free in
+            guard free > 0 else { return false }
+            free -= 1
+            return true
+        }
+    }
+    func release() { free.withLock { $0 += 1 } }
 }

@@ -23,6 +23,7 @@ enum OpenAPIDocument {
             "type": "integer"
           },
           "rejected": {
+            "description": "the first rejections in line order (?rejections=N, default 100)",
             "items": {
               "properties": {
                 "code": {
@@ -41,8 +42,28 @@ enum OpenAPIDocument {
               "type": "object"
             },
             "type": "array"
+          },
+          "rejectedByCode": {
+            "additionalProperties": {
+              "type": "integer"
+            },
+            "type": "object"
+          },
+          "rejectedCount": {
+            "type": "integer"
+          },
+          "rejectionsOmitted": {
+            "description": "rejections counted but not listed",
+            "type": "integer"
           }
         },
+        "required": [
+          "accepted",
+          "rejected",
+          "rejectedCount",
+          "rejectedByCode",
+          "rejectionsOmitted"
+        ],
         "type": "object"
       },
       "Check": {
@@ -805,6 +826,19 @@ enum OpenAPIDocument {
     "/v1/consents/bulk": {
       "post": {
         "operationId": "postConsentsBulk",
+        "parameters": [
+          {
+            "description": "how many rejections to list, 0 to 10000 (default 100); all are counted",
+            "in": "query",
+            "name": "rejections",
+            "required": false,
+            "schema": {
+              "maximum": 10000,
+              "minimum": 0,
+              "type": "integer"
+            }
+          }
+        ],
         "requestBody": {
           "content": {
             "application/x-ndjson": {
@@ -854,7 +888,7 @@ enum OpenAPIDocument {
             "bearer": []
           }
         ],
-        "summary": "Record many decisions from JSON lines, in atomic batches",
+        "summary": "Record many decisions from JSON lines (at most 64 MiB by default), in atomic batches of 1,000; 503 bulk.busy while the allowed number already run",
         "tags": [
           "consent"
         ],

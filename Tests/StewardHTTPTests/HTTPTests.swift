@@ -233,6 +233,50 @@ import Testing
         }
     }
 
+    /// Issue 15, defect 1: the answer to a bulk of bad lines is bounded: counts by code, the first N.
+    @Test func bulkAnswersCountEveryRejectionAndListTheFirstN() async throws {
+        try await withServer { h, client in
+            let key = try await h.key(.service)
+            let good = #"{"subject":{"email":"bulk-ok@example.com"},"purpose":"sale","decision":"denied"}"#
+            let body =
+                ([good] + Array(repeating: "not json", count: 150)
+                + Array(repeating: #"{"purpose":"sale"}"#, count: 100))
+                .joined(separator: "\n")
+            let response = try await client.execute(
+                uri: "/v1/consents/bulk?rejections=10", method: .post, headers: headers(key),
+                body: ByteBuffer(string: body))
+            #expect(response.status == .ok)
+            let result = try object(response)
+            #expect(result["accepted"] as? Int == 1)
+            #expect(result["rejectedCount"] as? Int == 250 && result["rejectionsOmitted"] as? Int == 240)
+            #expect((result["rejected"] as? [[String: Any]])?.compactMap { $0["line"] as? Int } == Array(2...11))
+            let byCode = try #require(result["rejectedByCode"] as? [String: Int])
+            #expect(byCode == ["request.malformed_json": 150, "subject.missing": 100], "\(byCode)")
+            let bad = try await client.execute(
+                uri: "/v1/consents/bulk?rejections=many", method: .post, headers: headers(key),
+                body: ByteBuffer(string: good))
+            let problem = try object(bad)
+            #expect(bad.status == .badRequest && problem["field"] as? String == "rejections")
+        }
+    }
+
+    @Test func aBulkBodyOverItsLimitIsRefusedWhole() async throws {
+        try await withHarness { h in
+            let api = StewardAPI(consent: h.consent, keys: h.keys, bulkLimits: BulkLimits(maxBytes: 4_096))
+            let app = buildApplication(api: api, host: "127.0.0.1", port: 0, logger: testLogger)
+            try await app.test(.live) { client in
+                let key = try await h.key(.service)
+                let line = #"{"subject":{"email":"limit@example.com"},"purpose":"sale","decision":"denied"}"#
+                let body = Array(repeating: line, count: 100).joined(separator: "\n")
+                let response = try await client.execute(
+                    uri: "/v1/consents/bulk", method: .post, headers: headers(key), body: ByteBuffer(string: body))
+                #expect(response.status == .contentTooLarge)
+                let check = try await h.consent.check(Fixtures.email("limit@example.com"), purpose: "sale")
+                #expect(check.status == .none)  // nothing of it was recorded
+            }
+        }
+    }
+
     @Test func databaseErrorsAreCountedAndAnsweredWithAnOpaque500() async throws {
         try await withServer { h, client in
             let key = try await h.key(.service)
