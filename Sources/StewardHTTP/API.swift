@@ -194,7 +194,7 @@ public func buildApplication(
     Application(
         router: buildRouter(api: api), server: limits.server,
         configuration: .init(
-            address: .hostname(host, port: port), serverName: "steward",
+            address: .hostname(host, port: port), serverName: "steward", backlog: limits.backlog,
             availableConnectionsDelegate: MaximumAvailableConnections(limits.maxConnections, logger: logger)),
         services: services, logger: logger)
 }

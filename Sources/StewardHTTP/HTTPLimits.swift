@@ -16,6 +16,9 @@ public struct HTTPLimits: Sendable, Equatable {
     public var idleTimeout: Duration
     /// How long a request's body may take to arrive, from its head to its end.
     public var bodyTimeout: Duration
+    /// Connections the kernel may queue before the server accepts them (capped by
+    /// `net.core.somaxconn`). Hummingbird's 256 dropped the handshakes of a burst of connections.
+    public var backlog = 4_096
 
     public init(
         maxConnections: Int = 4_096, idleTimeout: Duration = .seconds(30), bodyTimeout: Duration = .seconds(120)
