@@ -164,6 +164,21 @@ public func buildRouter(api: StewardAPI) -> Router<StewardRequestContext> {
             return response
         }
     }
+    // A known path asked with a method it does not take: 405 with `Allow` (RFC 9110 §15.5.6), before
+    // any authentication, rather than a 404 that says the path does not exist.
+    for (_, routes) in Dictionary(grouping: endpoints(api: api), by: \.path) {
+        let allowed = routes.map(\.method)
+        let allow = allowed.map(\.rawValue).sorted().joined(separator: ", ")
+        for method in [HTTPRequest.Method.get, .post, .put, .patch, .delete] where !allowed.contains(method) {
+            router.on(RouterPath(routes[0].routerPath), method: method) { _, _ -> Response in
+                var problem = Problem(
+                    status: .methodNotAllowed, code: "route.method_not_allowed",
+                    detail: "\(method.rawValue) is not allowed here; allowed: \(allow)")
+                problem.headers[.allow] = allow
+                throw problem
+            }
+        }
+    }
     return router
 }
 

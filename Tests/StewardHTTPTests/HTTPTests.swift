@@ -54,6 +54,23 @@ import Testing
         }
     }
 
+    /// Issue 15, item 10: a known path with a method it does not take is 405 with `Allow`, not 404.
+    @Test func unsupportedMethodsAnswer405WithAllow() async throws {
+        try await withServer { _, client in
+            for (method, uri, allow) in [
+                (HTTPRequest.Method.delete, "/v1/consents/check?purpose=analytics", "GET"),
+                (.get, "/v1/consents", "POST"), (.put, "/v1/keys", "GET, POST"), (.post, "/health", "GET"),
+            ] {
+                let response = try await client.execute(uri: uri, method: method, headers: headers(nil), body: nil)
+                #expect(response.status == .methodNotAllowed, "\(method) \(uri)")
+                #expect(response.headers[.allow] == allow, "\(method) \(uri)")
+                #expect(try object(response)["code"] as? String == "route.method_not_allowed")
+            }
+            let missing = try await client.execute(uri: "/v1/nothing", method: .get, headers: headers(nil), body: nil)
+            #expect(missing.status == .notFound)
+        }
+    }
+
     @Test func theOpenAPIDocumentDescribesExactlyTheRoutes() async throws {
         try await withServer { h, client in
             let response = try await client.execute(uri: "/openapi.json", method: .get, headers: [:], body: nil)
