@@ -218,7 +218,7 @@ public func buildApplication(
 /// Strict, one pass over the bytes: the scheme in any case (RFC 9110 §11.1), one space, then one
 /// token68 (RFC 6750 §2.1: letters, digits, `-._~+/`, then `=` padding only) and nothing after it.
 /// Two spaces or trailing words are refused rather than guessed at.
-func bearerToken(in header: String) -> Substring? {
+public func bearerToken(in header: String) -> Substring? {
     let utf8 = header.utf8
     var index = utf8.startIndex
     for expected in "bearer ".utf8 {
