@@ -230,9 +230,15 @@ struct AuditCommand: AsyncParsableCommand {
         @OptionGroup var common: CommonOptions
 
         func run() async throws {
-            let wiring = try Wiring.open(common, logger: Wiring.makeLogger(common), needsPolicy: false)
+            let wiring = try Wiring.open(
+                common, logger: Wiring.makeLogger(common), needsPolicy: false, readOnly: true)
+            let databaseName = wiring.databaseName
             let result = try await wiring.withStore(migrate: false) { wiring in
-                try await wiring.auditLog.verify(store: wiring.store) { checked in
+                // An auditor pointed at the wrong place must not read "intact" off an empty database.
+                guard wiring.inventory.schemaVersion > 0 else {
+                    throw CLIError("no Steward database in \(databaseName): nothing to verify")
+                }
+                return try await wiring.auditLog.verify(store: wiring.store) { checked in
                     printErr("\rverified \(checked) entries…", terminator: "")
                 }
             }

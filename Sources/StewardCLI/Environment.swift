@@ -104,6 +104,8 @@ struct Wiring {
     var developmentKey: String?
     /// This start generated the development key (and has warned about it already).
     var generatedKey = false
+    /// What the database held when the command started (before it migrated).
+    var inventory: StoreInventory
 
     static func makeLogger(_ options: CommonOptions, label: String = "steward") -> Logger {
         let json = options.jsonLogs || options.env["STEWARD_LOG_FORMAT"] == "json"
@@ -114,7 +116,10 @@ struct Wiring {
     }
 
     /// Finds everything a command needs without writing anything; `Setup.withStore` does the rest.
-    static func open(_ options: CommonOptions, logger: Logger, needsPolicy: Bool = true) throws -> Setup {
+    /// `readOnly` commands (audit verify) never create a database where there is none.
+    static func open(_ options: CommonOptions, logger: Logger, needsPolicy: Bool = true, readOnly: Bool = false)
+        throws -> Setup
+    {
         let dataDir = options.absolute(options.resolvedDataDir)
         let policy: PolicySet
         if needsPolicy {
@@ -144,6 +149,9 @@ struct Wiring {
         // The data directory is created only when the key is settled: a refused start leaves nothing.
         let path = (dataDir as NSString).appendingPathComponent("steward.sqlite")
         let exists = FileManager.default.fileExists(atPath: path)
+        if !exists && readOnly {
+            throw CLIError("no Steward database in the data directory \(dataDir): nothing to read")
+        }
         if !exists {
             try FileManager.default.createDirectory(
                 atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -227,6 +235,10 @@ struct Setup {
             }
             let decision = try KeyBinding.decide(
                 inventory: inventory, key: presented, database: databaseName, lookedFor: lookedFor)
+            if root == nil && !migrate {
+                // A read-only command on an empty database: nothing to read with a key, none to keep.
+                root = try RootKey(bytes: Data(runtime.randomBytes(32)))
+            }
             if root == nil {
                 // Only an empty database gets here (`decide` refuses one with data and no key).
                 try FileManager.default.createDirectory(
@@ -264,7 +276,8 @@ struct Setup {
             return try await body(
                 Wiring(
                     store: store, postgres: postgres, crypto: crypto, policy: policy, runtime: runtime, logger: logger,
-                    migrationsApplied: applied, developmentKey: developmentKey, generatedKey: generated))
+                    migrationsApplied: applied, developmentKey: developmentKey, generatedKey: generated,
+                    inventory: inventory))
         }
     }
 }

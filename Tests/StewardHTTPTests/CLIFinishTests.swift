@@ -94,6 +94,18 @@ import Testing
         #expect(top.output.contains("Exit status: 0 on success; 1 when a command fails or refuses"))
     }
 
+    /// Fail closed: an auditor pointed at the wrong directory must not read "intact" off nothing, and
+    /// a read-only command creates no database, key or directory.
+    @Test func auditVerifyOnNoDatabaseRefusesAndCreatesNothing() async throws {
+        try await BuiltBinary.withDirectory("nodb") { directory in
+            let data = directory.appendingPathComponent("data").path
+            let verify = try await BuiltBinary.runFully(["audit", "verify", "--data-dir", data])
+            #expect(verify.status == 1)
+            #expect(verify.errors == "Error: no Steward database in the data directory \(data): nothing to read\n")
+            #expect(!FileManager.default.fileExists(atPath: data))
+        }
+    }
+
     @Test func relativePathsAreResolvedAndTheErrorSaysWhereItLooked() async throws {
         try await BuiltBinary.withDirectory("elsewhere") { directory in
             let serve = try await BuiltBinary.runFully(["serve"], directory: directory, timeout: .seconds(60))
