@@ -153,6 +153,7 @@ public func buildRouter(api: StewardAPI) -> Router<StewardRequestContext> {
     let router = Router(context: StewardRequestContext.self)
     router.add(middleware: RequestMetricsMiddleware(factory: api.metricsFactory))
     router.add(middleware: ProblemMiddleware())
+    router.add(middleware: MethodNotAllowedMiddleware(endpoints: endpoints(api: api)))
     for endpoint in endpoints(api: api) {
         router.on(RouterPath(endpoint.routerPath), method: endpoint.method) { request, context in
             var context = context
@@ -162,21 +163,6 @@ public func buildRouter(api: StewardAPI) -> Router<StewardRequestContext> {
             var response = try await endpoint.handler(request, context)
             response.headers[.init("X-Request-Id")!] = context.id
             return response
-        }
-    }
-    // A known path asked with a method it does not take: 405 with `Allow` (RFC 9110 §15.5.6), before
-    // any authentication, rather than a 404 that says the path does not exist.
-    for (_, routes) in Dictionary(grouping: endpoints(api: api), by: \.path) {
-        let allowed = routes.map(\.method)
-        let allow = allowed.map(\.rawValue).sorted().joined(separator: ", ")
-        for method in [HTTPRequest.Method.get, .post, .put, .patch, .delete] where !allowed.contains(method) {
-            router.on(RouterPath(routes[0].routerPath), method: method) { _, _ -> Response in
-                var problem = Problem(
-                    status: .methodNotAllowed, code: "route.method_not_allowed",
-                    detail: "\(method.rawValue) is not allowed here; allowed: \(allow)")
-                problem.headers[.allow] = allow
-                throw problem
-            }
         }
     }
     return router
@@ -243,4 +229,46 @@ public func bearerToken(in header: String) -> Substring? {
     }
     guard start != utf8.endIndex, utf8[start] != UInt8(ascii: "=") else { return nil }
     return header[start..<index]
+}
+
+/// A known path asked with a method it does not take — any method, `TRACE` and `QUERY` included —
+/// answers 405 with `Allow` (RFC 9110 §15.5.6), before any authentication, rather than a 404 that
+/// says the path does not exist.
+struct MethodNotAllowedMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// Each route template's segments (`nil` for a `{parameter}`) and the methods it takes.
+    let routes: [(segments: [Substring?], methods: Set<HTTPRequest.Method>, allow: String)]
+
+    init(endpoints: [Endpoint]) {
+        routes = Dictionary(grouping: endpoints, by: \.path).map { path, endpoints in
+            let segments: [Substring?] = path.split(separator: "/").map { $0.hasPrefix("{") ? nil : $0 }
+            return (
+                segments, Set(endpoints.map(\.method)),
+                endpoints.map(\.method.rawValue).sorted().joined(separator: ", ")
+            )
+        }
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        do {
+            return try await next(request, context)
+        } catch let error as any HTTPResponseError where error.status == .notFound {
+            let parts = request.uri.path.split(separator: "/")
+            guard
+                let route = routes.first(where: { route in
+                    route.segments.count == parts.count
+                        && zip(route.segments, parts).allSatisfy { template, part in template.map { $0 == part } ?? true
+                        }
+                }),
+                // A 404 from a route that takes this method is that route's own answer (an unknown id).
+                !route.methods.contains(request.method)
+            else { throw error }
+            var problem = Problem(
+                status: .methodNotAllowed, code: "route.method_not_allowed",
+                detail: "\(request.method.rawValue) is not allowed here; allowed: \(route.allow)")
+            problem.headers[.allow] = route.allow
+            throw problem
+        }
+    }
 }

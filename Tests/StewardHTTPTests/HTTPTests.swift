@@ -60,6 +60,7 @@ import Testing
             for (method, uri, allow) in [
                 (HTTPRequest.Method.delete, "/v1/consents/check?purpose=analytics", "GET"),
                 (.get, "/v1/consents", "POST"), (.put, "/v1/keys", "GET, POST"), (.post, "/health", "GET"),
+                (.trace, "/v1/audit/verify", "GET"), (HTTPRequest.Method("QUERY")!, "/v1/keys/\(UUID())", "DELETE"),
             ] {
                 let response = try await client.execute(uri: uri, method: method, headers: headers(nil), body: nil)
                 #expect(response.status == .methodNotAllowed, "\(method) \(uri)")
