@@ -141,7 +141,8 @@ public enum ConsentInput {
         /// Bytes of a UTF-8 byte-order mark matched at the very start of the input (skipped).
         var bomMatched = 0
         var started = false
-        /// The longest field accepted (an unclosed quote would otherwise read the rest of the file).
+        /// The longest field accepted, quoted or not: an unclosed quote, or a file with no line breaks,
+        /// would otherwise be read into memory whole.
         static let maxFieldBytes = 64 << 10
 
         public init(actor: String, defaultMethod: ConsentMethod = .import) {
@@ -213,7 +214,12 @@ public enum ConsentInput {
                     if fieldClosed && rowProblem == nil {
                         rowProblem = .invalid("import.stray_quote", "has text after a closing quote")
                     }
-                    field.append(byte)
+                    if field.count < Self.maxFieldBytes {
+                        field.append(byte)
+                    } else if rowProblem == nil {
+                        rowProblem = .invalid(
+                            "import.field_too_long", "a field is longer than \(Self.maxFieldBytes / 1024) KiB")
+                    }
                 }
             }
             return items

@@ -137,6 +137,15 @@ import Testing
         #expect(lines(chunked).accepted == [2] && lines(chunked).rejected == [3: "import.unclosed_quote"])
     }
 
+    @Test func aFieldPast64KiBRejectsItsRowAndHoldsNoMore() throws {
+        var reader = ConsentInput.CSVReader(actor: "cli:test")
+        var items = try reader.feed(Data("email,purpose,decision,source\na@example.com,sale,denied,".utf8))
+        let megabyte = Data(repeating: UInt8(ascii: "x"), count: 1 << 20)
+        for _ in 0..<4 { items += try reader.feed(megabyte) }
+        items += try reader.feed(Data("\nb@example.com,sale,denied,web\n".utf8)) + (try reader.finish())
+        #expect(lines(items).rejected == [2: "import.field_too_long"] && lines(items).accepted == [3])
+    }
+
     @Test func aByteOrderMarkIsSkippedAndADuplicateColumnRefused() throws {
         let bom = Data([0xEF, 0xBB, 0xBF]) + Data("email,purpose,decision\na@example.com,sale,denied\n".utf8)
         #expect(lines(try ConsentInput.csv(bom, actor: "cli:test")).accepted == [2])
