@@ -32,16 +32,21 @@ public struct HTTPLimits: Sendable, Equatable {
     /// (seconds); a value that is not a positive number is refused, naming the variable.
     public init(environment: [String: String]) throws {
         self.init()
-        func positive(_ name: String) throws -> Double? {
+        func positive(_ name: String, atMost limit: Double) throws -> Double? {
             guard let text = environment[name] else { return nil }
-            guard let value = Double(text), value > 0, value.isFinite else {
-                throw HTTPLimitsError(description: "\(name) must be a positive number, not '\(text)'")
+            guard let value = Double(text), value > 0, value <= limit else {
+                throw HTTPLimitsError(
+                    description: "\(name) must be a positive number up to \(Int(limit)), not '\(text)'")
             }
             return value
         }
-        if let value = try positive("STEWARD_HTTP_MAX_CONNECTIONS") { maxConnections = Int(value) }
-        if let value = try positive("STEWARD_HTTP_IDLE_TIMEOUT") { idleTimeout = .milliseconds(Int64(value * 1_000)) }
-        if let value = try positive("STEWARD_HTTP_BODY_TIMEOUT") { bodyTimeout = .milliseconds(Int64(value * 1_000)) }
+        if let value = try positive("STEWARD_HTTP_MAX_CONNECTIONS", atMost: 1_000_000) { maxConnections = Int(value) }
+        if let value = try positive("STEWARD_HTTP_IDLE_TIMEOUT", atMost: 86_400) {
+            idleTimeout = .milliseconds(Int64(value * 1_000))
+        }
+        if let value = try positive("STEWARD_HTTP_BODY_TIMEOUT", atMost: 86_400) {
+            bodyTimeout = .milliseconds(Int64(value * 1_000))
+        }
     }
 }
 

@@ -54,6 +54,23 @@ import Testing
         }
     }
 
+    @Test func limitsFromTheEnvironmentAreCheckedNotTrusted() throws {
+        let limits = try HTTPLimits(environment: [
+            "STEWARD_HTTP_IDLE_TIMEOUT": "2.5", "STEWARD_HTTP_MAX_CONNECTIONS": "64",
+        ])
+        #expect(limits.idleTimeout == .milliseconds(2_500) && limits.maxConnections == 64)
+        #expect(try HTTPLimits(environment: [:]) == HTTPLimits())
+        for (name, value) in [
+            ("STEWARD_HTTP_MAX_CONNECTIONS", "1e30"), ("STEWARD_HTTP_MAX_CONNECTIONS", "nan"),
+            ("STEWARD_HTTP_IDLE_TIMEOUT", "-1"), ("STEWARD_HTTP_BODY_TIMEOUT", "inf"),
+            ("STEWARD_HTTP_BODY_TIMEOUT", "x"),
+        ] {
+            #expect(throws: HTTPLimitsError.self, "\(name)=\(value)") { try HTTPLimits(environment: [name: value]) }
+        }
+        #expect(throws: HTTPLimitsError.self) { try BulkLimits(environment: ["STEWARD_BULK_CONCURRENT": "0"]) }
+        #expect(try BulkLimits(environment: ["STEWARD_BULK_MAX_BYTES": "1024"]).maxBytes == 1_024)
+    }
+
     /// Issue 15, item 10: a known path with a method it does not take is 405 with `Allow`, not 404.
     @Test func unsupportedMethodsAnswer405WithAllow() async throws {
         try await withServer { _, client in
