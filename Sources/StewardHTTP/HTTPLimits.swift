@@ -64,6 +64,8 @@ final class BodyReadDeadline: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPResponsePart
 
     let timeout: TimeAmount
+    /// When the head of a request whose end has not arrived yet was read.
+    private var headReadAt: NIODeadline?
     private var deadline: Scheduled<Void>?
 
     init(timeout: TimeAmount) { self.timeout = timeout }
@@ -71,47 +73,51 @@ final class BodyReadDeadline: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head:
-            deadline?.cancel()
-            let channel = context.channel
-            deadline = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+            disarm()
+            headReadAt = .now()
         case .body: break
-        case .end:
-            deadline?.cancel()
-            deadline = nil
+        case .end: disarm()
         }
         context.fireChannelRead(data)
     }
 
+    /// The timer is armed only for a request still open when a read ends: a request without a body
+    /// (every consent check) arrives head and end in one read and never schedules one.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if let headReadAt, deadline == nil {
+            let channel = context.channel
+            deadline = context.eventLoop.scheduleTask(deadline: headReadAt + timeout) { channel.close(promise: nil) }
+        }
+        context.fireChannelReadComplete()
+    }
+
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         // A response may end the request before its body is read (an early 401 or 413).
-        if case .end = unwrapOutboundIn(data) {
-            deadline?.cancel()
-            deadline = nil
-        }
+        if case .end = unwrapOutboundIn(data) { disarm() }
         context.write(data, promise: promise)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        deadline?.cancel()
-        deadline = nil
+        disarm()
         context.fireChannelInactive()
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    func handlerRemoved(context: ChannelHandlerContext) { disarm() }
+
+    private func disarm() {
         deadline?.cancel()
         deadline = nil
+        headReadAt = nil
     }
 }
 
 extension HTTPLimits {
     var server: HTTPServerBuilder {
-        let bodyTimeout = TimeAmount.nanoseconds(
-            bodyTimeout.components.seconds * 1_000_000_000 + bodyTimeout.components.attoseconds / 1_000_000_000)
-        let idle = TimeAmount.nanoseconds(
-            idleTimeout.components.seconds * 1_000_000_000 + idleTimeout.components.attoseconds / 1_000_000_000)
+        let bodyTimeout = TimeAmount(bodyTimeout)
         return .http1(
             configuration: .init(
-                additionalChannelHandlers: [BodyReadDeadline(timeout: bodyTimeout)], idleTimeout: idle))
+                additionalChannelHandlers: [BodyReadDeadline(timeout: bodyTimeout)],
+                idleTimeout: TimeAmount(idleTimeout)))
     }
 }
 
