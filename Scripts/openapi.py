@@ -1,11 +1,21 @@
 #!/usr/bin/env python3
-"""Writes Sources/StewardHTTP/OpenAPIDocument.swift (the OpenAPI 3.1 document served at /openapi.json)
-and Docs/openapi.json from the route list below. Tests hold the document against the router."""
+"""Writes Sources/StewardHTTP/OpenAPIDocument.swift, the template of the OpenAPI 3.1 document served at
+/openapi.json, from the route list below. The server completes it at start from what it enforces: the
+enumerations of the loaded policy's purposes and notices (components PurposeKey, RecordablePurposeKey,
+ConsentPurposeKey, NoticeRef) and, for every schema marked `x-steward-text`, the pattern of text the
+shared validator (FreeText) accepts. Then rebuild and write Docs/openapi.json (the default policy's):
+    .build/debug/steward openapi > Docs/openapi.json
+Tests hold the document against the router and Docs/openapi.json against the rendered document.
+
+The rule of these schemas: a request they admit is never refused for its shape. Patterns may be
+narrower than what the server accepts (the portable ASCII form of an email address or phone number;
+text in the Basic Multilingual Plane), never wider. Refusals that depend on stored state or the clock
+are listed per operation in `x-steward-semantic-refusals` and in its description."""
 import json, pathlib
 
 root = pathlib.Path(__file__).resolve().parent.parent
 problem = {"$ref": "#/components/responses/Problem"}
-def op(summary, permission=None, params=(), body=None, ok="200", ok_schema=None, tags=(), errors=(), store=True, ok_type="application/json"):
+def op(summary, permission=None, params=(), body=None, ok="200", ok_schema=None, tags=(), errors=(), store=True, ok_type="application/json", semantic=()):
     """`errors`: the statuses besides 400 and 500 the route answers with problem+json (404 unknown id or
     token, 409 conflicting state, 422 unknown purpose or notice). Routes that reach the store (every
     authenticated one does) may answer 503 (unreachable, or busy after retries); routes with a body
@@ -24,16 +34,22 @@ def op(summary, permission=None, params=(), body=None, ok="200", ok_schema=None,
     if body: statuses.add("413")
     o["responses"].update({status: problem for status in sorted(statuses)})
     if params: o["parameters"] = list(params)
+    if semantic:
+        o["x-steward-semantic-refusals"] = list(semantic)
+        o["description"] = "Refused for stored state or the clock, not the request's shape: " + ", ".join(f"`{c}`" for c in semantic) + "."
     if body: o["requestBody"] = {"required": True, "content": body}
     return o
 q = lambda n, d, req=False, schema=None: {"name": n, "in": "query", "required": req, "description": d, "schema": schema or {"type": "string"}}
 p = lambda n, d, schema=None: {"name": n, "in": "path", "required": True, "description": d, "schema": schema or {"type": "string"}}
 uuid = {"type": "string", "format": "uuid"}
 limit = lambda most: q("limit", f"1..{most}", schema={"type": "integer", "minimum": 1, "maximum": most})
-subject_q = [q("email", "email address"), q("phone", "E.164 phone"), q("externalId", "customer id"), q("deviceId", "device id"), q("subjectId", "Steward subject id", schema=uuid)]
 ref = lambda n: {"$ref": f"#/components/schemas/{n}"}
-# Request examples: valid against the default policy (Policies/), so the fuzzer's examples phase also
-# sends requests that succeed and holds their answers to the response schemas.
+# Exactly one identifier names a subject: in a query, the object's one property is the parameter
+# (form style, exploded: ?email=ada@example.com).
+subject_q = [{"name": "subject", "in": "query", "required": True, "style": "form", "explode": True,
+              "description": "exactly one of email, phone, externalId, deviceId or subjectId, as its own query parameter",
+              "schema": ref("Subject")}]
+sequence_cursor = q("cursor", "from nextCursor", schema={"type": "string", "pattern": "^[0-9]{1,18}$"})
 examples = {
   "RecordConsent": {"subject": {"email": "ada@example.com"}, "purpose": "marketing.email", "decision": "granted",
                     "notice": {"id": "newsletter-signup", "version": "3"}, "method": "web_form",
@@ -50,19 +66,19 @@ paths = {
   "/metrics": {"get": op("Prometheus metrics (no personal data in any label)", tags=["ops"], store=False, ok_type="text/plain; version=0.0.4")},
   "/openapi.json": {"get": op("This document", tags=["ops"], store=False)},
   "/.well-known/gpc.json": {"get": op("Global Privacy Control support resource", tags=["consent"], store=False)},
-  "/v1/consents": {"post": op("Record a consent decision (Sec-GPC: 1 also opts out of sale/sharing)", "consent:record", body=jsonb("RecordConsent"), ok="201", ok_schema=ref("RecordResult"), tags=["consent"], errors=["404", "422"])},
-  "/v1/consents/bulk": {"post": op("Record many decisions from JSON lines (at most 64 MiB by default), in atomic batches of 1,000; 503 bulk.busy while the allowed number already run", "consent:record", body={"application/x-ndjson": {"schema": {"type": "array", "items": ref("RecordConsent"), "description": "one RecordConsent object per line; a line that fails is reported in the result, the others are recorded. A grant for a double opt-in purpose needs confirmedAt here (consent.confirmation_required otherwise): this answer has no place for confirmation tokens, so record such grants one by one with POST /v1/consents"}}}, ok_schema=ref("BulkResult"), tags=["consent"], params=[q("rejections", "how many rejections to list, 0 to 10000 (default 100); all are counted", schema={"type": "integer", "minimum": 0, "maximum": 10000})])},
+  "/v1/consents": {"post": op("Record a consent decision (Sec-GPC: 1 also opts out of sale/sharing)", "consent:record", body=jsonb("RecordConsent"), ok="201", ok_schema=ref("RecordResult"), tags=["consent"], errors=["404", "422"], semantic=["subject.unknown", "consent.confirmed_at_in_future"])},
+  "/v1/consents/bulk": {"post": op("Record many decisions from JSON lines (at most 64 MiB by default), in atomic batches of 1,000; 503 bulk.busy while the allowed number already run", "consent:record", body={"application/x-ndjson": {"schema": {"type": "array", "minItems": 1, "items": ref("BulkRecordConsent"), "description": "one RecordConsent object per line; a line that fails is reported in the result, the others are recorded. A grant for a double opt-in purpose needs confirmedAt here (consent.confirmation_required otherwise): this answer has no place for confirmation tokens, so record such grants one by one with POST /v1/consents"}}}, ok_schema=ref("BulkResult"), tags=["consent"], semantic=["subject.unknown", "consent.confirmed_at_in_future"], params=[q("rejections", "how many rejections to list, 0 to 10000 (default 100); all are counted", schema={"type": "integer", "minimum": 0, "maximum": 10000})])},
   "/v1/consents/confirm": {"post": op("Confirm a pending double opt-in grant with its token", "consent:record", body=jsonb("Confirm"), ok_schema=ref("RecordResult"), tags=["consent"], errors=["404", "409"])},
-  "/v1/consents/check": {"get": op("May this subject's data be used for this purpose now?", "consent:check", params=subject_q + [q("purpose", "purpose key", True)], ok_schema=ref("Check"), tags=["consent"], errors=["422"])},
-  "/v1/audiences/{purpose}": {"get": op("Subjects whose current state allows the purpose", "consent:read", params=[p("purpose", "purpose key"), q("cursor", "from nextCursor"), limit(10000)], tags=["consent"], errors=["422"])},
+  "/v1/consents/check": {"get": op("May this subject's data be used for this purpose now?", "consent:check", params=subject_q + [q("purpose", "purpose key", True, ref("PurposeKey"))], ok_schema=ref("Check"), tags=["consent"], errors=["422"])},
+  "/v1/audiences/{purpose}": {"get": op("Subjects whose current state allows the purpose", "consent:read", params=[p("purpose", "purpose key", ref("PurposeKey")), q("cursor", "from nextCursor", schema=uuid), limit(10000)], tags=["consent"], errors=["422"])},
   "/v1/subjects": {"get": op("Find the subject an identity belongs to", "consent:read", params=subject_q, ok_schema=ref("SubjectFound"), tags=["subjects"], errors=["404"])},
   "/v1/subjects/{id}/consents": {"get": op("Current consent state per purpose", "consent:read", params=[p("id", "subject id", uuid)], tags=["subjects"], errors=["404"])},
-  "/v1/subjects/{id}/consents/history": {"get": op("Every consent event, oldest first", "consent:read", params=[p("id", "subject id", uuid), q("cursor", "from nextCursor"), limit(1000)], tags=["subjects"], errors=["404"])},
+  "/v1/subjects/{id}/consents/history": {"get": op("Every consent event, oldest first", "consent:read", params=[p("id", "subject id", uuid), sequence_cursor, limit(1000)], tags=["subjects"], errors=["404"])},
   "/v1/subjects/{id}/identities": {"post": op("Link another identity to the subject", "subjects:manage", params=[p("id", "subject id", uuid)], body=jsonb("Identity"), ok="201", tags=["subjects"], errors=["404", "409"])},
-  "/v1/subjects/{id}/merge": {"post": op("Merge another subject into this one", "subjects:manage", params=[p("id", "target subject id", uuid)], body=jsonb("Merge"), tags=["subjects"], errors=["404", "409", "422"])},
+  "/v1/subjects/{id}/merge": {"post": op("Merge another subject into this one", "subjects:manage", params=[p("id", "target subject id", uuid)], body=jsonb("Merge"), tags=["subjects"], errors=["404", "409", "422"], semantic=["subject.merge_self"])},
   "/v1/purposes": {"get": op("Purposes in force", "policy:read", tags=["policy"], store=False)},
   "/v1/notices": {"get": op("Privacy notices in force", "policy:read", tags=["policy"], store=False)},
-  "/v1/audit": {"get": op("Audit entries in chain order", "audit:read", params=[q("cursor", "from nextCursor"), limit(1000)], tags=["audit"])},
+  "/v1/audit": {"get": op("Audit entries in chain order", "audit:read", params=[sequence_cursor, limit(1000)], tags=["audit"])},
   "/v1/audit/verify": {"get": op("Recompute the audit hash chain", "audit:read", tags=["audit"])},
   "/v1/keys": {"get": op("List API keys (never secrets)", "keys:manage", tags=["keys"]),
                "post": op("Create an API key; the secret is returned once", "keys:manage", body=jsonb("CreateKey"), ok="201", ok_schema=ref("CreatedKey"), tags=["keys"])},
@@ -90,6 +106,20 @@ link("/v1/consents", "post", "201", "confirm", "postConsentsConfirm", body={"tok
 link("/v1/keys", "post", "201", "revoke", "deleteKeysId", {"id": "$response.body#/key/id"})
 s = lambda **props: {"type": "object", "properties": props}
 string = {"type": "string"}
+def text(kind, most, description):
+    """Free text checked by the shared validator; the server fills in its pattern (kind: name, identifier,
+    or trimmed-… when surrounding white space is dropped before the check)."""
+    return {"type": "string", "minLength": 1, "maxLength": most, "x-steward-text": kind, "description": description}
+identifiers = {
+    "Email": {"type": "string", "maxLength": 254, "pattern": r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,4}$",
+              "description": "an email address, compared lower-cased; the pattern is the portable ASCII form, and internationalised addresses are accepted too", "examples": ["ada@example.com"]},
+    "Phone": {"type": "string", "pattern": r"^\+[1-9][0-9]{7,14}$", "description": "E.164: + and 8 to 15 digits (spaces, dots, dashes, brackets and a leading 00 are accepted too)", "examples": ["+14155550123"]},
+    "ExternalId": text("trimmed-identifier", 256, "your customer id; case is kept"),
+    "DeviceId": text("trimmed-identifier", 256, "a device or cookie id; case is kept"),
+}
+identity_refs = {"email": "Email", "phone": "Phone", "externalId": "ExternalId", "deviceId": "DeviceId"}
+# RFC 3339 time (seconds, optional milliseconds, Z or an offset) or a date, days 1 to 28 of any month.
+rfc3339 = r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{3})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]))?$"
 doc = {
   "openapi": "3.1.0",
   "info": {"title": "Steward API", "version": "1.0.0", "description": "Privacy and consent governance. Errors are application/problem+json with a stable `code` and the offending `field`."},
@@ -100,12 +130,32 @@ doc = {
     "responses": {"Problem": {"description": "problem+json", "content": {"application/problem+json": {"schema": ref("Problem")}}}},
     "schemas": {
       "Problem": {"type": "object", "required": ["type", "title", "status", "detail", "code"], "properties": {"type": string, "title": string, "status": {"type": "integer"}, "detail": string, "code": string, "field": string}},
-      "Subject": s(email=string, phone=string, externalId=string, deviceId=string, subjectId=string),
+      **identifiers,
+      "Subject": {"type": "object", "additionalProperties": False, "minProperties": 1, "maxProperties": 1,
+                  "description": "exactly one identifier", "properties": {**{k: ref(v) for k, v in identity_refs.items()}, "subjectId": uuid}},
+      "PurposeKey": {"type": "string", "description": "a purpose of the loaded policy (filled in at start)", "enum": ["analytics"]},
+      "RecordablePurposeKey": {"type": "string", "description": "a purpose of the loaded policy that is not notice-only (filled in at start)", "enum": ["analytics"]},
+      "ConsentPurposeKey": {"type": "string", "description": "a purpose whose legal basis is consent: a grant must name its notice (filled in at start)", "enum": ["analytics"]},
+      "NoticeRef": {"type": "object", "required": ["id", "version"], "properties": {"id": string, "version": string},
+                    "description": "a notice version of the loaded policy (filled in at start)", "enum": [{"id": "privacy-policy", "version": "2026-01"}]},
       "RecordConsent": {"type": "object", "required": ["subject", "purpose", "decision"], "properties": {
-          "subject": ref("Subject"), "purpose": string, "decision": {"enum": ["granted", "denied", "withdrawn"]},
+          "subject": ref("Subject"), "purpose": ref("RecordablePurposeKey"), "decision": {"enum": ["granted", "denied", "withdrawn"]},
           "method": {"enum": ["web_form", "api", "import", "banner", "email", "phone_call", "in_person", "tcf", "gpp"]},
-          "notice": s(id=string, version=string), "source": string, "proof": s(ip=string, userAgent=string), "consentString": string,
-          "confirmedAt": {"type": "string", "description": "When the person confirmed a double opt-in before the record came to Steward (RFC 3339 time or date). Only with method import and decision granted.", "examples": ["2024-03-01T09:30:00Z"]}}},
+          "notice": ref("NoticeRef"), "source": text("name", 200, "where the decision was taken (a page, a form)"),
+          "proof": {"type": "object", "properties": {"ip": {"anyOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}], "description": "the address the person acted from; stored as a keyed hash"},
+                                                     "userAgent": text("name", 1024, "stored as a keyed hash")}},
+          "consentString": {"type": "string", "minLength": 1, "maxLength": 8192, "pattern": "^[ -~]+$", "description": "a TCF, GPP or US-privacy string (printable ASCII)"},
+          "confirmedAt": {"type": "string", "pattern": rfc3339, "description": "When the person confirmed a double opt-in before the record came to Steward (RFC 3339 time or date, not in the future). Only with method import and decision granted.", "examples": ["2024-03-01T09:30:00Z"]}},
+          "allOf": [
+              {"if": {"required": ["decision", "purpose"], "properties": {"decision": {"const": "granted"}, "purpose": ref("ConsentPurposeKey")}},
+               "then": {"required": ["notice"]}},
+              {"if": {"required": ["confirmedAt"]},
+               "then": {"required": ["method", "decision"], "properties": {"method": {"const": "import"}, "decision": {"const": "granted"}}}}]},
+      "DoubleOptInPurposeKey": {"type": "string", "description": "a purpose confirmed by double opt-in (filled in at start)", "enum": ["analytics"]},
+      "BulkRecordConsent": {"allOf": [ref("RecordConsent"), {
+          "if": {"required": ["decision", "purpose"], "properties": {"decision": {"const": "granted"}, "purpose": ref("DoubleOptInPurposeKey")}},
+          "then": {"required": ["confirmedAt"]}}],
+          "description": "a RecordConsent line; a grant of a double opt-in purpose carries confirmedAt (so method import)"},
       "RecordResult": s(subjectId=string, subjectCreated={"type": "boolean"}, event={"type": "object"}, state={"type": "object"}, confirmation=s(token=string, expiresAt=string), gpcOptOuts={"type": "array"}),
       "Check": {"type": "object", "required": ["allowed", "status", "purpose", "basis"], "properties": {"allowed": {"type": "boolean"}, "status": {"enum": ["none", "pending", "granted", "denied", "withdrawn", "expired"]}, "purpose": string, "basis": string, "recordId": string, "decidedAt": string}},
       "BulkResult": {"type": "object", "required": ["accepted", "rejected", "rejectedCount", "rejectedByCode", "rejectionsOmitted"], "properties": {
@@ -113,19 +163,19 @@ doc = {
           "rejected": {"type": "array", "description": "the first rejections in line order (?rejections=N, default 100)", "items": s(line={"type": "integer"}, code=string, field=string, detail=string)},
           "rejectedCount": {"type": "integer"}, "rejectedByCode": {"type": "object", "additionalProperties": {"type": "integer"}},
           "rejectionsOmitted": {"type": "integer", "description": "rejections counted but not listed"}}},
-      "Confirm": {"type": "object", "required": ["token"], "properties": {"token": string}},
-      "Identity": s(email=string, phone=string, externalId=string, deviceId=string),
-      "Merge": {"type": "object", "required": ["source"], "properties": {"source": string}},
+      "Confirm": {"type": "object", "required": ["token"], "properties": {"token": {"type": "string", "pattern": "^dc_[A-Za-z0-9_-]{43}$", "description": "from the answer that recorded the pending grant"}}},
+      "Identity": {"type": "object", "additionalProperties": False, "minProperties": 1, "maxProperties": 1,
+                   "description": "exactly one identifier", "properties": {k: ref(v) for k, v in identity_refs.items()}},
+      "Merge": {"type": "object", "required": ["source"], "properties": {"source": uuid}},
       "SubjectFound": {"type": "object", "required": ["subjectId"], "properties": {"subjectId": string}},
       "CreatedKey": {"type": "object", "required": ["key", "secret"], "properties": {"key": s(id=string, name=string, role=string, prefix=string, createdAt=string), "secret": string}},
-      "CreateKey": {"type": "object", "required": ["name", "role"], "properties": {"name": string, "role": {"enum": ["admin", "service", "auditor"]}}},
+      "CreateKey": {"type": "object", "required": ["name", "role"], "properties": {"name": text("trimmed-name", 100, "shown in lists and the audit log"), "role": {"enum": ["admin", "service", "auditor"]}}},
     },
   },
 }
 text = json.dumps(doc, indent=2, sort_keys=True)
-(root / "Docs").mkdir(exist_ok=True)
-(root / "Docs/openapi.json").write_text(text + "\n")
 (root / "Sources/StewardHTTP/OpenAPIDocument.swift").write_text(
   "// swift-format-ignore-file\n"
-  "// Generated by Scripts/openapi.py: edit the script, then run it. Tests hold this document against the router.\n"
-  "enum OpenAPIDocument {\n    static let json = #\"\"\"\n" + text + "\n\"\"\"#\n}\n")
+  "// Generated by Scripts/openapi.py: edit the script, then run it. The server completes this template at\n"
+  "// start (OpenAPIRendering.swift); tests hold the result against the router and Docs/openapi.json.\n"
+  "enum OpenAPIDocument {\n    static let template = #\"\"\"\n" + text + "\n\"\"\"#\n}\n")

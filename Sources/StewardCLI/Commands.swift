@@ -199,7 +199,8 @@ struct Keys: AsyncParsableCommand {
 
 struct PolicyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "policy", abstract: "Validate policies.", subcommands: [Check.self])
+        commandName: "policy", abstract: "Validate policies; print the API document they shape.",
+        subcommands: [Check.self, OpenAPI.self])
 
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -212,6 +213,30 @@ struct PolicyCommand: AsyncParsableCommand {
                 print(
                     "policy OK: \(policy.purposes.count) purposes, \(policy.notices.count) notices in \(common.resolvedPolicies)"
                 )
+            } catch let error as PolicyError {
+                printErr(error.description)
+                throw ExitCode(1)
+            }
+        }
+    }
+}
+
+extension PolicyCommand {
+    struct OpenAPI: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "openapi",
+            abstract: "Print the OpenAPI document the server would serve with this policy.",
+            discussion: """
+                The purposes and notices of the policy are its enumerations, so a client generated from it \
+                knows the values this deployment accepts. Docs/openapi.json is this command's output for the \
+                default policy.
+                """)
+        @OptionGroup var common: CommonOptions
+
+        func run() async throws {
+            do {
+                let policy = try PolicyLoader.load(directory: common.resolvedPolicies) { _ in "" }
+                print(OpenAPIRendering.document(policy: policy), terminator: "")
             } catch let error as PolicyError {
                 printErr(error.description)
                 throw ExitCode(1)

@@ -20,6 +20,8 @@ public struct StewardAPI: Sendable {
     public var registry: PrometheusCollectorRegistry
     public var bulkLimits: BulkLimits
     let bulkSlots: Slots
+    /// The OpenAPI document for the loaded policy (`OpenAPIRendering`), served at /openapi.json.
+    public let openAPIDocument: String
 
     /// Every service here reaches the store through a `MeteredStore` on this registry, so database
     /// errors are counted whichever route meets them; consent events are counted by the service
@@ -41,6 +43,7 @@ public struct StewardAPI: Sendable {
         self.store = store
         self.audit = AuditLog(sealer: consent.crypto.sealer, runtime: consent.runtime)
         self.registry = registry
+        self.openAPIDocument = OpenAPIRendering.document(policy: consent.policy)
     }
 
     var policy: PolicySet { consent.policy }

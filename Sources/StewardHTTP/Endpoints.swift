@@ -29,10 +29,8 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                 body: .init(byteBuffer: ByteBuffer(bytes: api.registry.emitToBuffer())))
         },
-        Endpoint(.get, "/openapi.json", nil) { _, _ in
-            Response(
-                status: .ok, headers: [.contentType: "application/json"],
-                body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+        Endpoint(.get, "/openapi.json", nil) { [document = ByteBuffer(string: api.openAPIDocument)] _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: document))
         },
         Endpoint(.get, "/.well-known/gpc.json", nil) { _, _ in
             try json(GPCSupport(gpc: true, lastUpdate: "2026-11-23"))
