@@ -268,12 +268,14 @@ public enum ConsentInput {
                 let header = fields.map { $0.trimmingCharacters(in: .whitespaces) }
                 if !rowValid { throw .invalid("import.not_utf8", "the CSV header is not UTF-8 text") }
                 if let problem = rowProblem { throw .invalid(problem.code, "the CSV header " + problem.detail) }
-                if let unknown = header.first(where: { !csvColumns.contains($0) }) {
+                if let position = header.firstIndex(where: { !csvColumns.contains($0) }) {
+                    // By position, never by content: a file without a header row has a person's data here.
                     throw .invalid(
                         "import.unknown_column",
-                        "unknown CSV column '\(unknown)'; known columns: \(csvColumns.joined(separator: ", "))",
-                        field: unknown)
+                        "column \(position + 1) of the first row is not a known column name (does the file start with a header row?); known columns: \(csvColumns.joined(separator: ", "))",
+                        field: "header")
                 }
+                // Every name is a known column by now, so naming it echoes no input.
                 var seen = Set<String>()
                 if let repeated = header.first(where: { !seen.insert($0).inserted }) {
                     throw .invalid(

@@ -11,6 +11,26 @@ import Testing
         }
     }
 
+    /// Issue 16, item 8a: a CSV without its header row has a person's data where the header should
+    /// be. The refusal names the column's position, and nothing the file holds appears anywhere.
+    @Test func aCSVWithoutAHeaderRowEchoesNothingItHolds() async throws {
+        try await BuiltBinary.withDirectory("noheader") { directory in
+            let file = directory.appendingPathComponent("people.csv")
+            try "ada.lovelace@example.com,analytics,granted,privacy-policy,2026-01\n"
+                .write(to: file, atomically: true, encoding: .utf8)
+            let result = try await BuiltBinary.runFully(
+                ["consent", "import", file.path, "--data-dir", directory.appendingPathComponent("data").path])
+            #expect(result.status == 1)
+            #expect(
+                result.errors.contains("import.unknown_column") || result.errors.contains("column 1 of the first row"))
+            for shown in [result.output, result.errors] {
+                for value in ["ada.lovelace", "lovelace", "example.com", "privacy-policy"] {
+                    #expect(!shown.contains(value), "\(value) in: \(shown)")
+                }
+            }
+        }
+    }
+
     static func importTwice(database: [String], in directory: URL) async throws {
         let file = directory.appendingPathComponent("consents.csv")
         try """

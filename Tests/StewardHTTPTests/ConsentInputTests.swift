@@ -102,7 +102,9 @@ import Testing
             Issue.record("accepted an unknown column")
         } catch {
             #expect(error.code == "import.unknown_column")
-            #expect(error.field == "colour")
+            #expect(error.field == "header")
+            #expect(error.detail.hasPrefix("column 3 of the first row"))
+            #expect(!error.detail.contains("colour"))
         }
     }
 
