@@ -74,7 +74,7 @@ paths = {
   "/v1/subjects": {"get": op("Find the subject an identity belongs to", "consent:read", params=subject_q, ok_schema=ref("SubjectFound"), tags=["subjects"], errors=["404"])},
   "/v1/subjects/{id}/consents": {"get": op("Current consent state per purpose", "consent:read", params=[p("id", "subject id", uuid)], tags=["subjects"], errors=["404"])},
   "/v1/subjects/{id}/consents/history": {"get": op("Every consent event, oldest first", "consent:read", params=[p("id", "subject id", uuid), sequence_cursor, limit(1000)], tags=["subjects"], errors=["404"])},
-  "/v1/subjects/{id}/identities": {"post": op("Link another identity to the subject", "subjects:manage", params=[p("id", "subject id", uuid)], body=jsonb("Identity"), ok="201", tags=["subjects"], errors=["404", "409"])},
+  "/v1/subjects/{id}/identities": {"post": op("Link another identity to the subject (201; 200 when it is already linked to it)", "subjects:manage", params=[p("id", "subject id", uuid)], body=jsonb("Identity"), ok="201", tags=["subjects"], errors=["404", "409"])},
   "/v1/subjects/{id}/merge": {"post": op("Merge another subject into this one", "subjects:manage", params=[p("id", "target subject id", uuid)], body=jsonb("Merge"), tags=["subjects"], errors=["404", "409", "422"], semantic=["subject.merge_self"])},
   "/v1/purposes": {"get": op("Purposes in force", "policy:read", tags=["policy"], store=False)},
   "/v1/notices": {"get": op("Privacy notices in force", "policy:read", tags=["policy"], store=False)},
@@ -98,6 +98,10 @@ def link(path, method, status, name, target, parameters=None, body=None):
     if parameters: l["parameters"] = parameters
     if body: l["requestBody"] = body
     paths[path][method]["responses"][status].setdefault("links", {})[name] = l
+# Linking an identity the subject already has is not an error: 200 with the subject, nothing changed.
+paths["/v1/subjects/{id}/identities"]["post"]["responses"]["200"] = {
+    "description": "already linked to this subject; nothing changed",
+    "content": {"application/json": {"schema": {"type": "object", "required": ["subjectId"], "properties": {"subjectId": {"type": "string"}}}}}}
 for source, status in [("/v1/consents", "201"), ("/v1/subjects", "200")]:
     for name, target in [("consents", "getSubjectsIdConsents"), ("history", "getSubjectsIdConsentsHistory"),
                          ("linkIdentity", "postSubjectsIdIdentities"), ("merge", "postSubjectsIdMerge")]:

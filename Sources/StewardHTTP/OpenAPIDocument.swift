@@ -1718,6 +1718,24 @@ enum OpenAPIDocument {
           "required": true
         },
         "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "subjectId": {
+                      "type": "string"
+                    }
+                  },
+                  "required": [
+                    "subjectId"
+                  ],
+                  "type": "object"
+                }
+              }
+            },
+            "description": "already linked to this subject; nothing changed"
+          },
           "201": {
             "content": {
               "application/json": {
@@ -1758,7 +1776,7 @@ enum OpenAPIDocument {
             "bearer": []
           }
         ],
-        "summary": "Link another identity to the subject",
+        "summary": "Link another identity to the subject (201; 200 when it is already linked to it)",
         "tags": [
           "subjects"
         ],

@@ -102,6 +102,7 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             let kind: String
             switch error {
             case StoreError.unavailable(let reason): kind = "store unavailable: \(reason)"
+            case StoreError.integrity(let reason): kind = "store integrity: \(reason)"
             default: kind = String(reflecting: type(of: error))
             }
             context.logger.error("unhandled error", metadata: ["error.type": "\(kind)"])

@@ -124,5 +124,51 @@ enum PostgresMigrations {
                 "ALTER TABLE consent_events ADD COLUMN confirmed_at BIGINT"
             ]
         ),
+        (
+            4,
+            [
+                // Durable jobs (ADR 0010); the same table as SQLite's migration 6.
+                """
+                CREATE TABLE jobs (
+                    id UUID PRIMARY KEY,
+                    kind TEXT NOT NULL CHECK (length(kind) BETWEEN 1 AND 100),
+                    idempotency_key TEXT CHECK (length(idempotency_key) BETWEEN 1 AND 200),
+                    state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'needs_attention', 'cancelled')),
+                    payload TEXT NOT NULL,
+                    cursor TEXT,
+                    progress_done BIGINT NOT NULL DEFAULT 0 CHECK (progress_done >= 0),
+                    progress_total BIGINT CHECK (progress_total >= 0),
+                    result TEXT,
+                    last_error TEXT,
+                    attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+                    max_attempts INTEGER NOT NULL CHECK (max_attempts >= 1),
+                    run_after BIGINT NOT NULL,
+                    lease_id UUID,
+                    lease_owner TEXT,
+                    lease_expires_at BIGINT,
+                    cancel_requested BOOLEAN NOT NULL DEFAULT false,
+                    created_by TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL,
+                    started_at BIGINT,
+                    finished_at BIGINT,
+                    UNIQUE (kind, idempotency_key),
+                    CHECK ((state = 'running') = (lease_id IS NOT NULL)),
+                    CHECK ((lease_id IS NULL) = (lease_expires_at IS NULL))
+                )
+                """,
+                "CREATE INDEX jobs_queued ON jobs (run_after) WHERE state = 'queued'",
+                "CREATE INDEX jobs_running ON jobs (lease_expires_at) WHERE state = 'running'",
+                "CREATE INDEX jobs_created ON jobs (created_at, id)",
+                """
+                CREATE TABLE job_locks (
+                    name TEXT PRIMARY KEY,
+                    job_id UUID NOT NULL,
+                    lease_id UUID NOT NULL,
+                    expires_at BIGINT NOT NULL
+                )
+                """,
+            ]
+        ),
     ]
 }

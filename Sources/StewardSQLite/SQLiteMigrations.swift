@@ -261,5 +261,51 @@ enum SQLiteMigrations {
             ALTER TABLE consent_events ADD COLUMN confirmed_at INTEGER;
             """
         ),
+        (
+            6,
+            """
+            -- Durable jobs (ADR 0010): every long task — imports, data subject requests, sweeps, key
+            -- rotations, webhook deliveries — is a row leased by one runner at a time. The payload,
+            -- cursor and result hold ids and counts, never personal values.
+            CREATE TABLE jobs (
+                id BLOB PRIMARY KEY CHECK (length(id) = 16),
+                kind TEXT NOT NULL CHECK (length(kind) BETWEEN 1 AND 100),
+                idempotency_key TEXT CHECK (length(idempotency_key) BETWEEN 1 AND 200),
+                state TEXT NOT NULL CHECK (state = 'queued' OR state = 'running' OR state = 'succeeded'
+                    OR state = 'needs_attention' OR state = 'cancelled'),
+                payload TEXT NOT NULL,
+                cursor TEXT,
+                progress_done INTEGER NOT NULL DEFAULT 0 CHECK (progress_done >= 0),
+                progress_total INTEGER CHECK (progress_total >= 0),
+                result TEXT,
+                last_error TEXT,
+                attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+                max_attempts INTEGER NOT NULL CHECK (max_attempts >= 1),
+                run_after INTEGER NOT NULL,
+                lease_id BLOB CHECK (length(lease_id) = 16),
+                lease_owner TEXT,
+                lease_expires_at INTEGER,
+                cancel_requested INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested = 0 OR cancel_requested = 1),
+                created_by TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL,
+                started_at INTEGER,
+                finished_at INTEGER,
+                UNIQUE (kind, idempotency_key),
+                CHECK ((state = 'running') = (lease_id IS NOT NULL)),
+                CHECK ((lease_id IS NULL) = (lease_expires_at IS NULL))
+            );
+            CREATE INDEX jobs_queued ON jobs (run_after) WHERE state = 'queued';
+            CREATE INDEX jobs_running ON jobs (lease_expires_at) WHERE state = 'running';
+            CREATE INDEX jobs_created ON jobs (created_at, id);
+            -- One row per one-at-a-time kind while a job of it holds the kind: the lock is the row.
+            CREATE TABLE job_locks (
+                name TEXT PRIMARY KEY,
+                job_id BLOB NOT NULL CHECK (length(job_id) = 16),
+                lease_id BLOB NOT NULL CHECK (length(lease_id) = 16),
+                expires_at INTEGER NOT NULL
+            );
+            """
+        ),
     ]
 }

@@ -33,6 +33,7 @@ public struct MeteredStore: StewardStore {
         case .uniqueViolation: kind = "unique_violation"
         case .conflict: kind = "conflict"
         case .unavailable: kind = "unavailable"
+        case .integrity: kind = "integrity"
         case nil: kind = "other"
         }
         Counter(

@@ -71,11 +71,14 @@ public enum StoreError: Error, Sendable, Equatable {
     case conflict
     /// The database could not be reached or answered with an error; no detail with personal data.
     case unavailable(String)
+    /// A value read back is not one the schema allows (a state, a decision, a role): never read as a
+    /// default, refused, logged and counted. The detail names the table and column, never the value.
+    case integrity(String)
 }
 
 /// Reads of the store. Implementations are backend specific; the contract suite in StewardTesting
 /// holds every implementation to the same behaviour.
-public protocol StoreReader: Sendable {
+public protocol StoreReader: JobQueueReading {
     /// The subject an identity belongs to.
     func subjectID(kind: IdentityKind, blindIndex: Data) async throws -> UUID?
     /// The subjects of many identities of one kind, by blind index (absent ones are missing from the
@@ -117,7 +120,7 @@ extension StoreTransaction {
 }
 
 /// Writes, inside one transaction that also carries the audit entries of the change.
-public protocol StoreTransaction: StoreReader {
+public protocol StoreTransaction: StoreReader, JobQueueWriting {
     func insertSubject(id: UUID, createdAt: Date) async throws
     func insertIdentity(_ identity: IdentityRecord) async throws
     /// Moves an identity to another subject with its re-sealed envelope.
