@@ -29,9 +29,11 @@ struct Serve: AsyncParsableCommand {
         let port = self.port ?? common.env["STEWARD_HTTP_PORT"].flatMap(Int.init) ?? 8080
         let limits: HTTPLimits
         let bulkLimits: BulkLimits
+        let jobs: JobRunner.Configuration
         do {
             limits = try HTTPLimits(environment: common.env)
             bulkLimits = try BulkLimits(environment: common.env)
+            jobs = try JobRunner.Configuration(environment: common.env)
         } catch {
             throw ValidationError("\(error)")
         }
@@ -72,9 +74,14 @@ struct Serve: AsyncParsableCommand {
             let api = StewardAPI(
                 consent: wiring.consentService, keys: keys, registry: PrometheusCollectorRegistry(),
                 bulkLimits: bulkLimits)
+            // Every long task runs on the job queue; this instance's runner is woken at once by jobs
+            // enqueued here, by polling for jobs enqueued by others.
+            let runner = JobRunner(
+                store: api.store, runtime: wiring.runtime, configuration: jobs, wakeup: JobWakeup(), logger: logger
+            ).registering(ProbeJob(audit: api.audit))
             let app = buildApplication(
                 api: api, host: host, port: port, limits: limits,
-                services: [StoreMaintenance(store: api.store, logger: logger), shutdown], logger: logger)
+                services: [StoreMaintenance(store: api.store, logger: logger), runner, shutdown], logger: logger)
             do {
                 try await app.runService()
             } catch let error as IOError where error.errnoCode == EADDRINUSE {

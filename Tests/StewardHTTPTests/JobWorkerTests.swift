@@ -1,0 +1,127 @@
+import Foundation
+import StewardTesting
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The job engine across processes (issue 16): four `steward jobs work` processes on one database
+/// (a SQLite file, or a PostgreSQL schema), one of them killed with SIGKILL ten times mid-run and
+/// started again. Every probe job must succeed, and its effect — one audit entry per step — must be
+/// in the database exactly once: the audit chain grows by exactly steps × jobs, and stays intact.
+@Suite struct JobWorkers {
+    static let jobs = 1_000
+    static let steps = 2
+
+    final class Worker: @unchecked Sendable {
+        let process = Process()
+
+        init(arguments: [String], log: URL) throws {
+            process.executableURL = BuiltBinary.url
+            process.arguments = arguments
+            process.currentDirectoryURL = BuiltBinary.packageRoot
+            process.environment = ["STEWARD_LOG_LEVEL": "warning", "PATH": "/usr/bin:/bin"]
+            if !FileManager.default.fileExists(atPath: log.path) {
+                _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+            }
+            let handle = try FileHandle(forWritingTo: log)
+            handle.seekToEndOfFile()
+            process.standardOutput = handle
+            process.standardError = handle
+            try process.run()
+        }
+
+        func kill9() {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
+    }
+
+    static func entries(_ output: String) -> Int? {
+        guard let range = output.range(of: #"audit chain intact: (\d+) entries"#, options: .regularExpression)
+        else { return nil }
+        return Int(output[range].split(separator: " ")[3])
+    }
+
+    @Test(.timeLimit(.minutes(5)))
+    func fourWorkerProcessesRunEveryJobExactlyOnceThroughTenKills() async throws {
+        try await withScratchDatabase { database in
+            try await BuiltBinary.withDirectory("jobs") { directory in
+                let data = directory.appendingPathComponent("data").path
+                let log = directory.appendingPathComponent("workers.log")
+                let enqueue = try await BuiltBinary.run(
+                    [
+                        "jobs", "probe", "--count", "\(Self.jobs)", "--steps", "\(Self.steps)", "--work-ms", "20",
+                        "--data-dir", data,
+                    ] + database)
+                #expect(enqueue.status == 0, "\(enqueue.output)")
+                let before = try #require(
+                    Self.entries(try await BuiltBinary.run(["audit", "verify", "--data-dir", data] + database).output))
+
+                let arguments =
+                    [
+                        "jobs", "work", "--until-idle", "--concurrency", "4", "--lease-seconds", "2",
+                        "--heartbeat-seconds", "0.5", "--poll-seconds", "0.2", "--data-dir", data,
+                    ] + database
+                var workers = try (0..<4).map { _ in try Worker(arguments: arguments, log: log) }
+                for kill in 0..<10 {
+                    try await Task.sleep(for: .milliseconds(400))
+                    let victim = kill % workers.count
+                    let killed = workers[victim]
+                    try await BuiltBinary.offPool { killed.kill9() }
+                    workers[victim] = try Worker(arguments: arguments, log: log)
+                }
+                let all = workers
+                let deadline = ContinuousClock.now + .seconds(240)
+                while all.contains(where: { $0.process.isRunning }) && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+                for worker in all where worker.process.isRunning { worker.kill9() }
+                let workerLog = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+                #expect(all.allSatisfy { $0.process.terminationStatus == 0 }, "\(workerLog.suffix(2_000))")
+
+                let list = try await BuiltBinary.run(
+                    ["jobs", "list", "--kind", "steward.probe", "--limit", "10000", "--data-dir", data] + database)
+                #expect(list.status == 0)
+                #expect(
+                    list.output.contains("\(Self.jobs) job(s) of kind steward.probe: \(Self.jobs) succeeded"),
+                    "\(list.output.suffix(500))")
+                // The kills landed mid-job: some jobs were taken over after their lease expired.
+                let retaken = list.output.split(separator: "\n").filter {
+                    !$0.contains("attempt 1/") && $0.contains("succeeded  ")
+                }
+                #expect(!retaken.isEmpty, "no job was taken over after a kill")
+
+                let verify = try await BuiltBinary.run(["audit", "verify", "--data-dir", data] + database)
+                #expect(verify.status == 0)
+                #expect(Self.entries(verify.output) == before + Self.jobs * Self.steps, "\(verify.output)")
+            }
+        }
+    }
+
+    /// `steward serve` runs jobs too: probes enqueued from the command line finish while it serves,
+    /// and SIGTERM still stops it cleanly.
+    @Test func serveRunsJobsBesideTheAPI() async throws {
+        try await withScratchDatabase { database in
+            try await BuiltBinary.withDirectory("serve-jobs") { directory in
+                let data = directory.appendingPathComponent("data").path
+                // No runner yet: the probe says so and fails, rather than waiting or claiming success.
+                let alone = try await BuiltBinary.runFully(
+                    ["jobs", "probe", "--wait", "0.5", "--data-dir", data] + database)
+                #expect(alone.status == 1)
+                #expect(alone.errors.contains("1 of 1 probe job(s) not finished after 0.5 s"), "\(alone.errors)")
+                let server = try ServerProcess(
+                    data: data, database: database, log: directory.appendingPathComponent("serve.log"),
+                    environment: ["STEWARD_JOBS_POLL_SECONDS": "0.2"])
+                defer { server.kill() }
+                try await server.waitUntilReady()
+                let probe = try await BuiltBinary.run(
+                    ["jobs", "probe", "--count", "5", "--steps", "2", "--wait", "30", "--data-dir", data] + database)
+                #expect(probe.status == 0)
+                #expect(probe.output.contains("5 probe job(s) finished: a runner is working"), "\(probe.output)")
+                #expect(try await server.terminate() == 0)
+            }
+        }
+    }
+}
