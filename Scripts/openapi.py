@@ -44,6 +44,10 @@ p = lambda n, d, schema=None: {"name": n, "in": "path", "required": True, "descr
 uuid = {"type": "string", "format": "uuid"}
 limit = lambda most: q("limit", f"1..{most}", schema={"type": "integer", "minimum": 1, "maximum": most})
 ref = lambda n: {"$ref": f"#/components/schemas/{n}"}
+def text(kind, most, description):
+    """Free text checked by the shared validator; the server fills in its pattern (kind: name, identifier,
+    or trimmed-… when surrounding white space is dropped before the check)."""
+    return {"type": "string", "minLength": 1, "maxLength": most, "x-steward-text": kind, "description": description}
 # Exactly one identifier names a subject: in a query, the object's one property is the parameter
 # (form style, exploded: ?email=ada@example.com).
 subject_q = [{"name": "subject", "in": "query", "required": True, "style": "form", "explode": True,
@@ -83,6 +87,14 @@ paths = {
   "/v1/keys": {"get": op("List API keys (never secrets)", "keys:manage", tags=["keys"]),
                "post": op("Create an API key; the secret is returned once", "keys:manage", body=jsonb("CreateKey"), ok="201", ok_schema=ref("CreatedKey"), tags=["keys"])},
   "/v1/keys/{id}": {"delete": op("Revoke an API key", "keys:manage", params=[p("id", "key id", uuid)], tags=["keys"], errors=["404"])},
+  "/v1/jobs": {"get": op("Durable jobs, newest first, with counts by state", "jobs:read", tags=["jobs"], ok_schema=ref("JobPage"), params=[
+      {"name": "state", "in": "query", "required": False, "style": "form", "explode": True, "description": "only jobs in these states (repeatable)",
+       "schema": {"type": "array", "items": ref("JobState"), "uniqueItems": True}},
+      q("kind", "only jobs of this kind", schema=text("identifier", 100, "a job kind such as steward.probe")),
+      q("cursor", "from nextCursor", schema=uuid), limit(1000)])},
+  "/v1/jobs/{id}": {"get": op("One job: state, progress, cursor, lease, last error, result", "jobs:read", params=[p("id", "job id", uuid)], ok_schema=ref("Job"), tags=["jobs"], errors=["404"])},
+  "/v1/jobs/{id}/cancel": {"post": op("Cancel a job: at once when queued or needing attention; a running job stops at its next checkpoint", "jobs:manage", params=[p("id", "job id", uuid)], ok_schema=ref("Job"), tags=["jobs"], errors=["404"])},
+  "/v1/jobs/{id}/retry": {"post": op("Queue a job that needs attention or was cancelled again, attempts reset", "jobs:manage", params=[p("id", "job id", uuid)], ok_schema=ref("Job"), tags=["jobs"], errors=["404", "409"])},
 }
 # Operation ids (method + path words) and links: the stateful fuzzing phase follows these from one
 # answer to the next request (a recorded subject's state, history, identities and merge; a
@@ -110,10 +122,6 @@ link("/v1/consents", "post", "201", "confirm", "postConsentsConfirm", body={"tok
 link("/v1/keys", "post", "201", "revoke", "deleteKeysId", {"id": "$response.body#/key/id"})
 s = lambda **props: {"type": "object", "properties": props}
 string = {"type": "string"}
-def text(kind, most, description):
-    """Free text checked by the shared validator; the server fills in its pattern (kind: name, identifier,
-    or trimmed-… when surrounding white space is dropped before the check)."""
-    return {"type": "string", "minLength": 1, "maxLength": most, "x-steward-text": kind, "description": description}
 identifiers = {
     "Email": {"type": "string", "maxLength": 254, "pattern": r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,4}$",
               "description": "an email address, compared lower-cased; the pattern is the portable ASCII form, and internationalised addresses are accepted too", "examples": ["ada@example.com"]},
@@ -167,6 +175,16 @@ doc = {
           "rejected": {"type": "array", "description": "the first rejections in line order (?rejections=N, default 100)", "items": s(line={"type": "integer"}, code=string, field=string, detail=string)},
           "rejectedCount": {"type": "integer"}, "rejectedByCode": {"type": "object", "additionalProperties": {"type": "integer"}},
           "rejectionsOmitted": {"type": "integer", "description": "rejections counted but not listed"}}},
+      "JobState": {"enum": ["queued", "running", "succeeded", "needs_attention", "cancelled"]},
+      "Job": {"type": "object", "required": ["id", "kind", "state", "payload", "progress", "attempts", "maxAttempts", "runAfter", "cancelRequested", "createdBy", "createdAt"], "properties": {
+          "id": string, "kind": string, "state": ref("JobState"), "idempotencyKey": string, "payload": {"description": "the kind's parameters (ids and settings, no personal values)"},
+          "cursor": {"description": "where resumable work stands"}, "progress": {"type": "object", "required": ["done"], "properties": {"done": {"type": "integer"}, "total": {"type": "integer"}}},
+          "result": {"description": "the outcome's summary (counts, ids)"}, "lastError": {"type": "string", "description": "code: detail of the last failure"},
+          "attempts": {"type": "integer"}, "maxAttempts": {"type": "integer"}, "runAfter": string,
+          "lease": {"type": "object", "required": ["owner", "expiresAt"], "properties": {"owner": string, "expiresAt": string}},
+          "cancelRequested": {"type": "boolean"}, "createdBy": string, "createdAt": string, "startedAt": string, "finishedAt": string}},
+      "JobPage": {"type": "object", "required": ["jobs", "counts"], "properties": {"jobs": {"type": "array", "items": ref("Job")}, "nextCursor": string,
+          "counts": {"type": "object", "description": "every job (of the kind asked for) by state", "additionalProperties": {"type": "integer"}}}},
       "Confirm": {"type": "object", "required": ["token"], "properties": {"token": {"type": "string", "pattern": "^dc_[A-Za-z0-9_-]{43}$", "description": "from the answer that recorded the pending grant"}}},
       "Identity": {"type": "object", "additionalProperties": False, "minProperties": 1, "maxProperties": 1,
                    "description": "exactly one identifier", "properties": {k: ref(v) for k, v in identity_refs.items()}},

@@ -71,13 +71,16 @@ struct Serve: AsyncParsableCommand {
                     metadata: ["process.max_descriptors": "\(descriptors)"])
             }
             let keys = KeyService(store: wiring.store, crypto: wiring.crypto, runtime: wiring.runtime)
+            let wakeup = JobWakeup()
+            let registry = PrometheusCollectorRegistry()
             let api = StewardAPI(
-                consent: wiring.consentService, keys: keys, registry: PrometheusCollectorRegistry(),
-                bulkLimits: bulkLimits)
+                consent: wiring.consentService, keys: keys, registry: registry, bulkLimits: bulkLimits,
+                jobWakeup: wakeup)
             // Every long task runs on the job queue; this instance's runner is woken at once by jobs
             // enqueued here, by polling for jobs enqueued by others.
             let runner = JobRunner(
-                store: api.store, runtime: wiring.runtime, configuration: jobs, wakeup: JobWakeup(), logger: logger
+                store: api.store, runtime: wiring.runtime, configuration: jobs, wakeup: wakeup,
+                metrics: PrometheusMetricsFactory(registry: registry), logger: logger
             ).registering(ProbeJob(audit: api.audit))
             let app = buildApplication(
                 api: api, host: host, port: port, limits: limits,

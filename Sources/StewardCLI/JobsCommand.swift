@@ -4,12 +4,13 @@ import Logging
 import ServiceLifecycle
 import StewardCore
 import StewardServices
+import Synchronization
 import UnixSignals
 
 struct JobsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "jobs", abstract: "See and steer durable jobs; run a worker.",
-        subcommands: [List.self, Show.self, Cancel.self, Retry.self, Work.self, Probe.self])
+        subcommands: [List.self, Show.self, Cancel.self, Retry.self, Work.self, Probe.self, Latency.self])
 
     static func line(_ job: JobRecord) -> String {
         var parts = [job.id.lowercasedString, job.kind, job.state.rawValue]
@@ -291,6 +292,105 @@ extension JobRunner.Configuration {
                 throw CLIError("STEWARD_JOBS_POLL_SECONDS must be a number of seconds above 0 and at most 3600")
             }
             pollInterval = .milliseconds(Int64(value * 1_000))
+        }
+    }
+}
+
+extension JobsCommand {
+    /// How soon an idle runner starts a job enqueued in its own process (Scripts/bench-jobs.sh).
+    struct Latency: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Measure how soon an idle runner starts a job enqueued in its process (writes jobs: use a scratch database).",
+            discussion: """
+                Enqueues one job at a time, each after the previous finished, into an in-process runner, and \
+                prints percentiles of: the enqueue's commit, and from that commit to the job's start (the \
+                wake-up and the lease's own write). The commit of one write is the floor a lease cannot beat.
+                """)
+        @OptionGroup var common: CommonOptions
+        @Option(help: "How many jobs (1 to 100000).") var count = 500
+
+        func validate() throws {
+            guard (1...100_000).contains(count) else { throw ValidationError("--count must be 1 to 100000") }
+        }
+
+        /// Records when each job's handler starts.
+        struct Marker: JobHandler {
+            struct Payload: Codable, Sendable {}
+            struct Cursor: Codable, Sendable {}
+            struct Summary: Codable, Sendable {}
+            static let kind = "steward.latency"
+            let started: Starts
+
+            func run(_ job: JobExecution<Marker>) async throws -> Summary {
+                started.value.withLock { $0[job.record.id] = ContinuousClock.now }
+                return Summary()
+            }
+        }
+
+        final class Starts: Sendable {
+            let value = Mutex<[UUID: ContinuousClock.Instant]>([:])
+        }
+
+        func run() async throws {
+            let logger = Wiring.makeLogger(common)
+            let setup = try Wiring.open(common, logger: logger, needsPolicy: false)
+            let (commits, starts) = try await setup.withStore { wiring -> ([Duration], [Duration]) in
+                let wakeup = JobWakeup()
+                let started = Starts()
+                let runner = JobRunner(
+                    store: wiring.store, runtime: wiring.runtime,
+                    configuration: .init(concurrency: 1, pollInterval: .seconds(60)), wakeup: wakeup, logger: logger
+                ).registering(Marker(started: started))
+                let queue = JobQueue(store: wiring.store, runtime: wiring.runtime, wakeup: wakeup)
+                return try await withThrowingTaskGroup(of: ([Duration], [Duration]).self) { group in
+                    group.addTask {
+                        try await runner.run()
+                        return ([], [])
+                    }
+                    group.addTask {
+                        var commits: [Duration] = []
+                        var starts: [Duration] = []
+                        for _ in 0..<count {
+                            let before = ContinuousClock.now
+                            let job = try await queue.enqueue(Marker.self, payload: .init(), actor: cliActor).job
+                            let committed = ContinuousClock.now
+                            var start: ContinuousClock.Instant?
+                            while start == nil {
+                                start = started.value.withLock { $0[job.id] }
+                                if start == nil { try await Task.sleep(for: .microseconds(200)) }
+                            }
+                            // Wait for the finish to commit too, so the next job meets an idle runner.
+                            while try await wiring.store.read({ try await $0.job(id: job.id) })?.state != .succeeded {
+                                try await Task.sleep(for: .microseconds(200))
+                            }
+                            commits.append(committed - before)
+                            starts.append(start! - committed)
+                        }
+                        runner.stop()
+                        return (commits, starts)
+                    }
+                    var result: ([Duration], [Duration]) = ([], [])
+                    for try await value in group where !value.0.isEmpty { result = value }
+                    return result
+                }
+            }
+            func percentile(_ values: [Duration], _ p: Double) -> Double {
+                let sorted = values.sorted()
+                let index = min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)
+                return Double(sorted[max(0, index)] / .microseconds(1)) / 1_000
+            }
+            func line(_ name: String, _ values: [Duration]) -> String {
+                String(
+                    format: "%@: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms", name, percentile(values, 0.5),
+                    percentile(values, 0.9), percentile(values, 0.99), percentile(values, 1))
+            }
+            print(line("enqueue commit", commits))
+            print(line("commit to start", starts))
+            print(
+                String(
+                    format: "start / one commit (p50): %.2f×",
+                    percentile(starts, 0.5) / max(percentile(commits, 0.5), 0.001)))
         }
     }
 }

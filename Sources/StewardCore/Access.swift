@@ -7,6 +7,8 @@ public enum Permission: String, Sendable, CaseIterable, Codable, Hashable {
     case policyRead = "policy:read"
     case auditRead = "audit:read"
     case keysManage = "keys:manage"
+    case jobsRead = "jobs:read"
+    case jobsManage = "jobs:manage"
 }
 
 /// A role: a named set of permissions. (Roles move to `Policies/roles.yaml` with the access-control work.)
@@ -21,7 +23,7 @@ public enum Role: String, Sendable, CaseIterable, Codable, Hashable {
         switch self {
         case .admin: Set(Permission.allCases)
         case .service: [.consentRecord, .consentCheck, .consentRead, .policyRead]
-        case .auditor: [.auditRead, .policyRead]
+        case .auditor: [.auditRead, .policyRead, .jobsRead]
         }
     }
 
@@ -29,10 +31,11 @@ public enum Role: String, Sendable, CaseIterable, Codable, Hashable {
     public var summary: String {
         switch self {
         case .admin:
-            "everything a service may do, and link identities, merge subjects, create and revoke API keys, read and verify the audit log"
+            "everything a service may do, and link identities, merge subjects, create and revoke API keys, read and verify the audit log, see, cancel and retry jobs"
         case .service:
             "backend services: record consent (one, bulk), confirm double opt-in, check consent, find subjects and read their consent and history, list audiences, read purposes and notices"
-        case .auditor: "auditors: read and verify the audit log, read purposes and notices; no consent or subject data"
+        case .auditor:
+            "auditors: read and verify the audit log, see jobs, read purposes and notices; no consent or subject data"
         }
     }
 
@@ -43,7 +46,7 @@ public enum Role: String, Sendable, CaseIterable, Codable, Hashable {
         case .service:
             permission == .consentRecord || permission == .consentCheck || permission == .consentRead
                 || permission == .policyRead
-        case .auditor: permission == .auditRead || permission == .policyRead
+        case .auditor: permission == .auditRead || permission == .policyRead || permission == .jobsRead
         }
     }
 }

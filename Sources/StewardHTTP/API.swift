@@ -5,6 +5,7 @@ import HummingbirdCore
 public import Logging
 import Metrics
 import NIOCore
+import Synchronization
 public import Prometheus
 public import StewardCore
 public import StewardServices
@@ -17,9 +18,12 @@ public struct StewardAPI: Sendable {
     public var keys: KeyService
     public var store: any StewardStore
     public var audit: AuditLog
+    /// Jobs: operators' views and actions; wakes this process's runner (`jobWakeup`).
+    public var jobs: JobQueue
     public var registry: PrometheusCollectorRegistry
     public var bulkLimits: BulkLimits
     let bulkSlots: Slots
+    let jobKindsSeen = JobKindsSeen()
     /// The OpenAPI document for the loaded policy (`OpenAPIRendering`), served at /openapi.json.
     public let openAPIDocument: String
 
@@ -29,7 +33,7 @@ public struct StewardAPI: Sendable {
     public init(
         consent: ConsentService, keys: KeyService,
         registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
-        bulkLimits: BulkLimits = BulkLimits()
+        bulkLimits: BulkLimits = BulkLimits(), jobWakeup: JobWakeup? = nil
     ) {
         self.bulkLimits = bulkLimits
         self.bulkSlots = Slots(bulkLimits.concurrent)
@@ -42,12 +46,39 @@ public struct StewardAPI: Sendable {
         self.keys = keys.rebinding(to: store)
         self.store = store
         self.audit = AuditLog(sealer: consent.crypto.sealer, runtime: consent.runtime)
+        self.jobs = JobQueue(store: store, runtime: consent.runtime, wakeup: jobWakeup)
         self.registry = registry
         self.openAPIDocument = OpenAPIRendering.document(policy: consent.policy)
     }
 
     var policy: PolicySet { consent.policy }
+
+    /// Sets `steward_jobs{kind,state}` from the store before a scrape: every state of every kind seen
+    /// since start, 0 where there is none, so a queue that drains reads 0 rather than its last value.
+    /// A store that does not answer leaves the last values (and `/ready` says why).
+    func refreshJobGauges() async {
+        guard let counts = try? await store.read({ try await $0.jobCounts() }) else { return }
+        let kinds = jobKindsSeen.value.withLock { seen in
+            seen.formUnion(counts.map(\.kind))
+            return seen
+        }
+        var byKey: [String: Int] = [:]
+        for count in counts { byKey["\(count.kind)\u{0}\(count.state.rawValue)"] = count.count }
+        for kind in kinds {
+            for state in JobState.allCases {
+                Gauge(
+                    label: "steward_jobs", dimensions: [("kind", kind), ("state", state.rawValue)],
+                    factory: metricsFactory
+                ).record(byKey["\(kind)\u{0}\(state.rawValue)"] ?? 0)
+            }
+        }
+    }
     var metricsFactory: PrometheusMetricsFactory { PrometheusMetricsFactory(registry: registry) }
+}
+
+/// The job kinds `/metrics` has reported, so their gauges go to 0 rather than vanish.
+final class JobKindsSeen: Sendable {
+    let value = Mutex<Set<String>>([])
 }
 
 /// One route: method, OpenAPI-style path, the permission it declares (nil: public), and its handler.

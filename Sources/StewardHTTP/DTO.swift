@@ -460,3 +460,105 @@ extension RecordResponse {
         return object.finished()
     }
 }
+
+/// A JSON value held as text in the store (a job's payload, cursor, result), shown as JSON.
+enum JSONValue: Codable, Sendable {
+    case null, bool(Bool), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
+
+    init(text: String) {
+        self = (try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))) ?? .string(text)
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .number(let value):
+            if value == value.rounded(), abs(value) < 1e15 {
+                try container.encode(Int64(value))
+            } else {
+                try container.encode(value)
+            }
+        case .string(let value): try container.encode(value)
+        case .array(let value): try container.encode(value)
+        case .object(let value): try container.encode(value)
+        }
+    }
+}
+
+struct JobDTO: Encodable {
+    struct Progress: Encodable {
+        var done: Int64
+        var total: Int64?
+    }
+    struct Lease: Encodable {
+        var owner: String
+        var expiresAt: Date
+    }
+    var id: String
+    var kind: String
+    var state: String
+    var idempotencyKey: String?
+    var payload: JSONValue
+    var cursor: JSONValue?
+    var progress: Progress
+    var result: JSONValue?
+    var lastError: String?
+    var attempts: Int
+    var maxAttempts: Int
+    var runAfter: Date
+    var lease: Lease?
+    var cancelRequested: Bool
+    var createdBy: String
+    var createdAt: Date
+    var startedAt: Date?
+    var finishedAt: Date?
+
+    init(_ job: JobRecord) {
+        id = job.id.lowercasedString
+        kind = job.kind
+        state = job.state.rawValue
+        idempotencyKey = job.idempotencyKey
+        payload = JSONValue(text: job.payload)
+        cursor = job.cursor.map(JSONValue.init(text:))
+        progress = Progress(done: job.progressDone, total: job.progressTotal)
+        result = job.result.map(JSONValue.init(text:))
+        lastError = job.lastError
+        attempts = job.attempts
+        maxAttempts = job.maxAttempts
+        runAfter = job.runAfter
+        if let owner = job.leaseOwner, let expires = job.leaseExpiresAt {
+            lease = Lease(owner: owner, expiresAt: expires)
+        }
+        cancelRequested = job.cancelRequested
+        createdBy = job.createdBy
+        createdAt = job.createdAt
+        startedAt = job.startedAt
+        finishedAt = job.finishedAt
+    }
+}
+
+struct JobPage: Encodable {
+    var jobs: [JobDTO]
+    var nextCursor: String?
+    /// Every job of the listed kind (or all kinds) by state, whatever the page holds.
+    var counts: [String: Int]
+}

@@ -25,7 +25,8 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
             }
         },
         Endpoint(.get, "/metrics", nil) { _, _ in
-            Response(
+            await api.refreshJobGauges()
+            return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                 body: .init(byteBuffer: ByteBuffer(bytes: api.registry.emitToBuffer())))
         },
@@ -183,6 +184,63 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
         Endpoint(.delete, "/v1/keys/{id}", .keysManage) { _, context in
             let record = try await api.keys.revoke(id: try uuidParameter(context), actor: context.principal!.actor)
             return try json(KeyDTO(record))
+        },
+
+        // MARK: Jobs
+        Endpoint(.get, "/v1/jobs", .jobsRead) { request, _ in
+            let limit = try pageLimit(request, default: 100, max: 1_000)
+            var states: Set<JobState> = []
+            for text in request.uri.queryParameters.getAll("state") {
+                guard let state = JobState(rawValue: String(text)) else {
+                    throw StewardError.invalid(
+                        "job.invalid_state",
+                        "must be one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))", field: "state")
+                }
+                states.insert(state)
+            }
+            let kind = request.query("kind")
+            if let kind {
+                try FreeText.check(
+                    kind, field: "kind", maxLength: 100, kind: .identifier, lengthCode: "job.invalid_kind")
+            }
+            var before: UUID?
+            if let cursor = request.query("cursor") {
+                guard let id = UUID(uuidString: cursor) else {
+                    throw StewardError.invalid(
+                        "request.invalid_cursor", "is not a cursor from a previous page", field: "cursor")
+                }
+                before = id
+            }
+            let filter = JobFilter(states: states, kind: kind, before: before, limit: limit + 1)
+            let (jobs, counts) = try await api.store.read { reader in
+                (try await reader.jobs(filter), try await reader.jobCounts())
+            }
+            let page = Array(jobs.prefix(limit))
+            var byState: [String: Int] = [:]
+            for count in counts where kind == nil || count.kind == kind {
+                byState[count.state.rawValue, default: 0] += count.count
+            }
+            return try json(
+                JobPage(
+                    jobs: page.map(JobDTO.init),
+                    nextCursor: jobs.count > limit ? page.last?.id.lowercasedString : nil, counts: byState))
+        },
+        Endpoint(.get, "/v1/jobs/{id}", .jobsRead) { _, context in
+            let id = try uuidParameter(context)
+            guard let job = try await api.store.read({ try await $0.job(id: id) }) else {
+                throw StewardError.notFound("job.not_found", "no job has this id")
+            }
+            return try json(JobDTO(job))
+        },
+        Endpoint(.post, "/v1/jobs/{id}/cancel", .jobsManage) { _, context in
+            let job = try await api.jobs.cancel(
+                id: try uuidParameter(context), actor: context.principal!.actor, audit: api.audit)
+            return try json(JobDTO(job))
+        },
+        Endpoint(.post, "/v1/jobs/{id}/retry", .jobsManage) { _, context in
+            let job = try await api.jobs.retry(
+                id: try uuidParameter(context), actor: context.principal!.actor, audit: api.audit)
+            return try json(JobDTO(job))
         },
     ]
 }

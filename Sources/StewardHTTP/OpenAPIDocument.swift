@@ -258,6 +258,136 @@ enum OpenAPIDocument {
         },
         "type": "object"
       },
+      "Job": {
+        "properties": {
+          "attempts": {
+            "type": "integer"
+          },
+          "cancelRequested": {
+            "type": "boolean"
+          },
+          "createdAt": {
+            "type": "string"
+          },
+          "createdBy": {
+            "type": "string"
+          },
+          "cursor": {
+            "description": "where resumable work stands"
+          },
+          "finishedAt": {
+            "type": "string"
+          },
+          "id": {
+            "type": "string"
+          },
+          "idempotencyKey": {
+            "type": "string"
+          },
+          "kind": {
+            "type": "string"
+          },
+          "lastError": {
+            "description": "code: detail of the last failure",
+            "type": "string"
+          },
+          "lease": {
+            "properties": {
+              "expiresAt": {
+                "type": "string"
+              },
+              "owner": {
+                "type": "string"
+              }
+            },
+            "required": [
+              "owner",
+              "expiresAt"
+            ],
+            "type": "object"
+          },
+          "maxAttempts": {
+            "type": "integer"
+          },
+          "payload": {
+            "description": "the kind's parameters (ids and settings, no personal values)"
+          },
+          "progress": {
+            "properties": {
+              "done": {
+                "type": "integer"
+              },
+              "total": {
+                "type": "integer"
+              }
+            },
+            "required": [
+              "done"
+            ],
+            "type": "object"
+          },
+          "result": {
+            "description": "the outcome's summary (counts, ids)"
+          },
+          "runAfter": {
+            "type": "string"
+          },
+          "startedAt": {
+            "type": "string"
+          },
+          "state": {
+            "$ref": "#/components/schemas/JobState"
+          }
+        },
+        "required": [
+          "id",
+          "kind",
+          "state",
+          "payload",
+          "progress",
+          "attempts",
+          "maxAttempts",
+          "runAfter",
+          "cancelRequested",
+          "createdBy",
+          "createdAt"
+        ],
+        "type": "object"
+      },
+      "JobPage": {
+        "properties": {
+          "counts": {
+            "additionalProperties": {
+              "type": "integer"
+            },
+            "description": "every job (of the kind asked for) by state",
+            "type": "object"
+          },
+          "jobs": {
+            "items": {
+              "$ref": "#/components/schemas/Job"
+            },
+            "type": "array"
+          },
+          "nextCursor": {
+            "type": "string"
+          }
+        },
+        "required": [
+          "jobs",
+          "counts"
+        ],
+        "type": "object"
+      },
+      "JobState": {
+        "enum": [
+          "queued",
+          "running",
+          "succeeded",
+          "needs_attention",
+          "cancelled"
+        ]
+      },
       "Merge": {
         "properties": {
           "source": {
@@ -1220,6 +1350,273 @@ enum OpenAPIDocument {
           "consent"
         ],
         "x-steward-permission": "consent:record"
+      }
+    },
+    "/v1/jobs": {
+      "get": {
+        "operationId": "getJobs",
+        "parameters": [
+          {
+            "description": "only jobs in these states (repeatable)",
+            "explode": true,
+            "in": "query",
+            "name": "state",
+            "required": false,
+            "schema": {
+              "items": {
+                "$ref": "#/components/schemas/JobState"
+              },
+              "type": "array",
+              "uniqueItems": true
+            },
+            "style": "form"
+          },
+          {
+            "description": "only jobs of this kind",
+            "in": "query",
+            "name": "kind",
+            "required": false,
+            "schema": {
+              "description": "a job kind such as steward.probe",
+              "maxLength": 100,
+              "minLength": 1,
+              "type": "string",
+              "x-steward-text": "identifier"
+            }
+          },
+          {
+            "description": "from nextCursor",
+            "in": "query",
+            "name": "cursor",
+            "required": false,
+            "schema": {
+              "format": "uuid",
+              "type": "string"
+            }
+          },
+          {
+            "description": "1..1000",
+            "in": "query",
+            "name": "limit",
+            "required": false,
+            "schema": {
+              "maximum": 1000,
+              "minimum": 1,
+              "type": "integer"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/JobPage"
+                }
+              }
+            },
+            "description": "success"
+          },
+          "400": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "401": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "403": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
+          }
+        },
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "summary": "Durable jobs, newest first, with counts by state",
+        "tags": [
+          "jobs"
+        ],
+        "x-steward-permission": "jobs:read"
+      }
+    },
+    "/v1/jobs/{id}": {
+      "get": {
+        "operationId": "getJobsId",
+        "parameters": [
+          {
+            "description": "job id",
+            "in": "path",
+            "name": "id",
+            "required": true,
+            "schema": {
+              "format": "uuid",
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Job"
+                }
+              }
+            },
+            "description": "success"
+          },
+          "400": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "401": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "403": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "404": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
+          }
+        },
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "summary": "One job: state, progress, cursor, lease, last error, result",
+        "tags": [
+          "jobs"
+        ],
+        "x-steward-permission": "jobs:read"
+      }
+    },
+    "/v1/jobs/{id}/cancel": {
+      "post": {
+        "operationId": "postJobsIdCancel",
+        "parameters": [
+          {
+            "description": "job id",
+            "in": "path",
+            "name": "id",
+            "required": true,
+            "schema": {
+              "format": "uuid",
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Job"
+                }
+              }
+            },
+            "description": "success"
+          },
+          "400": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "401": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "403": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "404": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
+          }
+        },
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "summary": "Cancel a job: at once when queued or needing attention; a running job stops at its next checkpoint",
+        "tags": [
+          "jobs"
+        ],
+        "x-steward-permission": "jobs:manage"
+      }
+    },
+    "/v1/jobs/{id}/retry": {
+      "post": {
+        "operationId": "postJobsIdRetry",
+        "parameters": [
+          {
+            "description": "job id",
+            "in": "path",
+            "name": "id",
+            "required": true,
+            "schema": {
+              "format": "uuid",
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Job"
+                }
+              }
+            },
+            "description": "success"
+          },
+          "400": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "401": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "403": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "404": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "409": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
+          }
+        },
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "summary": "Queue a job that needs attention or was cancelled again, attempts reset",
+        "tags": [
+          "jobs"
+        ],
+        "x-steward-permission": "jobs:manage"
       }
     },
     "/v1/keys": {

@@ -59,7 +59,7 @@ public enum OpenAPIRendering {
         if var object = value as? [String: Any] {
             for (key, child) in object { object[key] = fillTextPatterns(child) }
             if let kind = object.removeValue(forKey: "x-steward-text") as? String {
-                guard let pattern = textPattern(kind) else {
+                guard let pattern = textPattern(kind, maxLength: object["maxLength"] as? Int) else {
                     preconditionFailure("unknown x-steward-text kind \(kind) in the OpenAPI template")
                 }
                 object["pattern"] = pattern
@@ -73,8 +73,9 @@ public enum OpenAPIRendering {
     /// The pattern for a text kind: `name`, `identifier`, or `trimmed-name` / `trimmed-identifier` for
     /// fields whose surrounding white space is dropped before the check (so the pattern neither begins
     /// nor ends with white space, and an all-white-space value — empty once trimmed — does not match).
-    /// Lengths are left to `minLength` / `maxLength`, which count code points as `FreeText` does.
-    public static func textPattern(_ kind: String) -> String? {
+    /// With `maxLength`, the pattern bounds the length too (code points, as `FreeText` counts them),
+    /// so the pattern alone says the whole rule — some generators read a pattern and not the length.
+    public static func textPattern(_ kind: String, maxLength: Int? = nil) -> String? {
         let trimmed = kind.hasPrefix("trimmed-")
         let base = trimmed ? String(kind.dropFirst("trimmed-".count)) : kind
         let textKind: FreeText.Kind
@@ -84,9 +85,9 @@ public enum OpenAPIRendering {
         default: return nil
         }
         let body = characterClass { !FreeText.refuses($0, kind: textKind) }
-        guard trimmed else { return "^\(body)+$" }
+        guard trimmed else { return "^\(body)" + (maxLength.map { "{1,\($0)}" } ?? "+") + "$" }
         let edge = characterClass { !FreeText.refuses($0, kind: textKind) && !isTrimmedSpace($0) }
-        return "^\(edge)(\(body)*\(edge))?$"
+        return "^\(edge)(\(body)" + (maxLength.map { "{0,\(max(0, $0 - 2))}" } ?? "*") + "\(edge))?$"
     }
 
     /// White space `trimmingCharacters(in: .whitespacesAndNewlines)` drops: Unicode Z* and the

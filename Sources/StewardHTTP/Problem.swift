@@ -83,6 +83,15 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
                 detail: "concurrent changes to the same records kept conflicting; nothing was applied, retry")
             problem.headers[.retryAfter] = "1"
             return try problem.response(from: request, context: context)
+        } catch StoreError.integrity(let reason) {
+            // Fail closed: a value this version does not know (a tampered row, a downgrade) is never
+            // read as a default; the request is refused and the operator told which column.
+            context.logger.error(
+                "the database holds a value Steward does not know; refused", metadata: ["store.integrity": "\(reason)"])
+            return try Problem(
+                status: .internalServerError, code: "store.integrity",
+                detail: "the database holds a value this version of Steward does not know; nothing was answered from it"
+            ).response(from: request, context: context)
         } catch let error where Self.isClientGone(error) {
             // The client hung up (or was cut off by a read deadline) before its request was read: no one
             // will see an answer, and it is not the server's error. Counted as 499, as nginx does, logged

@@ -240,7 +240,8 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
             let (id, subject, kind, index, ciphertext, created) = try row.decode(
                 (UUID, UUID, String, Data, Data, Int64).self)
             return IdentityRecord(
-                id: id, subjectID: subject, kind: IdentityKind(rawValue: kind) ?? .externalId, blindIndex: index,
+                id: id, subjectID: subject,
+                kind: try StoreError.stored(IdentityKind.self, kind, column: "identities.kind"), blindIndex: index,
                 ciphertext: ciphertext, createdAt: Timestamp.date(micros: created))
         }
     }
@@ -249,7 +250,8 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
         let (subject, purpose, status, event, decided, expires) = try row.decode(
             (UUID, String, String, UUID, Int64, Int64?).self)
         return ConsentState(
-            subjectID: subject, purpose: purpose, status: ConsentStatus(rawValue: status) ?? .none, eventID: event,
+            subjectID: subject, purpose: purpose,
+            status: try StoreError.stored(ConsentStatus.self, status, column: "consent status"), eventID: event,
             decidedAt: Timestamp.date(micros: decided), expiresAt: expires.map(Timestamp.date(micros:)))
     }
 
@@ -285,9 +287,12 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
             return ConsentEvent(
                 id: try cells[0].decode(UUID.self), subjectID: try cells[1].decode(UUID.self),
                 ordinal: try cells[2].decode(Int64.self), purpose: try cells[3].decode(String.self),
-                decision: ConsentDecision(rawValue: try cells[4].decode(String.self)) ?? .denied,
-                status: ConsentStatus(rawValue: try cells[5].decode(String.self)) ?? .none,
-                method: ConsentMethod(rawValue: try cells[6].decode(String.self)) ?? .api,
+                decision: try StoreError.stored(
+                    ConsentDecision.self, try cells[4].decode(String.self), column: "consent_events.decision"),
+                status: try StoreError.stored(
+                    ConsentStatus.self, try cells[5].decode(String.self), column: "consent status"),
+                method: try StoreError.stored(
+                    ConsentMethod.self, try cells[6].decode(String.self), column: "consent_events.method"),
                 noticeID: try cells[7].decode(String?.self), noticeVersion: try cells[8].decode(String?.self),
                 source: try cells[9].decode(String?.self), actor: try cells[10].decode(String.self),
                 recordedAt: Timestamp.date(micros: try cells[11].decode(Int64.self)),
@@ -359,7 +364,7 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
         let (id, name, role, prefix, created, revoked, _) = try row.decode(
             (UUID, String, String, String, Int64, Int64?, Data).self)
         return APIKeyRecord(
-            id: id, name: name, role: Role(rawValue: role) ?? .auditor, prefix: prefix,
+            id: id, name: name, role: try StoreError.stored(Role.self, role, column: "api_keys.role"), prefix: prefix,
             createdAt: Timestamp.date(micros: created), revokedAt: revoked.map(Timestamp.date(micros:)))
     }
 

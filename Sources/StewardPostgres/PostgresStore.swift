@@ -104,7 +104,8 @@ public final class PostgresStore: StewardStore {
                     let (id, subject, kind, index, ciphertext, created) = try row.decode(
                         (UUID, UUID, String, Data, Data, Int64).self)
                     return IdentityRecord(
-                        id: id, subjectID: subject, kind: IdentityKind(rawValue: kind) ?? .externalId,
+                        id: id, subjectID: subject,
+                        kind: try StoreError.stored(IdentityKind.self, kind, column: "identities.kind"),
                         blindIndex: index, ciphertext: ciphertext, createdAt: Timestamp.date(micros: created))
                 }
                 return StoreInventory(

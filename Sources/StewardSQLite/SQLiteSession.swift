@@ -37,7 +37,7 @@ struct SQLiteSession: StoreTransaction, @unchecked Sendable {
         ) { row in
             IdentityRecord(
                 id: try row.uuid(0), subjectID: try row.uuid(1),
-                kind: IdentityKind(rawValue: row.text(2)) ?? .externalId,
+                kind: try StoreError.stored(IdentityKind.self, row.text(2), column: "identities.kind"),
                 blindIndex: row.blob(3), ciphertext: row.blob(4), createdAt: row.time(5))
         }
     }
@@ -46,7 +46,8 @@ struct SQLiteSession: StoreTransaction, @unchecked Sendable {
 
     static func state(_ row: SQLiteConnection.Row) throws -> ConsentState {
         ConsentState(
-            subjectID: try row.uuid(0), purpose: row.text(1), status: ConsentStatus(rawValue: row.text(2)) ?? .none,
+            subjectID: try row.uuid(0), purpose: row.text(1),
+            status: try StoreError.stored(ConsentStatus.self, row.text(2), column: "consent status"),
             eventID: try row.uuid(3), decidedAt: row.time(4), expiresAt: row.optionalTime(5))
     }
 
@@ -73,9 +74,10 @@ struct SQLiteSession: StoreTransaction, @unchecked Sendable {
         ) { row in
             ConsentEvent(
                 id: try row.uuid(0), subjectID: try row.uuid(1), ordinal: row.int(2), purpose: row.text(3),
-                decision: ConsentDecision(rawValue: row.text(4)) ?? .denied,
-                status: ConsentStatus(rawValue: row.text(5)) ?? .none,
-                method: ConsentMethod(rawValue: row.text(6)) ?? .api, noticeID: row.optionalText(7),
+                decision: try StoreError.stored(ConsentDecision.self, row.text(4), column: "consent_events.decision"),
+                status: try StoreError.stored(ConsentStatus.self, row.text(5), column: "consent status"),
+                method: try StoreError.stored(ConsentMethod.self, row.text(6), column: "consent_events.method"),
+                noticeID: row.optionalText(7),
                 noticeVersion: row.optionalText(8), source: row.optionalText(9), actor: row.text(10),
                 recordedAt: row.time(11), expiresAt: row.optionalTime(12), proofIPHash: row.optionalText(13),
                 proofUserAgentHash: row.optionalText(14), consentString: row.optionalText(15),
@@ -129,7 +131,8 @@ struct SQLiteSession: StoreTransaction, @unchecked Sendable {
 
     static func apiKey(_ row: SQLiteConnection.Row) throws -> APIKeyRecord {
         APIKeyRecord(
-            id: try row.uuid(0), name: row.text(1), role: Role(rawValue: row.text(2)) ?? .auditor,
+            id: try row.uuid(0), name: row.text(1),
+            role: try StoreError.stored(Role.self, row.text(2), column: "api_keys.role"),
             prefix: row.text(3), createdAt: row.time(4), revokedAt: row.optionalTime(5))
     }
 

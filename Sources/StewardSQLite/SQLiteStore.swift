@@ -175,7 +175,7 @@ public final class SQLiteStore: StewardStore {
             ) { row in
                 IdentityRecord(
                     id: try row.uuid(0), subjectID: try row.uuid(1),
-                    kind: IdentityKind(rawValue: row.text(2)) ?? .externalId,
+                    kind: try StoreError.stored(IdentityKind.self, row.text(2), column: "identities.kind"),
                     blindIndex: row.blob(3), ciphertext: row.blob(4), createdAt: row.time(5))
             }.first
             return StoreInventory(
@@ -217,7 +217,8 @@ public final class SQLiteStore: StewardStore {
                 """, [.text(purpose), .text(kind.rawValue), .blob(blindIndex)]
             ) { row in
                 ConsentState(
-                    subjectID: try row.uuid(0), purpose: purpose, status: ConsentStatus(rawValue: row.text(1)) ?? .none,
+                    subjectID: try row.uuid(0), purpose: purpose,
+                    status: try StoreError.stored(ConsentStatus.self, row.text(1), column: "consent status"),
                     eventID: try row.uuid(2), decidedAt: row.time(3), expiresAt: row.optionalTime(4))
             }.first
         }

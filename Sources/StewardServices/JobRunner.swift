@@ -1,5 +1,6 @@
 public import Foundation
 public import Logging
+public import Metrics
 public import ServiceLifecycle
 import StewardCore
 import Synchronization
@@ -50,6 +51,8 @@ public final class JobRunner: Service, Sendable {
     let configuration: Configuration
     let wakeup: JobWakeup
     let logger: Logger
+    /// Job durations by kind and outcome (`steward_job_duration_seconds`), when given.
+    let metrics: (any MetricsFactory)?
     private let handlers: [String: Registered]
     private let state = Mutex<(stopping: Bool, running: [UUID: JobControl])>((false, [:]))
     /// Stops after the queue has no due job of its kinds (`steward jobs work --until-idle`).
@@ -57,8 +60,10 @@ public final class JobRunner: Service, Sendable {
 
     public init(
         store: any StewardStore, runtime: Runtime, configuration: Configuration = Configuration(),
-        wakeup: JobWakeup = JobWakeup(), untilIdle: Bool = false, logger: Logger
+        wakeup: JobWakeup = JobWakeup(), untilIdle: Bool = false, metrics: (any MetricsFactory)? = nil,
+        logger: Logger
     ) {
+        self.metrics = metrics
         self.store = store
         self.runtime = runtime
         self.configuration = configuration
@@ -75,6 +80,7 @@ public final class JobRunner: Service, Sendable {
         wakeup = other.wakeup
         untilIdle = other.untilIdle
         logger = other.logger
+        metrics = other.metrics
         self.handlers = handlers
     }
 
@@ -201,7 +207,15 @@ public final class JobRunner: Service, Sendable {
                     now: runtime.nowMicros(), unit: Double.random(in: 0..<1))
             }
         }
-        metadata["job.ms"] = "\((ContinuousClock.now - started) / .milliseconds(1))"
+        let elapsed = ContinuousClock.now - started
+        metadata["job.ms"] = "\(elapsed / .milliseconds(1))"
+        if let metrics {
+            let outcome = finish.map { JobRunner.outcome($0) } ?? "lease_lost"
+            Timer(
+                label: "steward_job_duration_seconds", dimensions: [("kind", job.kind), ("outcome", outcome)],
+                factory: metrics
+            ).recordNanoseconds(Int64(elapsed / .nanoseconds(1)))
+        }
         guard let finish else {
             logger.warning("job lease lost; another runner resumes it", metadata: metadata)
             return
@@ -286,6 +300,16 @@ public final class JobRunner: Service, Sendable {
             work.cancel()
         }
         return try JobCoding.encode(summary)
+    }
+
+    static func outcome(_ finish: JobFinish) -> String {
+        switch finish {
+        case .succeeded: "succeeded"
+        case .retry: "retry"
+        case .needsAttention: "needs_attention"
+        case .cancelled: "cancelled"
+        case .released: "released"
+        }
     }
 
     /// An error as logs and `last_error` may show it: a code and detail, or a type — never values.

@@ -341,3 +341,15 @@ public final class KernelRandomPool: @unchecked Sendable {
         }
     }
 }
+
+extension StoreError {
+    /// A stored enumeration value read back: one the schema does not allow is an integrity error
+    /// naming the column (never the value), not a default — reading an unknown decision as "denied"
+    /// or an unknown role as "auditor" would answer on a guess.
+    public static func stored<T: RawRepresentable>(_ type: T.Type, _ raw: T.RawValue, column: String) throws -> T {
+        guard let value = T(rawValue: raw) else {
+            throw StoreError.integrity("\(column) holds a value that is not a \(String(describing: T.self))")
+        }
+        return value
+    }
+}

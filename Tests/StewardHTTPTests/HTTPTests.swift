@@ -49,6 +49,10 @@ import Testing
         "GET /v1/keys": "A",
         "POST /v1/keys": "A",
         "DELETE /v1/keys/{id}": "A",
+        "GET /v1/jobs": "AU",
+        "GET /v1/jobs/{id}": "AU",
+        "POST /v1/jobs/{id}/cancel": "A",
+        "POST /v1/jobs/{id}/retry": "A",
     ]
     static let roleLetters: [Role: Character] = [.admin: "A", .service: "S", .auditor: "U"]
 
@@ -91,6 +95,59 @@ import Testing
             for role in Role.allCases {
                 #expect(role.permissions == Set(Permission.allCases.filter { role.allows($0) }), "\(role)")
             }
+        }
+    }
+
+    /// Operators see and steer jobs over HTTP (issue 16, item 6); every action is audited, and
+    /// `/metrics` counts jobs by kind and state.
+    @Test func jobsAreListedShownCancelledAndRetried() async throws {
+        try await withServer { h, client in
+            let admin = try await h.key(.admin)
+            let auditor = try await h.key(.auditor)
+            let queue = JobQueue(store: h.store, runtime: h.runtime)
+            let job = try await queue.enqueue(
+                ProbeJob.self, payload: .init(steps: 1, workMilliseconds: 0), actor: "test", audit: h.audit
+            ).job
+            let id = job.id.lowercasedString
+            let listed = try object(
+                try await client.execute(uri: "/v1/jobs", method: .get, headers: headers(auditor), body: nil))
+            let jobs = try #require(listed["jobs"] as? [[String: Any]])
+            #expect(
+                jobs.count == 1 && jobs.first?["id"] as? String == id && jobs.first?["state"] as? String == "queued")
+            #expect((jobs.first?["payload"] as? [String: Any])?["steps"] as? Int == 1)
+            #expect((listed["counts"] as? [String: Int]) == ["queued": 1])
+            let shown = try await client.execute(
+                uri: "/v1/jobs/\(id)", method: .get, headers: headers(auditor), body: nil)
+            #expect(try shown.status == .ok && (object(shown))["kind"] as? String == "steward.probe")
+            let missing = try await client.execute(
+                uri: "/v1/jobs/\(UUID())", method: .get, headers: headers(auditor), body: nil)
+            #expect(try missing.status == .notFound && (object(missing))["code"] as? String == "job.not_found")
+            let bad = try await client.execute(
+                uri: "/v1/jobs?state=done", method: .get, headers: headers(auditor), body: nil)
+            #expect(try bad.status == .badRequest && (object(bad))["field"] as? String == "state")
+
+            let early = try await client.execute(
+                uri: "/v1/jobs/\(id)/retry", method: .post, headers: headers(admin), body: nil)
+            #expect(try early.status == .conflict && (object(early))["code"] as? String == "job.not_retryable")
+            let cancelled = try await client.execute(
+                uri: "/v1/jobs/\(id)/cancel", method: .post, headers: headers(admin), body: nil)
+            #expect(try cancelled.status == .ok && (object(cancelled))["state"] as? String == "cancelled")
+            let retried = try await client.execute(
+                uri: "/v1/jobs/\(id)/retry", method: .post, headers: headers(admin), body: nil)
+            #expect(try retried.status == .ok && (object(retried))["state"] as? String == "queued")
+            let filtered = try object(
+                try await client.execute(
+                    uri: "/v1/jobs?state=cancelled&kind=steward.probe", method: .get, headers: headers(admin), body: nil
+                ))
+            #expect((filtered["jobs"] as? [Any])?.isEmpty == true)
+
+            let actions = try await h.store.read { try await $0.auditEntries(afterSequence: 0, limit: 100) }
+                .filter { $0.draft.targetID == id }.map(\.draft.action)
+            #expect(actions == ["job.enqueued", "job.cancelled", "job.retried"])
+            let metrics = try await client.execute(uri: "/metrics", method: .get, headers: [:], body: nil)
+            let text = String(buffer: metrics.body)
+            #expect(text.contains(#"steward_jobs{kind="steward.probe",state="queued"} 1"#), "\(text.prefix(2_000))")
+            #expect(text.contains(#"steward_jobs{kind="steward.probe",state="cancelled"} 0"#))
         }
     }
 

@@ -48,9 +48,23 @@ import Testing
         let name = try #require(
             ((Self.schema(document, "CreateKey")?["properties"] as? [String: Any])?["name"] as? [String: Any])?[
                 "pattern"] as? String)
-        #expect(name == OpenAPIRendering.textPattern("trimmed-name"))
+        #expect(name == OpenAPIRendering.textPattern("trimmed-name", maxLength: 100))
         let externalID = try #require(Self.schema(document, "ExternalId")?["pattern"] as? String)
-        #expect(externalID == OpenAPIRendering.textPattern("trimmed-identifier"))
+        #expect(externalID == OpenAPIRendering.textPattern("trimmed-identifier", maxLength: 256))
+        // The length is in the pattern too: 100 characters match, 101 do not.
+        let bounded = try NSRegularExpression(
+            pattern: try #require(OpenAPIRendering.textPattern("identifier", maxLength: 100)))
+        for (count, matches) in [(100, true), (101, false), (1, true)] {
+            let text = String(repeating: "a", count: count)
+            #expect((bounded.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil) == matches)
+        }
+        let trimmedBounded = try NSRegularExpression(
+            pattern: try #require(OpenAPIRendering.textPattern("trimmed-name", maxLength: 3)))
+        for (text, matches) in [("abc", true), ("a c", true), ("abcd", false), ("a", true), (" ab", false)] {
+            #expect(
+                (trimmedBounded.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil) == matches,
+                "\(text)")
+        }
     }
 
     /// Every Basic Multilingual Plane character, through a real regex engine (ICU's), against

@@ -268,3 +268,36 @@ import Testing
                 == .retry(error: "x", runAfter: now.addingTimeInterval(1)))
     }
 }
+
+/// Issue 16, item 7: a value read back that the schema does not allow is an integrity error, never
+/// a default ("maybe" was read as `none` — for an opt-out purpose, allowed).
+@Suite struct StoredValuesAreNeverGuessed {
+    @Test func anUnknownStatusReadBackIsRefusedNotDefaulted() async throws {
+        try await withHarness { h in
+            let person = Fixtures.email("integrity@example.com")
+            let outcome = try await h.consent.record(Fixtures.decide(person, "personalization", .withdrawn))
+            #expect(try await h.consent.check(person, purpose: "personalization").allowed == false)
+            // Past the CHECK constraint, as a newer version's value or a hand-edited row would be.
+            if h.sqlitePath != nil {
+                try await h.execute(
+                    "PRAGMA ignore_check_constraints = ON; UPDATE consent_state SET status = 'maybe'; PRAGMA ignore_check_constraints = OFF"
+                )
+            } else {
+                try await h.execute("ALTER TABLE consent_state DROP CONSTRAINT consent_state_status_check")
+                try await h.execute("UPDATE consent_state SET status = 'maybe'")
+            }
+            for read in 0..<2 {
+                do {
+                    if read == 0 {
+                        _ = try await h.consent.check(person, purpose: "personalization")
+                    } else {
+                        _ = try await h.consent.states(subjectID: outcome.subjectID)
+                    }
+                    Issue.record("an unknown status was read (read \(read))")
+                } catch StoreError.integrity(let reason) {
+                    #expect(reason.contains("consent status") && !reason.contains("maybe"))
+                }
+            }
+        }
+    }
+}
