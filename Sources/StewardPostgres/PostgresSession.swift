@@ -392,20 +392,19 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
 
     // MARK: Writes
 
+    /// The transaction's buffer: every row insert goes through it and is sent by `flush` (ADR 0006).
+    /// A read session has none, and a write through one is a programming error, refused.
+    func writes() throws -> WriteBuffer {
+        guard let buffer else { throw StoreError.integrity("a write was attempted on a read session") }
+        return buffer
+    }
+
     func insertSubject(id: UUID, createdAt: Date) async throws {
-        if let buffer { return buffer.subjects.append((id, Timestamp.micros(createdAt))) }
-        try await run("INSERT INTO subjects (id, created_at) VALUES (\(id), \(Timestamp.micros(createdAt)))")
+        try writes().subjects.append((id, Timestamp.micros(createdAt)))
     }
 
     func insertIdentity(_ identity: IdentityRecord) async throws {
-        if let buffer { return buffer.identities.append(identity) }
-        let index = ByteBuffer(bytes: identity.blindIndex)
-        let ciphertext = ByteBuffer(bytes: identity.ciphertext)
-        try await run(
-            """
-            INSERT INTO identities (id, subject_id, kind, blind_index, ciphertext, created_at)
-            VALUES (\(identity.id), \(identity.subjectID), \(identity.kind.rawValue), \(index), \(ciphertext), \(Timestamp.micros(identity.createdAt)))
-            """)
+        try writes().identities.append(identity)
     }
 
     func reassignIdentity(id: UUID, to subjectID: UUID, ciphertext: Data) async throws {
@@ -453,38 +452,15 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
     }
 
     func setOrdinal(subjectID: UUID, to value: Int64) async throws {
-        if let buffer { return buffer.ordinals[subjectID] = value }
-        try await run("UPDATE subjects SET event_count = \(value) WHERE id = \(subjectID)")
+        try writes().ordinals[subjectID] = value
     }
 
     func insertConsentEvent(_ event: ConsentEvent) async throws {
-        if let buffer { return buffer.events.append(event) }
-        let recorded = Timestamp.micros(event.recordedAt)
-        let expires = event.expiresAt.map(Timestamp.micros)
-        try await run(
-            """
-            INSERT INTO consent_events (id, subject_id, ordinal, purpose, decision, status, method, notice_id,
-                notice_version, source, actor, recorded_at, expires_at, proof_ip_hash, proof_ua_hash, consent_string,
-                confirms, confirmed_at)
-            VALUES (\(event.id), \(event.subjectID), \(event.ordinal), \(event.purpose), \(event.decision.rawValue),
-                \(event.status.rawValue), \(event.method.rawValue), \(event.noticeID), \(event.noticeVersion),
-                \(event.source), \(event.actor), \(recorded), \(expires), \(event.proofIPHash),
-                \(event.proofUserAgentHash), \(event.consentString), \(event.confirms),
-                \(event.confirmedAt.map(Timestamp.micros)))
-            """)
+        try writes().events.append(event)
     }
 
     func upsertConsentState(_ state: ConsentState) async throws {
-        if let buffer { return buffer.states.append(state) }
-        let decided = Timestamp.micros(state.decidedAt)
-        let expires = state.expiresAt.map(Timestamp.micros)
-        try await run(
-            """
-            INSERT INTO consent_state (subject_id, purpose, status, event_id, decided_at, expires_at)
-            VALUES (\(state.subjectID), \(state.purpose), \(state.status.rawValue), \(state.eventID), \(decided), \(expires))
-            ON CONFLICT (subject_id, purpose) DO UPDATE SET status = excluded.status, event_id = excluded.event_id,
-                decided_at = excluded.decided_at, expires_at = excluded.expires_at
-            """)
+        try writes().states.append(state)
     }
 
     func deleteConsentStates(subjectID: UUID) async throws {
@@ -492,15 +468,7 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
     }
 
     func insertConfirmation(tokenHash: Data, _ record: ConfirmationRecord) async throws {
-        if let buffer { return buffer.confirmations.append((tokenHash, record)) }
-        let hash = ByteBuffer(bytes: tokenHash)
-        let expires = Timestamp.micros(record.expiresAt)
-        let used = record.usedAt.map(Timestamp.micros)
-        try await run(
-            """
-            INSERT INTO confirmations (token_hash, event_id, subject_id, purpose, expires_at, used_at)
-            VALUES (\(hash), \(record.eventID), \(record.subjectID), \(record.purpose), \(expires), \(used))
-            """)
+        try writes().confirmations.append((tokenHash, record))
     }
 
     func confirmation(tokenHash: Data) async throws -> ConfirmationRecord? {
@@ -549,24 +517,7 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
     }
 
     func appendAuditEntries(_ entries: [AuditEntry]) async throws {
-        if let buffer { return buffer.audit += entries }
-        for entry in entries {
-            let previous = ByteBuffer(bytes: entry.previousHash)
-            let hash = ByteBuffer(bytes: entry.hash)
-            let details = AuditDetailsCoding.encode(entry.draft.details)
-            try await run(
-                """
-                INSERT INTO audit_log (sequence, id, at, actor, action, target_type, target_id, outcome, details,
-                    previous_hash, hash)
-                VALUES (\(entry.sequence), \(entry.id), \(Timestamp.micros(entry.at)), \(entry.draft.actor),
-                    \(entry.draft.action), \(entry.draft.targetType), \(entry.draft.targetID), \(entry.draft.outcome),
-                    \(details), \(previous), \(hash))
-                """)
-        }
-        if let last = entries.last {
-            let hash = ByteBuffer(bytes: last.hash)
-            try await run("UPDATE audit_head SET sequence = \(last.sequence), hash = \(hash) WHERE id = 1")
-        }
+        try writes().audit += entries
     }
 
     func setSetting(_ key: String, value: String) async throws {
