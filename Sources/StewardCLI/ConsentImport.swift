@@ -16,32 +16,32 @@ struct ConsentCommand: AsyncParsableCommand {
 
         func run() async throws {
             let wiring = try Wiring.open(common, logger: Wiring.makeLogger(common), needsPolicy: false)
-            let imports = try await wiring.withStore { try await $0.consentService.imports() }
+            let imports = try await wiring.withStore { try await ConsentImports(consent: $0.consentService).list() }
             var unfinished = 0
             for listing in imports {
-                // import:<format>:<SHA-256 of the file>
-                let parts = listing.key.split(separator: ":", maxSplits: 2)
-                let format = parts.count == 3 ? String(parts[1]) : "?"
-                let digest = parts.count == 3 ? String(parts[2].prefix(16)) + "…" : listing.key
-                let file = listing.file
-                print("\(file.file ?? "(file name not recorded)")  \(format)  sha256 \(digest)")
-                let started = file.startedAt.map { "started \(Timestamp.iso8601($0))" } ?? "start not recorded"
-                switch listing.state {
-                case .finished:
-                    let finished = file.finishedAt.map { "finished \(Timestamp.iso8601($0))" } ?? "finished"
+                let job = listing.job
+                let format = listing.payload?.format ?? "?"
+                let digest = listing.payload.map { String($0.sha256.prefix(16)) + "…" } ?? (job.idempotencyKey ?? "?")
+                print("\(listing.payload?.file ?? "(file name not recorded)")  \(format)  sha256 \(digest)")
+                let started = "started \(Timestamp.iso8601(job.createdAt))"
+                switch job.state {
+                case .succeeded:
+                    let finished = job.finishedAt.map { "finished \(Timestamp.iso8601($0))" } ?? "finished"
                     print("  \(started), \(finished)")
-                    if let accepted = file.accepted, let rejected = file.rejected {
-                        print(
-                            "  \(accepted) accepted, \(rejected) rejected\(file.lines.map { ", \($0) lines read" } ?? "")"
-                        )
+                    if let total = listing.total {
+                        print("  \(total.accepted) accepted, \(total.rejected) rejected, \(total.lines) lines read")
                     }
-                case .committed(let line, let accepted, let rejected) where line > 0:
+                default:
                     unfinished += 1
-                    print("  \(started), stopped: committed through line \(line) (resumes after it)")
-                    print("  \(accepted) accepted, \(rejected) rejected so far")
-                case .committed, .fresh:
-                    unfinished += 1
-                    print("  \(started), stopped before its first batch committed")
+                    if let position = listing.position, position.line > 0 {
+                        print("  \(started), stopped: committed through line \(position.line) (resumes after it)")
+                        print("  \(position.accepted) accepted, \(position.rejected) rejected so far")
+                    } else {
+                        print("  \(started), stopped before its first batch committed")
+                    }
+                    if job.state == .running, let owner = job.leaseOwner, let until = job.leaseExpiresAt {
+                        print("  running now (\(owner), lease until \(Timestamp.iso8601(until)))")
+                    }
                 }
             }
             print(
@@ -107,7 +107,7 @@ struct ConsentCommand: AsyncParsableCommand {
             }
             guard !isDirectory.boolValue else { throw CLIError("\(file) is a directory; give the file to import") }
             let kind = try Self.format(of: file, given: format)
-            let checkpoint = "import:\(kind):" + (try fileDigest(file))
+            let digest = try fileDigest(file)
             let reader = try ImportReader(path: file, csv: kind == "csv")
             let wiring = try Wiring.open(common, logger: Wiring.makeLogger(common))
             let log = try Rejections(path: rejects)
@@ -119,19 +119,40 @@ struct ConsentCommand: AsyncParsableCommand {
             let issueTokens = tokenFile != nil
             let outcome = try await wiring.withStore { wiring -> ImportOutcome? in
                 let service = wiring.consentService
-                var resumeAfter = 0
-                var base = (accepted: 0, rejected: 0)
-                let state = try await service.importCheckpoint(checkpoint)
-                switch state {
-                case .finished where !again:
-                    return nil
-                case .committed(let line, let accepted, let rejected) where !again:
-                    resumeAfter = line
-                    base = (accepted, rejected)
-                    if line > 0 { printErr("resuming an interrupted import of this file after line \(line)") }
-                default: break
+                let imports = ConsentImports(consent: service)
+                // Find or enqueue this file's import job and lease it; a run that died holds its lease
+                // for at most ConsentImports.leaseDuration, after which this run takes over.
+                var run: ConsentImports.Run?
+                var waited = false
+                while run == nil {
+                    switch try await imports.start(
+                        file: name, format: kind, sha256: digest, again: again, actor: cliActor)
+                    {
+                    case .importedBefore: return nil
+                    case .run(let leased): run = leased
+                    case .busy(let until):
+                        if !waited {
+                            printErr(
+                                "another run of this import holds it until \(Timestamp.iso8601(until)) (a run that died lets go then); waiting"
+                            )
+                            waited = true
+                        }
+                        try await Task.sleep(for: .seconds(1))
+                    }
                 }
-                try await service.startImport(checkpoint, file: name, restart: again || state == .fresh)
+                guard let run else { return nil }
+                let resumeAfter = run.resumeFrom?.line ?? 0
+                let base = (accepted: run.resumeFrom?.accepted ?? 0, rejected: run.resumeFrom?.rejected ?? 0)
+                if resumeAfter > 0 { printErr("resuming an interrupted import of this file after line \(resumeAfter)") }
+                // Keeps the lease while a batch is prepared or written (each batch renews it too).
+                let renewing = Task {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .seconds(3))
+                        if Task.isCancelled { return }
+                        try? await imports.renew(run, line: resumeAfter)
+                    }
+                }
+                defer { renewing.cancel() }
                 var outcome = ImportOutcome()
                 var items: [ConsentService.BulkItem] = []
                 // Two stages: while the store writes one batch (its own task), this task reads, parses and
@@ -158,26 +179,32 @@ struct ConsentCommand: AsyncParsableCommand {
                         let prepared = service.prepareBulk(items, issueConfirmationTokens: issueTokens)
                         items.removeAll(keepingCapacity: true)
                         try await collect(writing)
-                        let cursor = ConsentService.ImportCursor(
-                            key: checkpoint, accepted: base.accepted + outcome.accepted,
-                            rejected: base.rejected + log.count)
+                        let cursor = run.cursor(
+                            accepted: base.accepted + outcome.accepted, rejected: base.rejected + log.count)
                         writing = Task {
                             try await service.recordPrepared(prepared, batchSize: batchSize, checkpoint: cursor)
                         }
                     }
                     try await collect(writing)
+                    outcome.resumedAfter = resumeAfter
+                    let total = ConsentImports.Summary(
+                        accepted: base.accepted + outcome.accepted, rejected: base.rejected + log.count,
+                        lines: outcome.lastLine)
+                    try await imports.finish(
+                        run, total: total, accepted: outcome.accepted, rejected: log.count, resumedAfter: resumeAfter,
+                        actor: cliActor)
                 } catch {
-                    // The batch in flight commits (with its checkpoint) or fails before the store closes.
+                    // The batch in flight commits (with its checkpoint) or fails before the store closes;
+                    // then the job is handed back, to resume from its cursor on the next run.
                     _ = try? await writing?.value
+                    await imports.release(run)
+                    if error is JobLeaseLost {
+                        throw CLIError(
+                            "another run took this import over (this one stalled past its lease); nothing after its last checkpoint was recorded twice"
+                        )
+                    }
                     throw error
                 }
-                outcome.resumedAfter = resumeAfter
-                outcome.total = ConsentService.ImportTotals(
-                    accepted: base.accepted + outcome.accepted, rejected: base.rejected + log.count,
-                    lines: outcome.lastLine)
-                try await service.finishImport(
-                    checkpoint, accepted: outcome.accepted, rejected: log.count, resumedAfter: resumeAfter,
-                    total: outcome.total, actor: cliActor)
                 return outcome
             }
             try log.close()
@@ -199,7 +226,6 @@ struct ConsentCommand: AsyncParsableCommand {
             var pending = 0
             var lastLine = 0
             var resumedAfter = 0
-            var total: ConsentService.ImportTotals?
         }
 
         func summarise(_ outcome: ImportOutcome, log: Rejections, seconds: Double) {

@@ -129,6 +129,20 @@ extension PostgresSession {
         return leased
     }
 
+    func leaseJob(id: UUID, lease: JobLease, now: Date, leaseID: UUID) async throws -> JobRecord? {
+        let now = Timestamp.micros(now)
+        let expires = Timestamp.micros(lease.expiresAt)
+        return try await rows(
+            """
+            UPDATE jobs SET state = 'running', lease_id = \(leaseID), lease_owner = \(lease.owner),
+                lease_expires_at = \(expires), attempts = attempts + 1, started_at = coalesce(started_at, \(now)),
+                updated_at = \(now)
+            WHERE id = \(id) AND (state = 'queued' OR (state = 'running' AND lease_expires_at <= \(now)))
+            RETURNING \(unescaped: Self.jobColumns)
+            """
+        ).first.map(Self.job)
+    }
+
     func heartbeatJob(
         id: UUID, leaseID: UUID, expiresAt: Date, progressDone: Int64, progressTotal: Int64?, cursor: String?,
         now: Date

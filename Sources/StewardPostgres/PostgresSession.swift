@@ -520,6 +520,10 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
         try writes().audit += entries
     }
 
+    func deleteSetting(_ key: String) async throws {
+        try await run("DELETE FROM settings WHERE key = \(key)")
+    }
+
     func setSetting(_ key: String, value: String) async throws {
         try await run(
             "INSERT INTO settings (key, value) VALUES (\(key), \(value)) ON CONFLICT (key) DO UPDATE SET value = excluded.value"

@@ -130,6 +130,23 @@ extension SQLiteSession {
         return leased
     }
 
+    func leaseJob(id: UUID, lease: JobLease, now: Date, leaseID: UUID) async throws -> JobRecord? {
+        try connection.query(
+            """
+            UPDATE jobs SET state = 'running', lease_id = ?, lease_owner = ?, lease_expires_at = ?,
+                attempts = attempts + 1, started_at = coalesce(started_at, ?), updated_at = ?
+            WHERE id = ? AND (state = 'queued' OR (state = 'running' AND lease_expires_at <= ?))
+            RETURNING id, kind, idempotency_key, state, payload, cursor, progress_done, progress_total,
+                result, last_error, attempts, max_attempts, run_after, lease_id, lease_owner, lease_expires_at,
+                cancel_requested, created_by, created_at, updated_at, started_at, finished_at
+            """,
+            [
+                .uuid(leaseID), .text(lease.owner), .time(lease.expiresAt), .time(now), .time(now), .uuid(id),
+                .time(now),
+            ], Self.job
+        ).first
+    }
+
     func heartbeatJob(
         id: UUID, leaseID: UUID, expiresAt: Date, progressDone: Int64, progressTotal: Int64?, cursor: String?,
         now: Date

@@ -319,4 +319,8 @@ struct SQLiteSession: StoreTransaction, @unchecked Sendable {
             "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             [.text(key), .text(value)])
     }
+
+    func deleteSetting(_ key: String) async throws {
+        try connection.run("DELETE FROM settings WHERE key = ?", [.text(key)])
+    }
 }

@@ -224,39 +224,55 @@ public struct ConsentService: Sendable {
     /// line) is applied again line by line, each in its own transaction, so only the offending lines
     /// are rejected (`store.rejected`); when the database itself is down, the call fails instead.
     ///
-    /// With a `checkpoint` key, each batch's transaction also records the line it reached (in the
-    /// store's settings), so an import that dies can resume after the last committed line instead of
-    /// recording its lines twice (`importCheckpoint(_:)`).
+    /// With a `checkpoint`, each batch's transaction also records the line it reached (an import's
+    /// job cursor, fenced by its lease: `ConsentImports`), so an import that dies can resume after the
+    /// last committed line instead of recording its lines twice.
     ///
     /// A grant for a double opt-in purpose without `confirmedAt` would be left pending: it is rejected
     /// (`consent.confirmation_required`) unless `issueConfirmationTokens` is set, in which case it is
     /// recorded pending and its token returned in `BulkOutcome.pending`, so no pending record is left
     /// that nobody can confirm.
     public func recordBulk(
-        _ items: [BulkItem], batchSize: Int = 1_000, checkpoint: String? = nil,
+        _ items: [BulkItem], batchSize: Int = 1_000, checkpoint: ImportCursor? = nil,
         issueConfirmationTokens: Bool = false, progress: (@Sendable (Int) -> Void)? = nil
     ) async throws -> BulkOutcome {
         try await recordPrepared(
             prepareBulk(items, issueConfirmationTokens: issueConfirmationTokens), batchSize: batchSize,
-            checkpoint: checkpoint.map { ImportCursor(key: $0) }, progress: progress)
+            checkpoint: checkpoint, progress: progress)
     }
 
-    /// Where an import's batches record their progress: its checkpoint key and the lines it accepted
-    /// and rejected before this bulk (earlier bulks of this run, and the runs before a resume), so each
-    /// batch's checkpoint carries the import's running totals in the same transaction.
-    public struct ImportCursor: Sendable, Equatable {
-        public var key: String
+    /// Where an import's batches record their progress: the lines it accepted and rejected before
+    /// this bulk (earlier bulks of this run, and the runs before a resume), and how a position is
+    /// written in a batch's transaction — so each batch commits with the import's running totals.
+    public struct ImportCursor: Sendable {
         public var accepted: Int
         public var rejected: Int
+        let write: @Sendable (any StoreTransaction, ImportPosition) async throws -> Void
 
-        public init(key: String, accepted: Int = 0, rejected: Int = 0) {
-            self.key = key
+        public init(
+            accepted: Int = 0, rejected: Int = 0,
+            write: @escaping @Sendable (any StoreTransaction, ImportPosition) async throws -> Void
+        ) {
+            self.accepted = accepted
+            self.rejected = rejected
+            self.write = write
+        }
+
+        func position(line: Int) -> ImportPosition {
+            ImportPosition(line: line, accepted: accepted, rejected: rejected)
+        }
+    }
+
+    /// Every line up to `line` is recorded or was rejected: `accepted` and `rejected` of them.
+    public struct ImportPosition: Codable, Sendable, Hashable {
+        public var line: Int
+        public var accepted: Int
+        public var rejected: Int
+        public init(line: Int, accepted: Int, rejected: Int) {
+            self.line = line
             self.accepted = accepted
             self.rejected = rejected
         }
-
-        /// The checkpoint text: `<last line> <accepted> <rejected>`.
-        func value(line: Int) -> String { "\(line) \(accepted) \(rejected)" }
     }
 
     /// A bulk with its CPU-only work done and no store touched: lines validated, identities
@@ -353,6 +369,9 @@ public struct ConsentService: Sendable {
                 (batchRejected, batchPending) = try await recordBatch(batch, checkpoint: cursor)
             } catch is CancellationError {
                 throw CancellationError()
+            } catch let lost as JobLeaseLost {
+                // The import's lease went to another run: nothing of this batch committed; stop.
+                throw lost
             } catch {
                 split += 1
                 (batchRejected, batchPending) = try await recordOneByOne(batch, checkpoint: cursor)
@@ -402,7 +421,7 @@ public struct ConsentService: Sendable {
             if var checkpoint, let last = batch.last {
                 checkpoint.accepted += batch.count - failed.count
                 checkpoint.rejected += failed.count
-                try await transaction.setSetting(checkpoint.key, value: checkpoint.value(line: last.line))
+                try await checkpoint.write(transaction, checkpoint.position(line: last.line))
             }
             try await self.audit.append(drafts, in: transaction)
             return (failed, pending, tally)
@@ -480,14 +499,18 @@ public struct ConsentService: Sendable {
         var checkedStore = false
         for item in batch {
             do {
-                let next = cursor.map { ImportCursor(key: $0.key, accepted: $0.accepted + 1, rejected: $0.rejected) }
+                let next = cursor.map { cursor -> ImportCursor in
+                    var next = cursor
+                    next.accepted += 1
+                    return next
+                }
                 let outcome = try await writeRetrying { transaction in
                     var drafts: [AuditDraft] = []
                     var noCache: BatchCache? = nil
                     let outcome = try await self.apply(
                         item.command, purpose: item.purpose, in: transaction, audit: &drafts, cache: &noCache)
                     try await self.audit.append(drafts, in: transaction)
-                    if let next { try await transaction.setSetting(next.key, value: next.value(line: item.line)) }
+                    if let next { try await next.write(transaction, next.position(line: item.line)) }
                     return outcome
                 }
                 cursor = next
@@ -498,6 +521,9 @@ public struct ConsentService: Sendable {
                 cursor?.rejected += 1
             } catch is CancellationError {
                 throw CancellationError()
+            } catch let lost as JobLeaseLost {
+                // The import's lease went to another run: nothing of this batch committed; stop.
+                throw lost
             } catch {
                 if !checkedStore {
                     try await store.ping()
@@ -511,163 +537,6 @@ public struct ConsentService: Sendable {
             }
         }
         return (failed, pending)
-    }
-
-    /// Where an import with this checkpoint key stands: `.fresh`, `.committed` (every line up to `line`
-    /// is recorded or was rejected, with the totals so far) or `.finished`.
-    public func importCheckpoint(_ key: String) async throws -> ImportCheckpoint {
-        ImportCheckpoint(stored: try await store.read { try await $0.setting(key) })
-    }
-
-    /// Notes the start of an import run: the file's name and the time, kept beside its checkpoint for
-    /// `steward consent imports`. A run after a finished one (`--again`) starts a new record.
-    public func startImport(_ key: String, file: String, restart: Bool) async throws {
-        let now = runtime.nowMicros()
-        try await store.write { transaction in
-            let current = try await transaction.setting(Self.importFileKey(key))
-            if current != nil && !restart { return }
-            if restart { try await transaction.setSetting(key, value: "0 0 0") }
-            let info = ImportFile(file: file, startedAt: now)
-            try await transaction.setSetting(Self.importFileKey(key), value: info.encoded)
-        }
-    }
-
-    /// Marks an import finished, so running the same file again does not record it twice, and audits
-    /// it in the same transaction: `consent.import.finished` on the import's key (its format and the
-    /// file's SHA-256), with the lines this run accepted and rejected and where it resumed. Each
-    /// recorded line has its own entry already; this one ties them to the file. `total` is the import's
-    /// over all its runs (a resumed one included), kept for `steward consent imports`.
-    public func finishImport(
-        _ key: String, accepted: Int, rejected: Int, resumedAfter: Int = 0, total: ImportTotals? = nil,
-        actor: String
-    ) async throws {
-        let now = runtime.nowMicros()
-        try await store.write { transaction in
-            try await transaction.setSetting(key, value: "done")
-            var info = ImportFile(decoding: try await transaction.setting(Self.importFileKey(key)))
-            info.finishedAt = now
-            if let total {
-                info.accepted = total.accepted
-                info.rejected = total.rejected
-                info.lines = total.lines
-            }
-            try await transaction.setSetting(Self.importFileKey(key), value: info.encoded)
-            var details = ["accepted": String(accepted), "rejected": String(rejected)]
-            if resumedAfter > 0 { details["resumed_after_line"] = String(resumedAfter) }
-            try await self.audit.append(
-                [
-                    AuditDraft(
-                        actor: actor, action: "consent.import.finished", targetType: "import", targetID: key,
-                        details: details)
-                ], in: transaction)
-        }
-    }
-
-    public struct ImportTotals: Sendable, Equatable {
-        public var accepted: Int
-        public var rejected: Int
-        /// The last line read.
-        public var lines: Int
-        public init(accepted: Int, rejected: Int, lines: Int) {
-            self.accepted = accepted
-            self.rejected = rejected
-            self.lines = lines
-        }
-    }
-
-    public enum ImportCheckpoint: Sendable, Equatable {
-        case fresh
-        case committed(line: Int, accepted: Int = 0, rejected: Int = 0)
-        case finished
-
-        /// From the setting a checkpoint is kept in: absent, `done`, or `<line> <accepted> <rejected>`
-        /// (a bare line number before the totals were kept).
-        init(stored value: String?) {
-            guard let value else {
-                self = .fresh
-                return
-            }
-            if value == "done" {
-                self = .finished
-                return
-            }
-            let parts = value.split(separator: " ").compactMap { Int($0) }
-            switch parts.count {
-            case 1: self = .committed(line: parts[0])
-            case 3: self = .committed(line: parts[0], accepted: parts[1], rejected: parts[2])
-            default: self = .fresh
-            }
-        }
-    }
-
-    /// What `steward consent imports` shows of a file: its name and when its import started and
-    /// finished, with the totals at the finish. Settings `import-file:<format>:<sha256>`.
-    public struct ImportFile: Sendable, Equatable {
-        public var file: String?
-        public var startedAt: Date?
-        public var finishedAt: Date?
-        public var accepted: Int?
-        public var rejected: Int?
-        public var lines: Int?
-
-        init(file: String, startedAt: Date) {
-            self.file = file
-            self.startedAt = startedAt
-        }
-
-        init(decoding text: String?) {
-            let object =
-                text.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] } ?? [:]
-            file = object["file"] as? String
-            func number(_ key: String) -> Int64? { (object[key] as? NSNumber)?.int64Value }
-            startedAt = number("startedAt").map(Timestamp.date(micros:))
-            finishedAt = number("finishedAt").map(Timestamp.date(micros:))
-            accepted = number("accepted").map(Int.init)
-            rejected = number("rejected").map(Int.init)
-            lines = number("lines").map(Int.init)
-        }
-
-        var encoded: String {
-            var object: [String: Any] = [:]
-            object["file"] = file
-            object["startedAt"] = startedAt.map(Timestamp.micros)
-            object["finishedAt"] = finishedAt.map(Timestamp.micros)
-            object["accepted"] = accepted
-            object["rejected"] = rejected
-            object["lines"] = lines
-            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-            return String(decoding: data, as: UTF8.self)
-        }
-    }
-
-    static func importFileKey(_ key: String) -> String { "import-file:" + key.dropFirst("import:".count) }
-
-    /// One import as `steward consent imports` lists it.
-    public struct ImportListing: Sendable {
-        public var key: String
-        public var state: ImportCheckpoint
-        public var file: ImportFile
-    }
-
-    /// Every import this store has a checkpoint for, by key (`import:<format>:<file SHA-256>`): the
-    /// finished ones, and the ones that stopped, with the line to resume after.
-    public func importCheckpoints() async throws -> [(key: String, state: ImportCheckpoint)] {
-        try await store.read { try await $0.settings(prefix: "import:") }.map {
-            ($0.key, ImportCheckpoint(stored: $0.value))
-        }
-    }
-
-    /// `importCheckpoints()` with each file's name, times and totals.
-    public func imports() async throws -> [ImportListing] {
-        let (checkpoints, files) = try await store.read { reader in
-            (try await reader.settings(prefix: "import:"), try await reader.settings(prefix: "import-file:"))
-        }
-        let byKey = Dictionary(files.map { ("import:" + $0.key.dropFirst("import-file:".count), $0.value) }) { a, _ in a
-        }
-        return checkpoints.map {
-            ImportListing(
-                key: $0.key, state: ImportCheckpoint(stored: $0.value), file: ImportFile(decoding: byKey[$0.key]))
-        }
     }
 
     /// Confirms a pending double opt-in grant with its single-use token.

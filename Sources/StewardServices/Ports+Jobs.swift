@@ -62,6 +62,10 @@ public protocol JobQueueWriting: JobQueueReading {
         kinds: [String], oneAtATime: Set<String>, limit: Int, lease: JobLease, now: Date,
         newLeaseID: @Sendable () -> UUID
     ) async throws -> [JobRecord]
+    /// Leases one job by id, when it is queued (due or not) or its lease expired: for a job its
+    /// enqueuer runs itself (an import, run by the command that enqueued it). Nil when another
+    /// runner holds a live lease on it, or it is finished, needs attention or does not exist.
+    func leaseJob(id: UUID, lease: JobLease, now: Date, leaseID: UUID) async throws -> JobRecord?
     /// Extends the lease and records progress (and the cursor, when given). Throws `JobLeaseLost`
     /// when the lease is no longer held — taken by another runner, or expired by `now` even if no one
     /// took it yet (so a runner that stalled past its lease never runs beside the next one of a

@@ -149,6 +149,7 @@ public protocol StoreTransaction: StoreReader, JobQueueWriting {
     /// Inserts sealed entries and moves the head to the last one.
     func appendAuditEntries(_ entries: [AuditEntry]) async throws
     func setSetting(_ key: String, value: String) async throws
+    func deleteSetting(_ key: String) async throws
 }
 
 /// The database behind Steward: SQLite embedded, or PostgreSQL for many instances.

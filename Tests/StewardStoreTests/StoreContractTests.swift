@@ -247,55 +247,72 @@ import Testing
         }
     }
 
+    /// Imports run on jobs (issue 16, item 5): the batches commit the job's cursor under its lease, a
+    /// run that dies is resumed by the next after its lease expires, each line is recorded once, and a
+    /// finished file is not imported again.
     @Test func anInterruptedImportResumesAfterItsLastCommittedLine() async throws {
         try await withHarness { h in
-            let key = "import:csv:test-digest"
             let items: [ConsentService.BulkItem] = (1...30).map { line in
                 line == 14
                     ? .rejected(line: line, .invalid("import.column_count", "bad row"))
                     : .command(line: line, Fixtures.grant(Fixtures.email("resume\(line)@example.com"), "analytics"))
             }
-            #expect(try await h.consent.importCheckpoint(key) == .fresh)
-            try await h.consent.startImport(key, file: "consents.csv", restart: true)
-            // The process "dies" after two batches of ten: only those committed.
-            _ = try await h.consent.recordBulk(Array(items.prefix(21)), batchSize: 10, checkpoint: key)
-            // `steward consent imports` shows the file, its start and where it stopped, with counts.
-            let stopped = try #require(try await h.consent.imports().first { $0.key == key })
-            #expect(stopped.file.file == "consents.csv" && stopped.file.startedAt == h.clock.now)
-            #expect(stopped.file.finishedAt == nil)
-            #expect(stopped.state == .committed(line: 21, accepted: 20, rejected: 1))
-            // The checkpoint carries the running totals: 20 recorded, line 14 refused.
-            #expect(try await h.consent.importCheckpoint(key) == .committed(line: 21, accepted: 20, rejected: 1))
-            // Listed among the store's imports (`steward consent imports`), other settings not.
-            let other = "import:jsonl:other-digest"
-            try await h.store.write { transaction in
-                try await transaction.setSetting(other, value: "3")
-                try await transaction.setSetting("imports-are-not-this", value: "1")
+            let imports = ConsentImports(consent: h.consent, owner: "first")
+            guard
+                case .run(let first) = try await imports.start(
+                    file: "consents.csv", format: "csv", sha256: "test-digest", again: false, actor: "cli:test")
+            else { throw Failure("the first run did not get its lease") }
+            #expect(first.resumeFrom == nil && first.job.idempotencyKey == "import:csv:test-digest")
+            // The process "dies" after two batches of ten: only those committed, with the cursor.
+            _ = try await h.consent.recordBulk(
+                Array(items.prefix(21)), batchSize: 10, checkpoint: first.cursor(accepted: 0, rejected: 0))
+            let stopped = try #require(try await imports.list().first)
+            #expect(stopped.payload?.file == "consents.csv" && stopped.job.state == .running)
+            #expect(stopped.position == .init(line: 21, accepted: 20, rejected: 1))
+            // A second run meanwhile waits for the dead run's lease…
+            let second = ConsentImports(consent: h.consent, owner: "second")
+            guard
+                case .busy = try await second.start(
+                    file: "consents.csv", format: "csv", sha256: "test-digest", again: false, actor: "cli:test")
+            else { throw Failure("a live lease was taken") }
+            // …and takes over once it expired, resuming after line 21.
+            h.clock.advance(by: Double(ConsentImports.leaseDuration.components.seconds) + 1)
+            guard
+                case .run(let resumed) = try await second.start(
+                    file: "consents.csv", format: "csv", sha256: "test-digest", again: false, actor: "cli:test")
+            else { throw Failure("the expired lease was not taken over") }
+            #expect(resumed.job.id == first.job.id)
+            #expect(resumed.resumeFrom == .init(line: 21, accepted: 20, rejected: 1))
+            // The dead run's lease fences it: a batch it commits late records nothing.
+            await #expect(throws: JobLeaseLost.self) {
+                _ = try await h.consent.recordBulk(
+                    [items[21]], batchSize: 10, checkpoint: first.cursor(accepted: 20, rejected: 1))
             }
-            let listed = try await h.consent.importCheckpoints()
-            #expect(listed.map(\.key) == [key, other])
-            #expect(listed.map(\.state) == [.committed(line: 21, accepted: 20, rejected: 1), .committed(line: 3)])
-            // Running again resumes after line 21 and records each line once.
             let rest = items.filter { $0.line > 21 }
-            let outcome = try await h.consent.recordBulk(rest, batchSize: 10, checkpoint: key)
+            let outcome = try await h.consent.recordBulk(
+                rest, batchSize: 10, checkpoint: resumed.cursor(accepted: 20, rejected: 1))
             #expect(outcome.accepted == 9)
-            h.clock.advance(by: 60)
-            try await h.consent.finishImport(
-                key, accepted: outcome.accepted, rejected: outcome.rejected.count, resumedAfter: 21,
-                total: .init(accepted: 29, rejected: 1, lines: 30), actor: "cli:test")
-            let finishedFile = try #require(try await h.consent.imports().first { $0.key == key }).file
-            #expect(
-                finishedFile.finishedAt == h.clock.now && finishedFile.startedAt == h.clock.now.addingTimeInterval(-60))
-            #expect(finishedFile.accepted == 29 && finishedFile.rejected == 1 && finishedFile.lines == 30)
-            #expect(try await h.consent.importCheckpoint(key) == .finished)
-            #expect(try await h.consent.importCheckpoints().map(\.state) == [.finished, .committed(line: 3)])
+            try await second.finish(
+                resumed, total: .init(accepted: 29, rejected: 1, lines: 30), accepted: outcome.accepted,
+                rejected: outcome.rejected.count, resumedAfter: 21, actor: "cli:test")
+            let finished = try #require(try await imports.list().first)
+            #expect(finished.job.state == .succeeded && finished.total == .init(accepted: 29, rejected: 1, lines: 30))
+            // The same file again is not imported twice; `again` makes a new job.
+            guard
+                case .importedBefore = try await imports.start(
+                    file: "consents.csv", format: "csv", sha256: "test-digest", again: false, actor: "cli:test")
+            else { throw Failure("a finished file would be imported again") }
+            guard
+                case .run(let again) = try await imports.start(
+                    file: "consents.csv", format: "csv", sha256: "test-digest", again: true, actor: "cli:test")
+            else { throw Failure("--again did not start a new import") }
+            #expect(again.job.id != first.job.id && again.resumeFrom == nil)
             // The finished import is audited, in the chain, with this run's counts.
             let entries = try await h.store.read { try await $0.auditEntries(afterSequence: 0, limit: 1_000) }
-            let finished = try #require(entries.last)
-            #expect(finished.draft.action == "consent.import.finished" && finished.draft.targetID == key)
-            #expect(finished.draft.actor == "cli:test" && finished.draft.targetType == "import")
+            let audited = try #require(entries.last)
             #expect(
-                finished.draft.details == ["accepted": "9", "rejected": "0", "resumed_after_line": "21"])
+                audited.draft.action == "consent.import.finished" && audited.draft.targetID == "import:csv:test-digest")
+            #expect(audited.draft.details == ["accepted": "9", "rejected": "0", "resumed_after_line": "21"])
             #expect(try await h.audit.verify(store: h.store).isIntact)
             let audience = try await h.consent.audience(purpose: "analytics", after: nil, limit: 100)
             #expect(audience.subjects.count == 29)
@@ -305,6 +322,38 @@ import Testing
             }
             // A subject.created and a consent.recorded per line, and the import's own entry.
             #expect(try await h.audit.verify(store: h.store).checked == 29 * 2 + 1)
+        }
+    }
+
+    /// Checkpoints earlier versions kept as settings become jobs, the settings go.
+    @Test func legacyImportCheckpointsBecomeJobs() async throws {
+        try await withHarness { h in
+            try await h.store.write { transaction in
+                try await transaction.setSetting("import:csv:aaaa", value: "done")
+                try await transaction.setSetting(
+                    "import-file:csv:aaaa", value: #"{"accepted":5,"file":"old.csv","lines":6,"rejected":1}"#)
+                try await transaction.setSetting("import:jsonl:bbbb", value: "40 38 2")
+                try await transaction.setSetting("imports-are-not-this", value: "1")
+            }
+            let imports = ConsentImports(consent: h.consent)
+            #expect(try await imports.migrateLegacyCheckpoints() == 2)
+            #expect(try await imports.migrateLegacyCheckpoints() == 0)
+            let listed = try await imports.list()
+            let done = try #require(listed.first { $0.job.idempotencyKey == "import:csv:aaaa" })
+            #expect(done.job.state == .succeeded && done.payload?.file == "old.csv")
+            #expect(done.total == .init(accepted: 5, rejected: 1, lines: 6))
+            let open = try #require(listed.first { $0.job.idempotencyKey == "import:jsonl:bbbb" })
+            #expect(open.job.state == .queued && open.position == .init(line: 40, accepted: 38, rejected: 2))
+            #expect(
+                try await h.store.read { try await $0.settings(prefix: "import") }.map(\.key) == [
+                    "imports-are-not-this"
+                ])
+            // The unfinished one resumes where it stopped.
+            guard
+                case .run(let run) = try await imports.start(
+                    file: "new.jsonl", format: "jsonl", sha256: "bbbb", again: false, actor: "cli:test")
+            else { throw Failure("the migrated import could not be resumed") }
+            #expect(run.job.id == open.job.id && run.resumeFrom?.line == 40)
         }
     }
 
@@ -684,4 +733,9 @@ import Testing
 /// Counts the transactions that reached a point (crosswise-locks test).
 final class Arrivals: Sendable {
     let count = Atomic<Int>(0)
+}
+
+struct Failure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }
