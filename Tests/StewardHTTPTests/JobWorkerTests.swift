@@ -125,3 +125,54 @@ import Testing
         }
     }
 }
+
+/// The import crash test, on jobs (issue 16): `steward consent import` killed with SIGKILL mid-file,
+/// then run again, waits for the dead run's lease, resumes after its last committed batch and
+/// records every line exactly once (the audit chain holds exactly two entries per person).
+@Suite struct ImportCrash {
+    @Test(.timeLimit(.minutes(5)))
+    func anImportKilledMidFileResumesAndRecordsEveryLineOnce() async throws {
+        try await withScratchDatabase { database in
+            try await BuiltBinary.withDirectory("import-crash") { directory in
+                let people = 20_000
+                let file = directory.appendingPathComponent("people.csv")
+                var text = "email,purpose,decision,noticeId,noticeVersion\n"
+                for index in 0..<people {
+                    text += "crash\(index)@example.com,analytics,granted,privacy-policy,2026-01\n"
+                }
+                try text.write(to: file, atomically: true, encoding: .utf8)
+                let data = directory.appendingPathComponent("data").path
+                let log = directory.appendingPathComponent("import.log")
+                let arguments = ["consent", "import", file.path, "--batch-size", "250", "--data-dir", data] + database
+                let first = try JobWorkers.Worker(arguments: arguments, log: log)
+                // Killed once some batches committed (the job's progress says so), before the end.
+                let deadline = ContinuousClock.now + .seconds(120)
+                var progressed = false
+                while !progressed && first.process.isRunning && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(100))
+                    let list = try await BuiltBinary.run(
+                        ["jobs", "list", "--kind", "consent.import", "--data-dir", data] + database)
+                    progressed = list.output.contains(" done  ")
+                }
+                try await BuiltBinary.offPool { first.kill9() }
+                #expect(progressed, "the import finished before it could be killed")
+                let stopped = try await BuiltBinary.run(["consent", "imports", "--data-dir", data] + database)
+                #expect(stopped.output.contains("1 import(s): 0 finished, 1 unfinished"), "\(stopped.output)")
+
+                let again = try await BuiltBinary.runFully(arguments, timeout: .seconds(180))
+                #expect(again.status == 0, "\(again.errors.suffix(1_000))")
+                #expect(again.errors.contains("another run of this import holds it until"))
+                #expect(again.errors.contains("resuming an interrupted import of this file after line"))
+                let listed = try await BuiltBinary.run(["consent", "imports", "--data-dir", data] + database)
+                #expect(
+                    listed.output.contains("  \(people) accepted, 0 rejected, \(people + 1) lines read"),
+                    "\(listed.output)")
+                let verify = try await BuiltBinary.run(["audit", "verify", "--data-dir", data] + database)
+                // key.bound, a subject.created and a consent.recorded per person, the import's entry.
+                #expect(
+                    verify.output.contains("audit chain intact: \(1 + 2 * people + 1) entries verified"),
+                    "\(verify.output)")
+            }
+        }
+    }
+}
