@@ -116,16 +116,14 @@ struct JobsCommand: AsyncParsableCommand {
         func validate() throws { _ = try JobsCommand.parseID(id) }
 
         func run() async throws {
-            let uuid = try JobsCommand.parseID(id)
-            let setup = try Wiring.open(common, logger: Wiring.makeLogger(common), needsPolicy: false)
-            let job = try await setup.withStore { wiring in
-                try await JobQueue(store: wiring.store, runtime: wiring.runtime)
-                    .cancel(id: uuid, actor: cliActor, audit: wiring.auditLog)
+            let job = try await JobsCommand.act(on: id, common) { queue, id, audit in
+                try await queue.cancel(id: id, actor: cliActor, audit: audit)
             }
+            let name = "job \(job.id.lowercasedString) (\(job.kind))"
             switch job.state {
-            case .cancelled: print("cancelled job \(uuid.lowercasedString) (\(job.kind))")
-            case .running: print("asked job \(uuid.lowercasedString) (\(job.kind)) to stop at its next checkpoint")
-            default: print("job \(uuid.lowercasedString) is \(job.state.rawValue): nothing to cancel")
+            case .cancelled: print("cancelled \(name)")
+            case .running: print("asked \(name) to stop at its next checkpoint")
+            default: print("\(name) is \(job.state.rawValue): nothing to cancel")
             }
         }
     }
@@ -139,15 +137,24 @@ struct JobsCommand: AsyncParsableCommand {
         func validate() throws { _ = try JobsCommand.parseID(id) }
 
         func run() async throws {
-            let uuid = try JobsCommand.parseID(id)
-            let setup = try Wiring.open(common, logger: Wiring.makeLogger(common), needsPolicy: false)
-            let job = try await setup.withStore { wiring in
-                try await JobQueue(store: wiring.store, runtime: wiring.runtime)
-                    .retry(id: uuid, actor: cliActor, audit: wiring.auditLog)
+            let job = try await JobsCommand.act(on: id, common) { queue, id, audit in
+                try await queue.retry(id: id, actor: cliActor, audit: audit)
             }
             print(
-                "queued job \(uuid.lowercasedString) (\(job.kind)) again; a runner picks it up within its poll interval"
+                "queued job \(job.id.lowercasedString) (\(job.kind)) again; a runner picks it up within its poll interval"
             )
+        }
+    }
+
+    /// Runs an operator's action on one job, with the store open and the audit log at hand.
+    static func act(
+        on text: String, _ common: CommonOptions,
+        _ action: @escaping @Sendable (JobQueue, UUID, AuditLog) async throws -> JobRecord
+    ) async throws -> JobRecord {
+        let id = try parseID(text)
+        let setup = try Wiring.open(common, logger: Wiring.makeLogger(common), needsPolicy: false)
+        return try await setup.withStore { wiring in
+            try await action(JobQueue(store: wiring.store, runtime: wiring.runtime), id, wiring.auditLog)
         }
     }
 

@@ -68,14 +68,7 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
         Endpoint(.get, "/v1/audiences/{purpose}", .consentRead) { request, context in
             let purpose = context.parameters.get("purpose") ?? ""
             let limit = try pageLimit(request, default: 1_000, max: 10_000)
-            var after: UUID?
-            if let cursor = request.query("cursor") {
-                guard let id = UUID(uuidString: cursor) else {
-                    throw StewardError.invalid(
-                        "request.invalid_cursor", "is not a cursor from a previous page", field: "cursor")
-                }
-                after = id
-            }
+            let after = try idCursor(request)
             let page = try await consent.audience(purpose: purpose, after: after, limit: limit)
             return try json(
                 AudiencePage(
@@ -203,14 +196,7 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
                 try FreeText.check(
                     kind, field: "kind", maxLength: 100, kind: .identifier, lengthCode: "job.invalid_kind")
             }
-            var before: UUID?
-            if let cursor = request.query("cursor") {
-                guard let id = UUID(uuidString: cursor) else {
-                    throw StewardError.invalid(
-                        "request.invalid_cursor", "is not a cursor from a previous page", field: "cursor")
-                }
-                before = id
-            }
+            let before = try idCursor(request)
             let filter = JobFilter(states: states, kind: kind, before: before, limit: limit + 1)
             let (jobs, counts) = try await api.store.read { reader in
                 (try await reader.jobs(filter), try await reader.jobCounts())
@@ -243,6 +229,15 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
             return try json(JobDTO(job))
         },
     ]
+}
+
+/// The `cursor` of a page ordered by id (audiences, jobs); nil when absent.
+func idCursor(_ request: Request) throws(StewardError) -> UUID? {
+    guard let cursor = request.query("cursor") else { return nil }
+    guard let id = UUID(uuidString: cursor) else {
+        throw .invalid("request.invalid_cursor", "is not a cursor from a previous page", field: "cursor")
+    }
+    return id
 }
 
 /// The `cursor` of a page ordered by a sequence number (history ordinals, audit sequences); 0 when absent.
