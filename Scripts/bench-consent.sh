@@ -4,6 +4,7 @@
 # throughput and latency, check latency at a fixed ~2,000 req/s, durable record throughput, and
 # server RSS. Figures go to Docs/benchmarks.md (ratios against the floor measured in the same run).
 #   SUBJECTS=1000000 DURATION=15 CONNECTIONS=64 WRK_THREADS=1 Scripts/bench-consent.sh
+# BIN=path/to/steward skips the build (a release binary built elsewhere, e.g. with --scratch-path).
 # DATA_DIR=/path keeps the seeded database (and its root key) there and reuses it on the next run
 # with the same SUBJECTS; the import is then not re-measured (its last figure is kept).
 set -euo pipefail
@@ -15,9 +16,13 @@ WRK_THREADS=${WRK_THREADS:-1}
 OUT=${OUT:-Docs/benchmarks.md}
 
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
-echo "==> release build"
-swift build -c release --product steward 2>&1 | tail -n 1
-bin=$(swift build -c release --show-bin-path)/steward
+if [ -n "${BIN:-}" ]; then
+  bin=$BIN
+else
+  echo "==> release build"
+  swift build -c release --product steward 2>&1 | tail -n 1
+  bin=$(swift build -c release --show-bin-path)/steward
+fi
 
 work=$(mktemp -d /tmp/steward-bench.XXXXXX)
 server=""
