@@ -122,7 +122,13 @@ final class JobControl: Sendable {
 /// Wakes a runner at once when a job is enqueued in this process (other instances poll).
 /// One runner waits on a wake-up at a time.
 public final class JobWakeup: Sendable {
-    private let state = Mutex<(pending: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+    private struct State {
+        var pending = false
+        var waiter: CheckedContinuation<Void, Never>?
+        /// The current wait returned (by a timeout) before its waiter registered: it must not wait.
+        var abandoned = false
+    }
+    private let state = Mutex(State())
 
     public init() {}
 
@@ -140,12 +146,13 @@ public final class JobWakeup: Sendable {
     }
 
     /// Returns at a signal (or one that came since the last wait), or after `timeout`.
-    func wait(upTo timeout: Duration) async {
+    public func wait(upTo timeout: Duration) async {
+        state.withLock { $0.abandoned = false }
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 await withCheckedContinuation { continuation in
                     let now = self.state.withLock { state -> Bool in
-                        if state.pending {
+                        if state.pending || state.abandoned {
                             state.pending = false
                             return true
                         }
@@ -161,11 +168,15 @@ public final class JobWakeup: Sendable {
                 } catch {
                     // Woken by a signal first: the first task has returned and this one was cancelled.
                 }
-                self.state.withLock { $0.waiter.take() }?.resume()
             }
             await group.next()
+            // Whichever returned first, the other must end too: a waiter still registered is
+            // resumed, and one not registered yet (a timeout that came first) will not wait.
+            state.withLock { state -> CheckedContinuation<Void, Never>? in
+                state.abandoned = true
+                return state.waiter.take()
+            }?.resume()
             group.cancelAll()
-            // The sleeper resumes the waiter if it still waits; nothing is left pending by a timeout.
         }
     }
 }

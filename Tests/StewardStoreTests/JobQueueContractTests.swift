@@ -301,3 +301,24 @@ import Testing
         }
     }
 }
+
+/// The runner's wake-up: a signal before or during a wait ends it; a wait without one ends at its
+/// timeout — also when the timeout may come before the waiter is registered (thousands of tiny
+/// waits in a row must all return). That race was possible in the first version (a runner that no
+/// longer polled); it did not show here in 5,000 tries, so this test guards the rule rather than
+/// reproducing the race.
+@Suite struct JobWakeupRules {
+    /// No timing is asserted: a wait a signal does not end lasts an hour, past the test's time limit.
+    @Test(.timeLimit(.minutes(5))) func waitsEndBySignalOrTimeoutAndNeverHang() async throws {
+        let wakeup = JobWakeup()
+        wakeup.signal()
+        await wakeup.wait(upTo: .seconds(3_600))  // a signal that came before the wait ends it
+        let signaller = Task {
+            try await Task.sleep(for: .milliseconds(50))
+            wakeup.signal()
+        }
+        await wakeup.wait(upTo: .seconds(3_600))  // a signal during the wait ends it
+        _ = try await signaller.value
+        for _ in 0..<2_000 { await wakeup.wait(upTo: .nanoseconds(1)) }  // timeouts racing registration
+    }
+}
