@@ -149,7 +149,7 @@ struct ConsentCommand: AsyncParsableCommand {
                     while !Task.isCancelled {
                         try? await Task.sleep(for: .seconds(3))
                         if Task.isCancelled { return }
-                        try? await imports.renew(run, line: resumeAfter)
+                        try? await imports.renew(run)
                     }
                 }
                 defer { renewing.cancel() }

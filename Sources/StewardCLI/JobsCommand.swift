@@ -232,7 +232,8 @@ struct JobsCommand: AsyncParsableCommand {
         func run() async throws {
             let setup = try Wiring.open(common, logger: Wiring.makeLogger(common), needsPolicy: false)
             let payload = ProbeJob.Payload(steps: steps, workMilliseconds: workMs)
-            let outcome = try await setup.withStore { wiring -> (ids: [UUID], done: Int, waited: Bool) in
+            let outcome = try await setup.withStore {
+                wiring -> (ids: [UUID], done: Int, succeeded: Int, waited: Bool) in
                 let queue = JobQueue(store: wiring.store, runtime: wiring.runtime)
                 var ids: [UUID] = []
                 // Enqueued in transactions of up to 1,000, with one audit entry each.
@@ -253,27 +254,34 @@ struct JobsCommand: AsyncParsableCommand {
                     }
                     ids += jobs.map(\.id)
                 }
-                guard wait > 0 else { return (ids, 0, false) }
+                guard wait > 0 else { return (ids, 0, 0, false) }
+                let enqueued = ids
                 let deadline = ContinuousClock.now + .milliseconds(Int64(wait * 1_000))
-                var done = 0
+                var (finished, succeeded) = (0, 0)
                 while ContinuousClock.now < deadline {
-                    done = 0
-                    for id in ids {
-                        if try await wiring.store.read({ try await $0.job(id: id) })?.state.isFinal == true {
-                            done += 1
-                        }
+                    let states = try await wiring.store.read { reader in
+                        var states: [JobState] = []
+                        for id in enqueued { if let job = try await reader.job(id: id) { states.append(job.state) } }
+                        return states
                     }
-                    if done == ids.count { break }
+                    finished = states.filter(\.isFinal).count
+                    succeeded = states.filter { $0 == .succeeded }.count
+                    if finished == ids.count { break }
                     try await Task.sleep(for: .milliseconds(200))
                 }
-                return (ids, done, true)
+                return (ids, finished, succeeded, true)
             }
             if !outcome.waited {
                 print(
                     "enqueued \(outcome.ids.count) probe job(s) of \(steps) step(s); `steward jobs list --kind \(ProbeJob.kind)` follows them"
                 )
-            } else if outcome.done == outcome.ids.count {
+            } else if outcome.succeeded == outcome.ids.count {
                 print("\(outcome.ids.count) probe job(s) finished: a runner is working")
+            } else if outcome.done == outcome.ids.count {
+                // Finished is not done: a probe that needs attention or was cancelled proves nothing.
+                throw CLIError(
+                    "\(outcome.ids.count - outcome.succeeded) of \(outcome.ids.count) probe job(s) ended without succeeding: see `steward jobs list --kind \(ProbeJob.kind)`"
+                )
             } else {
                 throw CLIError(
                     "\(outcome.ids.count - outcome.done) of \(outcome.ids.count) probe job(s) not finished after \(wait) s: is a runner (steward serve or steward jobs work) running against this database?"

@@ -1,5 +1,6 @@
 public import Foundation
 public import StewardCore
+import Synchronization
 
 /// `steward consent import` on the job queue: each import of a file is a `consent.import` job whose
 /// idempotency key is the file's format and SHA-256 (`import:csv:<sha256>`), so a file imported
@@ -52,16 +53,25 @@ public struct ConsentImports: Sendable {
         /// Where the previous runs stopped (nil: from the first line).
         public let resumeFrom: ConsentService.ImportPosition?
         let runtime: Runtime
+        /// The last line a batch wrote into the job's cursor, for the renewals in between (which
+        /// would otherwise set the job's progress back).
+        let lastLine: LastLine
+
+        final class LastLine: Sendable {
+            let value: Mutex<Int>
+            init(_ line: Int) { value = Mutex(line) }
+        }
 
         /// The cursor whose batches commit the job's position under this lease.
         public func cursor(accepted: Int, rejected: Int) -> ConsentService.ImportCursor {
-            let (id, leaseID, runtime) = (job.id, leaseID, runtime)
+            let (id, leaseID, runtime, lastLine) = (job.id, leaseID, runtime, lastLine)
             return ConsentService.ImportCursor(accepted: accepted, rejected: rejected) { transaction, position in
                 let now = runtime.nowMicros()
                 _ = try await transaction.heartbeatJob(
                     id: id, leaseID: leaseID, expiresAt: now.addingTimeInterval(ConsentImports.leaseDuration.seconds),
                     progressDone: Int64(position.line), progressTotal: nil, cursor: try JobCoding.encode(position),
                     now: now)
+                lastLine.value.withLock { $0 = max($0, position.line) }
             }
         }
     }
@@ -109,13 +119,18 @@ public struct ConsentImports: Sendable {
             let position = try leased.cursor.map {
                 try JobCoding.decode(ConsentService.ImportPosition.self, from: $0, field: "cursor")
             }
-            return .run(Run(job: leased, leaseID: leaseID, resumeFrom: position, runtime: runtime))
+            return .run(
+                Run(
+                    job: leased, leaseID: leaseID, resumeFrom: position, runtime: runtime,
+                    lastLine: Run.LastLine(position?.line ?? 0)))
         }
     }
 
-    /// Renews the lease while the import works (between its batches' own renewals).
-    public func renew(_ run: Run, line: Int) async throws {
+    /// Renews the lease while the import works (between its batches' own renewals), keeping the
+    /// progress the last batch recorded.
+    public func renew(_ run: Run) async throws {
         let now = runtime.nowMicros()
+        let line = run.lastLine.value.withLock { $0 }
         _ = try await store.write { transaction in
             try await transaction.heartbeatJob(
                 id: run.job.id, leaseID: run.leaseID, expiresAt: now.addingTimeInterval(Self.leaseDuration.seconds),

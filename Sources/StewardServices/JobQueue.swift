@@ -98,11 +98,6 @@ public final class JobExecution<Handler: JobHandler>: Sendable {
         try await checkpoint(cursor: cursor, done: done, total: total) { _ in () }
     }
 
-    /// Throws `JobStop` if the job should stop now (for handlers between checkpoints).
-    public func checkStop() throws {
-        if let stop = control.stop { throw stop }
-    }
-
     var progress: (done: Int64, total: Int64?) { position.withLock { ($0.done, $0.total) } }
 }
 
@@ -113,7 +108,6 @@ final class JobControl: Sendable {
     func requestShutdown() { state.withLock { $0.shutdown = true } }
     func markLost() { state.withLock { $0.lost = true } }
     var lost: Bool { state.withLock { $0.lost } }
-    var cancelRequested: Bool { state.withLock { $0.cancel } }
     var stop: JobStop? {
         state.withLock { $0.cancel ? .cancelled : $0.shutdown ? .shutdown : nil }
     }
