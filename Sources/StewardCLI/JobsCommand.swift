@@ -21,6 +21,7 @@ struct JobsCommand: AsyncParsableCommand {
         }
         parts.append("attempt \(job.attempts)/\(job.maxAttempts)")
         if job.cancelRequested && job.state == .running { parts.append("cancel requested") }
+        if job.state == .running, let owner = job.leaseOwner { parts.append("leased by \(owner)") }
         return parts.joined(separator: "  ")
     }
 

@@ -69,6 +69,16 @@ import Testing
                     try await Task.sleep(for: .milliseconds(400))
                     let victim = kill % workers.count
                     let killed = workers[victim]
+                    // Killed mid-job: once the jobs list shows it holding a lease (a loaded machine
+                    // can take longer than the pause to start a process and lease its first job).
+                    let holder = "leased by \(ProcessInfo.processInfo.hostName)/\(killed.process.processIdentifier)"
+                    let patience = ContinuousClock.now + .seconds(30)
+                    while killed.process.isRunning && ContinuousClock.now < patience {
+                        let running = try await BuiltBinary.run(
+                            ["jobs", "list", "--state", "running", "--limit", "10000", "--data-dir", data] + database)
+                        if running.output.contains(holder + "\n") { break }
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
                     try await BuiltBinary.offPool { killed.kill9() }
                     workers[victim] = try Worker(arguments: arguments, log: log)
                 }
