@@ -42,7 +42,7 @@ public struct StewardAPI: Sendable {
         let consent = ConsentService(
             store: store, crypto: consent.crypto, policy: consent.policy, runtime: consent.runtime, metrics: factory)
         self.consent = consent
-        self.subjects = SubjectService(consent: consent)
+        self.subjects = SubjectService(store: store, crypto: consent.crypto, runtime: consent.runtime)
         self.keys = keys.rebinding(to: store)
         self.store = store
         self.audit = AuditLog(sealer: consent.crypto.sealer, runtime: consent.runtime)

@@ -16,7 +16,7 @@ public struct AuditLog: Sendable {
 
     /// Seals `drafts` onto the chain inside `transaction`.
     @discardableResult
-    public func append(_ drafts: [AuditDraft], in transaction: any StoreTransaction) async throws -> [AuditEntry] {
+    public func append(_ drafts: [AuditDraft], in transaction: any AuditWriting) async throws -> [AuditEntry] {
         guard !drafts.isEmpty else { return [] }
         let head = try await transaction.lockAuditHead()
         var previous = head.hash

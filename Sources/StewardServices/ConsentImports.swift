@@ -144,7 +144,7 @@ public struct ConsentImports: Sendable {
         _ run: Run, total: Summary, accepted: Int, rejected: Int, resumedAfter: Int, actor: String
     ) async throws {
         let now = runtime.nowMicros()
-        let audit = consent.audit
+        let audit = AuditLog(sealer: consent.crypto.sealer, runtime: runtime)
         let key = run.job.idempotencyKey ?? run.job.id.lowercasedString
         let result = try JobCoding.encode(total)
         try await store.write { transaction in
@@ -193,7 +193,7 @@ public struct ConsentImports: Sendable {
     }
 
     /// The imports of one file (its key, and the keys of later runs `--again` made), newest first.
-    static func imports(of base: String, in reader: any StoreReader) async throws -> [JobRecord] {
+    static func imports(of base: String, in reader: any JobQueueReading) async throws -> [JobRecord] {
         try await reader.jobs(JobFilter(kind: kind, limit: 100_000)).filter {
             $0.idempotencyKey == base || $0.idempotencyKey?.hasPrefix(base + ":") == true
         }

@@ -4,64 +4,6 @@ public import Foundation
 #endif
 public import StewardCore
 
-/// A stored identity: the blind index to find it, the envelope that hides it.
-public struct IdentityRecord: Sendable, Hashable {
-    public var id: UUID
-    public var subjectID: UUID
-    public var kind: IdentityKind
-    public var blindIndex: Data
-    public var ciphertext: Data
-    public var createdAt: Date
-
-    public init(id: UUID, subjectID: UUID, kind: IdentityKind, blindIndex: Data, ciphertext: Data, createdAt: Date) {
-        self.id = id
-        self.subjectID = subjectID
-        self.kind = kind
-        self.blindIndex = blindIndex
-        self.ciphertext = ciphertext
-        self.createdAt = createdAt
-    }
-}
-
-/// An API key as stored: never the secret, only its hash (kept by the store) and a display prefix.
-public struct APIKeyRecord: Sendable, Hashable {
-    public var id: UUID
-    public var name: String
-    public var role: Role
-    /// The first characters of the key (`stw_AbCd1234`), enough for a person to tell keys apart.
-    public var prefix: String
-    public var createdAt: Date
-    public var revokedAt: Date?
-
-    public init(id: UUID, name: String, role: Role, prefix: String, createdAt: Date, revokedAt: Date?) {
-        self.id = id
-        self.name = name
-        self.role = role
-        self.prefix = prefix
-        self.createdAt = createdAt
-        self.revokedAt = revokedAt
-    }
-
-    public var principal: Principal { Principal(id: "key:\(id.lowercasedString)", name: name, role: role) }
-}
-
-/// A double opt-in token as stored (hash only).
-public struct ConfirmationRecord: Sendable, Hashable {
-    public var eventID: UUID
-    public var subjectID: UUID
-    public var purpose: String
-    public var expiresAt: Date
-    public var usedAt: Date?
-
-    public init(eventID: UUID, subjectID: UUID, purpose: String, expiresAt: Date, usedAt: Date?) {
-        self.eventID = eventID
-        self.subjectID = subjectID
-        self.purpose = purpose
-        self.expiresAt = expiresAt
-        self.usedAt = usedAt
-    }
-}
-
 /// Errors a store raises that the services act on; anything else is an opaque failure.
 public enum StoreError: Error, Sendable, Equatable {
     /// A UNIQUE constraint was hit: a concurrent writer got there first; the transaction may be retried.
@@ -76,81 +18,20 @@ public enum StoreError: Error, Sendable, Equatable {
     case integrity(String)
 }
 
-/// Reads of the store. Implementations are backend specific; the contract suite in StewardTesting
-/// holds every implementation to the same behaviour.
-public protocol StoreReader: JobQueueReading {
-    /// The subject an identity belongs to.
-    func subjectID(kind: IdentityKind, blindIndex: Data) async throws -> UUID?
-    /// The subjects of many identities of one kind, by blind index (absent ones are missing from the
-    /// result), or nil when the store answers single look-ups as cheaply (the default). Bulk writes
-    /// look up a whole batch up front on a store where a query is a network round trip.
-    func subjectIDs(kind: IdentityKind, blindIndexes: [Data]) async throws -> [Data: UUID]?
-    /// The subject an id names, following merges (`nil` when there is no such subject).
-    func resolveSubject(_ id: UUID) async throws -> UUID?
-    func identities(subjectID: UUID) async throws -> [IdentityRecord]
-    func consentState(subjectID: UUID, purpose: String) async throws -> ConsentState?
-    func consentStates(subjectID: UUID) async throws -> [ConsentState]
-    /// Every current state of many subjects, or nil where the store answers single reads as cheaply
-    /// (the default). A bulk batch reads its existing subjects' states up front with it.
-    func consentStates(subjectIDs: [UUID]) async throws -> [ConsentState]?
-    /// Events with ordinal greater than `afterOrdinal`, oldest first.
-    func consentHistory(subjectID: UUID, afterOrdinal: Int64, limit: Int) async throws -> [ConsentEvent]
-    /// Subject ids (ascending, after `after`) whose current state allows `purpose` at `now`:
-    /// for opt-in, an unexpired grant; otherwise, anything but a denial or withdrawal (no decision included).
-    func audience(
-        purpose: String, mechanism: ConsentMechanism, now: Date, after: UUID?, limit: Int
-    ) async throws -> [UUID]
-    /// Audit entries with sequence greater than `afterSequence`, in order.
-    func auditEntries(afterSequence: Int64, limit: Int) async throws -> [AuditEntry]
-    func apiKeys() async throws -> [APIKeyRecord]
-    func apiKey(id: UUID) async throws -> APIKeyRecord?
-    /// The policy digest recorded by the last `policy.loaded` entry.
-    func setting(_ key: String) async throws -> String?
-    /// Every setting whose key starts with `prefix`, ordered by key (import checkpoints: `import:`).
-    func settings(prefix: String) async throws -> [(key: String, value: String)]
-}
+/// Reads of the store: every role's reads, over one connection or snapshot. Implementations are
+/// backend specific, one file per role in each adapter (`SQLiteSession+Subjects.swift`, …); the
+/// contract suite in StewardTesting holds every implementation to the same behaviour. A use case
+/// asks for the narrowest role it needs (`any AuditWriting`, `any SubjectReading`), so what it may
+/// touch is visible in its signature.
+public protocol StoreReader: SubjectReading, ConsentLedgerReading, APIKeyReading, AuditReading, SettingsReading,
+    JobQueueReading
+{}
 
-extension StoreReader {
-    public func subjectIDs(kind: IdentityKind, blindIndexes: [Data]) async throws -> [Data: UUID]? { nil }
-    public func consentStates(subjectIDs: [UUID]) async throws -> [ConsentState]? { nil }
-}
-
-extension StoreTransaction {
-    public func lockSubjects(_ ids: [UUID]) async throws -> [UUID: Int64]? { nil }
-}
-
-/// Writes, inside one transaction that also carries the audit entries of the change.
-public protocol StoreTransaction: StoreReader, JobQueueWriting {
-    func insertSubject(id: UUID, createdAt: Date) async throws
-    func insertIdentity(_ identity: IdentityRecord) async throws
-    /// Moves an identity to another subject with its re-sealed envelope.
-    func reassignIdentity(id: UUID, to subjectID: UUID, ciphertext: Data) async throws
-    func markSubjectMerged(_ source: UUID, into target: UUID, at: Date) async throws
-    /// Takes the next history ordinal of a subject, locking the subject row until commit.
-    func nextOrdinal(subjectID: UUID) async throws -> Int64
-    /// Moves every event of `source` to `target`, shifting ordinals by `offset`; returns how many moved.
-    func moveConsentEvents(from source: UUID, to target: UUID, ordinalOffset: Int64) async throws -> Int
-    /// Sets the ordinal counter of a subject.
-    func setOrdinal(subjectID: UUID, to value: Int64) async throws
-    /// Locks the rows of many subjects in id order and returns their ordinal counters, or nil where
-    /// the store runs one writer at a time anyway (the default). A bulk batch takes its subjects' locks
-    /// up front, so two batches touching the same people in different orders cannot deadlock.
-    func lockSubjects(_ ids: [UUID]) async throws -> [UUID: Int64]?
-    func insertConsentEvent(_ event: ConsentEvent) async throws
-    func upsertConsentState(_ state: ConsentState) async throws
-    func deleteConsentStates(subjectID: UUID) async throws
-    func insertConfirmation(tokenHash: Data, _ record: ConfirmationRecord) async throws
-    func confirmation(tokenHash: Data) async throws -> ConfirmationRecord?
-    func markConfirmationUsed(tokenHash: Data, at: Date) async throws
-    func insertAPIKey(_ key: APIKeyRecord, hash: Data) async throws
-    func revokeAPIKey(id: UUID, at: Date) async throws
-    /// Locks the audit chain head until commit and returns it (sequence 0 and the genesis hash when empty).
-    func lockAuditHead() async throws -> (sequence: Int64, hash: Data)
-    /// Inserts sealed entries and moves the head to the last one.
-    func appendAuditEntries(_ entries: [AuditEntry]) async throws
-    func setSetting(_ key: String, value: String) async throws
-    func deleteSetting(_ key: String) async throws
-}
+/// Writes, inside one transaction (`StewardStore.write { transaction in … }`) that spans every role:
+/// a consent event, its subject and its audit entry commit together or not at all.
+public protocol StoreTransaction: StoreReader, SubjectWriting, ConsentLedgerWriting, APIKeyWriting, AuditWriting,
+    SettingsWriting, JobQueueWriting
+{}
 
 /// The database behind Steward: SQLite embedded, or PostgreSQL for many instances.
 public protocol StewardStore: Sendable {

@@ -2,13 +2,18 @@ public import Foundation
 public import StewardCore
 
 /// The single view of each customer: linking identities and merging subjects found to be one person.
+///
+/// It works on the subject role of the store, the ledger's public `ConsentLedger.merge` and the
+/// identity vault; it knows nothing of how the ledger records decisions.
 public struct SubjectService: Sendable {
-    let consent: ConsentService
+    let store: any StewardStore
+    let vault: IdentityVault
     let audit: AuditLog
 
-    public init(consent: ConsentService) {
-        self.consent = consent
-        self.audit = AuditLog(sealer: consent.crypto.sealer, runtime: consent.runtime)
+    public init(store: any StewardStore, crypto: CryptoSuite, runtime: Runtime) {
+        self.store = store
+        self.vault = IdentityVault(crypto: crypto, runtime: runtime)
+        self.audit = AuditLog(sealer: crypto.sealer, runtime: runtime)
     }
 
     public enum LinkOutcome: Sendable, Equatable {
@@ -19,8 +24,8 @@ public struct SubjectService: Sendable {
     /// Links a new identity to an existing subject. An identity that already belongs to another
     /// subject is a conflict: merge the two subjects instead.
     public func link(_ identity: NormalizedIdentity, to subjectID: UUID, actor: String) async throws -> LinkOutcome {
-        let index = consent.crypto.indexer.index(identity)
-        return try await consent.writeRetrying { transaction in
+        let index = vault.index(identity)
+        return try await store.writeRetrying { transaction in
             guard let subject = try await transaction.resolveSubject(subjectID) else {
                 throw StewardError.notFound("subject.not_found", "no subject has this id")
             }
@@ -31,8 +36,8 @@ public struct SubjectService: Sendable {
                     "the identity belongs to another subject; merge the two subjects instead",
                     field: identity.kind.parameterName)
             }
-            let now = self.consent.runtime.nowMicros()
-            let identityID = try await self.consent.insertIdentity(
+            let now = self.vault.runtime.nowMicros()
+            let identityID = try await self.vault.insert(
                 identity, blindIndex: index, subjectID: subject, now: now, in: transaction)
             try await self.audit.append(
                 [
@@ -59,38 +64,20 @@ public struct SubjectService: Sendable {
             throw StewardError.unprocessable(
                 "subject.merge_self", "cannot merge a subject into itself", field: "source")
         }
-        let cipher = consent.crypto.cipher
-        return try await consent.writeRetrying { transaction in
+        return try await store.writeRetrying { transaction in
             guard let from = try await transaction.resolveSubject(source), from == source else {
                 throw StewardError.notFound("subject.not_found", "the source subject does not exist or was merged")
             }
             guard let into = try await transaction.resolveSubject(target), into == target else {
                 throw StewardError.notFound("subject.not_found", "the target subject does not exist or was merged")
             }
-            let now = self.consent.runtime.nowMicros()
+            let now = self.vault.runtime.nowMicros()
             let identities = try await transaction.identities(subjectID: from)
             for identity in identities {
-                let plaintext = try cipher.open(
-                    identity.ciphertext,
-                    context: FieldContext(table: "identities", column: "value", rowID: identity.id, subjectID: from))
-                let resealed = try cipher.seal(
-                    plaintext,
-                    context: FieldContext(table: "identities", column: "value", rowID: identity.id, subjectID: into))
-                try await transaction.reassignIdentity(id: identity.id, to: into, ciphertext: resealed)
+                try await transaction.reassignIdentity(
+                    id: identity.id, to: into, ciphertext: try self.vault.reseal(identity, to: into))
             }
-            let targetStates = try await transaction.consentStates(subjectID: into)
-            let sourceStates = try await transaction.consentStates(subjectID: from)
-            let offset = try await transaction.nextOrdinal(subjectID: into) - 1
-            let moved = try await transaction.moveConsentEvents(from: from, to: into, ordinalOffset: offset)
-            try await transaction.setOrdinal(subjectID: into, to: offset + Int64(moved))
-            let byPurpose = Dictionary(targetStates.map { ($0.purpose, $0) }, uniquingKeysWith: { a, _ in a })
-            try await transaction.deleteConsentStates(subjectID: from)
-            for state in sourceStates {
-                if let existing = byPurpose[state.purpose], existing.decidedAt >= state.decidedAt { continue }
-                var adopted = state
-                adopted.subjectID = into
-                try await transaction.upsertConsentState(adopted)
-            }
+            let moved = try await ConsentLedger.merge(from: from, into: into, in: transaction)
             try await transaction.markSubjectMerged(from, into: into, at: now)
             try await self.audit.append(
                 [

@@ -69,7 +69,7 @@ public struct Harness: Sendable {
     public var consent: ConsentService {
         ConsentService(store: store, crypto: crypto, policy: policy, runtime: runtime)
     }
-    public var subjects: SubjectService { SubjectService(consent: consent) }
+    public var subjects: SubjectService { SubjectService(store: store, crypto: crypto, runtime: runtime) }
     public var keys: KeyService { KeyService(store: store, crypto: crypto, runtime: runtime) }
     public var audit: AuditLog { AuditLog(sealer: crypto.sealer, runtime: runtime) }
 
