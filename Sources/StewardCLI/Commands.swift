@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import Synchronization
+import UnixSignals
 import Prometheus
 import ServiceLifecycle
 import StewardCore
@@ -39,7 +40,9 @@ struct Serve: AsyncParsableCommand {
         }
         let descriptors = raiseDescriptorLimit()
         let shutdown = ShutdownWatch()
-        try await setup.withStore { wiring in
+        // Start-up: the key checked against the data, migrations, the policy load audited — with the
+        // store open for this phase only. Then the one service group runs everything long-lived.
+        let wiring = try await setup.withStore { wiring in
             if let file = wiring.developmentKey, !wiring.generatedKey {
                 logger.warning(
                     "using the DEVELOPMENT root key file; production must pass --root-key-file or STEWARD_ROOT_KEY_FILE",
@@ -55,43 +58,55 @@ struct Serve: AsyncParsableCommand {
                     metadata: ["data.dir": "\(setup.dataDir)", "mode": "\(String(mode, radix: 8))"])
             }
             try await wiring.auditLog.recordPolicyLoad(wiring.policy, store: wiring.store, actor: "system")
-            logger.info(
-                "steward starting",
-                metadata: [
-                    "version": "\(StewardVersion.current)", "database": "\(wiring.store.backendName)",
-                    "data.dir": "\(setup.dataDir)",
-                    "migrations.applied": "\(wiring.migrationsApplied)",
-                    "policy.purposes": "\(wiring.policy.purposes.count)", "http.address": "\(host):\(port)",
-                    "http.max_connections": "\(limits.maxConnections)", "http.idle_timeout": "\(limits.idleTimeout)",
-                    "http.body_timeout": "\(limits.bodyTimeout)", "process.max_descriptors": "\(descriptors)",
-                ])
-            if descriptors < limits.maxConnections + 64 {
-                logger.warning(
-                    "the descriptor limit is below STEWARD_HTTP_MAX_CONNECTIONS: connections past it fail to be accepted; raise `ulimit -n` or lower the setting",
-                    metadata: ["process.max_descriptors": "\(descriptors)"])
-            }
-            let keys = KeyService(store: wiring.store, crypto: wiring.crypto, runtime: wiring.runtime)
-            let wakeup = JobWakeup()
-            let registry = PrometheusCollectorRegistry()
-            let api = StewardAPI(
-                consent: wiring.consentService, keys: keys, registry: registry, bulkLimits: bulkLimits,
-                jobWakeup: wakeup)
-            // Every long task runs on the job queue; this instance's runner is woken at once by jobs
-            // enqueued here, by polling for jobs enqueued by others.
-            let runner = JobRunner(
-                store: api.store, runtime: wiring.runtime, configuration: jobs, wakeup: wakeup,
-                metrics: PrometheusMetricsFactory(registry: registry), logger: logger
-            ).registering(ProbeJob(audit: api.audit))
-            let app = buildApplication(
-                api: api, host: host, port: port, limits: limits,
-                services: [StoreMaintenance(store: api.store, logger: logger), runner, shutdown], logger: logger)
-            do {
-                try await app.runService()
-            } catch let error as IOError where error.errnoCode == EADDRINUSE {
-                throw CLIError(
-                    "port \(port) on \(host) is already in use (another steward?); choose another with --port or STEWARD_HTTP_PORT"
-                )
-            }
+            return wiring
+        }
+        logger.info(
+            "steward starting",
+            metadata: [
+                "version": "\(StewardVersion.current)", "database": "\(wiring.store.backendName)",
+                "data.dir": "\(setup.dataDir)",
+                "migrations.applied": "\(wiring.migrationsApplied)",
+                "policy.purposes": "\(wiring.policy.purposes.count)", "http.address": "\(host):\(port)",
+                "http.max_connections": "\(limits.maxConnections)", "http.idle_timeout": "\(limits.idleTimeout)",
+                "http.body_timeout": "\(limits.bodyTimeout)", "process.max_descriptors": "\(descriptors)",
+            ])
+        if descriptors < limits.maxConnections + 64 {
+            logger.warning(
+                "the descriptor limit is below STEWARD_HTTP_MAX_CONNECTIONS: connections past it fail to be accepted; raise `ulimit -n` or lower the setting",
+                metadata: ["process.max_descriptors": "\(descriptors)"])
+        }
+        // The composition root: every use case built once over the serving store, metered on the
+        // registry /metrics serves.
+        let (store, storeServices) = setup.servingStore()
+        let wakeup = JobWakeup()
+        let registry = PrometheusCollectorRegistry()
+        let metrics = PrometheusMetricsFactory(registry: registry)
+        let services = UseCases(
+            store: store, crypto: wiring.crypto, policy: wiring.policy, runtime: wiring.runtime, metrics: metrics,
+            jobWakeup: wakeup)
+        let api = StewardAPI(services: services, registry: registry, bulkLimits: bulkLimits)
+        // Every long task runs on the job queue; this instance's runner is woken at once by jobs
+        // enqueued here, by polling for jobs enqueued by others.
+        let runner = JobRunner(
+            store: services.store, runtime: wiring.runtime, configuration: jobs, wakeup: wakeup, metrics: metrics,
+            logger: logger
+        ).registering(ProbeJob(audit: services.audit))
+        let app = buildApplication(api: api, host: host, port: port, limits: limits, logger: logger)
+        // One group, started in this order and stopped in the reverse on SIGTERM or SIGINT: the HTTP
+        // server stops taking requests first, then the job runner lets its jobs reach a checkpoint and
+        // releases them, then maintenance, and the store (SQLite's writer commits what is queued;
+        // PostgreSQL's pool closes) last. Any service failing stops the group.
+        let group = ServiceGroup(
+            configuration: .init(
+                services: (storeServices + [StoreMaintenance(store: services.store, logger: logger), runner, app])
+                    .map { .init(service: $0) } + [.init(service: shutdown)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch let error as IOError where error.errnoCode == EADDRINUSE {
+            throw CLIError(
+                "port \(port) on \(host) is already in use (another steward?); choose another with --port or STEWARD_HTTP_PORT"
+            )
         }
         logger.info(
             "steward stopped",

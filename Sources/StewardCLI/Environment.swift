@@ -143,8 +143,9 @@ struct Wiring {
             let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
             let name = "the PostgreSQL database \(configuration.database ?? "postgres") on \(configuration.host ?? "?")"
             return Setup(
-                store: PostgresStore(client: client, logger: logger), postgres: client, policy: policy, logger: logger,
-                key: key, databaseName: name, dataDir: dataDir)
+                store: PostgresStore(client: client, logger: logger), postgres: client,
+                postgresConfiguration: configuration, policy: policy, logger: logger, key: key, databaseName: name,
+                dataDir: dataDir)
         }
         // The data directory is created only when the key is settled: a refused start leaves nothing.
         let path = (dataDir as NSString).appendingPathComponent("steward.sqlite")
@@ -157,7 +158,8 @@ struct Wiring {
                 atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         }
         return Setup(
-            store: try SQLiteStore(path: path), postgres: nil, policy: policy, logger: logger, key: key,
+            store: try SQLiteStore(path: path), postgres: nil, postgresConfiguration: nil, policy: policy,
+            logger: logger, key: key,
             databaseName: "the data directory \(dataDir) (its database steward.sqlite)", dataDir: dataDir)
     }
 
@@ -196,6 +198,7 @@ struct Wiring {
 struct Setup {
     var store: any StewardStore
     var postgres: PostgresClient?
+    var postgresConfiguration: PostgresClient.Configuration?
     var policy: PolicySet
     var logger: Logger
     var key: KeySource
@@ -205,13 +208,25 @@ struct Setup {
 
     var backendName: String { store.backendName }
 
+    /// The store of a long-running process and the services that keep it: on PostgreSQL a client of
+    /// its own (the start-up checks' client has stopped with them), on SQLite the same store with its
+    /// writer. They go first in the process's one service group, so they stop last.
+    func servingStore() -> (store: any StewardStore, services: [any Service]) {
+        if let configuration = postgresConfiguration {
+            let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+            return (PostgresStore(client: client, logger: logger), [client])
+        }
+        if let sqlite = store as? SQLiteStore { return (sqlite, [sqlite]) }
+        return (store, [])
+    }
+
     /// Checks the key against the data (`KeyBinding`) before anything else touches the database,
     /// generates a development key only for a database that holds nothing, migrates (unless
     /// `migrate` is false: read-only commands), binds the key to the data, and runs `body`.
     func withStore<T: Sendable>(migrate: Bool = true, _ body: @Sendable (Wiring) async throws -> T) async throws -> T {
         try await Wiring.withClient(postgres) {
             let inventory = try await store.inventory()
-            let runtime = Runtime.live
+            let runtime = Runtime.live(random: KernelRandomPool())
             var root: RootKey?
             var source = ""
             var developmentKey: String?

@@ -27,28 +27,21 @@ public struct StewardAPI: Sendable {
     /// The OpenAPI document for the loaded policy (`OpenAPIRendering`), served at /openapi.json.
     public let openAPIDocument: String
 
-    /// Every service here reaches the store through a `MeteredStore` on this registry, so database
-    /// errors are counted whichever route meets them; consent events are counted by the service
-    /// after each commit (single, confirmed and bulk alike).
+    /// Takes its use cases built (`UseCases`, by the composition root), metered on `registry` — the
+    /// registry `/metrics` serves.
     public init(
-        consent: ConsentService, keys: KeyService,
-        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
-        bulkLimits: BulkLimits = BulkLimits(), jobWakeup: JobWakeup? = nil
+        services: UseCases, registry: PrometheusCollectorRegistry, bulkLimits: BulkLimits = BulkLimits()
     ) {
         self.bulkLimits = bulkLimits
         self.bulkSlots = Slots(bulkLimits.concurrent)
-        let factory = PrometheusMetricsFactory(registry: registry)
-        let store = MeteredStore(consent.store, factory: factory)
-        let consent = ConsentService(
-            store: store, crypto: consent.crypto, policy: consent.policy, runtime: consent.runtime, metrics: factory)
-        self.consent = consent
-        self.subjects = SubjectService(store: store, crypto: consent.crypto, runtime: consent.runtime)
-        self.keys = keys.rebinding(to: store)
-        self.store = store
-        self.audit = AuditLog(sealer: consent.crypto.sealer, runtime: consent.runtime)
-        self.jobs = JobQueue(store: store, runtime: consent.runtime, wakeup: jobWakeup)
+        self.consent = services.consent
+        self.subjects = services.subjects
+        self.keys = services.keys
+        self.store = services.store
+        self.audit = services.audit
+        self.jobs = services.jobs
         self.registry = registry
-        self.openAPIDocument = OpenAPIRendering.document(policy: consent.policy)
+        self.openAPIDocument = OpenAPIRendering.document(policy: services.consent.policy)
     }
 
     var policy: PolicySet { consent.policy }

@@ -2,13 +2,20 @@ public import Foundation
 public import StewardCore
 public import StewardServices
 import CSQLite
+public import ServiceLifecycle
 import Synchronization
 
 /// The embedded store: one SQLite file in WAL mode. Readers use a pool of read-only connections;
 /// writes go through one connection with group commit — writes that arrive while a transaction is
 /// committing are applied together in the next one, each in its own savepoint, so one durable fsync
 /// acknowledges many writes and one failing write never affects another.
-public final class SQLiteStore: StewardStore {
+///
+/// The writer is a `Service`: in `steward serve` it runs in the one service group, drains the queue
+/// on its own task, and on graceful shutdown — after the HTTP server and the job runner above it have
+/// stopped — commits what is queued, then refuses further writes, so the process never exits with an
+/// acknowledged write unapplied. A one-shot command that does not run it gets a drain task per burst
+/// of writes, as before.
+public final class SQLiteStore: StewardStore, Service {
     public let path: String
     public var backendName: String { "sqlite" }
 
@@ -25,9 +32,16 @@ public final class SQLiteStore: StewardStore {
         let complete: @Sendable (Result<Void, any Error>) -> Void
     }
 
+    enum DrainStart { case none, service, task, refused }
+
     struct WriterState: ~Copyable {
         var pending: [PendingWrite] = []
+        /// A drain is due or running; no other may start.
         var draining = false
+        /// The running writer service, woken when a drain is due (nil: one-shot drain tasks).
+        var service: AsyncStream<Void>.Continuation?
+        /// The writer service stopped: every write is refused.
+        var stopped = false
     }
 
     /// Wraps a connection so it can be handed between tasks; only one task uses it at a time.
@@ -249,15 +263,42 @@ public final class SQLiteStore: StewardStore {
                 exclusive: migrating,
                 body: { session in box.set(try await body(session)) },
                 complete: { continuation.resume(with: $0) })
-            let startDrain = writer.withLock { state -> Bool in
+            let start = writer.withLock { state -> DrainStart in
+                if state.stopped { return .refused }
                 state.pending.append(pending)
-                if state.draining { return false }
+                if state.draining { return .none }
                 state.draining = true
-                return true
+                if let service = state.service {
+                    service.yield()
+                    return .service
+                }
+                return .task
             }
-            if startDrain { Task { await self.drain() } }
+            switch start {
+            case .refused: continuation.resume(throwing: StoreError.unavailable("the store is stopping"))
+            case .task: Task { await self.drain() }
+            case .none, .service: break
+            }
         }
         return box.take()
+    }
+
+    /// The writer service: drains the queue whenever a write is due, until graceful shutdown; then
+    /// applies what is still queued and refuses later writes.
+    public func run() async throws {
+        let (wakeups, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        // A drain task started before the service may still run; it ends when the queue is empty and
+        // clears `draining`, after which wake-ups come here.
+        writer.withLock { $0.service = continuation }
+        for await _ in wakeups.cancelOnGracefulShutdown() { await drain() }
+        let due = writer.withLock { state -> Bool in
+            state.stopped = true
+            state.service = nil
+            return state.draining && !state.pending.isEmpty
+        }
+        continuation.finish()
+        // A wake-up yielded after the loop ended left `draining` set with no drainer: drain here.
+        if due { await drain() }
     }
 
     /// Applies queued writes batch by batch until the queue is empty.

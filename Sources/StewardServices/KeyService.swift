@@ -22,11 +22,6 @@ public final class KeyService: Sendable {
         self.cacheLifetime = cacheLifetime
     }
 
-    /// The same service over another store (a decorator of the one it had); the cache starts empty.
-    public func rebinding(to store: any StewardStore) -> KeyService {
-        KeyService(store: store, crypto: crypto, runtime: runtime, cacheLifetime: cacheLifetime)
-    }
-
     /// The prefix every Steward key starts with, so secret scanners can find leaked keys.
     public static let keyPrefix = "stw_"
 

@@ -1,7 +1,4 @@
 public import Foundation
-#if canImport(Glibc)
-    import Glibc
-#endif
 public import StewardCore
 
 /// Errors a store raises that the services act on; anything else is an opaque failure.
@@ -134,14 +131,22 @@ public struct Runtime: Sendable {
         self.randomBytes = randomBytes
     }
 
-    public static let live = Runtime(
-        now: { Date() }, newID: { UUID.version7(at: Date()) },
-        randomBytes: { count in
-            [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-                KernelRandomPool.shared.fill(UnsafeMutableRawBufferPointer(buffer))
-                initialized = count
-            }
-        })
+    /// The real world: the system clock, UUIDv7 ids and bytes from `random`, a kernel random pool
+    /// the composition root creates (one per process; tests make their own).
+    public static func live(random: KernelRandomPool) -> Runtime {
+        Runtime(
+            now: { Date() },
+            newID: {
+                var generator = random.generator
+                return UUID.version7(at: Date(), using: &generator)
+            },
+            randomBytes: { count in
+                [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+                    random.fill(UnsafeMutableRawBufferPointer(buffer))
+                    initialized = count
+                }
+            })
+    }
 
     /// The current time truncated to whole microseconds, the precision every backend stores.
     public func nowMicros() -> Date { Timestamp.date(micros: Timestamp.micros(now())) }
@@ -152,9 +157,8 @@ extension UUID {
     /// later, so new rows append at the right edge of every B-tree keyed by them instead of
     /// dirtying pages all over it (a tenfold write-amplification difference measured on bulk
     /// import). The id reveals its creation millisecond, no more: it is not a secret anywhere.
-    public static func version7(at date: Date) -> UUID {
+    public static func version7(at date: Date, using generator: inout some RandomNumberGenerator) -> UUID {
         let millis = UInt64(max(0, date.timeIntervalSince1970 * 1_000))
-        var generator = KernelRandomPool.Generator()
         let high = generator.next()
         let low = generator.next()
         func byte(_ value: UInt64, _ shift: UInt64) -> UInt8 { UInt8(truncatingIfNeeded: value >> shift) }
@@ -166,61 +170,6 @@ extension UUID {
                 0x80 | (byte(low, 56) & 0x3F), byte(low, 48), byte(low, 40), byte(low, 32),
                 byte(low, 24), byte(low, 16), byte(low, 8), byte(low, 0)
             ))
-    }
-}
-
-/// Bytes from the kernel's CSPRNG, fetched 4 KiB at a time and handed out once each:
-/// one system call per ~250 ids instead of two per id (`getrandom` per id was 6% of a bulk import's profile).
-/// Consumed bytes are zeroed in the pool.
-public final class KernelRandomPool: @unchecked Sendable {
-    public static let shared = KernelRandomPool()
-    // Guarded by `lock`.
-    private let lock = NSLock()
-    private let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
-    private var offset = 4096
-    /// `/dev/urandom`, opened once: the same kernel CSPRNG as `getrandom`, which Glibc's Swift module
-    /// does not expose. Failing to read it is unrecoverable: no ids, no tokens.
-    private let device = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
-
-    private init() {}
-
-    private func refill() {
-        precondition(device >= 0, "cannot open /dev/urandom")
-        var filled = 0
-        while filled < bytes.count {
-            let result = read(device, bytes.baseAddress! + filled, bytes.count - filled)
-            if result > 0 {
-                filled += result
-            } else if result == 0 || errno != EINTR {
-                fatalError("reading /dev/urandom failed (errno \(errno))")
-            }
-        }
-        offset = 0
-    }
-
-    /// Fills `target` with fresh random bytes.
-    public func fill(_ target: UnsafeMutableRawBufferPointer) {
-        lock.lock()
-        defer { lock.unlock() }
-        var written = 0
-        while written < target.count {
-            if offset == bytes.count { refill() }
-            let count = min(target.count - written, bytes.count - offset)
-            (target.baseAddress! + written).copyMemory(from: bytes.baseAddress! + offset, byteCount: count)
-            (bytes.baseAddress! + offset).initializeMemory(as: UInt8.self, repeating: 0, count: count)
-            offset += count
-            written += count
-        }
-    }
-
-    /// A generator over the shared pool.
-    public struct Generator: RandomNumberGenerator {
-        public init() {}
-        public mutating func next() -> UInt64 {
-            var value: UInt64 = 0
-            withUnsafeMutableBytes(of: &value) { KernelRandomPool.shared.fill($0) }
-            return value
-        }
     }
 }
 

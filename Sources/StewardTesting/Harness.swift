@@ -98,8 +98,8 @@ public func withHarness<T: Sendable>(
 ) async throws -> T {
     let clock = ManualClock()
     let runtime = Runtime(
-        now: { clock.now }, newID: { UUID() }, randomBytes: Runtime.live.randomBytes)
-    let root = try RootKey(bytes: Data(Runtime.live.randomBytes(32)))
+        now: { clock.now }, newID: { UUID() }, randomBytes: Runtime.live(random: KernelRandomPool()).randomBytes)
+    let root = try RootKey(bytes: Data(Runtime.live(random: KernelRandomPool()).randomBytes(32)))
     switch TestBackend.current {
     case .sqlite:
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
@@ -197,10 +197,18 @@ public enum Fixtures {
 }
 
 public import StewardHTTP
+import Prometheus
 
 extension Harness {
-    /// The HTTP API over this harness's store.
-    public func api() -> StewardAPI { StewardAPI(consent: consent, keys: keys) }
+    /// The HTTP API over this harness's store, its use cases built and metered as `serve` builds them.
+    public func api(bulkLimits: BulkLimits = BulkLimits()) -> StewardAPI {
+        let registry = PrometheusCollectorRegistry()
+        return StewardAPI(
+            services: UseCases(
+                store: store, crypto: crypto, policy: policy, runtime: runtime,
+                metrics: PrometheusMetricsFactory(registry: registry)),
+            registry: registry, bulkLimits: bulkLimits)
+    }
 
     /// A bearer secret of a new key with `role`.
     public func key(_ role: Role) async throws -> String {

@@ -229,7 +229,8 @@ import Testing
 @Suite struct TimeOrderedIDs {
     @Test func version7IdsCarryTheirMillisecondAndSortByIt() {
         let base = Date(timeIntervalSince1970: 1_790_000_000)
-        let ids = (0..<200).map { UUID.version7(at: base.addingTimeInterval(Double($0) / 100)) }
+        var generator = KernelRandomPool().generator
+        let ids = (0..<200).map { UUID.version7(at: base.addingTimeInterval(Double($0) / 100), using: &generator) }
         let texts = ids.map(\.lowercasedString)
         #expect(texts.allSatisfy { $0[$0.index($0.startIndex, offsetBy: 14)] == "7" })
         #expect(texts.allSatisfy { "89ab".contains($0[$0.index($0.startIndex, offsetBy: 19)]) })
@@ -242,15 +243,22 @@ import Testing
     @Test func thePooledKernelRandomnessNeverRepeatsAcrossRefills() async {
         // 20,000 ids draw 320,000 bytes: about eighty refills of the 4 KiB pool, from two tasks.
         let base = Date(timeIntervalSince1970: 1_790_000_000)
+        let pool = KernelRandomPool()
+        let runtime = Runtime.live(random: pool)
         let ids = await withTaskGroup(of: [UUID].self) { group in
-            for _ in 0..<2 { group.addTask { (0..<10_000).map { _ in UUID.version7(at: base) } } }
+            for _ in 0..<2 {
+                group.addTask {
+                    var generator = pool.generator
+                    return (0..<10_000).map { _ in UUID.version7(at: base, using: &generator) }
+                }
+            }
             return await group.reduce(into: [UUID]()) { $0 += $1 }
         }
         #expect(Set(ids).count == 20_000)
-        let bytes = Runtime.live.randomBytes(4_096 + 100)
+        let bytes = runtime.randomBytes(4_096 + 100)
         #expect(bytes.count == 4_196)
         #expect(Set(bytes).count > 200)  // all 256 values are expected; zeros would mean a consumed, wiped pool
-        #expect(Runtime.live.randomBytes(32) != Runtime.live.randomBytes(32))
+        #expect(runtime.randomBytes(32) != runtime.randomBytes(32))
     }
 }
 

@@ -394,7 +394,7 @@ import Testing
 
     @Test func aBulkBodyOverItsLimitIsRefusedWhole() async throws {
         try await withHarness { h in
-            let api = StewardAPI(consent: h.consent, keys: h.keys, bulkLimits: BulkLimits(maxBytes: 4_096))
+            let api = h.api(bulkLimits: BulkLimits(maxBytes: 4_096))
             let app = buildApplication(api: api, host: "127.0.0.1", port: 0, logger: testLogger)
             try await app.test(.live) { client in
                 let key = try await h.key(.service)

@@ -14,7 +14,8 @@ import Testing
 
     @Test func aKeyIsBoundOnFirstUseAndAnotherIsRefused() async throws {
         try await withHarness { h in
-            let other = try RootKey(bytes: Data(Runtime.live.randomBytes(32))).suite().cipher
+            let other = try RootKey(bytes: Data(Runtime.live(random: KernelRandomPool()).randomBytes(32))).suite()
+                .cipher
             // Migrated, nothing written: any key may be bound, and so may none (a development key).
             let empty = try await h.store.inventory()
             #expect(empty.schemaVersion > 0 && empty.isEmpty && empty.sampleIdentity == nil)
@@ -69,9 +70,9 @@ import Testing
     }
 
     @Test func checkValuesDifferByKeyAndNeverContainIt() throws {
-        let bytes = Data(Runtime.live.randomBytes(32))
+        let bytes = Data(Runtime.live(random: KernelRandomPool()).randomBytes(32))
         let a = try RootKey(bytes: bytes)
-        let b = try RootKey(bytes: Data(Runtime.live.randomBytes(32)))
+        let b = try RootKey(bytes: Data(Runtime.live(random: KernelRandomPool()).randomBytes(32)))
         #expect(a.checkValue == (try RootKey(bytes: bytes)).checkValue)
         #expect(a.checkValue != b.checkValue)
         #expect(a.checkValue.hasPrefix("v1:") && a.checkValue.count == 3 + 32)

@@ -37,8 +37,13 @@ import Testing
         ) { _ in "fixture" }
         let crypto = try RootKey(base64: Self.rootKey).suite()
         let clock = ManualClock(Date(timeIntervalSince1970: 1_796_083_200))  // 2026-12-01, after the fixture was made
+        let pool = KernelRandomPool()
         let runtime = Runtime(
-            now: { clock.now }, newID: { UUID.version7(at: clock.now) }, randomBytes: Runtime.live.randomBytes)
+            now: { clock.now },
+            newID: {
+                var generator = pool.generator
+                return UUID.version7(at: clock.now, using: &generator)
+            }, randomBytes: Runtime.live(random: pool).randomBytes)
         let consent = ConsentService(store: store, crypto: crypto, policy: policy, runtime: runtime)
         let audit = AuditLog(sealer: crypto.sealer, runtime: runtime)
 

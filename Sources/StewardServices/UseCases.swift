@@ -1,0 +1,30 @@
+public import Metrics
+public import StewardCore
+
+/// Every use case over one store, built once by the composition root (the CLI, or a test) and
+/// handed to the HTTP edge whole. With a metrics factory, each reaches the store through one
+/// `MeteredStore` (database errors counted whichever use case meets them) and consent events are
+/// counted after each commit.
+public struct UseCases: Sendable {
+    /// The store every use case here writes through (metered when metrics were given).
+    public let store: any StewardStore
+    public let consent: ConsentService
+    public let subjects: SubjectService
+    public let keys: KeyService
+    public let audit: AuditLog
+    /// Jobs: operators' views and actions; wakes this process's runner (`jobWakeup`).
+    public let jobs: JobQueue
+
+    public init(
+        store base: any StewardStore, crypto: CryptoSuite, policy: PolicySet, runtime: Runtime,
+        metrics: (any MetricsFactory)? = nil, jobWakeup: JobWakeup? = nil, keyCacheLifetime: Double = 5
+    ) {
+        let store: any StewardStore = metrics.map { MeteredStore(base, factory: $0) } ?? base
+        self.store = store
+        self.consent = ConsentService(store: store, crypto: crypto, policy: policy, runtime: runtime, metrics: metrics)
+        self.subjects = SubjectService(store: store, crypto: crypto, runtime: runtime)
+        self.keys = KeyService(store: store, crypto: crypto, runtime: runtime, cacheLifetime: keyCacheLifetime)
+        self.audit = AuditLog(sealer: crypto.sealer, runtime: runtime)
+        self.jobs = JobQueue(store: store, runtime: runtime, wakeup: jobWakeup)
+    }
+}
