@@ -79,10 +79,20 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "StewardInput",
+            dependencies: [
+                "StewardCore",
+                "StewardServices",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "StewardHTTP",
             dependencies: [
                 "StewardCore",
                 "StewardServices",
+                "StewardInput",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -99,7 +109,7 @@ let package = Package(
             name: "StewardCLI",
             dependencies: [
                 "StewardCore", "StewardServices", "StewardCrypto", "StewardPolicy",
-                "StewardSQLite", "StewardPostgres", "StewardHTTP",
+                "StewardSQLite", "StewardPostgres", "StewardHTTP", "StewardInput",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -140,7 +150,8 @@ let package = Package(
         .testTarget(
             name: "StewardHTTPTests",
             dependencies: [
-                "StewardTesting", "StewardCore", "StewardServices", "StewardHTTP", "StewardCrypto", "StewardSQLite",
+                "StewardTesting", "StewardCore", "StewardServices", "StewardHTTP", "StewardInput", "StewardCrypto",
+                "StewardSQLite",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],

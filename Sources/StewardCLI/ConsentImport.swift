@@ -2,6 +2,7 @@ import ArgumentParser
 import Crypto
 import Foundation
 import StewardCore
+import StewardInput
 import StewardHTTP
 import StewardServices
 

@@ -8,6 +8,7 @@ import NIOCore
 import Synchronization
 public import Prometheus
 public import StewardCore
+import StewardInput
 public import StewardServices
 public import ServiceLifecycle
 
@@ -128,30 +129,6 @@ func decode<T: Decodable>(_ type: T.Type, from request: Request, limit: Int) asy
         return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
     } catch let error as DecodingError {
         throw decodingProblem(error)
-    }
-}
-
-func decodingProblem(_ error: DecodingError) -> StewardError {
-    func path(_ context: DecodingError.Context, _ extra: (any CodingKey)? = nil) -> String? {
-        let keys = context.codingPath + (extra.map { [$0] } ?? [])
-        let text = keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-        let trimmed = text.hasPrefix(".") ? String(text.dropFirst()) : text
-        return trimmed.isEmpty ? nil : trimmed
-    }
-    switch error {
-    case .keyNotFound(let key, let context):
-        return .invalid("request.missing_field", "is required", field: path(context, key))
-    case .typeMismatch(let type, let context):
-        return .invalid("request.wrong_type", "has the wrong type (expected \(type))", field: path(context))
-    case .valueNotFound(let type, let context):
-        return .invalid("request.missing_value", "must not be null (expected \(type))", field: path(context))
-    case .dataCorrupted(let context):
-        if context.codingPath.isEmpty {
-            return .invalid("request.malformed_json", "the body is not valid JSON")
-        }
-        return .invalid("request.invalid_value", "is not a valid value", field: path(context))
-    @unknown default:
-        return .invalid("request.malformed_json", "the body could not be decoded")
     }
 }
 

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdCore
 import NIOCore
 import StewardCore
+import StewardInput
 import StewardServices
 import Prometheus
 

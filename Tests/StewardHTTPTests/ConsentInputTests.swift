@@ -1,5 +1,6 @@
 import Foundation
 import StewardCore
+import StewardInput
 import StewardHTTP
 import StewardServices
 import StewardTesting
