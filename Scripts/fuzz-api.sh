@@ -40,7 +40,7 @@ cd "$work"  # schemathesis and hypothesis keep their caches in the working direc
 set +e
 SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$root/Scripts" python3 -m schemathesis.cli run \
   "http://127.0.0.1:$port/openapi.json" -H "Authorization: Bearer $key" \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,unsupported_method,schema_valid_request_accepted \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,unsupported_method,schema_valid_request_accepted,error_codes_are_catalogued \
   --max-examples "${EXAMPLES:-30}" --seed "${SEED:-1}" --no-color > "$work/fuzz.txt" 2>&1
 status=$?
 set -e

@@ -1,5 +1,7 @@
 """Schemathesis hooks for Scripts/fuzz-api.sh: the bulk route's body is JSON lines, one object each."""
 import json
+import os
+import re
 
 import jsonschema
 import schemathesis
@@ -46,6 +48,33 @@ def schema_valid_request_accepted(ctx, response, case):
     raise AssertionError(
         f"a schema-valid request was refused: {response.status_code} {code!r} "
         f"({response.text[:300]}); tighten the schema or list the code as a semantic refusal")
+
+
+CATALOGUE = set(
+    re.findall(
+        r"^\| `([a-z0-9_.]+)` \|",
+        open(os.path.join(os.path.dirname(__file__), "..", "Docs", "Errors.md"), encoding="utf-8").read(),
+        re.MULTILINE,
+    )
+)
+
+
+@schemathesis.check
+def error_codes_are_catalogued(ctx, response, case):
+    """Every problem+json code, and every code a bulk answer counts, is one of Docs/Errors.md's."""
+    if response.status_code >= 400:
+        try:
+            body = response.json()
+        except Exception:
+            return None  # content_type_conformance holds errors to problem+json
+        code = body.get("code") if isinstance(body, dict) else None
+        if code not in CATALOGUE:
+            raise AssertionError(f"error code {code!r} is not in the catalogue (Docs/Errors.md)")
+    elif case.operation.path == "/v1/consents/bulk" and response.status_code == 200:
+        unknown = set(response.json().get("rejectedByCode", {})) - CATALOGUE
+        if unknown:
+            raise AssertionError(f"bulk rejection codes not in the catalogue: {sorted(unknown)}")
+    return None
 
 
 def schema_valid(case):

@@ -129,6 +129,13 @@ final class ShutdownWatch: Service, Sendable {
     }
 }
 
+struct Errors: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the catalogue of error codes (Markdown; Docs/Errors.md is its output).")
+
+    func run() throws { print(StewardError.Code.catalogueMarkdown(), terminator: "") }
+}
+
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Create or upgrade the database schema.")
     @OptionGroup var common: CommonOptions

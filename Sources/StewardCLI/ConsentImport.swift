@@ -350,9 +350,9 @@ final class Rejections: @unchecked Sendable {  // used by one task at a time
         first += rejections.prefix(Self.shown - first.count)
         var text = ""
         for rejection in rejections {
-            byCode[rejection.error.code, default: 0] += 1
+            byCode[rejection.error.code.rawValue, default: 0] += 1
             if handle != nil {
-                text += "\(rejection.line),\(Self.csvField(rejection.error.code)),"
+                text += "\(rejection.line),\(Self.csvField(rejection.error.code.rawValue)),"
                 text += "\(Self.csvField(rejection.error.field ?? "")),\(Self.csvField(rejection.error.detail))\n"
             }
         }

@@ -14,7 +14,7 @@ struct Steward: AsyncParsableCommand {
         version: StewardVersion.current,
         subcommands: [
             Serve.self, Migrate.self, Keys.self, PolicyCommand.self, ConsentCommand.self, AuditCommand.self,
-            JobsCommand.self,
+            JobsCommand.self, Errors.self,
         ])
 
     /// ArgumentParser's own `main`, except for errors a command raises after parsing: those are
@@ -49,6 +49,12 @@ struct Steward: AsyncParsableCommand {
             printErr("Usage: " + usageString(for: type(of: command)))
             printErr("  See '\(commandPath(type(of: command))) --help' for more information.")
             Foundation.exit(ExitCode.validationFailure.rawValue)
+        } catch let error as StewardError {
+            printErr("Error: \(error)")  // begins with its code
+            Foundation.exit(ExitCode.failure.rawValue)
+        } catch let error as any CataloguedError {
+            printErr("Error: \(error) [\(error.code)]")
+            Foundation.exit(ExitCode.failure.rawValue)
         } catch {
             printErr("Error: \(error)")
             Foundation.exit(ExitCode.failure.rawValue)

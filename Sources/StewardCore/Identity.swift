@@ -44,7 +44,7 @@ public struct NormalizedIdentity: Sendable, Hashable {
         case .externalId, .deviceId:
             try FreeText.check(
                 trimmed, field: kind.parameterName, maxLength: 256, kind: .identifier,
-                lengthCode: "identity.invalid_\(kind.rawValue)")
+                lengthCode: kind == .externalId ? .identityInvalidExternalId : .identityInvalidDeviceId)
             self.value = trimmed
         }
     }
@@ -68,7 +68,7 @@ public struct NormalizedIdentity: Sendable, Hashable {
             : trimmed.precomposedStringWithCanonicalMapping.lowercased()
         // One pass over the bytes: exactly one "@", a 1...64-byte local part, a dotted domain with no
         // empty label at either end or in between, no white space, at most 254 bytes.
-        let invalid = StewardError.invalid("identity.invalid_email", "is not a valid email address", field: "email")
+        let invalid = StewardError(.identityInvalidEmail, "is not a valid email address", field: "email")
         var at = -1
         var count = 0
         var previous: UInt8 = 0
@@ -108,14 +108,14 @@ public struct NormalizedIdentity: Sendable, Hashable {
         var digits = trimmed.filter { !" .-()\u{00A0}".contains($0) }
         if digits.hasPrefix("00") { digits = "+" + digits.dropFirst(2) }
         guard digits.hasPrefix("+") else {
-            throw .invalid(
-                "identity.invalid_phone",
+            throw StewardError(
+                .identityInvalidPhone,
                 "must be in international E.164 form with a country code, e.g. +14155550123", field: "phone")
         }
         let body = digits.dropFirst()
         guard (8...15).contains(body.count), body.allSatisfy({ $0.isASCII && $0.isNumber }), body.first != "0" else {
-            throw .invalid(
-                "identity.invalid_phone", "must be + followed by 8 to 15 digits, the first not 0", field: "phone")
+            throw StewardError(
+                .identityInvalidPhone, "must be + followed by 8 to 15 digits, the first not 0", field: "phone")
         }
         return "+" + body
     }

@@ -145,7 +145,7 @@ public struct PolicySet: Sendable {
 
     public func purpose(_ key: String, field: String = "purpose") throws(StewardError) -> Purpose {
         guard let purpose = purposes[key] else {
-            throw .unprocessable("purpose.unknown", "is not a purpose declared in the policy", field: field)
+            throw StewardError(.purposeUnknown, "is not a purpose declared in the policy", field: field)
         }
         return purpose
     }

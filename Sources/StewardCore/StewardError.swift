@@ -5,41 +5,54 @@ import Foundation
 /// The code never changes once shipped; clients branch on it. `field` names the offending input
 /// (a JSON path such as `subject.email`), and `detail` is a human sentence. Neither ever contains a
 /// personal value: an invalid email says "is not a valid email address", never the address itself.
-public struct StewardError: Error, Sendable, Equatable, CustomStringConvertible {
+/// An error whose code is in the catalogue (`StewardError.Code`): every error Steward shows a client
+/// or an operator — API errors, store errors, root-key refusals — conforms.
+public protocol CataloguedError: Error {
+    var code: StewardError.Code { get }
+}
+
+public struct StewardError: CataloguedError, Sendable, Equatable, CustomStringConvertible {
     /// What went wrong, in the broad sense the edge maps to a status code.
-    public enum Kind: String, Sendable, Equatable {
+    public enum Kind: String, Sendable, Equatable, CaseIterable {
         case invalidInput, unprocessable, notFound, conflict, unauthorized, forbidden, tooLarge, unavailable,
-            internalFailure
+            internalFailure, methodNotAllowed, clientClosedRequest
+        /// A command-line refusal to start (no HTTP status: the process exits non-zero).
+        case refused
+
+        /// The HTTP status an error of this kind answers with (nil: command line only).
+        public var httpStatus: Int? {
+            switch self {
+            case .invalidInput: 400
+            case .unauthorized: 401
+            case .forbidden: 403
+            case .notFound: 404
+            case .methodNotAllowed: 405
+            case .conflict: 409
+            case .tooLarge: 413
+            case .unprocessable: 422
+            case .clientClosedRequest: 499
+            case .internalFailure: 500
+            case .unavailable: 503
+            case .refused: nil
+            }
+        }
     }
 
-    public var kind: Kind
-    /// Stable dotted code, e.g. `identity.invalid_email`.
-    public var code: String
+    /// The catalogued code (`StewardError.Code`): stable, and the source of the kind.
+    public var code: Code
     public var detail: String
     public var field: String?
 
-    public init(_ kind: Kind, code: String, detail: String, field: String? = nil) {
-        self.kind = kind
+    public var kind: Kind { code.kind }
+
+    public init(_ code: Code, _ detail: String, field: String? = nil) {
         self.code = code
         self.detail = detail
         self.field = field
     }
 
     public var description: String {
-        "\(code): \(detail)" + (field.map { " (field \($0))" } ?? "")
-    }
-
-    public static func invalid(_ code: String, _ detail: String, field: String? = nil) -> Self {
-        .init(.invalidInput, code: code, detail: detail, field: field)
-    }
-    public static func unprocessable(_ code: String, _ detail: String, field: String? = nil) -> Self {
-        .init(.unprocessable, code: code, detail: detail, field: field)
-    }
-    public static func notFound(_ code: String, _ detail: String) -> Self {
-        .init(.notFound, code: code, detail: detail)
-    }
-    public static func conflict(_ code: String, _ detail: String, field: String? = nil) -> Self {
-        .init(.conflict, code: code, detail: detail, field: field)
+        "\(code.rawValue): \(detail)" + (field.map { " (field \($0))" } ?? "")
     }
 
     /// Returns a copy with the field path prefixed (`email` → `subject.email`).

@@ -46,28 +46,28 @@ public enum FreeText {
     /// `allowsEmpty`), nothing `kind` refuses. Errors name the field, never the text.
     public static func check(
         _ text: some StringProtocol, field: String, maxLength: Int, kind: Kind = .name, allowsEmpty: Bool = false,
-        lengthCode: String
+        lengthCode: StewardError.Code
     ) throws(StewardError) {
         var count = 0
         for scalar in text.unicodeScalars {
             count += 1
             if refuses(scalar, kind: kind) {
                 if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) {
-                    throw .invalid("text.control_characters", "must not contain control characters", field: field)
+                    throw StewardError(.textControlCharacters, "must not contain control characters", field: field)
                 }
                 if scalar.value == 0xFFFD {
-                    throw .invalid(
-                        "text.invalid_utf8", "is not valid UTF-8 (holds U+FFFD, the replacement character)",
+                    throw StewardError(
+                        .textInvalidUtf8, "is not valid UTF-8 (holds U+FFFD, the replacement character)",
                         field: field)
                 }
-                throw .invalid(
-                    "text.invisible_characters",
+                throw StewardError(
+                    .textInvisibleCharacters,
                     "must not contain invisible formatting characters (zero-width, bidirectional controls)",
                     field: field)
             }
         }
         guard count <= maxLength, allowsEmpty || count > 0 else {
-            throw .invalid(
+            throw StewardError(
                 lengthCode, "must be \(allowsEmpty ? 0 : 1) to \(maxLength) characters (Unicode code points)",
                 field: field)
         }
@@ -79,6 +79,6 @@ extension StewardError {
     /// names the field, never the text).
     public static func refuseControlCharacters(in text: some StringProtocol, field: String) throws(StewardError) {
         guard text.containsControlCharacters else { return }
-        throw .invalid("text.control_characters", "must not contain control characters", field: field)
+        throw StewardError(.textControlCharacters, "must not contain control characters", field: field)
     }
 }

@@ -7,8 +7,9 @@ public import StewardServices
 #endif
 
 /// Errors of key handling. Messages name files and reasons, never key material.
-public struct KeyError: Error, Sendable, CustomStringConvertible {
+public struct KeyError: CataloguedError, Sendable, CustomStringConvertible {
     public var description: String
+    public var code: StewardError.Code { .rootKeyInvalid }
     public init(_ description: String) { self.description = description }
 }
 

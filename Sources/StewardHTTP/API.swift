@@ -139,14 +139,14 @@ extension Request {
 func pageLimit(_ request: Request, default value: Int = 100, max: Int = 1_000) throws(StewardError) -> Int {
     guard let text = request.query("limit") else { return value }
     guard let limit = Int(text), (1...max).contains(limit) else {
-        throw .invalid("request.invalid_limit", "must be an integer from 1 to \(max)", field: "limit")
+        throw StewardError(.requestInvalidLimit, "must be an integer from 1 to \(max)", field: "limit")
     }
     return limit
 }
 
 func uuidParameter(_ context: StewardRequestContext, _ name: String = "id") throws(StewardError) -> UUID {
     guard let text = context.parameters.get(name), let id = UUID(uuidString: text) else {
-        throw .invalid("request.invalid_id", "is not a valid id (UUID)", field: name)
+        throw StewardError(.requestInvalidId, "is not a valid id (UUID)", field: name)
     }
     return id
 }
@@ -176,7 +176,7 @@ public func buildRouter(api: StewardAPI) -> Router<StewardRequestContext> {
 /// route's permission is 403.
 func authorize(_ request: Request, permission: Permission, keys: KeyService) async throws -> Principal {
     var unauthenticated = Problem(
-        status: .unauthorized, code: "auth.unauthenticated",
+        status: .unauthorized, code: .authUnauthenticated,
         detail: "a valid API key is required (Authorization: Bearer stw_…)")
     unauthenticated.headers[.wwwAuthenticate] = "Bearer realm=\"steward\""
     guard let header = request.headers[.authorization], let secret = bearerToken(in: header) else {
@@ -185,7 +185,7 @@ func authorize(_ request: Request, permission: Permission, keys: KeyService) asy
     guard let principal = try await keys.authenticate(secret: String(secret)) else { throw unauthenticated }
     guard principal.role.allows(permission) else {
         throw Problem(
-            status: .forbidden, code: "auth.forbidden",
+            status: .forbidden, code: .authForbidden,
             detail: "role \(principal.role.rawValue) lacks permission \(permission.rawValue)")
     }
     return principal
@@ -269,7 +269,7 @@ struct MethodNotAllowedMiddleware<Context: RequestContext>: RouterMiddleware {
                 !route.methods.contains(request.method)
             else { throw error }
             var problem = Problem(
-                status: .methodNotAllowed, code: "route.method_not_allowed",
+                status: .methodNotAllowed, code: .routeMethodNotAllowed,
                 detail: "\(request.method.rawValue) is not allowed here; allowed: \(route.allow)")
             problem.headers[.allow] = route.allow
             throw problem

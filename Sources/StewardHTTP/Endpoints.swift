@@ -22,7 +22,7 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
                 return try json(["status": "ready", "database": api.store.backendName])
             } catch {
                 throw Problem(
-                    status: .serviceUnavailable, code: "store.unavailable", detail: "the database is not reachable")
+                    status: .serviceUnavailable, code: .storeUnavailable, detail: "the database is not reachable")
             }
         },
         Endpoint(.get, "/metrics", nil) { _, _ in
@@ -53,7 +53,7 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
         Endpoint(.post, "/v1/consents/confirm", .consentRecord) { request, context in
             let body = try await decode(ConfirmBody.self, from: request, limit: 4 << 10)
             guard let token = body.token, !token.isEmpty else {
-                throw StewardError.invalid("confirmation.token_missing", "is required", field: "token")
+                throw StewardError(.confirmationTokenMissing, "is required", field: "token")
             }
             let outcome = try await consent.confirm(token: token, actor: context.principal!.actor)
             return jsonResponse(recordResponse(outcome, policy: policy, now: consent.runtime.now()).jsonText)
@@ -61,7 +61,7 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
         Endpoint(.get, "/v1/consents/check", .consentCheck) { request, _ in
             let query = request.uri.queryParameters  // parsed once: the hot path reads six names
             guard let purpose = query["purpose"].map(String.init), !purpose.isEmpty else {
-                throw StewardError.invalid("purpose.missing", "is required", field: "purpose")
+                throw StewardError(.purposeMissing, "is required", field: "purpose")
             }
             let reference = try subjectFromQuery(query)
             return checkResponse(try await consent.check(reference, purpose: purpose))
@@ -105,11 +105,10 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
             ]
             .compactMap { name, value in value.map { (name, $0) } }
             guard given.count == 1, let (name, value) = given.first else {
-                throw StewardError.invalid(
-                    "identity.missing", "give exactly one of email, phone, externalId or deviceId")
+                throw StewardError(.identityMissing, "give exactly one of email, phone, externalId or deviceId")
             }
             guard case .identity(let identity) = try parseReference(name: name, value: value, field: name) else {
-                throw StewardError.invalid("identity.missing", "give an identity", field: name)
+                throw StewardError(.identityMissing, "give an identity", field: name)
             }
             switch try await api.subjects.link(identity, to: subjectID, actor: context.principal!.actor) {
             case .linked(let identityID):
@@ -124,7 +123,7 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
             let target = try uuidParameter(context)
             let body = try await decode(MergeBody.self, from: request, limit: 4 << 10)
             guard let text = body.source, let source = UUID(uuidString: text) else {
-                throw StewardError.invalid("subject.invalid_id", "is not a subject id (UUID)", field: "source")
+                throw StewardError(.subjectInvalidId, "is not a subject id (UUID)", field: "source")
             }
             let outcome = try await api.subjects.merge(source: source, into: target, actor: context.principal!.actor)
             return try json(
@@ -167,8 +166,8 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
         Endpoint(.post, "/v1/keys", .keysManage) { request, context in
             let body = try await decode(CreateKeyBody.self, from: request, limit: 4 << 10)
             guard let roleText = body.role, let role = Role(rawValue: roleText) else {
-                throw StewardError.invalid(
-                    "key.invalid_role", "must be one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))",
+                throw StewardError(
+                    .keyInvalidRole, "must be one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))",
                     field: "role")
             }
             let (record, secret) = try await api.keys.create(
@@ -186,8 +185,8 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
             var states: Set<JobState> = []
             for text in request.uri.queryParameters.getAll("state") {
                 guard let state = JobState(rawValue: String(text)) else {
-                    throw StewardError.invalid(
-                        "job.invalid_state",
+                    throw StewardError(
+                        .jobInvalidState,
                         "must be one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))", field: "state")
                 }
                 states.insert(state)
@@ -195,7 +194,7 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
             let kind = request.query("kind")
             if let kind {
                 try FreeText.check(
-                    kind, field: "kind", maxLength: 100, kind: .identifier, lengthCode: "job.invalid_kind")
+                    kind, field: "kind", maxLength: 100, kind: .identifier, lengthCode: .jobInvalidKind)
             }
             let before = try idCursor(request)
             let filter = JobFilter(states: states, kind: kind, before: before, limit: limit + 1)
@@ -215,7 +214,7 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
         Endpoint(.get, "/v1/jobs/{id}", .jobsRead) { _, context in
             let id = try uuidParameter(context)
             guard let job = try await api.store.read({ try await $0.job(id: id) }) else {
-                throw StewardError.notFound("job.not_found", "no job has this id")
+                throw StewardError(.jobNotFound, "no job has this id")
             }
             return try json(JobDTO(job))
         },
@@ -236,7 +235,7 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
 func idCursor(_ request: Request) throws(StewardError) -> UUID? {
     guard let cursor = request.query("cursor") else { return nil }
     guard let id = UUID(uuidString: cursor) else {
-        throw .invalid("request.invalid_cursor", "is not a cursor from a previous page", field: "cursor")
+        throw StewardError(.requestInvalidCursor, "is not a cursor from a previous page", field: "cursor")
     }
     return id
 }
@@ -245,7 +244,7 @@ func idCursor(_ request: Request) throws(StewardError) -> UUID? {
 func sequenceCursor(_ request: Request) throws(StewardError) -> Int64 {
     guard let cursor = request.query("cursor") else { return 0 }
     guard let value = Int64(cursor), value >= 0 else {
-        throw .invalid("request.invalid_cursor", "is not a cursor from a previous page", field: "cursor")
+        throw StewardError(.requestInvalidCursor, "is not a cursor from a previous page", field: "cursor")
     }
     return value
 }
@@ -268,8 +267,8 @@ func checkText(_ check: ConsentCheck) -> String {
 func subjectFromQuery(_ query: FlatDictionary<Substring, Substring>) throws(StewardError) -> SubjectReference {
     let given = ConsentInput.subjectParameters.compactMap { name in query[name[...]].map { (name, String($0)) } }
     guard given.count == 1, let (name, value) = given.first else {
-        throw .invalid(
-            given.isEmpty ? "subject.missing" : "subject.ambiguous",
+        throw StewardError(
+            given.isEmpty ? .subjectMissing : .subjectAmbiguous,
             "give exactly one of email, phone, externalId, deviceId or subjectId as a query parameter")
     }
     return try parseReference(name: name, value: value, field: name)
@@ -341,19 +340,18 @@ func recordBulk(_ request: Request, actor: String, api: StewardAPI) async throws
     var shown = 100
     if let text = request.query("rejections") {
         guard let value = Int(text), (0...10_000).contains(value) else {
-            throw StewardError.invalid(
-                "request.invalid_rejections", "must be an integer from 0 to 10000", field: "rejections")
+            throw StewardError(.requestInvalidRejections, "must be an integer from 0 to 10000", field: "rejections")
         }
         shown = value
     }
     let maxBytes = api.bulkLimits.maxBytes
     let tooLarge = Problem(
-        status: .contentTooLarge, code: "request.too_large",
+        status: .contentTooLarge, code: .requestTooLarge,
         detail: "the bulk body is larger than \(maxBytes) bytes (STEWARD_BULK_MAX_BYTES); nothing was recorded")
     if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBytes { throw tooLarge }
     guard api.bulkSlots.acquire() else {
         var problem = Problem(
-            status: .serviceUnavailable, code: "bulk.busy",
+            status: .serviceUnavailable, code: .bulkBusy,
             detail: "the server is recording other bulk requests; nothing was recorded, retry")
         problem.headers[.retryAfter] = "2"
         throw problem
@@ -377,11 +375,11 @@ func recordBulk(_ request: Request, actor: String, api: StewardAPI) async throws
         result.accepted += outcome.accepted
         result.rejectedCount += outcome.rejected.count
         for rejection in outcome.rejected {
-            result.rejectedByCode[rejection.error.code, default: 0] += 1
+            result.rejectedByCode[rejection.error.code.rawValue, default: 0] += 1
             if result.rejected.count < shown {
                 result.rejected.append(
                     .init(
-                        line: rejection.line, code: rejection.error.code, field: rejection.error.field,
+                        line: rejection.line, code: rejection.error.code.rawValue, field: rejection.error.field,
                         detail: rejection.error.detail))
             }
         }
@@ -397,7 +395,7 @@ func recordBulk(_ request: Request, actor: String, api: StewardAPI) async throws
     }
     items += reader.finish()
     try await record(items)
-    guard sawLine else { throw StewardError.invalid("bulk.empty", "the body holds no JSON lines") }
+    guard sawLine else { throw StewardError(.bulkEmpty, "the body holds no JSON lines") }
     result.rejectionsOmitted = result.rejectedCount - result.rejected.count
     return try json(result)
 }

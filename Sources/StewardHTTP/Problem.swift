@@ -10,13 +10,14 @@ import StewardServices
 /// An RFC 9457 problem document with Steward's stable `code` and the offending `field`.
 public struct Problem: HTTPResponseError, Sendable {
     public var status: HTTPResponse.Status
-    public var code: String
+    public var code: StewardError.Code
     public var title: String
     public var detail: String
     public var field: String?
     public var headers: HTTPFields = [:]
 
-    public init(status: HTTPResponse.Status, code: String, detail: String, field: String? = nil) {
+    /// A problem with a status of its own (an HTTP-layer error, whose status is the client's to read).
+    public init(status: HTTPResponse.Status, code: StewardError.Code, detail: String, field: String? = nil) {
         self.status = status
         self.code = code
         self.title = status.reasonPhrase
@@ -24,25 +25,18 @@ public struct Problem: HTTPResponseError, Sendable {
         self.field = field
     }
 
+    /// The problem of a catalogued error: its kind sets the status.
     public init(_ error: StewardError) {
+        let code = error.kind.httpStatus ?? 500
         let status: HTTPResponse.Status =
-            switch error.kind {
-            case .invalidInput: .badRequest
-            case .unprocessable: .unprocessableContent
-            case .notFound: .notFound
-            case .conflict: .conflict
-            case .unauthorized: .unauthorized
-            case .forbidden: .forbidden
-            case .tooLarge: .contentTooLarge
-            case .unavailable: .serviceUnavailable
-            case .internalFailure: .internalServerError
-            }
+            code == 499 ? .init(code: 499, reasonPhrase: "Client Closed Request") : .init(code: code)
         self.init(status: status, code: error.code, detail: error.detail, field: error.field)
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         var object: [String: String] = [
-            "type": "https://steward.dev/problems/\(code)", "title": title, "detail": detail, "code": code,
+            "type": "https://steward.dev/problems/\(code.rawValue)", "title": title, "detail": detail,
+            "code": code.rawValue,
         ]
         if let field { object["field"] = field }
         let encoder = JSONEncoder()
@@ -71,16 +65,14 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             return try Problem(error).response(from: request, context: context)
         } catch let error as NIOTooManyBytesError {
             _ = error
-            return try Problem(
-                status: .contentTooLarge, code: "request.too_large", detail: "the request body is too large"
-            )
-            .response(from: request, context: context)
+            return try Problem(StewardError(.requestTooLarge, "the request body is too large"))
+                .response(from: request, context: context)
         } catch StoreError.conflict {
             // Concurrent writes kept aborting each other past the service's own retries: nothing was
             // applied, and the client may simply send the request again.
             var problem = Problem(
-                status: .serviceUnavailable, code: "store.busy",
-                detail: "concurrent changes to the same records kept conflicting; nothing was applied, retry")
+                StewardError(
+                    .storeBusy, "concurrent changes to the same records kept conflicting; nothing was applied, retry"))
             problem.headers[.retryAfter] = "1"
             return try problem.response(from: request, context: context)
         } catch StoreError.integrity(let reason) {
@@ -89,8 +81,9 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             context.logger.error(
                 "the database holds a value Steward does not know; refused", metadata: ["store.integrity": "\(reason)"])
             return try Problem(
-                status: .internalServerError, code: "store.integrity",
-                detail: "the database holds a value this version of Steward does not know; nothing was answered from it"
+                StewardError(
+                    .storeIntegrity,
+                    "the database holds a value this version of Steward does not know; nothing was answered from it")
             ).response(from: request, context: context)
         } catch let error where Self.isClientGone(error) {
             // The client hung up (or was cut off by a read deadline) before its request was read: no one
@@ -99,12 +92,18 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             context.logger.debug(
                 "the connection closed before the request was read",
                 metadata: ["error.type": "\(String(reflecting: type(of: error)))"])
-            return try Problem(
-                status: .init(code: 499, reasonPhrase: "Client Closed Request"), code: "request.aborted",
-                detail: "the connection closed before the request was read"
-            ).response(from: request, context: context)
+            return try Problem(StewardError(.requestAborted, "the connection closed before the request was read"))
+                .response(from: request, context: context)
         } catch let error as any HTTPResponseError {
-            let code = error.status == .notFound ? "route.not_found" : "http.\(error.status.code)"
+            // Thrown by the HTTP layer before a route ran: the catalogued code for the statuses it uses,
+            // `request.rejected` with the status itself otherwise.
+            let code: StewardError.Code =
+                switch error.status {
+                case .notFound: .routeNotFound
+                case .methodNotAllowed: .routeMethodNotAllowed
+                case .contentTooLarge: .requestTooLarge
+                default: .requestRejected
+                }
             return try Problem(status: error.status, code: code, detail: error.status.reasonPhrase)
                 .response(from: request, context: context)
         } catch {
@@ -115,11 +114,8 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             default: kind = String(reflecting: type(of: error))
             }
             context.logger.error("unhandled error", metadata: ["error.type": "\(kind)"])
-            return try Problem(
-                status: .internalServerError, code: "internal",
-                detail: "an internal error occurred; quote the request id"
-            )
-            .response(from: request, context: context)
+            return try Problem(StewardError(.internalError, "an internal error occurred; quote the request id"))
+                .response(from: request, context: context)
         }
     }
 

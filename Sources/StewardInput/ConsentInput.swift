@@ -39,7 +39,7 @@ public enum ConsentInput {
         } catch let error as StewardError {
             return .rejected(line: number, error)
         } catch {
-            return .rejected(line: number, .invalid("request.malformed_json", "the line is not valid JSON"))
+            return .rejected(line: number, StewardError(.requestMalformedJson, "the line is not valid JSON"))
         }
     }
 
@@ -183,8 +183,8 @@ public enum ConsentInput {
                         if field.count < Self.maxFieldBytes {
                             field.append(byte)
                         } else if rowProblem == nil {
-                            rowProblem = .invalid(
-                                "import.field_too_long",
+                            rowProblem = StewardError(
+                                .importFieldTooLong,
                                 "a quoted field is longer than \(Self.maxFieldBytes / 1024) KiB (an unclosed quote?)")
                         }
                     }
@@ -199,8 +199,8 @@ public enum ConsentInput {
                         // the row is malformed, and guessing would shift its columns.
                         field.append(byte)
                         if rowProblem == nil {
-                            rowProblem = .invalid(
-                                "import.stray_quote", "has a quote inside an unquoted field or after a closing quote")
+                            rowProblem = StewardError(
+                                .importStrayQuote, "has a quote inside an unquoted field or after a closing quote")
                         }
                     }
                 case UInt8(ascii: ","): endField()
@@ -212,13 +212,13 @@ public enum ConsentInput {
                     rowLine = line
                 default:
                     if fieldClosed && rowProblem == nil {
-                        rowProblem = .invalid("import.stray_quote", "has text after a closing quote")
+                        rowProblem = StewardError(.importStrayQuote, "has text after a closing quote")
                     }
                     if field.count < Self.maxFieldBytes {
                         field.append(byte)
                     } else if rowProblem == nil {
-                        rowProblem = .invalid(
-                            "import.field_too_long", "a field is longer than \(Self.maxFieldBytes / 1024) KiB")
+                        rowProblem = StewardError(
+                            .importFieldTooLong, "a field is longer than \(Self.maxFieldBytes / 1024) KiB")
                     }
                 }
             }
@@ -236,8 +236,8 @@ public enum ConsentInput {
             if inQuotes {
                 // Lines after the opening one that the field took in (a final newline ends the last, not a new one).
                 let swallowed = line - rowLine - (field.last == UInt8(ascii: "\n") ? 1 : 0)
-                rowProblem = .invalid(
-                    "import.unclosed_quote",
+                rowProblem = StewardError(
+                    .importUnclosedQuote,
                     "opens a quoted field that never closes; the \(swallowed) line(s) after it were read into it and not imported"
                 )
                 inQuotes = false
@@ -266,20 +266,20 @@ public enum ConsentInput {
             }
             guard let names else {
                 let header = fields.map { $0.trimmingCharacters(in: .whitespaces) }
-                if !rowValid { throw .invalid("import.not_utf8", "the CSV header is not UTF-8 text") }
-                if let problem = rowProblem { throw .invalid(problem.code, "the CSV header " + problem.detail) }
+                if !rowValid { throw StewardError(.importNotUtf8, "the CSV header is not UTF-8 text") }
+                if let problem = rowProblem { throw StewardError(problem.code, "the CSV header " + problem.detail) }
                 if let position = header.firstIndex(where: { !csvColumns.contains($0) }) {
                     // By position, never by content: a file without a header row has a person's data here.
-                    throw .invalid(
-                        "import.unknown_column",
+                    throw StewardError(
+                        .importUnknownColumn,
                         "column \(position + 1) of the first row is not a known column name (does the file start with a header row?); known columns: \(csvColumns.joined(separator: ", "))",
                         field: "header")
                 }
                 // Every name is a known column by now, so naming it echoes no input.
                 var seen = Set<String>()
                 if let repeated = header.first(where: { !seen.insert($0).inserted }) {
-                    throw .invalid(
-                        "import.duplicate_column", "the CSV header names column '\(repeated)' twice", field: repeated)
+                    throw StewardError(
+                        .importDuplicateColumn, "the CSV header names column '\(repeated)' twice", field: repeated)
                 }
                 self.names = header
                 return nil
@@ -287,12 +287,12 @@ public enum ConsentInput {
             if let problem = rowProblem { return .rejected(line: rowLine, problem) }
             if fields.count == 1 && fields[0].isEmpty && rowValid { return nil }
             guard rowValid else {
-                return .rejected(line: rowLine, .invalid("import.not_utf8", "the row is not UTF-8 text"))
+                return .rejected(line: rowLine, StewardError(.importNotUtf8, "the row is not UTF-8 text"))
             }
             guard fields.count == names.count else {
                 return .rejected(
                     line: rowLine,
-                    .invalid("import.column_count", "has \(fields.count) fields; the header has \(names.count)"))
+                    StewardError(.importColumnCount, "has \(fields.count) fields; the header has \(names.count)"))
             }
             return record(
                 fields: Dictionary(zip(names, fields), uniquingKeysWith: { a, _ in a }), line: rowLine, actor: actor,

@@ -23,8 +23,8 @@ public struct SubjectBody: Decodable, Sendable {
         if let deviceId { given.append(("deviceId", deviceId)) }
         if let subjectId { given.append(("subjectId", subjectId)) }
         guard given.count == 1, let (name, value) = given.first else {
-            throw .invalid(
-                given.isEmpty ? "subject.missing" : "subject.ambiguous",
+            throw StewardError(
+                given.isEmpty ? .subjectMissing : .subjectAmbiguous,
                 "give exactly one of email, phone, externalId, deviceId or subjectId", field: field)
         }
         return try parseReference(name: name, value: value, field: "\(field).\(name)")
@@ -34,12 +34,12 @@ public struct SubjectBody: Decodable, Sendable {
 public func parseReference(name: String, value: String, field: String) throws(StewardError) -> SubjectReference {
     if name == "subjectId" {
         guard let id = UUID(uuidString: value) else {
-            throw .invalid("subject.invalid_id", "is not a subject id (UUID)", field: field)
+            throw StewardError(.subjectInvalidId, "is not a subject id (UUID)", field: field)
         }
         return .id(id)
     }
     guard let kind = IdentityKind(parameterName: name) else {
-        throw .invalid("subject.unknown_identifier", "is not an identifier kind", field: field)
+        throw StewardError(.subjectUnknownIdentifier, "is not an identifier kind", field: field)
     }
     do {
         return .identity(try NormalizedIdentity(kind: kind, raw: value))
@@ -75,18 +75,22 @@ public struct RecordConsentBody: Decodable, Sendable {
     public func command(actor: String, defaultMethod: ConsentMethod, gpc: Bool) throws(StewardError)
         -> ConsentService.RecordCommand
     {
-        guard let subject else { throw .invalid("subject.missing", "is required", field: "subject") }
+        guard let subject else { throw StewardError(.subjectMissing, "is required", field: "subject") }
         let reference = try subject.reference()
-        guard let purpose, !purpose.isEmpty else { throw .invalid("purpose.missing", "is required", field: "purpose") }
-        guard let decisionText = decision else { throw .invalid("decision.missing", "is required", field: "decision") }
+        guard let purpose, !purpose.isEmpty else {
+            throw StewardError(.purposeMissing, "is required", field: "purpose")
+        }
+        guard let decisionText = decision else {
+            throw StewardError(.decisionMissing, "is required", field: "decision")
+        }
         guard let decision = ConsentDecision(rawValue: decisionText) else {
-            throw .invalid("decision.invalid", "must be one of granted, denied, withdrawn", field: "decision")
+            throw StewardError(.decisionInvalid, "must be one of granted, denied, withdrawn", field: "decision")
         }
         let method: ConsentMethod
         if let text = self.method {
             guard let parsed = ConsentMethod(rawValue: text) else {
-                throw .invalid(
-                    "method.invalid",
+                throw StewardError(
+                    .methodInvalid,
                     "must be one of \(ConsentMethod.allCases.map(\.rawValue).joined(separator: ", "))", field: "method")
             }
             method = parsed
@@ -96,18 +100,18 @@ public struct RecordConsentBody: Decodable, Sendable {
         if let ip = proof?.ip {
             // An address, nothing else: its keyed hash is the proof, so anything else is no proof at all.
             guard ip.utf8.count <= 45, (try? SocketAddress(ipAddress: ip, port: 0)) != nil else {
-                throw .invalid("proof.invalid_ip", "must be an IPv4 or IPv6 address", field: "proof.ip")
+                throw StewardError(.proofInvalidIp, "must be an IPv4 or IPv6 address", field: "proof.ip")
             }
         }
         if let userAgent = proof?.userAgent {
             try FreeText.check(
-                userAgent, field: "proof.userAgent", maxLength: 1_024, lengthCode: "proof.user_agent_too_long")
+                userAgent, field: "proof.userAgent", maxLength: 1_024, lengthCode: .proofUserAgentTooLong)
         }
         var confirmed: Date?
         if let text = confirmedAt {
             guard let date = Self.parseTime(text) else {
-                throw .invalid(
-                    "consent.confirmed_at_invalid",
+                throw StewardError(
+                    .consentConfirmedAtInvalid,
                     "must be an RFC 3339 time such as 2024-03-01T09:30:00Z, or a date such as 2024-03-01",
                     field: "confirmedAt")
             }
@@ -146,17 +150,17 @@ public func decodingProblem(_ error: DecodingError) -> StewardError {
     }
     switch error {
     case .keyNotFound(let key, let context):
-        return .invalid("request.missing_field", "is required", field: path(context, key))
+        return StewardError(.requestMissingField, "is required", field: path(context, key))
     case .typeMismatch(let type, let context):
-        return .invalid("request.wrong_type", "has the wrong type (expected \(type))", field: path(context))
+        return StewardError(.requestWrongType, "has the wrong type (expected \(type))", field: path(context))
     case .valueNotFound(let type, let context):
-        return .invalid("request.missing_value", "must not be null (expected \(type))", field: path(context))
+        return StewardError(.requestMissingValue, "must not be null (expected \(type))", field: path(context))
     case .dataCorrupted(let context):
         if context.codingPath.isEmpty {
-            return .invalid("request.malformed_json", "the body is not valid JSON")
+            return StewardError(.requestMalformedJson, "the body is not valid JSON")
         }
-        return .invalid("request.invalid_value", "is not a valid value", field: path(context))
+        return StewardError(.requestInvalidValue, "is not a valid value", field: path(context))
     @unknown default:
-        return .invalid("request.malformed_json", "the body could not be decoded")
+        return StewardError(.requestMalformedJson, "the body could not be decoded")
     }
 }

@@ -98,7 +98,7 @@ extension PostgresSession {
             let row = try await rows(
                 "UPDATE subjects SET event_count = event_count + 1 WHERE id = \(subjectID) RETURNING event_count"
             ).first
-        else { throw StewardError.notFound("subject.not_found", "no subject has this id") }
+        else { throw StewardError(.subjectNotFound, "no subject has this id") }
         return try row.decode(Int64.self)
     }
 

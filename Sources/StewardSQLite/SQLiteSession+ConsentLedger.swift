@@ -82,7 +82,7 @@ extension SQLiteSession {
             let value = try connection.query(
                 "SELECT event_count FROM subjects WHERE id = ?", [.uuid(subjectID)], { $0.int(0) }
             ).first
-        else { throw StewardError.notFound("subject.not_found", "no subject has this id") }
+        else { throw StewardError(.subjectNotFound, "no subject has this id") }
         return value
     }
 

@@ -135,8 +135,8 @@ extension ConsentService {
                     rejected.append(
                         .init(
                             line: line,
-                            error: .unprocessable(
-                                "consent.confirmation_required",
+                            error: StewardError(
+                                .consentConfirmationRequired,
                                 "a grant for a double opt-in purpose needs confirmedAt (when the person confirmed); "
                                     + "or import with --tokens FILE to record it pending and mail each token",
                                 field: "confirmedAt")))
@@ -352,7 +352,7 @@ extension ConsentService {
                 failed.append(
                     .init(
                         line: item.line,
-                        error: .unprocessable("store.rejected", "the database refused this line; it was not recorded")))
+                        error: StewardError(.storeRejected, "the database refused this line; it was not recorded")))
                 cursor?.rejected += 1
             }
         }

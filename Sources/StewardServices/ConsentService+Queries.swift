@@ -29,7 +29,7 @@ extension ConsentService {
                 return try await reader.subjectID(kind: identity.kind, blindIndex: self.crypto.indexer.index(identity))
             }
         }
-        guard let found else { throw StewardError.notFound("subject.not_found", "no subject matches") }
+        guard let found else { throw StewardError(.subjectNotFound, "no subject matches") }
         return found
     }
 

@@ -27,25 +27,25 @@ extension ConsentService {
         let hash = crypto.secrets.digest(token)
         let outcome = try await store.writeRetrying { transaction in
             guard let record = try await transaction.confirmation(tokenHash: hash) else {
-                throw StewardError.notFound("confirmation.unknown_token", "no pending confirmation has this token")
+                throw StewardError(.confirmationUnknownToken, "no pending confirmation has this token")
             }
             let now = self.runtime.nowMicros()
             if record.usedAt != nil {
-                throw StewardError.conflict("confirmation.already_used", "this token was already used", field: "token")
+                throw StewardError(.confirmationAlreadyUsed, "this token was already used", field: "token")
             }
             if record.expiresAt <= now {
-                throw StewardError.conflict("confirmation.expired", "this token has expired", field: "token")
+                throw StewardError(.confirmationExpired, "this token has expired", field: "token")
             }
             let purpose = try self.policy.purpose(record.purpose)
             // The grant may have moved with a merge: its confirmation follows it to the surviving subject.
             guard let subjectID = try await transaction.resolveSubject(record.subjectID) else {
-                throw StewardError.conflict(
-                    "confirmation.superseded", "the subject of this grant no longer exists", field: "token")
+                throw StewardError(
+                    .confirmationSuperseded, "the subject of this grant no longer exists", field: "token")
             }
             let current = try await transaction.consentState(subjectID: subjectID, purpose: record.purpose)
             guard let current, current.eventID == record.eventID, current.status == .pending else {
-                throw StewardError.conflict(
-                    "confirmation.superseded", "a later decision replaced the grant this token confirms",
+                throw StewardError(
+                    .confirmationSuperseded, "a later decision replaced the grant this token confirms",
                     field: "token")
             }
             try await transaction.markConfirmationUsed(tokenHash: hash, at: now)
@@ -173,8 +173,7 @@ extension ConsentService {
         switch reference {
         case .id(let id):
             guard let resolved = try await transaction.resolveSubject(id) else {
-                throw StewardError.unprocessable(
-                    "subject.unknown", "no subject has this id", field: "subject.subjectId")
+                throw StewardError(.subjectUnknown, "no subject has this id", field: "subject.subjectId")
             }
             return (resolved, false)
         case .identity(let identity):

@@ -120,49 +120,48 @@ public struct ConsentService: Sendable {
     public func validate(_ command: RecordCommand) throws(StewardError) -> Purpose {
         let purpose = try policy.purpose(command.purpose)
         if purpose.mechanism == .noticeOnly {
-            throw .unprocessable(
-                "purpose.not_consentable", "the purpose is notice-only: there is no choice to record",
+            throw StewardError(
+                .purposeNotConsentable, "the purpose is notice-only: there is no choice to record",
                 field: "purpose")
         }
         if command.method == .doubleOptIn || command.method == .gpc {
-            throw .unprocessable(
-                "consent.method_reserved",
+            throw StewardError(
+                .consentMethodReserved,
                 "method \(command.method.rawValue) is recorded by Steward itself (use /v1/consents/confirm or Sec-GPC)",
                 field: "method")
         }
         if let notice = command.notice {
             guard policy.notices[notice] != nil else {
-                throw .unprocessable(
-                    "notice.unknown", "is not a notice version declared in the policy", field: "notice")
+                throw StewardError(.noticeUnknown, "is not a notice version declared in the policy", field: "notice")
             }
         } else if command.decision == .granted && purpose.legalBasis == .consent {
-            throw .unprocessable(
-                "consent.notice_required", "a grant of consent must name the notice id and version shown",
+            throw StewardError(
+                .consentNoticeRequired, "a grant of consent must name the notice id and version shown",
                 field: "notice")
         }
         if let confirmedAt = command.confirmedAt {
             guard command.decision == .granted, command.method == .import else {
-                throw .unprocessable(
-                    "consent.confirmed_at_not_allowed",
+                throw StewardError(
+                    .consentConfirmedAtNotAllowed,
                     "only a grant with method import may carry the time of an earlier confirmation",
                     field: "confirmedAt")
             }
             // A confirmation cannot lie in the future (a minute of clock skew between systems aside).
             guard confirmedAt <= runtime.now().addingTimeInterval(60) else {
-                throw .unprocessable("consent.confirmed_at_in_future", "lies in the future", field: "confirmedAt")
+                throw StewardError(.consentConfirmedAtInFuture, "lies in the future", field: "confirmedAt")
             }
         }
         if let source = command.source {
-            try FreeText.check(source, field: "source", maxLength: 200, lengthCode: "consent.source_too_long")
+            try FreeText.check(source, field: "source", maxLength: 200, lengthCode: .consentSourceTooLong)
         }
         if let string = command.consentString {
             // TCF / GPP / US-privacy strings are ASCII (base64url and a few separators).
             if string.utf8.count > 8_192 {
-                throw .invalid("consent.string_too_long", "must be at most 8192 bytes", field: "consentString")
+                throw StewardError(.consentStringTooLong, "must be at most 8192 bytes", field: "consentString")
             }
             try FreeText.check(
                 string, field: "consentString", maxLength: 8_192, kind: .identifier,
-                lengthCode: "consent.string_too_long")
+                lengthCode: .consentStringTooLong)
         }
         return purpose
     }

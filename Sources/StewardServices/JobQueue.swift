@@ -230,10 +230,10 @@ public struct JobQueue: Sendable {
         let now = runtime.nowMicros()
         return try await store.write { transaction in
             guard let before = try await transaction.job(id: id) else {
-                throw StewardError.notFound("job.not_found", "no job has this id")
+                throw StewardError(.jobNotFound, "no job has this id")
             }
             guard let after = try await transaction.cancelJob(id: id, now: now) else {
-                throw StewardError.notFound("job.not_found", "no job has this id")
+                throw StewardError(.jobNotFound, "no job has this id")
             }
             if after.state != before.state || after.cancelRequested != before.cancelRequested {
                 try await audit.append(
@@ -251,14 +251,13 @@ public struct JobQueue: Sendable {
         let now = runtime.nowMicros()
         let job = try await store.write { transaction in
             guard let before = try await transaction.job(id: id) else {
-                throw StewardError.notFound("job.not_found", "no job has this id")
+                throw StewardError(.jobNotFound, "no job has this id")
             }
             guard before.state == .needsAttention || before.state == .cancelled else {
-                throw StewardError.conflict(
-                    "job.not_retryable", "only a job that needs attention or was cancelled can be retried")
+                throw StewardError(.jobNotRetryable, "only a job that needs attention or was cancelled can be retried")
             }
             guard let after = try await transaction.retryJob(id: id, now: now) else {
-                throw StewardError.notFound("job.not_found", "no job has this id")
+                throw StewardError(.jobNotFound, "no job has this id")
             }
             try await audit.append(
                 [
@@ -287,7 +286,8 @@ public enum JobCoding {
         do {
             return try JSONDecoder().decode(type, from: Data(text.utf8))
         } catch {
-            throw .invalid("job.undecodable_\(field)", "the job's \(field) does not decode as its kind's \(field)")
+            throw StewardError(
+                .jobUndecodable, "the job's \(field) does not decode as its kind's \(field)", field: field)
         }
     }
 }

@@ -67,10 +67,11 @@ public enum KeyBinding {
 
     /// Why a command refuses to go on. The message names the database and the key's source, never
     /// key material.
-    public struct Refusal: Error, Sendable, CustomStringConvertible {
+    public struct Refusal: CataloguedError, Sendable, CustomStringConvertible {
         public enum Reason: String, Sendable { case noKey, mismatch }
         public var reason: Reason
         public var description: String
+        public var code: StewardError.Code { reason == .noKey ? .rootKeyMissing : .rootKeyMismatch }
     }
 
     /// Decides whether `key` may be used with the database `inventory` describes. `key` is nil when

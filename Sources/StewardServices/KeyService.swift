@@ -28,7 +28,7 @@ public final class KeyService: Sendable {
     /// Creates a key; the secret is returned once and never stored.
     public func create(name: String, role: Role, actor: String) async throws -> (record: APIKeyRecord, secret: String) {
         let trimmed = name.trimmingCharacters(in: .whitespacesAndNewlines)
-        try FreeText.check(trimmed, field: "name", maxLength: 100, lengthCode: "key.invalid_name")
+        try FreeText.check(trimmed, field: "name", maxLength: 100, lengthCode: .keyInvalidName)
         let secret = Self.keyPrefix + Data(runtime.randomBytes(32)).base64URLString
         let record = APIKeyRecord(
             id: runtime.newID(), name: trimmed, role: role, prefix: String(secret.prefix(12)),
@@ -54,7 +54,7 @@ public final class KeyService: Sendable {
     public func revoke(id: UUID, actor: String) async throws -> APIKeyRecord {
         let record: APIKeyRecord = try await store.write { transaction in
             guard var record = try await transaction.apiKey(id: id) else {
-                throw StewardError.notFound("key.not_found", "no API key has this id")
+                throw StewardError(.keyNotFound, "no API key has this id")
             }
             if record.revokedAt != nil { return record }
             let now = self.runtime.nowMicros()

@@ -173,7 +173,17 @@ extension UUID {
     }
 }
 
-extension StoreError {
+extension StoreError: CataloguedError {
+    /// The catalogued code of a store error, as the HTTP edge answers it.
+    public var code: StewardError.Code {
+        switch self {
+        case .uniqueViolation: .storeUniqueViolation
+        case .conflict: .storeBusy
+        case .unavailable: .storeUnavailable
+        case .integrity: .storeIntegrity
+        }
+    }
+
     /// A stored enumeration value read back: one the schema does not allow is an integrity error
     /// naming the column (never the value), not a default — reading an unknown decision as "denied"
     /// or an unknown role as "auditor" would answer on a guess.

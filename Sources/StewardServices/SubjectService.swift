@@ -27,12 +27,12 @@ public struct SubjectService: Sendable {
         let index = vault.index(identity)
         return try await store.writeRetrying { transaction in
             guard let subject = try await transaction.resolveSubject(subjectID) else {
-                throw StewardError.notFound("subject.not_found", "no subject has this id")
+                throw StewardError(.subjectNotFound, "no subject has this id")
             }
             if let owner = try await transaction.subjectID(kind: identity.kind, blindIndex: index) {
                 if owner == subject { return .alreadyLinked }
-                throw StewardError.conflict(
-                    "identity.belongs_to_other_subject",
+                throw StewardError(
+                    .identityBelongsToOtherSubject,
                     "the identity belongs to another subject; merge the two subjects instead",
                     field: identity.kind.parameterName)
             }
@@ -61,15 +61,14 @@ public struct SubjectService: Sendable {
     /// `source` then resolves to `target` everywhere.
     public func merge(source: UUID, into target: UUID, actor: String) async throws -> MergeOutcome {
         guard source != target else {
-            throw StewardError.unprocessable(
-                "subject.merge_self", "cannot merge a subject into itself", field: "source")
+            throw StewardError(.subjectMergeSelf, "cannot merge a subject into itself", field: "source")
         }
         return try await store.writeRetrying { transaction in
             guard let from = try await transaction.resolveSubject(source), from == source else {
-                throw StewardError.notFound("subject.not_found", "the source subject does not exist or was merged")
+                throw StewardError(.subjectNotFound, "the source subject does not exist or was merged")
             }
             guard let into = try await transaction.resolveSubject(target), into == target else {
-                throw StewardError.notFound("subject.not_found", "the target subject does not exist or was merged")
+                throw StewardError(.subjectNotFound, "the target subject does not exist or was merged")
             }
             let now = self.vault.runtime.nowMicros()
             let identities = try await transaction.identities(subjectID: from)

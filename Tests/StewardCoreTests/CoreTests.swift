@@ -20,7 +20,7 @@ import Testing
         do {
             _ = try NormalizedIdentity(kind: .email, raw: raw)
         } catch {
-            #expect(error.code == "identity.invalid_email")
+            #expect(error.code.rawValue == "identity.invalid_email")
             #expect(error.field == "email")
             if !raw.isEmpty { #expect(!error.detail.contains(raw)) }
         }
@@ -40,7 +40,7 @@ import Testing
             _ = try NormalizedIdentity(kind: .phone, raw: raw)
             Issue.record("accepted \(raw)")
         } catch {
-            #expect(error.code == "identity.invalid_phone")
+            #expect(error.code.rawValue == "identity.invalid_phone")
             #expect(error.detail.contains("E.164") || error.detail.contains("digits"))
         }
     }

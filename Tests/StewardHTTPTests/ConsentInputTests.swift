@@ -15,7 +15,7 @@ import Testing
         for item in items {
             switch item {
             case .command(let line, _): accepted.append(line)
-            case .rejected(let line, let error): rejected[line] = error.code
+            case .rejected(let line, let error): rejected[line] = error.code.rawValue
             }
         }
         return (accepted, rejected)
@@ -102,7 +102,7 @@ import Testing
                 Data("email,purpose,colour\nx@example.com,analytics,blue\n".utf8), actor: "cli:test")
             Issue.record("accepted an unknown column")
         } catch {
-            #expect(error.code == "import.unknown_column")
+            #expect(error.code.rawValue == "import.unknown_column")
             #expect(error.field == "header")
             #expect(error.detail.hasPrefix("column 3 of the first row"))
             #expect(!error.detail.contains("colour"))
@@ -161,7 +161,7 @@ import Testing
                 Data("email,purpose,decision,purpose\nx@example.com,sale,denied,analytics\n".utf8), actor: "cli:test")
             Issue.record("accepted a duplicate column")
         } catch {
-            #expect(error.code == "import.duplicate_column" && error.field == "purpose")
+            #expect(error.code.rawValue == "import.duplicate_column" && error.field == "purpose")
         }
     }
 

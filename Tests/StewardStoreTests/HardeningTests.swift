@@ -16,7 +16,7 @@ import Testing
                 let error = await #expect(throws: StewardError.self) {
                     try await h.keys.create(name: name, role: .service, actor: "test")
                 }
-                #expect(error?.code == "key.invalid_name" && error?.field == "name")
+                #expect(error?.code.rawValue == "key.invalid_name" && error?.field == "name")
             }
             // Exactly 100 code points is fine, emoji joiners included.
             let fits = String(repeating: "👨‍👩‍👧‍👦", count: 14) + String(repeating: "x", count: 2)
@@ -31,7 +31,7 @@ import Testing
             for raw in ["cust\u{0}42", "cust\u{1B}[31m42", "cust\u{200B}42", "cust\u{202E}24", "cust\u{FFFD}42"] {
                 let error = #expect(throws: StewardError.self) { try NormalizedIdentity(kind: kind, raw: raw) }
                 #expect(error?.field == kind.parameterName)
-                #expect(error?.code.hasPrefix("text.") == true, "\(error?.code ?? "-")")
+                #expect(error?.code.rawValue.hasPrefix("text.") == true, "\(error?.code.rawValue ?? "-")")
             }
             #expect(try NormalizedIdentity(kind: kind, raw: "  cust-42  ").value == "cust-42")
         }
@@ -40,16 +40,17 @@ import Testing
             "al\u{FFFD}ce@example.com", "ali\u{85}ce@example.com",
         ] {
             let error = #expect(throws: StewardError.self) { try NormalizedIdentity(kind: .email, raw: raw) }
-            #expect(error?.code == "identity.invalid_email")
+            #expect(error?.code.rawValue == "identity.invalid_email")
         }
         #expect(try NormalizedIdentity(kind: .email, raw: "Zoë@Exämple.com").value == "zoë@exämple.com")
         #expect(throws: StewardError.self) {
-            try FreeText.check("a\u{2066}b", field: "name", maxLength: 100, lengthCode: "x")
+            try FreeText.check("a\u{2066}b", field: "name", maxLength: 100, lengthCode: .keyInvalidName)
         }
         // Joiners are part of emoji and some scripts: allowed in names, never in identifiers.
-        try FreeText.check("👩‍💻 team", field: "name", maxLength: 100, lengthCode: "x")
+        try FreeText.check("👩‍💻 team", field: "name", maxLength: 100, lengthCode: .keyInvalidName)
         #expect(throws: StewardError.self) {
-            try FreeText.check("a\u{200D}b", field: "externalId", maxLength: 100, kind: .identifier, lengthCode: "x")
+            try FreeText.check(
+                "a\u{200D}b", field: "externalId", maxLength: 100, kind: .identifier, lengthCode: .keyInvalidName)
         }
     }
 
@@ -96,7 +97,7 @@ import Testing
             let superseded = await #expect(throws: StewardError.self) {
                 try await h.consent.confirm(token: lateToken, actor: "test")
             }
-            #expect(superseded?.code == "confirmation.superseded")
+            #expect(superseded?.code.rawValue == "confirmation.superseded")
         }
     }
 }

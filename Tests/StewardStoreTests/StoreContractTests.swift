@@ -62,7 +62,7 @@ import Testing
                 _ = try await h.consent.confirm(token: first.confirmationToken!, actor: "test")
                 Issue.record("expired token accepted")
             } catch let error as StewardError {
-                #expect(error.code == "confirmation.expired")
+                #expect(error.code.rawValue == "confirmation.expired")
             }
             let second = try await h.consent.record(Fixtures.grant(carol, "marketing.email"))
             _ = try await h.consent.record(Fixtures.decide(carol, "marketing.email", .denied))
@@ -70,7 +70,7 @@ import Testing
                 _ = try await h.consent.confirm(token: second.confirmationToken!, actor: "test")
                 Issue.record("superseded token accepted")
             } catch let error as StewardError {
-                #expect(error.code == "confirmation.superseded")
+                #expect(error.code.rawValue == "confirmation.superseded")
             }
         }
     }
@@ -172,14 +172,16 @@ import Testing
             }
             items.append(.command(line: 26, Fixtures.grant(Fixtures.email("x@example.com"), "no.such.purpose")))
             items.append(.command(line: 27, Fixtures.decide(.id(UUID()), "analytics", .denied)))
-            items.append(.rejected(line: 28, .invalid("request.malformed_json", "bad")))
+            items.append(.rejected(line: 28, StewardError(.requestMalformedJson, "bad")))
             let outcome = try await h.consent.recordBulk(items, batchSize: 10)
             #expect(outcome.accepted == 25)
             // Line 27 is refused inside its batch's transaction before it writes: the batch goes on.
             #expect(outcome.batchesSplit == 0)
             #expect(outcome.rejected.map(\.line) == [26, 27, 28])
             #expect(
-                outcome.rejected.map(\.error.code) == ["purpose.unknown", "subject.unknown", "request.malformed_json"])
+                outcome.rejected.map(\.error.code.rawValue) == [
+                    "purpose.unknown", "subject.unknown", "request.malformed_json",
+                ])
             let audience = try await h.consent.audience(purpose: "analytics", after: nil, limit: 100)
             #expect(audience.subjects.count == 20)
             #expect(try await h.audit.verify(store: h.store).isIntact)
@@ -254,7 +256,7 @@ import Testing
         try await withHarness { h in
             let items: [ConsentService.BulkItem] = (1...30).map { line in
                 line == 14
-                    ? .rejected(line: line, .invalid("import.column_count", "bad row"))
+                    ? .rejected(line: line, StewardError(.importColumnCount, "bad row"))
                     : .command(line: line, Fixtures.grant(Fixtures.email("resume\(line)@example.com"), "analytics"))
             }
             let imports = ConsentImports(consent: h.consent, owner: "first")
@@ -385,7 +387,9 @@ import Testing
             #expect(outcome.accepted == 23)
             #expect(outcome.rejected.map(\.line) == [7, 19])
             #expect(
-                outcome.rejected.allSatisfy { $0.error.code == "store.rejected" && !$0.error.detail.contains("poison") }
+                outcome.rejected.allSatisfy {
+                    $0.error.code.rawValue == "store.rejected" && !$0.error.detail.contains("poison")
+                }
             )
             let audience = try await h.consent.audience(purpose: "analytics", after: nil, limit: 100)
             #expect(audience.subjects.count == 23)
