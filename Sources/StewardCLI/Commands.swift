@@ -242,9 +242,15 @@ struct PolicyCommand: AsyncParsableCommand {
         func run() async throws {
             do {
                 let policy = try PolicyLoader.load(directory: common.resolvedPolicies) { _ in "" }
+                let map = policy.dataMap
+                let collections = map.systems.flatMap(\.collections)
+                let fields = collections.flatMap(\.fields)
                 print(
-                    "policy OK: \(policy.purposes.count) purposes, \(policy.notices.count) notices in \(common.resolvedPolicies)"
-                )
+                    "policy OK: \(policy.purposes.count) purposes, \(policy.notices.count) notices, "
+                        + "\(map.taxonomy.order.count) data categories, \(map.systems.count) systems "
+                        + "(\(collections.count) collections, \(fields.count) fields, "
+                        + "\(fields.filter(map.isPersonal).count) personal, each with an erasure strategy) "
+                        + "in \(common.resolvedPolicies)")
             } catch let error as PolicyError {
                 printErr(error.description)
                 throw ExitCode(1)

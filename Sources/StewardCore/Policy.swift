@@ -117,6 +117,8 @@ public struct PolicySet: Sendable {
     public let digest: String
     /// How long a double opt-in confirmation token stays valid.
     public let confirmationTokenLifetime: CalendarPeriod
+    /// The data map: taxonomy and the systems of the customer store (empty without `taxonomy.yaml`).
+    public var dataMap: DataMap = .empty
 
     public struct NoticeKey: Sendable, Hashable {
         public let id: String

@@ -37,6 +37,8 @@ public enum PolicyLoader {
 
     /// Loads and validates the policy directory. `digest` hashes the raw file bytes (SHA-256 hex in
     /// production) so the audit log can record exactly which policy was in force.
+    /// The digest covers `purposes.yaml` alone when it is the whole policy (so a deployment without a
+    /// data map keeps its digest), else every file of the policy with its name.
     public static func load(directory: String, digest: (Data) -> String) throws -> PolicySet {
         let path = (directory as NSString).appendingPathComponent(purposesFile)
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -44,7 +46,33 @@ public enum PolicyLoader {
                 PolicyIssue(file: path, line: nil, keyPath: "", reason: "file not found or not readable")
             ])
         }
-        return try parse(purposesYAML: data, file: path, digest: digest(data))
+        let mapFiles = DataMapLoader.files(directory: directory)
+        var digested = data
+        for (file, bytes) in mapFiles {
+            let name = file.hasPrefix(directory) ? String(file.dropFirst(directory.count)) : file
+            digested.append(contentsOf: Array("\u{0}\(name)\u{0}".utf8))
+            digested.append(bytes)
+        }
+        var policy: PolicySet
+        var issues: [PolicyIssue] = []
+        var purposesValid = true
+        do {
+            policy = try parse(purposesYAML: data, file: path, digest: digest(digested))
+        } catch let error as PolicyError {
+            // The data map is still checked, so one run reports every issue of the directory (but not
+            // its purposes against a purposes file that did not load).
+            issues = error.issues
+            purposesValid = false
+            policy = PolicySet(purposes: [], notices: [], digest: "")
+        }
+        do {
+            policy.dataMap = try DataMapLoader.load(
+                directory: directory, purposes: purposesValid ? Set(policy.purposes.keys) : nil)
+        } catch let error as PolicyError {
+            issues += error.issues
+        }
+        guard issues.isEmpty else { throw PolicyError(issues: issues) }
+        return policy
     }
 
     /// Parses `purposes.yaml` text.
