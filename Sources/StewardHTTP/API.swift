@@ -49,9 +49,16 @@ public struct StewardAPI: Sendable {
 
     /// Sets `steward_jobs{kind,state}` from the store before a scrape: every state of every kind seen
     /// since start, 0 where there is none, so a queue that drains reads 0 rather than its last value.
-    /// A store that does not answer leaves the last values (and `/ready` says why).
+    /// A store that does not answer leaves the last values (and `/ready` says why). `/metrics` is
+    /// public, so the count is read at most once a second however often it is scraped.
     func refreshJobGauges() async {
-        guard let counts = try? await store.read({ try await $0.jobCounts() }) else { return }
+        let now = ContinuousClock.now
+        let due = jobKindsSeen.lastRead.withLock { last -> Bool in
+            if let last, now - last < .seconds(1) { return false }
+            last = now
+            return true
+        }
+        guard due, let counts = try? await store.read({ try await $0.jobCounts() }) else { return }
         let kinds = jobKindsSeen.value.withLock { seen in
             seen.formUnion(counts.map(\.kind))
             return seen
@@ -73,6 +80,8 @@ public struct StewardAPI: Sendable {
 /// The job kinds `/metrics` has reported, so their gauges go to 0 rather than vanish.
 final class JobKindsSeen: Sendable {
     let value = Mutex<Set<String>>([])
+    /// When the job counts were last read for a scrape.
+    let lastRead = Mutex<ContinuousClock.Instant?>(nil)
 }
 
 /// One route: method, OpenAPI-style path, the permission it declares (nil: public), and its handler.

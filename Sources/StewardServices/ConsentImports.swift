@@ -96,6 +96,7 @@ public struct ConsentImports: Sendable {
         let leaseID = runtime.newID()
         let lease = JobLease(owner: owner, expiresAt: now.addingTimeInterval(Self.leaseDuration.seconds))
         let runtime = self.runtime
+        let audit = AuditLog(sealer: consent.crypto.sealer, runtime: runtime)
         return try await store.write { transaction in
             let latest = try await Self.imports(of: base, in: transaction).first
             var job: JobRecord
@@ -109,6 +110,15 @@ public struct ConsentImports: Sendable {
                         id: newID, kind: Self.kind, idempotencyKey: key, payload: payload, maxAttempts: 1_000,
                         runAfter: now, createdBy: actor, now: now)
                 ).job
+                // Audited with the enqueue: which content (format and digest, never the file's name or
+                // rows) an operator started importing, and whether it repeats a finished import.
+                try await audit.append(
+                    [
+                        AuditDraft(
+                            actor: actor, action: "consent.import.started", targetType: "job",
+                            targetID: job.id.lowercasedString,
+                            details: ["format": format, "sha256": sha256, "again": String(latest != nil)])
+                    ], in: transaction)
             case .needsAttention?:
                 job = try await transaction.retryJob(id: latest!.id, now: now) ?? latest!
             case .queued?, .running?:
@@ -258,6 +268,14 @@ public struct ConsentImports: Sendable {
                 }
                 try await transaction.deleteSetting(key)
                 try await transaction.deleteSetting(fileKey)
+            }
+            if moved > 0 {
+                try await AuditLog(sealer: self.consent.crypto.sealer, runtime: runtime).append(
+                    [
+                        AuditDraft(
+                            actor: "system", action: "consent.import.migrated", targetType: "job",
+                            targetID: Self.kind, details: ["imports": String(moved)])
+                    ], in: transaction)
             }
             return moved
         }

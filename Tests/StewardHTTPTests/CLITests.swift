@@ -60,11 +60,11 @@ import Testing
                 "3,identity.invalid_email,subject.email", "4,purpose.unknown,purpose",
                 "6,identity.invalid_email,subject.email",
             ])
-        // The import is in the audit chain: the root key bound to the new database, two subjects
-        // created, two decisions, the import itself.
+        // The import is in the audit chain: the root key bound to the new database, the import's
+        // start, two subjects created, two decisions, the import's finish.
         let verify = try await BuiltBinary.run(["audit", "verify", "--data-dir", data] + database)
         #expect(verify.status == 0)
-        #expect(verify.output.contains("audit chain intact: 6 entries verified"))
+        #expect(verify.output.contains("audit chain intact: 7 entries verified"))
         // `steward consent imports` lists it by format and digest, finished.
         let imports = try await BuiltBinary.run(["consent", "imports", "--data-dir", data] + database)
         #expect(imports.status == 0)

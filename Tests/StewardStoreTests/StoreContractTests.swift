@@ -309,9 +309,13 @@ import Testing
                     file: "consents.csv", format: "csv", sha256: "test-digest", again: true, actor: "cli:test")
             else { throw Failure("--again did not start a new import") }
             #expect(again.job.id != first.job.id && again.resumeFrom == nil)
-            // The finished import is audited, in the chain, with this run's counts.
+            // The finished import is audited, in the chain, with this run's counts; each start that
+            // created an import job is audited with its content digest (never the file's name).
             let entries = try await h.store.read { try await $0.auditEntries(afterSequence: 0, limit: 1_000) }
-            let audited = try #require(entries.last)
+            let audited = try #require(entries.last { $0.draft.action == "consent.import.finished" })
+            let starts = entries.filter { $0.draft.action == "consent.import.started" }
+            #expect(starts.map(\.draft.targetID) == [first.job.id.lowercasedString, again.job.id.lowercasedString])
+            #expect(starts.last?.draft.details == ["format": "csv", "sha256": "test-digest", "again": "true"])
             #expect(
                 audited.draft.action == "consent.import.finished" && audited.draft.targetID == "import:csv:test-digest")
             #expect(audited.draft.details == ["accepted": "9", "rejected": "0", "resumed_after_line": "21"])
@@ -322,8 +326,8 @@ import Testing
                 let subject = try await h.consent.subjectID(Fixtures.email("resume\(line)@example.com"))
                 #expect(try await h.consent.history(subjectID: subject, after: 0, limit: 10).events.count == 1)
             }
-            // A subject.created and a consent.recorded per line, and the import's own entry.
-            #expect(try await h.audit.verify(store: h.store).checked == 29 * 2 + 1)
+            // A subject.created and a consent.recorded per line, the import's finish and two starts.
+            #expect(try await h.audit.verify(store: h.store).checked == 29 * 2 + 1 + 2)
         }
     }
 
@@ -340,6 +344,10 @@ import Testing
             let imports = ConsentImports(consent: h.consent)
             #expect(try await imports.migrateLegacyCheckpoints() == 2)
             #expect(try await imports.migrateLegacyCheckpoints() == 0)
+            // The migration is audited once, in its transaction.
+            let migrated = try await h.store.read { try await $0.auditEntries(afterSequence: 0, limit: 100) }
+                .filter { $0.draft.action == "consent.import.migrated" }
+            #expect(migrated.map(\.draft.details) == [["imports": "2"]])
             let listed = try await imports.list()
             let done = try #require(listed.first { $0.job.idempotencyKey == "import:csv:aaaa" })
             #expect(done.job.state == .succeeded && done.payload?.file == "old.csv")
