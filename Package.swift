@@ -56,10 +56,16 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "SQLiteDriver",
+            dependencies: ["StewardCore", "CSQLite"],
+            swiftSettings: strict
+        ),
+        .target(
             name: "StewardSQLite",
             dependencies: [
                 "StewardCore",
                 "StewardServices",
+                "SQLiteDriver",
                 "CSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -88,6 +94,16 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "StewardConnectors",
+            dependencies: [
+                "StewardCore",
+                "SQLiteDriver",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "StewardHTTP",
             dependencies: [
                 "StewardCore",
@@ -109,7 +125,7 @@ let package = Package(
             name: "StewardCLI",
             dependencies: [
                 "StewardCore", "StewardServices", "StewardCrypto", "StewardPolicy",
-                "StewardSQLite", "StewardPostgres", "StewardHTTP", "StewardInput",
+                "StewardSQLite", "StewardPostgres", "StewardHTTP", "StewardInput", "StewardConnectors",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -151,7 +167,7 @@ let package = Package(
             name: "StewardHTTPTests",
             dependencies: [
                 "StewardTesting", "StewardCore", "StewardServices", "StewardHTTP", "StewardInput", "StewardCrypto",
-                "StewardSQLite",
+                "StewardSQLite", "StewardConnectors", "SQLiteDriver", "StewardPolicy",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],

@@ -1,4 +1,5 @@
 import Foundation
+import SQLiteDriver
 import StewardCore
 import StewardServices
 

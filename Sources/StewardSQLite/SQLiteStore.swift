@@ -1,4 +1,5 @@
 public import Foundation
+import SQLiteDriver
 public import StewardCore
 public import StewardServices
 import CSQLite
@@ -53,7 +54,7 @@ public final class SQLiteStore: StewardStore, Service {
     /// Opens (creating if needed) the database file. Call `migrate()` before use.
     public init(path: String) throws {
         self.path = path
-        self.writerConnection = ConnectionLease(try SQLiteConnection(path: path, readOnly: false, role: .writer))
+        self.writerConnection = ConnectionLease(try SQLiteConnection.store(path: path, readOnly: false, role: .writer))
         self.writer = Mutex(WriterState())
     }
 
@@ -115,7 +116,7 @@ public final class SQLiteStore: StewardStore, Service {
     public func maintain() async throws {
         let lease = try checkpointer.withLock { lease in
             if let lease { return lease }
-            let created = ConnectionLease(try SQLiteConnection(path: path, readOnly: false, role: .checkpointer))
+            let created = ConnectionLease(try SQLiteConnection.store(path: path, readOnly: false, role: .checkpointer))
             lease = created
             return created
         }
@@ -152,7 +153,7 @@ public final class SQLiteStore: StewardStore, Service {
             DispatchQueue.global(qos: .utility).async {
                 continuation.resume(
                     with: Result {
-                        let connection = try SQLiteConnection(path: path, readOnly: true, role: .reader)
+                        let connection = try SQLiteConnection.store(path: path, readOnly: true, role: .reader)
                         return try connection.scan(sql) { stop.isRaised }
                     })
             }
@@ -203,7 +204,7 @@ public final class SQLiteStore: StewardStore, Service {
     /// A pooled read-only connection (a new one when all are in use); give it back with `returnReader`.
     private func takeReader() throws -> ConnectionLease {
         try readers.withLock { $0.popLast() }
-            ?? ConnectionLease(SQLiteConnection(path: path, readOnly: true, role: .reader))
+            ?? ConnectionLease(SQLiteConnection.store(path: path, readOnly: true, role: .reader))
     }
 
     private func returnReader(_ lease: ConnectionLease) { readers.withLock { $0.append(lease) } }

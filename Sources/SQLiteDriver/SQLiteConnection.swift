@@ -1,7 +1,6 @@
 import CSQLite
 public import Foundation
 import StewardCore
-import StewardServices
 
 /// A value bound to a statement parameter. Values are always bound, never spliced into SQL.
 public enum SQLValue: Sendable {
@@ -12,28 +11,41 @@ public enum SQLValue: Sendable {
     case uuid(UUID)
     case null
 
-    static func uuid(_ id: UUID?) -> SQLValue { id.map { .uuid($0) } ?? .null }
-    static func text(_ value: String?) -> SQLValue { value.map { .text($0) } ?? .null }
-    static func time(_ date: Date) -> SQLValue { .int(Timestamp.micros(date)) }
-    static func time(_ date: Date?) -> SQLValue { date.map { .time($0) } ?? .null }
+    package static func uuid(_ id: UUID?) -> SQLValue { id.map { .uuid($0) } ?? .null }
+    package static func text(_ value: String?) -> SQLValue { value.map { .text($0) } ?? .null }
+    package static func time(_ date: Date) -> SQLValue { .int(Timestamp.micros(date)) }
+    package static func time(_ date: Date?) -> SQLValue { date.map { .time($0) } ?? .null }
 }
 
 /// An error from SQLite: its result code and message (SQLite messages name tables and columns, never values).
 public struct SQLiteError: Error, Sendable, CustomStringConvertible {
     public var code: Int32
     public var message: String
+    package init(code: Int32, message: String) {
+        self.code = code
+        self.message = message
+    }
     public var description: String { "SQLite error \(code): \(message)" }
 }
 
 /// One SQLite connection with a prepared-statement cache. Not thread-safe: a connection is used by one
-/// task at a time, which the store's leasing guarantees.
-final class SQLiteConnection {
+/// task at a time, which the store's leasing guarantees. The driver level, shared by Steward's own
+/// store (`StewardSQLite`) and the connectors to customer systems (`StewardConnectors`).
+package final class SQLiteConnection {
     private var handle: OpaquePointer?
     private var statements: [String: OpaquePointer] = [:]
+    /// What an error becomes when it leaves the connection (Steward's store maps constraint
+    /// violations to its own error; a connector keeps SQLite's).
+    package var mapError: (SQLiteError) -> any Error = { $0 }
 
-    enum Role { case writer, reader, checkpointer }
+    package enum Role {
+        case writer, reader, checkpointer
+        /// Another application's database (a connector): opened as it is, its journal mode and
+        /// durability settings left alone.
+        case external
+    }
 
-    init(path: String, readOnly: Bool, role: Role) throws {
+    package init(path: String, readOnly: Bool, role: Role) throws {
         let flags =
             (readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_NOMUTEX
         let status = sqlite3_open_v2(path, &handle, flags, nil)
@@ -44,6 +56,7 @@ final class SQLiteConnection {
         }
         sqlite3_extended_result_codes(handle, 1)
         sqlite3_busy_timeout(handle, 10_000)
+        if role == .external { return }
         if role == .writer { Self.registerUUIDFunction(handle) }
         try execute("PRAGMA foreign_keys = ON")
         // Page cache: the default 2 MiB thrashes on random-UUID B-trees past ~100k subjects. The
@@ -89,16 +102,16 @@ final class SQLiteConnection {
 
     /// Runs SQL without parameters (pragmas, migration scripts).
     /// Frees this connection's unused page-cache pages and returns free heap to the system.
-    func releaseMemory() {
+    package func releaseMemory() {
         sqlite3_db_release_memory(handle)
         #if canImport(Glibc)
             malloc_trim(0)
         #endif
     }
 
-    func execute(_ sql: String) throws {
+    package func execute(_ sql: String) throws {
         let status = sqlite3_exec(handle, sql, nil, nil, nil)
-        guard status == SQLITE_OK else { throw mapped(error(status)) }
+        guard status == SQLITE_OK else { throw mapError(error(status)) }
     }
 
     private func prepared(_ sql: String) throws -> OpaquePointer {
@@ -135,7 +148,7 @@ final class SQLiteConnection {
 
     /// Runs a statement that returns no rows; returns the number of rows changed.
     @discardableResult
-    func run(_ sql: String, _ values: [SQLValue] = []) throws -> Int {
+    package func run(_ sql: String, _ values: [SQLValue] = []) throws -> Int {
         let statement = try prepared(sql)
         defer {
             sqlite3_reset(statement)
@@ -144,12 +157,12 @@ final class SQLiteConnection {
         try bind(statement, values)
         var status = sqlite3_step(statement)
         while status == SQLITE_ROW { status = sqlite3_step(statement) }
-        guard status == SQLITE_DONE else { throw mapped(error(status)) }
+        guard status == SQLITE_DONE else { throw mapError(error(status)) }
         return Int(sqlite3_changes(handle))
     }
 
     /// Runs a query and maps each row.
-    func query<T>(_ sql: String, _ values: [SQLValue] = [], _ map: (Row) throws -> T) throws -> [T] {
+    package func query<T>(_ sql: String, _ values: [SQLValue] = [], _ map: (Row) throws -> T) throws -> [T] {
         let statement = try prepared(sql)
         defer {
             sqlite3_reset(statement)
@@ -160,7 +173,7 @@ final class SQLiteConnection {
         while true {
             let status = sqlite3_step(statement)
             if status == SQLITE_DONE { break }
-            guard status == SQLITE_ROW else { throw mapped(error(status)) }
+            guard status == SQLITE_ROW else { throw mapError(error(status)) }
             rows.append(try map(Row(statement: statement)))
         }
         return rows
@@ -168,52 +181,44 @@ final class SQLiteConnection {
 
     /// Steps through every row of a query without materialising it; returns the rows read. Checks
     /// `shouldStop` every 4,096 rows.
-    func scan(_ sql: String, shouldStop: () -> Bool) throws -> Int {
+    package func scan(_ sql: String, shouldStop: () -> Bool) throws -> Int {
         let statement = try prepared(sql)
         defer { sqlite3_reset(statement) }
         var rows = 0
         while true {
             let status = sqlite3_step(statement)
             if status == SQLITE_DONE { return rows }
-            guard status == SQLITE_ROW else { throw mapped(error(status)) }
+            guard status == SQLITE_ROW else { throw mapError(error(status)) }
             rows += 1
             if rows & 4095 == 0 && shouldStop() { return rows }
         }
     }
 
-    func mapped(_ error: SQLiteError) -> any Error {
-        // SQLITE_CONSTRAINT_UNIQUE (2067) and SQLITE_CONSTRAINT_PRIMARYKEY (1555): C macros Swift cannot import.
-        if error.code == 2067 || error.code == 1555 {
-            return StoreError.uniqueViolation
-        }
-        return error
-    }
-
     /// A result row; columns are read by position.
-    struct Row {
+    package struct Row {
         let statement: OpaquePointer
 
-        func isNull(_ column: Int32) -> Bool { sqlite3_column_type(statement, column) == SQLITE_NULL }
-        func int(_ column: Int32) -> Int64 { sqlite3_column_int64(statement, column) }
-        func text(_ column: Int32) -> String {
+        package func isNull(_ column: Int32) -> Bool { sqlite3_column_type(statement, column) == SQLITE_NULL }
+        package func int(_ column: Int32) -> Int64 { sqlite3_column_int64(statement, column) }
+        package func text(_ column: Int32) -> String {
             guard let pointer = sqlite3_column_text(statement, column) else { return "" }
             return String(cString: pointer)
         }
-        func optionalText(_ column: Int32) -> String? { isNull(column) ? nil : text(column) }
-        func blob(_ column: Int32) -> Data {
+        package func optionalText(_ column: Int32) -> String? { isNull(column) ? nil : text(column) }
+        package func blob(_ column: Int32) -> Data {
             let count = Int(sqlite3_column_bytes(statement, column))
             guard count > 0, let pointer = sqlite3_column_blob(statement, column) else { return Data() }
             return Data(bytes: pointer, count: count)
         }
-        func uuid(_ column: Int32) throws -> UUID {
+        package func uuid(_ column: Int32) throws -> UUID {
             guard sqlite3_column_bytes(statement, column) == 16, let pointer = sqlite3_column_blob(statement, column)
             else {
                 throw SQLiteError(code: SQLITE_MISMATCH, message: "column \(column) is not a 16-byte UUID")
             }
             return UUID(uuid: pointer.loadUnaligned(as: uuid_t.self))
         }
-        func optionalUUID(_ column: Int32) throws -> UUID? { isNull(column) ? nil : try uuid(column) }
-        func time(_ column: Int32) -> Date { Timestamp.date(micros: int(column)) }
-        func optionalTime(_ column: Int32) -> Date? { isNull(column) ? nil : time(column) }
+        package func optionalUUID(_ column: Int32) throws -> UUID? { isNull(column) ? nil : try uuid(column) }
+        package func time(_ column: Int32) -> Date { Timestamp.date(micros: int(column)) }
+        package func optionalTime(_ column: Int32) -> Date? { isNull(column) ? nil : time(column) }
     }
 }

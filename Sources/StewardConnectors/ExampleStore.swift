@@ -1,0 +1,232 @@
+public import Foundation
+import SQLiteDriver
+
+/// The example customer store (`steward demo init`): a CRM — customers, orders, payments, support
+/// tickets, with real foreign keys — and an email marketing system keyed by email address, as two
+/// SQLite databases. Deterministic: the same seed and size give the same rows, so tests and
+/// benchmarks run on known data. All people are fictitious (example.com addresses, +1 555 numbers).
+public enum ExampleStore {
+    public static let crmFile = "crm.sqlite"
+    public static let marketingFile = "marketing.sqlite"
+
+    public struct Summary: Sendable, Equatable {
+        public var customers = 0
+        public var orders = 0
+        public var payments = 0
+        public var tickets = 0
+        public var subscriptions = 0
+        public var events = 0
+    }
+
+    static let crmSchema = """
+        CREATE TABLE customers (
+            id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, phone TEXT, first_name TEXT, last_name TEXT,
+            date_of_birth TEXT, street TEXT, postal_code TEXT, city TEXT, country TEXT, created_at TEXT NOT NULL);
+        CREATE TABLE orders (
+            id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers(id), placed_at TEXT NOT NULL,
+            total_cents INTEGER NOT NULL, shipping_address TEXT, status TEXT NOT NULL);
+        CREATE INDEX orders_customer ON orders(customer_id);
+        CREATE TABLE payments (
+            id INTEGER PRIMARY KEY, order_id INTEGER NOT NULL REFERENCES orders(id), card_last4 TEXT, iban TEXT,
+            amount_cents INTEGER NOT NULL, paid_at TEXT NOT NULL);
+        CREATE INDEX payments_order ON payments(order_id);
+        CREATE TABLE support_tickets (
+            id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers(id), subject TEXT, body TEXT,
+            opened_at TEXT NOT NULL);
+        CREATE INDEX support_tickets_customer ON support_tickets(customer_id);
+        """
+
+    static let marketingSchema = """
+        CREATE TABLE subscriptions (
+            id INTEGER PRIMARY KEY, email TEXT NOT NULL, list_name TEXT NOT NULL, subscribed_at TEXT NOT NULL,
+            source_ip TEXT);
+        CREATE INDEX subscriptions_email ON subscriptions(email);
+        CREATE TABLE email_events (
+            id INTEGER PRIMARY KEY, subscription_id INTEGER NOT NULL REFERENCES subscriptions(id), kind TEXT NOT NULL,
+            occurred_at TEXT NOT NULL, user_agent TEXT);
+        CREATE INDEX email_events_subscription ON email_events(subscription_id);
+        """
+
+    static let firstNames = [
+        "Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances", "John", "Radia", "Ken", "Margaret", "Dennis",
+        "Hedy", "Tim", "Katherine", "Linus", "Sophie", "Niklaus", "Shafi", "Leslie",
+    ]
+    static let lastNames = [
+        "Lovelace", "Turing", "Hopper", "Dijkstra", "Liskov", "Knuth", "Allen", "Backus", "Perlman", "Thompson",
+        "Hamilton", "Ritchie", "Lamarr", "Berners", "Johnson", "Torvalds", "Wilson", "Wirth", "Goldwasser",
+        "Lamport",
+    ]
+    static let cities = [
+        ("Springfield", "US"), ("Riverton", "US"), ("Lakeside", "GB"), ("Hillview", "DE"), ("Fairport", "FR"),
+        ("Brookfield", "NL"),
+    ]
+    static let subjects = [
+        "Where is my order?", "Refund request", "Change of address", "Damaged item", "Invoice copy", "Account help",
+    ]
+
+    /// Creates the two databases in `directory` (which must not hold them yet) with `customers`
+    /// customers; `progress` is called with the customers written so far.
+    public static func createSQLite(
+        in directory: String, customers: Int, seed: UInt64 = 1, progress: ((Int) -> Void)? = nil
+    ) throws -> Summary {
+        let crmPath = (directory as NSString).appendingPathComponent(crmFile)
+        let marketingPath = (directory as NSString).appendingPathComponent(marketingFile)
+        for path in [crmPath, marketingPath] where FileManager.default.fileExists(atPath: path) {
+            throw ConnectorError("\(path) exists already; remove it or choose another directory")
+        }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let crm = try SQLiteConnection(path: crmPath, readOnly: false, role: .external)
+        let marketing = try SQLiteConnection(path: marketingPath, readOnly: false, role: .external)
+        try crm.execute(crmSchema)
+        try marketing.execute(marketingSchema)
+        var random = SplitMix64(seed: seed)
+        var summary = Summary()
+        let base = 1_704_067_200  // 2024-01-01T00:00:00Z
+        func time(_ seconds: Int) -> String { isoTime(seconds) }
+        let batch = 10_000
+        var start = 0
+        while start < customers {
+            let end = min(customers, start + batch)
+            try crm.execute("BEGIN")
+            try marketing.execute("BEGIN")
+            for index in start..<end {
+                let id = Int64(index + 1)
+                let first = firstNames[Int(random.next() % UInt64(firstNames.count))]
+                let last = lastNames[Int(random.next() % UInt64(lastNames.count))]
+                let email = "\(first.lowercased()).\(last.lowercased()).\(id)@example.com"
+                let (city, country) = cities[Int(random.next() % UInt64(cities.count))]
+                let created = base + Int(random.next() % 31_536_000)
+                let street = "\(1 + random.next() % 200) Example Street"
+                try crm.run(
+                    """
+                    INSERT INTO customers (id, email, phone, first_name, last_name, date_of_birth, street, postal_code,
+                        city, country, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                    [
+                        .int(id), .text(email), .text("+1555" + padded(Int(id % 10_000_000), 7)),
+                        .text(first), .text(last),
+                        .text(
+                            padded(1950 + Int(random.next() % 55), 4) + "-" + padded(1 + Int(random.next() % 12), 2)
+                                + "-" + padded(1 + Int(random.next() % 28), 2)), .text(street),
+                        .text(padded(Int(random.next() % 100_000), 5)), .text(city), .text(country),
+                        .text(time(created)),
+                    ])
+                summary.customers += 1
+                for _ in 0..<Int(random.next() % 5) {
+                    summary.orders += 1
+                    let order = Int64(summary.orders)
+                    let placed = created + Int(random.next() % 20_000_000)
+                    let total = Int64(500 + random.next() % 50_000)
+                    try crm.run(
+                        """
+                        INSERT INTO orders (id, customer_id, placed_at, total_cents, shipping_address, status)
+                        VALUES (?, ?, ?, ?, ?, ?)
+                        """,
+                        [
+                            .int(order), .int(id), .text(time(placed)), .int(total), .text("\(street), \(city)"),
+                            .text(random.next() % 10 == 0 ? "cancelled" : "delivered"),
+                        ])
+                    summary.payments += 1
+                    let byCard = random.next() % 4 != 0
+                    try crm.run(
+                        """
+                        INSERT INTO payments (id, order_id, card_last4, iban, amount_cents, paid_at)
+                        VALUES (?, ?, ?, ?, ?, ?)
+                        """,
+                        [
+                            .int(Int64(summary.payments)), .int(order),
+                            byCard ? .text(padded(Int(random.next() % 10_000), 4)) : .null,
+                            byCard ? .null : .text("DE89370400440532" + padded(Int(id % 1_000_000), 6)),
+                            .int(total), .text(time(placed + 60)),
+                        ])
+                }
+                for _ in 0..<Int(random.next() % 3) where random.next() % 2 == 0 {
+                    summary.tickets += 1
+                    try crm.run(
+                        "INSERT INTO support_tickets (id, customer_id, subject, body, opened_at) VALUES (?, ?, ?, ?, ?)",
+                        [
+                            .int(Int64(summary.tickets)), .int(id),
+                            .text(subjects[Int(random.next() % UInt64(subjects.count))]),
+                            .text("Hello, this is \(first) \(last). Please call me on the number on my account."),
+                            .text(time(created + Int(random.next() % 20_000_000))),
+                        ])
+                }
+                if random.next() % 10 < 6 {
+                    summary.subscriptions += 1
+                    let subscription = Int64(summary.subscriptions)
+                    try marketing.run(
+                        """
+                        INSERT INTO subscriptions (id, email, list_name, subscribed_at, source_ip)
+                        VALUES (?, ?, ?, ?, ?)
+                        """,
+                        [
+                            .int(subscription), .text(email),
+                            .text(random.next() % 2 == 0 ? "newsletter" : "offers"), .text(time(created + 30)),
+                            .text("198.51.100.\(random.next() % 254 + 1)"),
+                        ])
+                    for _ in 0..<Int(random.next() % 6) {
+                        summary.events += 1
+                        try marketing.run(
+                            """
+                            INSERT INTO email_events (id, subscription_id, kind, occurred_at, user_agent)
+                            VALUES (?, ?, ?, ?, ?)
+                            """,
+                            [
+                                .int(Int64(summary.events)), .int(subscription),
+                                .text(["sent", "opened", "clicked"][Int(random.next() % 3)]),
+                                .text(time(created + 3_600 + Int(random.next() % 20_000_000))),
+                                .text("Mozilla/5.0 (Example)"),
+                            ])
+                    }
+                }
+            }
+            try crm.execute("COMMIT")
+            try marketing.execute("COMMIT")
+            start = end
+            progress?(end)
+        }
+        return summary
+    }
+}
+
+/// The example store's time format, for tests.
+public enum ExampleStoreTime {
+    public static func iso(_ seconds: Int) -> String { isoTime(seconds) }
+}
+
+/// `yyyy-mm-ddThh:mm:ssZ` of Unix seconds, without a formatter (Hinnant's civil-from-days): the
+/// example store writes millions of them.
+func isoTime(_ seconds: Int) -> String {
+    let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+    let rest = seconds - days * 86_400
+    let z = days + 719_468
+    let era = (z >= 0 ? z : z - 146_096) / 146_097
+    let dayOfEra = z - era * 146_097
+    let yearOfEra = (dayOfEra - dayOfEra / 1_460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+    let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+    let mp = (5 * dayOfYear + 2) / 153
+    let day = dayOfYear - (153 * mp + 2) / 5 + 1
+    let month = mp < 10 ? mp + 3 : mp - 9
+    let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+    return "\(padded(year, 4))-\(padded(month, 2))-\(padded(day, 2))T\(padded(rest / 3_600, 2)):"
+        + "\(padded(rest / 60 % 60, 2)):\(padded(rest % 60, 2))Z"
+}
+
+/// `value` in decimal, left-padded with zeros to `width` digits.
+func padded(_ value: Int, _ width: Int) -> String {
+    let text = String(value)
+    return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+}
+
+/// SplitMix64: a small, fast, well-distributed generator for reproducible example data (not for secrets).
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import SQLiteDriver
+import StewardConnectors
+import StewardCore
+import StewardPolicy
+import Testing
+
+/// Drift (issue 17 item 4) on the example store (item 8), SQLite: `steward demo init` creates the
+/// store the shipped maps describe, `steward map drift` finds no difference; a column added to it, a
+/// declared one dropped and an undeclared table are each named, and a foreign key the map does not
+/// declare is found.
+@Suite struct MapDrift {
+    @Test func driftNamesWhatTheSystemGainedAndLost() async throws {
+        try await BuiltBinary.withDirectory("drift") { directory in
+            let store = directory.appendingPathComponent("store").path
+            let created = try await BuiltBinary.runFully(["demo", "init", "--dir", store, "--customers", "300"])
+            #expect(created.status == 0, "\(created.errors)")
+            #expect(created.output.contains("300 customers"), "\(created.output)")
+            let environment = [
+                "STEWARD_CRM_DATABASE": "\(store)/crm.sqlite",
+                "STEWARD_MARKETING_DATABASE": "\(store)/marketing.sqlite",
+            ]
+            for system in ["crm", "marketing"] {
+                let clean = try await BuiltBinary.runFully(["map", "drift", system], environment: environment)
+                #expect(clean.status == 0, "\(system): \(clean.output) \(clean.errors)")
+                #expect(clean.output.contains("\(system): the map matches the system"), "\(clean.output)")
+            }
+            // The same seed and size give the same store.
+            let again = try await BuiltBinary.runFully([
+                "demo", "init", "--dir", directory.appendingPathComponent("again").path, "--customers", "300",
+            ])
+            #expect(
+                again.output.split(separator: "\n").first?.split(separator: ":").last
+                    == created.output.split(separator: "\n").first?.split(separator: ":").last)
+
+            let connection = try SQLiteConnection(path: "\(store)/crm.sqlite", readOnly: false, role: .external)
+            try connection.execute(
+                """
+                ALTER TABLE customers ADD COLUMN loyalty_tier TEXT;
+                ALTER TABLE support_tickets DROP COLUMN subject;
+                CREATE TABLE gift_cards (id INTEGER PRIMARY KEY, code TEXT);
+                """)
+            let drifted = try await BuiltBinary.runFully(["map", "drift", "crm"], environment: environment)
+            #expect(drifted.status == 2)
+            #expect(
+                drifted.output.split(separator: "\n").map(String.init) == [
+                    "undeclared_column  column customers.loyalty_tier is not in the map: classify it",
+                    "undeclared_table  table gift_cards is not in the map",
+                    "missing_column  column support_tickets.subject is declared but the system has no such column",
+                    "crm: 3 difference(s) between the map and the system (5 tables, 30 columns); update Policies/systems or the system",
+                ], "\(drifted.output)")
+
+            // A foreign key the map does not declare: the CRM's map without the orders → customers reference.
+            let policy = try PolicyLoader.load(
+                directory: BuiltBinary.packageRoot.appendingPathComponent("Policies").path
+            ) { _ in "" }
+            var crm = try #require(policy.dataMap.system("crm"))
+            let orders = try #require(crm.collections.firstIndex { $0.name == "orders" })
+            let link = try #require(crm.collections[orders].fields.firstIndex { $0.name == "customer_id" })
+            crm.collections[orders].fields[link].references = nil
+            let schema = try SQLiteConnector(path: "\(store)/crm.sqlite").introspect()
+            #expect(
+                schema.drift(from: crm).filter { $0.kind == .undeclaredForeignKey }.map(\.description) == [
+                    "foreign key orders.customer_id → customers.id is not declared as a reference in the map"
+                ])
+            #expect(
+                schema.table("payments")?.foreignKeys == [
+                    .init(column: "order_id", table: "orders", referencedColumn: "id")
+                ])
+            #expect(schema.table("customers")?.primaryKey == ["id"])
+
+            // An unset connection is a clear refusal, not a guess.
+            let unset = try await BuiltBinary.runFully(["map", "drift", "crm"])
+            #expect(unset.status == 1)
+            #expect(unset.errors.contains("system 'crm' connects through STEWARD_CRM_DATABASE, which is not set"))
+        }
+    }
+
+    @Test func timesAreWrittenAsTheFormatterWritesThem() {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        for seconds in [0, 951_782_400, 1_704_067_200, 1_709_208_000, 4_102_444_799, 1_234_567_890] {
+            #expect(
+                ExampleStoreTime.iso(seconds) == formatter.string(from: Date(timeIntervalSince1970: Double(seconds))))
+        }
+    }
+}
