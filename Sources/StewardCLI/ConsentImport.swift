@@ -182,8 +182,13 @@ struct ConsentCommand: AsyncParsableCommand {
                         try await collect(writing)
                         let cursor = run.cursor(
                             accepted: base.accepted + outcome.accepted, rejected: base.rejected + log.count)
+                        // Progress after every committed batch, not only every megabyte of the file.
+                        let (shown, refused, percent) = (outcome.accepted, log.count, reader.percent)
                         writing = Task {
-                            try await service.recordPrepared(prepared, batchSize: batchSize, checkpoint: cursor)
+                            try await service.recordPrepared(prepared, batchSize: batchSize, checkpoint: cursor) {
+                                done in
+                                ImportReader.showProgress(percent: percent, accepted: shown + done, rejected: refused)
+                            }
                         }
                     }
                     try await collect(writing)
@@ -420,8 +425,15 @@ final class ImportReader: @unchecked Sendable {  // used by one task at a time
         }
     }
 
+    /// How much of the file is read, in percent.
+    var percent: Int { size == 0 ? 100 : min(100, bytesRead * 100 / size) }
+
     func showProgress(accepted: Int, rejected: Int) {
-        let percent = size == 0 ? 100 : min(100, bytesRead * 100 / size)
+        Self.showProgress(percent: percent, accepted: accepted, rejected: rejected)
+    }
+
+    /// The progress line on standard error (rewritten in place on a terminal).
+    static func showProgress(percent: Int, accepted: Int, rejected: Int) {
         let filled = percent / 5
         printErr(
             "\r[\(String(repeating: "#", count: filled))\(String(repeating: ".", count: 20 - filled))] \(percent)% \(accepted) imported, \(rejected) rejected",

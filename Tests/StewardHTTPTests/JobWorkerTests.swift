@@ -166,8 +166,12 @@ import Testing
                     let counts = shown.matches(of: /(\d+) imported/).compactMap { Int($0.1) }
                     progressed = (counts.max() ?? 0) >= 500
                 }
+                let running = first.process.isRunning
                 try await BuiltBinary.offPool { first.kill9() }
-                #expect(progressed, "the import finished before it could be killed")
+                #expect(
+                    progressed,
+                    "no committed batch shown before \(running ? "the deadline" : "the import ended"): \(((try? String(contentsOf: log, encoding: .utf8)) ?? "").suffix(1_000))"
+                )
                 let stopped = try await BuiltBinary.run(["consent", "imports", "--data-dir", data] + database)
                 #expect(stopped.output.contains("1 import(s): 0 finished, 1 unfinished"), "\(stopped.output)")
 
