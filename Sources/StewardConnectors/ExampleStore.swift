@@ -1,5 +1,6 @@
 public import Foundation
 import SQLiteDriver
+import StewardCore
 
 /// The example customer store (`steward demo init`): a CRM — customers, orders, payments, support
 /// tickets, with real foreign keys — and an email marketing system keyed by email address, as two
@@ -82,7 +83,7 @@ public enum ExampleStore {
         var random = SplitMix64(seed: seed)
         var summary = Summary()
         let base = 1_704_067_200  // 2024-01-01T00:00:00Z
-        func time(_ seconds: Int) -> String { isoTime(seconds) }
+        func time(_ seconds: Int) -> String { Timestamp.iso8601(Date(timeIntervalSince1970: TimeInterval(seconds))) }
         let batch = 10_000
         var start = 0
         while start < customers {
@@ -189,44 +190,8 @@ public enum ExampleStore {
     }
 }
 
-/// The example store's time format, for tests.
-public enum ExampleStoreTime {
-    public static func iso(_ seconds: Int) -> String { isoTime(seconds) }
-}
-
-/// `yyyy-mm-ddThh:mm:ssZ` of Unix seconds, without a formatter (Hinnant's civil-from-days): the
-/// example store writes millions of them.
-func isoTime(_ seconds: Int) -> String {
-    let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
-    let rest = seconds - days * 86_400
-    let z = days + 719_468
-    let era = (z >= 0 ? z : z - 146_096) / 146_097
-    let dayOfEra = z - era * 146_097
-    let yearOfEra = (dayOfEra - dayOfEra / 1_460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-    let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-    let mp = (5 * dayOfYear + 2) / 153
-    let day = dayOfYear - (153 * mp + 2) / 5 + 1
-    let month = mp < 10 ? mp + 3 : mp - 9
-    let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-    return "\(padded(year, 4))-\(padded(month, 2))-\(padded(day, 2))T\(padded(rest / 3_600, 2)):"
-        + "\(padded(rest / 60 % 60, 2)):\(padded(rest % 60, 2))Z"
-}
-
 /// `value` in decimal, left-padded with zeros to `width` digits.
 func padded(_ value: Int, _ width: Int) -> String {
     let text = String(value)
     return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
-}
-
-/// SplitMix64: a small, fast, well-distributed generator for reproducible example data (not for secrets).
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

@@ -78,27 +78,11 @@ public enum PolicyLoader {
     /// Parses `purposes.yaml` text.
     public static func parse(purposesYAML data: Data, file: String, digest: String) throws -> PolicySet {
         var reader = Reader(file: file)
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw PolicyError(issues: [PolicyIssue(file: file, line: nil, keyPath: "", reason: "not UTF-8 text")])
-        }
-        let root: Node?
-        do {
-            root = try Yams.compose(yaml: text)
-        } catch let error as YamlError {
-            throw PolicyError(issues: [reader.yamlIssue(error)])
-        }
-        guard let root,
-            let top = reader.mapping(
-                root, at: "", allowed: ["version", "confirmation_token_lifetime", "purposes", "notices"])
-        else {
-            reader.issue(root, "", "expected a mapping with `purposes` and `notices`")
-            throw PolicyError(issues: reader.issues)
-        }
-        if let version = top["version"] {
-            if version.int != 1 { reader.issue(version, "version", "unsupported policy version (expected 1)") }
-        } else {
-            reader.issue(root, "version", "is required (use `version: 1`)")
-        }
+        guard
+            let (root, top) = reader.document(
+                data, allowed: ["version", "confirmation_token_lifetime", "purposes", "notices"])
+        else { throw PolicyError(issues: reader.issues) }
+        reader.version(top, root: root)
         var lifetime = CalendarPeriod(amount: 7, unit: .day)
         if let node = top["confirmation_token_lifetime"] {
             if let value = reader.period(node, at: "confirmation_token_lifetime") { lifetime = value }

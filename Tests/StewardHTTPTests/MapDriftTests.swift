@@ -75,13 +75,4 @@ import Testing
             #expect(unset.errors.contains("system 'crm' connects through STEWARD_CRM_DATABASE, which is not set"))
         }
     }
-
-    @Test func timesAreWrittenAsTheFormatterWritesThem() {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        for seconds in [0, 951_782_400, 1_704_067_200, 1_709_208_000, 4_102_444_799, 1_234_567_890] {
-            #expect(
-                ExampleStoreTime.iso(seconds) == formatter.string(from: Date(timeIntervalSince1970: Double(seconds))))
-        }
-    }
 }

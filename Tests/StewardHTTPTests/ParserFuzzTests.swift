@@ -11,17 +11,8 @@ import Testing
 /// exactly), within a bounded time, and checks properties that must hold for every input, not
 /// particular answers.
 @Suite struct ParserFuzz {
-    /// SplitMix64: small, fast, and the same sequence for the same seed on every platform.
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
+    /// SplitMix64 (StewardCore): the same sequence for the same seed on every platform.
+    typealias Generator = SplitMix64
 
     /// Bytes that matter to these parsers, and a few that must not.
     static let interesting: [UInt8] =
@@ -50,7 +41,7 @@ import Testing
 
     /// Runs `body` on up to `count` inputs, stopping early after `seconds`.
     static func run(count: Int, seconds: Double = 3, seed: UInt64, _ body: (inout Generator) throws -> Void) rethrows {
-        var random = Generator(state: seed)
+        var random = Generator(seed: seed)
         let deadline = Date().addingTimeInterval(seconds)
         for _ in 0..<count where Date() < deadline { try body(&random) }
     }
