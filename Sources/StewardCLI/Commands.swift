@@ -238,6 +238,11 @@ struct PolicyCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Validate the policy directory; exit 1 with every issue on failure.")
         @OptionGroup var common: CommonOptions
+        @Flag(
+            help:
+                "Also report minimisation findings (personal fields no purpose uses, systems without an owner, purposes no system uses, sensitive fields stored unprotected) and fail on any."
+        )
+        var strict = false
 
         func run() async throws {
             do {
@@ -251,6 +256,15 @@ struct PolicyCommand: AsyncParsableCommand {
                         + "(\(collections.count) collections, \(fields.count) fields, "
                         + "\(fields.filter(map.isPersonal).count) personal, each with an erasure strategy) "
                         + "in \(common.resolvedPolicies)")
+                if strict {
+                    let findings = map.minimisation(purposes: Array(policy.purposes.keys))
+                    for finding in findings { print(finding.description) }
+                    if !findings.isEmpty {
+                        printErr("\(findings.count) minimisation finding(s) (--strict): see above")
+                        throw ExitCode(1)
+                    }
+                    print("no minimisation findings")
+                }
             } catch let error as PolicyError {
                 printErr(error.description)
                 throw ExitCode(1)
@@ -270,6 +284,11 @@ extension PolicyCommand {
                 default policy.
                 """)
         @OptionGroup var common: CommonOptions
+        @Flag(
+            help:
+                "Also report minimisation findings (personal fields no purpose uses, systems without an owner, purposes no system uses, sensitive fields stored unprotected) and fail on any."
+        )
+        var strict = false
 
         func run() async throws {
             do {

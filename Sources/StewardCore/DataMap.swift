@@ -141,10 +141,15 @@ public struct DataField: Sendable, Hashable {
     public var erasure: ErasureStrategy?
     /// Why the field is kept (`erasure: keep`).
     public var keepReason: String?
+    /// The purposes this field serves, when narrower than its system's (nil: the system's).
+    public var purposes: [String]?
+    /// How the system protects the value at rest (nil: not declared, i.e. plain).
+    public var protection: FieldProtection?
 
     public init(
         name: String, category: String? = nil, identity: IdentityKind? = nil, references: FieldReference? = nil,
-        erasure: ErasureStrategy? = nil, keepReason: String? = nil
+        erasure: ErasureStrategy? = nil, keepReason: String? = nil, purposes: [String]? = nil,
+        protection: FieldProtection? = nil
     ) {
         self.name = name
         self.category = category
@@ -152,7 +157,19 @@ public struct DataField: Sendable, Hashable {
         self.references = references
         self.erasure = erasure
         self.keepReason = keepReason
+        self.purposes = purposes
+        self.protection = protection
     }
+}
+
+/// How a system protects a field's value at rest.
+public enum FieldProtection: String, Sendable, Hashable, CaseIterable {
+    /// Encrypted by the system (column or application-level encryption).
+    case encrypted
+    /// Stored masked (only part of the value, e.g. a card's last four digits).
+    case masked
+    /// Replaced by a token whose value lives elsewhere.
+    case tokenized
 }
 
 /// A reference to a field: in the same system unless `system` is given.
@@ -197,6 +214,69 @@ public struct DataMap: Sendable, Hashable {
     /// A field's effective erasure strategy: its own, else its category's (inherited).
     public func erasure(of field: DataField) -> ErasureStrategy? {
         field.erasure ?? field.category.flatMap { taxonomy[$0]?.erasure }
+    }
+
+    /// A finding of the minimisation report (`steward policy check --strict`): personal data kept
+    /// without a purpose, systems nobody owns, purposes nothing uses, sensitive values stored plain.
+    public struct Finding: Sendable, Hashable, CustomStringConvertible {
+        public enum Kind: String, Sendable, Hashable, CaseIterable {
+            case personalFieldWithoutPurpose = "personal_field_without_purpose"
+            case systemWithoutOwner = "system_without_owner"
+            case purposeUnused = "purpose_unused"
+            case sensitiveFieldUnprotected = "sensitive_field_unprotected"
+        }
+        public var kind: Kind
+        /// `system`, `system.collection.field` or a purpose key.
+        public var place: String
+        public var detail: String
+        public var description: String { "\(kind.rawValue)  \(place): \(detail)" }
+    }
+
+    /// The minimisation findings of the map against the declared `purposes`, in a stable order.
+    public func minimisation(purposes: [String]) -> [Finding] {
+        var findings: [Finding] = []
+        var used: Set<String> = []
+        for system in systems.sorted(by: { $0.key < $1.key }) {
+            if system.owner == nil {
+                findings.append(
+                    Finding(
+                        kind: .systemWithoutOwner, place: system.key,
+                        detail: "no owner: name the team answerable for it (owner:)"))
+            }
+            used.formUnion(system.purposes)
+            for collection in system.collections {
+                for field in collection.fields {
+                    let place = "\(system.key).\(collection.name).\(field.name)"
+                    let served = field.purposes ?? system.purposes
+                    used.formUnion(served)
+                    if isPersonal(field) && served.isEmpty {
+                        findings.append(
+                            Finding(
+                                kind: .personalFieldWithoutPurpose, place: place,
+                                detail:
+                                    "personal data that no purpose uses: give its system or the field purposes, or stop keeping it"
+                            ))
+                    }
+                    if let category = field.category.flatMap({ taxonomy[$0] }), category.sensitivity >= .sensitive,
+                        field.protection == nil
+                    {
+                        findings.append(
+                            Finding(
+                                kind: .sensitiveFieldUnprotected, place: place,
+                                detail:
+                                    "\(category.sensitivity.rawValue) data (\(category.key)) stored neither encrypted, masked nor tokenized (protection:)"
+                            ))
+                    }
+                }
+            }
+        }
+        for purpose in purposes.sorted() where !used.contains(purpose) {
+            findings.append(
+                Finding(
+                    kind: .purposeUnused, place: purpose,
+                    detail: "no system declares this purpose: is data collected for it anywhere?"))
+        }
+        return findings
     }
 
     /// Whether a field holds personal data (its category is personal or above, or it identifies a person).

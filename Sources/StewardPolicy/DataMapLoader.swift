@@ -176,6 +176,7 @@ public enum DataMapLoader {
                 purposeLines.append((purpose, node.mark?.line, "purposes[\(index)]"))
             }
         }
+        let systemPurposes = purposeLines.map(\.0)
         var places: [String: (Int?, String)] = [:]
         var collections: [DataCollection] = []
         for (index, node) in reader.sequence(map["collections"], at: "collections", required: true).enumerated() {
@@ -207,7 +208,10 @@ public enum DataMapLoader {
                 guard
                     let field = reader.mapping(
                         fieldNode, at: fieldPath,
-                        allowed: ["name", "category", "identity", "references", "erasure", "keep_reason"])
+                        allowed: [
+                            "name", "category", "identity", "references", "erasure", "keep_reason", "purposes",
+                            "protection",
+                        ])
                 else { continue }
                 guard let fieldName = reader.identifier(field["name"], parent: fieldNode, at: "\(fieldPath).name")
                 else { continue }
@@ -240,6 +244,19 @@ public enum DataMapLoader {
                 if erasure == .keep && keepReason == nil {
                     reader.issue(field["erasure"], "\(fieldPath).keep_reason", "erasure keep needs a keep_reason")
                 }
+                let protection = field["protection"].flatMap {
+                    reader.enumeration($0, FieldProtection.self, parent: nil, at: "\(fieldPath).protection")
+                }
+                var fieldPurposes: [String]?
+                if let node = field["purposes"] {
+                    fieldPurposes = reader.sequence(node, at: "\(fieldPath).purposes", required: false).enumerated()
+                        .compactMap { index, item in
+                            let at = "\(fieldPath).purposes[\(index)]"
+                            let purpose = reader.string(item, parent: nil, at: at, required: true)
+                            if let purpose { purposeLines.append((purpose, item.mark?.line, at)) }
+                            return purpose
+                        }
+                }
                 if category == nil && reference == nil && !primaryKey.contains(fieldName) && identity == nil {
                     reader.issue(
                         fieldNode, "\(fieldPath).category",
@@ -248,7 +265,7 @@ public enum DataMapLoader {
                 fields.append(
                     DataField(
                         name: fieldName, category: category, identity: identity, references: reference,
-                        erasure: erasure, keepReason: keepReason))
+                        erasure: erasure, keepReason: keepReason, purposes: fieldPurposes, protection: protection))
             }
             for (keyIndex, column) in primaryKey.enumerated() where !fields.contains(where: { $0.name == column }) {
                 reader.issue(
@@ -261,7 +278,7 @@ public enum DataMapLoader {
         return ParsedSystem(
             system: DataSystem(
                 key: key, name: name ?? key, kind: kind, connection: connection, owner: owner,
-                purposes: purposeLines.map(\.0), collections: collections),
+                purposes: systemPurposes, collections: collections),
             file: reader.file, line: root.mark?.line, places: places, purposeLines: purposeLines)
     }
 

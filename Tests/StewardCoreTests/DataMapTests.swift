@@ -248,4 +248,58 @@ import Testing
                 "taxonomy.yaml:27: categories[9].keep_reason: erasure keep needs a keep_reason",
             ])
     }
+
+    /// The minimisation report (`policy check --strict`, issue 17 item 6).
+    @Test func minimisationFindsPurposelessOwnerlessUnusedAndUnprotected() throws {
+        let purposes = Self.purposes.replacingOccurrences(
+            of: "notices: []",
+            with: """
+                  - key: profiling
+                    description: Profiles.
+                    legal_basis: consent
+                    mechanism: opt_in
+                notices: []
+                """)
+        let taxonomy =
+            Self.taxonomy + """
+
+                  - key: user.health
+                    description: Health.
+                    sensitivity: sensitive
+                    erasure: delete_row
+                """
+        let shop = Self.shop.replacingOccurrences(of: "purposes: [analytics]", with: "owner: shop-team\npurposes: []")
+            .replacingOccurrences(
+                of: "      - name: text\n",
+                with: """
+                          - name: allergy
+                            category: user.health
+                            purposes: [analytics]
+                          - name: blood_type
+                            category: user.health
+                            protection: encrypted
+                            purposes: [analytics]
+                          - name: text
+
+                    """)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("minimise-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(
+            at: directory.appendingPathComponent("systems"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try purposes.write(to: directory.appendingPathComponent("purposes.yaml"), atomically: true, encoding: .utf8)
+        try taxonomy.write(to: directory.appendingPathComponent("taxonomy.yaml"), atomically: true, encoding: .utf8)
+        try shop.write(to: directory.appendingPathComponent("systems/shop.yaml"), atomically: true, encoding: .utf8)
+        let noOwner = Self.shop.replacingOccurrences(of: "key: shop", with: "key: other")
+        try noOwner.write(to: directory.appendingPathComponent("systems/other.yaml"), atomically: true, encoding: .utf8)
+        let policy = try PolicyLoader.load(directory: directory.path) { _ in "" }
+        #expect(
+            policy.dataMap.minimisation(purposes: Array(policy.purposes.keys)).map(\.description) == [
+                "system_without_owner  other: no owner: name the team answerable for it (owner:)",
+                "personal_field_without_purpose  shop.customers.id: personal data that no purpose uses: give its system or the field purposes, or stop keeping it",
+                "personal_field_without_purpose  shop.customers.email: personal data that no purpose uses: give its system or the field purposes, or stop keeping it",
+                "sensitive_field_unprotected  shop.notes.allergy: sensitive data (user.health) stored neither encrypted, masked nor tokenized (protection:)",
+                "personal_field_without_purpose  shop.notes.text: personal data that no purpose uses: give its system or the field purposes, or stop keeping it",
+                "purpose_unused  profiling: no system declares this purpose: is data collected for it anywhere?",
+            ])
+    }
 }

@@ -9,6 +9,14 @@ import Testing
         #expect(shipped.status == 0, "\(shipped.errors)")
         #expect(shipped.output.contains("2 systems"), "\(shipped.output)")
         #expect(shipped.output.contains("each with an erasure strategy"))
+        // --strict: the shipped example keeps IBANs plain and has purposes no system declares.
+        let strict = try await BuiltBinary.runFully(["policy", "check", "--strict"])
+        #expect(strict.status == 1)
+        #expect(strict.errors.contains("4 minimisation finding(s) (--strict)"), "\(strict.errors)")
+        #expect(
+            strict.output.split(separator: "\n").dropFirst().map { String($0.split(separator: " ").first ?? "") } == [
+                "sensitive_field_unprotected", "purpose_unused", "purpose_unused", "purpose_unused",
+            ], "\(strict.output)")
 
         try await BuiltBinary.withDirectory("policy-check") { directory in
             let policies = directory.appendingPathComponent("Policies")
