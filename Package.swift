@@ -73,10 +73,19 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "PostgresDriver",
+            dependencies: [
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "StewardPostgres",
             dependencies: [
                 "StewardCore",
                 "StewardServices",
+                "PostgresDriver",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
@@ -98,6 +107,7 @@ let package = Package(
             dependencies: [
                 "StewardCore",
                 "SQLiteDriver",
+                "PostgresDriver",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -125,7 +135,8 @@ let package = Package(
             name: "StewardCLI",
             dependencies: [
                 "StewardCore", "StewardServices", "StewardCrypto", "StewardPolicy",
-                "StewardSQLite", "StewardPostgres", "StewardHTTP", "StewardInput", "StewardConnectors",
+                "StewardSQLite", "StewardPostgres", "PostgresDriver", "StewardHTTP", "StewardInput",
+                "StewardConnectors",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -139,7 +150,7 @@ let package = Package(
             name: "StewardTesting",
             dependencies: [
                 "StewardCore", "StewardServices", "StewardCrypto", "StewardPolicy",
-                "StewardSQLite", "StewardPostgres", "StewardHTTP",
+                "StewardSQLite", "StewardPostgres", "PostgresDriver", "StewardHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -157,7 +168,7 @@ let package = Package(
             name: "StewardStoreTests",
             dependencies: [
                 "StewardTesting", "StewardCore", "StewardServices", "StewardSQLite", "StewardPolicy", "StewardCrypto",
-                "StewardPostgres", .product(name: "PostgresNIO", package: "postgres-nio"),
+                "StewardPostgres", "PostgresDriver", .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -167,7 +178,8 @@ let package = Package(
             name: "StewardHTTPTests",
             dependencies: [
                 "StewardTesting", "StewardCore", "StewardServices", "StewardHTTP", "StewardInput", "StewardCrypto",
-                "StewardSQLite", "StewardConnectors", "SQLiteDriver", "StewardPolicy",
+                "StewardSQLite", "StewardConnectors", "SQLiteDriver", "PostgresDriver", "StewardPolicy",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],

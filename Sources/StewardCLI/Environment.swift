@@ -2,6 +2,7 @@ import ArgumentParser
 import Crypto
 import Foundation
 import Logging
+import PostgresDriver
 import PostgresNIO
 import ServiceLifecycle
 import StewardCore

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Crypto
 import Foundation
+import PostgresDriver
 import StewardConnectors
 import StewardCore
 import StewardPolicy
@@ -47,48 +48,6 @@ struct MapCommand: AsyncParsableCommand {
     }
 }
 
-/// Where a declared system lives, from its connection reference: an environment variable or a file
-/// (relative to the policy directory) holding a path or a URL — or, for SQLite, the database file.
-enum SystemConnection {
-    case sqlite(path: String)
-
-    static func resolve(_ system: DataSystem, policies: String, environment: [String: String]) throws
-        -> SystemConnection
-    {
-        let target: String
-        switch system.connection {
-        case .environment(let name):
-            guard let value = environment[name], !value.isEmpty else {
-                throw CLIError("system '\(system.key)' connects through \(name), which is not set")
-            }
-            target = value
-        case .file(let name):
-            let path = name.hasPrefix("/") ? name : (policies as NSString).appendingPathComponent(name)
-            if system.kind == .sqlite {
-                target = path
-            } else {
-                guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-                    throw CLIError("system '\(system.key)' connects through the file \(path), which cannot be read")
-                }
-                target = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            }
-        }
-        switch system.kind {
-        case .sqlite: return .sqlite(path: target)
-        case .postgres, .http:
-            throw CLIError(
-                "system '\(system.key)' is of kind \(system.kind.rawValue): its connector comes with the data subject request work; SQLite systems can be read now"
-            )
-        }
-    }
-
-    func introspect() async throws -> LiveSchema {
-        switch self {
-        case .sqlite(let path): try SQLiteConnector(path: path).introspect()
-        }
-    }
-}
-
 /// `steward demo …`: the example customer store.
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -97,13 +56,19 @@ struct DemoCommand: AsyncParsableCommand {
 
     struct Init: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Create a deterministic example store: a CRM and an email marketing system, as SQLite files.",
+            abstract: "Create a deterministic example store: a CRM and an email marketing system.",
             discussion: """
-                The shipped Policies/systems/crm.yaml and marketing.yaml map it; point them at it with the \
-                two exports this command prints.
+                On SQLite (the default) it writes crm.sqlite and marketing.sqlite in --dir, which the shipped \
+                Policies/systems/crm.yaml and marketing.yaml map: point them at it with the two exports this \
+                command prints. With --postgres URL it creates the schemas crm and marketing in that database \
+                and writes, in --dir/policies, a copy of the policy directory whose two systems are of kind \
+                postgres and connect through files in --dir/policies/connections (the URL is never printed).
                 """)
-        @Option(help: "Directory for crm.sqlite and marketing.sqlite (created; must not hold them yet).")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "Directory for the SQLite files, or for the policies of a PostgreSQL store (created).")
         var dir = ".steward-demo"
+        @Option(help: "Create the store in this PostgreSQL database instead (postgres://user@host:5432/database).")
+        var postgres: String?
         @Option(help: "How many customers (1 to 10000000).") var customers = 1_000
         @Option(help: "Seed: the same seed and size give the same rows.") var seed: UInt64 = 1
 
@@ -114,19 +79,75 @@ struct DemoCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let directory = CommonOptions().absolute(dir)
+            let directory = common.absolute(dir)
             let started = ContinuousClock.now
-            let summary = try ExampleStore.createSQLite(in: directory, customers: customers, seed: seed) { done in
+            let progress: (Int) -> Void = { done in
                 if done < customers { printErr("\(done) of \(customers) customers written") }
             }
+            let summary: ExampleStore.Summary
+            if let postgres {
+                let policies = (directory as NSString).appendingPathComponent("policies")
+                guard !FileManager.default.fileExists(atPath: policies) else {
+                    throw CLIError("\(policies) exists already; remove it or choose another --dir")
+                }
+                summary = try await ExampleStore.createPostgres(
+                    url: postgres, customers: customers, seed: seed, progress: progress)
+                try writePostgresPolicies(to: policies, url: postgres)
+            } else {
+                summary = try ExampleStore.createSQLite(
+                    in: directory, customers: customers, seed: seed, progress: progress)
+            }
             let seconds = Double((ContinuousClock.now - started) / .milliseconds(1)) / 1_000
+            let place =
+                postgres == nil
+                ? directory : "the schemas crm and marketing of \(try PostgresURL.parts(from: postgres!).place)"
             print(
-                "example store created in \(directory) in \(String(format: "%.1f", seconds)) s: \(summary.customers) customers, \(summary.orders) orders, \(summary.payments) payments, \(summary.tickets) support tickets; \(summary.subscriptions) subscriptions, \(summary.events) email events"
+                "example store created in \(place) in \(String(format: "%.1f", seconds)) s: \(summary.customers) customers, \(summary.orders) orders, \(summary.payments) payments, \(summary.tickets) support tickets; \(summary.subscriptions) subscriptions, \(summary.events) email events"
             )
-            print("export STEWARD_CRM_DATABASE=\((directory as NSString).appendingPathComponent(ExampleStore.crmFile))")
-            print(
-                "export STEWARD_MARKETING_DATABASE=\((directory as NSString).appendingPathComponent(ExampleStore.marketingFile))"
-            )
+            if postgres != nil {
+                let policies = (directory as NSString).appendingPathComponent("policies")
+                print("its maps: \(policies)/systems; try: steward map drift crm --policies \(policies)")
+            } else {
+                print(
+                    "export STEWARD_CRM_DATABASE=\((directory as NSString).appendingPathComponent(ExampleStore.crmFile))"
+                )
+                print(
+                    "export STEWARD_MARKETING_DATABASE=\((directory as NSString).appendingPathComponent(ExampleStore.marketingFile))"
+                )
+            }
+        }
+
+        /// A copy of the policy directory whose crm and marketing systems are of kind postgres and
+        /// connect through `connections/<system>.url` (readable by this user only).
+        func writePostgresPolicies(to policies: String, url: String) throws {
+            let source = common.absolute(common.resolvedPolicies)
+            let manager = FileManager.default
+            try manager.createDirectory(
+                atPath: (policies as NSString).deletingLastPathComponent,
+                withIntermediateDirectories: true)
+            try manager.copyItem(atPath: source, toPath: policies)
+            let connections = (policies as NSString).appendingPathComponent("connections")
+            try manager.createDirectory(atPath: connections, withIntermediateDirectories: true)
+            for system in ["crm", "marketing"] {
+                let file = (policies as NSString).appendingPathComponent("systems/\(system).yaml")
+                guard var text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                    throw CLIError("\(source)/systems/\(system).yaml is missing: the example store's maps come from it")
+                }
+                var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+                guard let kind = lines.firstIndex(of: "kind: sqlite"),
+                    let connection = lines.firstIndex(of: "connection:"), connection + 1 < lines.count
+                else {
+                    throw CLIError("\(file) does not declare `kind: sqlite` and a `connection:` block to rewrite")
+                }
+                lines[kind] = "kind: postgres"
+                lines[connection + 1] = "  file: connections/\(system).url   # written by steward demo init --postgres"
+                text = lines.joined(separator: "\n")
+                try text.write(toFile: file, atomically: true, encoding: .utf8)
+                let separator = url.contains("?") ? "&" : "?"
+                try (url + separator + "search_path=\(system)\n").write(
+                    toFile: (connections as NSString).appendingPathComponent("\(system).url"), atomically: true,
+                    encoding: .utf8)
+            }
         }
     }
 }

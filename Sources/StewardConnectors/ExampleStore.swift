@@ -1,6 +1,6 @@
 public import Foundation
-import SQLiteDriver
-import StewardCore
+public import SQLiteDriver
+public import StewardCore
 
 /// The example customer store (`steward demo init`): a CRM — customers, orders, payments, support
 /// tickets, with real foreign keys — and an email marketing system keyed by email address, as two
@@ -65,6 +65,129 @@ public enum ExampleStore {
         "Where is my order?", "Refund request", "Change of address", "Damaged item", "Invoice copy", "Account help",
     ]
 
+    /// The example store's tables, in the order rows are written (parents first).
+    public enum Table: String, CaseIterable, Sendable {
+        case customers, orders, payments, supportTickets = "support_tickets", subscriptions
+        case emailEvents = "email_events"
+
+        public var system: String { self == .subscriptions || self == .emailEvents ? "marketing" : "crm" }
+        var columns: [String] {
+            switch self {
+            case .customers:
+                [
+                    "id", "email", "phone", "first_name", "last_name", "date_of_birth", "street", "postal_code",
+                    "city", "country", "created_at",
+                ]
+            case .orders: ["id", "customer_id", "placed_at", "total_cents", "shipping_address", "status"]
+            case .payments: ["id", "order_id", "card_last4", "iban", "amount_cents", "paid_at"]
+            case .supportTickets: ["id", "customer_id", "subject", "body", "opened_at"]
+            case .subscriptions: ["id", "email", "list_name", "subscribed_at", "source_ip"]
+            case .emailEvents: ["id", "subscription_id", "kind", "occurred_at", "user_agent"]
+            }
+        }
+    }
+
+    /// Rows of one batch of customers, per table.
+    public struct Batch: Sendable {
+        public var rows: [Table: [[SQLValue]]] = [:]
+    }
+
+    /// The deterministic row source both back ends write: the same seed gives the same rows.
+    public struct Generator: Sendable {
+        var random: SplitMix64
+        public private(set) var summary = Summary()
+
+        public init(seed: UInt64) { random = SplitMix64(seed: seed) }
+
+        /// Customers `start ..< end` (0-based) with their orders, payments, tickets, subscriptions and events.
+        public mutating func batch(_ range: Range<Int>) -> Batch {
+            var batch = Batch()
+            func add(_ table: Table, _ values: [SQLValue]) { batch.rows[table, default: []].append(values) }
+            let base = 1_704_067_200  // 2024-01-01T00:00:00Z
+            func time(_ seconds: Int) -> SQLValue {
+                .text(Timestamp.iso8601(Date(timeIntervalSince1970: TimeInterval(seconds))))
+            }
+            for index in range {
+                let id = Int64(index + 1)
+                let first = firstNames[Int(random.next() % UInt64(firstNames.count))]
+                let last = lastNames[Int(random.next() % UInt64(lastNames.count))]
+                let email = "\(first.lowercased()).\(last.lowercased()).\(id)@example.com"
+                let (city, country) = cities[Int(random.next() % UInt64(cities.count))]
+                let created = base + Int(random.next() % 31_536_000)
+                let street = "\(1 + random.next() % 200) Example Street"
+                add(
+                    .customers,
+                    [
+                        .int(id), .text(email), .text("+1555" + padded(Int(id % 10_000_000), 7)),
+                        .text(first), .text(last),
+                        .text(
+                            padded(1950 + Int(random.next() % 55), 4) + "-" + padded(1 + Int(random.next() % 12), 2)
+                                + "-" + padded(1 + Int(random.next() % 28), 2)), .text(street),
+                        .text(padded(Int(random.next() % 100_000), 5)), .text(city), .text(country), time(created),
+                    ])
+                summary.customers += 1
+                for _ in 0..<Int(random.next() % 5) {
+                    summary.orders += 1
+                    let order = Int64(summary.orders)
+                    let placed = created + Int(random.next() % 20_000_000)
+                    let total = Int64(500 + random.next() % 50_000)
+                    add(
+                        .orders,
+                        [
+                            .int(order), .int(id), time(placed), .int(total), .text("\(street), \(city)"),
+                            .text(random.next() % 10 == 0 ? "cancelled" : "delivered"),
+                        ])
+                    summary.payments += 1
+                    let byCard = random.next() % 4 != 0
+                    add(
+                        .payments,
+                        [
+                            .int(Int64(summary.payments)), .int(order),
+                            byCard ? .text(padded(Int(random.next() % 10_000), 4)) : .null,
+                            byCard ? .null : .text("DE89370400440532" + padded(Int(id % 1_000_000), 6)),
+                            .int(total), time(placed + 60),
+                        ])
+                }
+                for _ in 0..<Int(random.next() % 3) where random.next() % 2 == 0 {
+                    summary.tickets += 1
+                    add(
+                        .supportTickets,
+                        [
+                            .int(Int64(summary.tickets)), .int(id),
+                            .text(subjects[Int(random.next() % UInt64(subjects.count))]),
+                            .text("Hello, this is \(first) \(last). Please call me on the number on my account."),
+                            time(created + Int(random.next() % 20_000_000)),
+                        ])
+                }
+                if random.next() % 10 < 6 {
+                    summary.subscriptions += 1
+                    let subscription = Int64(summary.subscriptions)
+                    add(
+                        .subscriptions,
+                        [
+                            .int(subscription), .text(email),
+                            .text(random.next() % 2 == 0 ? "newsletter" : "offers"), time(created + 30),
+                            .text("198.51.100.\(random.next() % 254 + 1)"),
+                        ])
+                    for _ in 0..<Int(random.next() % 6) {
+                        summary.events += 1
+                        add(
+                            .emailEvents,
+                            [
+                                .int(Int64(summary.events)), .int(subscription),
+                                .text(["sent", "opened", "clicked"][Int(random.next() % 3)]),
+                                time(created + 3_600 + Int(random.next() % 20_000_000)),
+                                .text("Mozilla/5.0 (Example)"),
+                            ])
+                    }
+                }
+            }
+            return batch
+        }
+    }
+
+    static let batchSize = 10_000
+
     /// Creates the two databases in `directory` (which must not hold them yet) with `customers`
     /// customers; `progress` is called with the customers written so far.
     public static func createSQLite(
@@ -80,113 +203,25 @@ public enum ExampleStore {
         let marketing = try SQLiteConnection(path: marketingPath, readOnly: false, role: .external)
         try crm.execute(crmSchema)
         try marketing.execute(marketingSchema)
-        var random = SplitMix64(seed: seed)
-        var summary = Summary()
-        let base = 1_704_067_200  // 2024-01-01T00:00:00Z
-        func time(_ seconds: Int) -> String { Timestamp.iso8601(Date(timeIntervalSince1970: TimeInterval(seconds))) }
-        let batch = 10_000
+        var generator = Generator(seed: seed)
         var start = 0
         while start < customers {
-            let end = min(customers, start + batch)
+            let end = min(customers, start + batchSize)
+            let batch = generator.batch(start..<end)
             try crm.execute("BEGIN")
             try marketing.execute("BEGIN")
-            for index in start..<end {
-                let id = Int64(index + 1)
-                let first = firstNames[Int(random.next() % UInt64(firstNames.count))]
-                let last = lastNames[Int(random.next() % UInt64(lastNames.count))]
-                let email = "\(first.lowercased()).\(last.lowercased()).\(id)@example.com"
-                let (city, country) = cities[Int(random.next() % UInt64(cities.count))]
-                let created = base + Int(random.next() % 31_536_000)
-                let street = "\(1 + random.next() % 200) Example Street"
-                try crm.run(
-                    """
-                    INSERT INTO customers (id, email, phone, first_name, last_name, date_of_birth, street, postal_code,
-                        city, country, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                    [
-                        .int(id), .text(email), .text("+1555" + padded(Int(id % 10_000_000), 7)),
-                        .text(first), .text(last),
-                        .text(
-                            padded(1950 + Int(random.next() % 55), 4) + "-" + padded(1 + Int(random.next() % 12), 2)
-                                + "-" + padded(1 + Int(random.next() % 28), 2)), .text(street),
-                        .text(padded(Int(random.next() % 100_000), 5)), .text(city), .text(country),
-                        .text(time(created)),
-                    ])
-                summary.customers += 1
-                for _ in 0..<Int(random.next() % 5) {
-                    summary.orders += 1
-                    let order = Int64(summary.orders)
-                    let placed = created + Int(random.next() % 20_000_000)
-                    let total = Int64(500 + random.next() % 50_000)
-                    try crm.run(
-                        """
-                        INSERT INTO orders (id, customer_id, placed_at, total_cents, shipping_address, status)
-                        VALUES (?, ?, ?, ?, ?, ?)
-                        """,
-                        [
-                            .int(order), .int(id), .text(time(placed)), .int(total), .text("\(street), \(city)"),
-                            .text(random.next() % 10 == 0 ? "cancelled" : "delivered"),
-                        ])
-                    summary.payments += 1
-                    let byCard = random.next() % 4 != 0
-                    try crm.run(
-                        """
-                        INSERT INTO payments (id, order_id, card_last4, iban, amount_cents, paid_at)
-                        VALUES (?, ?, ?, ?, ?, ?)
-                        """,
-                        [
-                            .int(Int64(summary.payments)), .int(order),
-                            byCard ? .text(padded(Int(random.next() % 10_000), 4)) : .null,
-                            byCard ? .null : .text("DE89370400440532" + padded(Int(id % 1_000_000), 6)),
-                            .int(total), .text(time(placed + 60)),
-                        ])
-                }
-                for _ in 0..<Int(random.next() % 3) where random.next() % 2 == 0 {
-                    summary.tickets += 1
-                    try crm.run(
-                        "INSERT INTO support_tickets (id, customer_id, subject, body, opened_at) VALUES (?, ?, ?, ?, ?)",
-                        [
-                            .int(Int64(summary.tickets)), .int(id),
-                            .text(subjects[Int(random.next() % UInt64(subjects.count))]),
-                            .text("Hello, this is \(first) \(last). Please call me on the number on my account."),
-                            .text(time(created + Int(random.next() % 20_000_000))),
-                        ])
-                }
-                if random.next() % 10 < 6 {
-                    summary.subscriptions += 1
-                    let subscription = Int64(summary.subscriptions)
-                    try marketing.run(
-                        """
-                        INSERT INTO subscriptions (id, email, list_name, subscribed_at, source_ip)
-                        VALUES (?, ?, ?, ?, ?)
-                        """,
-                        [
-                            .int(subscription), .text(email),
-                            .text(random.next() % 2 == 0 ? "newsletter" : "offers"), .text(time(created + 30)),
-                            .text("198.51.100.\(random.next() % 254 + 1)"),
-                        ])
-                    for _ in 0..<Int(random.next() % 6) {
-                        summary.events += 1
-                        try marketing.run(
-                            """
-                            INSERT INTO email_events (id, subscription_id, kind, occurred_at, user_agent)
-                            VALUES (?, ?, ?, ?, ?)
-                            """,
-                            [
-                                .int(Int64(summary.events)), .int(subscription),
-                                .text(["sent", "opened", "clicked"][Int(random.next() % 3)]),
-                                .text(time(created + 3_600 + Int(random.next() % 20_000_000))),
-                                .text("Mozilla/5.0 (Example)"),
-                            ])
-                    }
-                }
+            for table in Table.allCases {
+                let connection = table.system == "crm" ? crm : marketing
+                let sql =
+                    "INSERT INTO \(table.rawValue) (\(table.columns.joined(separator: ", "))) VALUES (\(Array(repeating: "?", count: table.columns.count).joined(separator: ", ")))"
+                for row in batch.rows[table] ?? [] { _ = try connection.run(sql, row) }
             }
             try crm.execute("COMMIT")
             try marketing.execute("COMMIT")
             start = end
             progress?(end)
         }
-        return summary
+        return generator.summary
     }
 }
 

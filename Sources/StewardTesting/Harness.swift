@@ -1,5 +1,6 @@
 public import Foundation
 public import Logging
+import PostgresDriver
 import PostgresNIO
 public import StewardCore
 import StewardCrypto

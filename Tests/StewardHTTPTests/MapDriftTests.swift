@@ -1,8 +1,11 @@
 import Foundation
+import PostgresDriver
+import PostgresNIO
 import SQLiteDriver
 import StewardConnectors
 import StewardCore
 import StewardPolicy
+import StewardTesting
 import Testing
 
 /// Drift (issue 17 item 4) on the example store (item 8), SQLite: `steward demo init` creates the
@@ -73,6 +76,98 @@ import Testing
             let unset = try await BuiltBinary.runFully(["map", "drift", "crm"])
             #expect(unset.status == 1)
             #expect(unset.errors.contains("system 'crm' connects through STEWARD_CRM_DATABASE, which is not set"))
+        }
+    }
+}
+
+/// Drift on PostgreSQL: `steward demo init --postgres` creates the example store in a database of its
+/// own, with maps of kind postgres; the same changes are named as on SQLite.
+@Suite struct MapDriftPostgres {
+    static var serverURL: String? {
+        TestBackend.current == .postgres ? ProcessInfo.processInfo.environment["STEWARD_TEST_DATABASE_URL"] : nil
+    }
+
+    @Test(.enabled(if: serverURL != nil)) func driftNamesWhatThePostgresSystemGainedAndLost() async throws {
+        let server = try #require(Self.serverURL)
+        let database = "demo_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        var components = try #require(URLComponents(string: server))
+        components.path = "/" + database
+        let url = try #require(components.string)
+        let admin = PostgresClient(configuration: try PostgresURL.configuration(from: server))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await admin.run() }
+            defer { group.cancelAll() }
+            try await admin.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(database)"))
+            do {
+                try await check(url: url)
+            } catch {
+                _ = try? await admin.query(PostgresQuery(unsafeSQL: "DROP DATABASE \(database) WITH (FORCE)"))
+                throw error
+            }
+            try await admin.query(PostgresQuery(unsafeSQL: "DROP DATABASE \(database) WITH (FORCE)"))
+        }
+    }
+
+    func check(url: String) async throws {
+        try await BuiltBinary.withDirectory("drift-pg") { directory in
+            let created = try await BuiltBinary.runFully([
+                "demo", "init", "--dir", directory.path, "--postgres", url, "--customers", "300",
+            ])
+            #expect(created.status == 0, "\(created.errors)")
+            #expect(created.output.contains("300 customers"), "\(created.output)")
+            #expect(!created.output.contains(url), "the URL is not printed")
+            let policies = directory.appendingPathComponent("policies").path
+            for system in ["crm", "marketing"] {
+                let clean = try await BuiltBinary.runFully(["map", "drift", system, "--policies", policies])
+                #expect(clean.status == 0, "\(system): \(clean.output) \(clean.errors)")
+                #expect(clean.output.contains("\(system): the map matches the system"), "\(clean.output)")
+            }
+            // A second run into the same database is refused before it writes anything.
+            let again = try await BuiltBinary.runFully([
+                "demo", "init", "--dir", directory.appendingPathComponent("again").path, "--postgres", url,
+            ])
+            #expect(again.status == 1)
+            #expect(again.errors.contains("has a schema crm already"), "\(again.errors)")
+
+            let connector = try PostgresConnector(url: url + "?search_path=crm")
+            let crm = PostgresClient(configuration: try PostgresURL.configuration(from: url + "?search_path=crm"))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await crm.run() }
+                defer { group.cancelAll() }
+                for statement in [
+                    "ALTER TABLE customers ADD COLUMN loyalty_tier text",
+                    "ALTER TABLE support_tickets DROP COLUMN subject",
+                    "CREATE TABLE gift_cards (id bigint PRIMARY KEY, code text)",
+                ] {
+                    try await crm.query(PostgresQuery(unsafeSQL: statement))
+                }
+            }
+            let drifted = try await BuiltBinary.runFully(["map", "drift", "crm", "--policies", policies])
+            #expect(drifted.status == 2)
+            #expect(
+                drifted.output.split(separator: "\n").map(String.init) == [
+                    "undeclared_column  column customers.loyalty_tier is not in the map: classify it",
+                    "undeclared_table  table gift_cards is not in the map",
+                    "missing_column  column support_tickets.subject is declared but the system has no such column",
+                    "crm: 3 difference(s) between the map and the system (5 tables, 30 columns); update Policies/systems or the system",
+                ], "\(drifted.output)")
+
+            let schema = try await connector.introspect()
+            #expect(
+                schema.table("payments")?.foreignKeys == [
+                    .init(column: "order_id", table: "orders", referencedColumn: "id")
+                ])
+            #expect(schema.table("customers")?.primaryKey == ["id"])
+            #expect(schema.table("customers")?.column("email")?.notNull == true)
+
+            // An unreachable system is an error that names it, not a clean report.
+            try "postgres://steward@127.0.0.1:1/nothing\n".write(
+                toFile: "\(policies)/connections/marketing.url", atomically: true, encoding: .utf8)
+            let unreachable = try await BuiltBinary.runFully(["map", "drift", "marketing", "--policies", policies])
+            #expect(unreachable.status == 1)
+            #expect(
+                unreachable.errors.contains("cannot connect to the PostgreSQL database nothing on 127.0.0.1:1"),
+                "\(unreachable.errors)")
         }
     }
 }
