@@ -48,6 +48,71 @@ struct MapCommand: AsyncParsableCommand {
     }
 }
 
+/// `steward classify …`: discovery.
+struct ClassifyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "classify", abstract: "Find personal data the map does not classify yet.",
+        subcommands: [Scan.self])
+
+    struct Scan: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Sample a live system and propose a category for each unclassified column.",
+            discussion: """
+                Reads a bounded sample of rows per table (random row ids on SQLite, random pages on \
+                PostgreSQL) and proposes a category and a confidence from the column's name and value \
+                detectors (email, phone, postal address and postcode, names, date of birth, IP address, card \
+                numbers by Luhn, IBAN by mod 97, US SSN and UK NI numbers by their issued ranges, coordinates, \
+                free text holding personal data). Sampled values are never printed, logged or written: only \
+                counts reach the report. Writes the proposals in the systems YAML shape to --out.
+                """)
+        @OptionGroup var common: CommonOptions
+        @Argument(help: "The system's key, as in Policies/systems/*.yaml.") var system: String
+        @Flag(help: "Scan every column, not only those the map leaves unclassified, and compare with the map.")
+        var all = false
+        @Option(help: "Rows sampled per table (1 to 100000).") var sample = Scanner.defaultSample
+        @Option(help: "The proposal file to write (default: SYSTEM.proposed.yaml here; - for standard output).")
+        var out: String?
+
+        func validate() throws {
+            guard (1...Scanner.maximumSample).contains(sample) else {
+                throw ValidationError("--sample must be 1 to \(Scanner.maximumSample)")
+            }
+        }
+
+        func run() async throws {
+            let directory = common.absolute(common.resolvedPolicies)
+            let policy = try PolicyLoader.load(directory: directory) { SHA256.hash(data: $0).hexDigest }
+            guard let declared = policy.dataMap.system(system) else {
+                let known = policy.dataMap.systems.map(\.key).sorted().joined(separator: ", ")
+                throw CLIError(
+                    "no system '\(system)' in \(directory)/systems (known: \(known.isEmpty ? "none" : known))")
+            }
+            let connection = try SystemConnection.resolve(declared, policies: directory, environment: common.env)
+            let report = try await Scanner.scan(
+                connection, system: declared, key: system, scope: all ? .all : .unclassified, sampleSize: sample
+            ) { table in printErr("sampling \(table)") }
+            let yaml = report.yaml(generatedAt: Date())
+            let destination = out ?? "\(system).proposed.yaml"
+            if destination != "-" {
+                try yaml.write(toFile: common.absolute(destination), atomically: true, encoding: .utf8)
+            }
+            if report.proposals.isEmpty {
+                print("\(system): every column is classified in the map; nothing to scan (use --all to check them)")
+                return
+            }
+            print(report.table)
+            if destination == "-" { print(yaml, terminator: "") }
+            var summary =
+                "\(system): \(report.proposals.count) column(s) in \(report.tables) table(s) sampled (up to \(sample) rows each) in \(String(format: "%.2f", report.seconds)) s: \(report.proposed.count) proposed, \(report.toReview.count) to review, \(report.nothingFound.count) with nothing personal"
+            if all {
+                summary += "; \(report.disagreements.count) disagree with the map"
+            }
+            summary += destination == "-" ? "" : "; proposals written to \(common.absolute(destination))"
+            print(summary)
+        }
+    }
+}
+
 /// `steward demo …`: the example customer store.
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -144,7 +144,9 @@ public enum ExampleStore {
                         [
                             .int(Int64(summary.payments)), .int(order),
                             byCard ? .text(padded(Int(random.next() % 10_000), 4)) : .null,
-                            byCard ? .null : .text("DE89370400440532" + padded(Int(id % 1_000_000), 6)),
+                            byCard
+                                ? .null
+                                : .text(iban(country: "DE", bban: "370400440532" + padded(Int(id % 1_000_000), 6))),
                             .int(total), time(placed + 60),
                         ])
                 }
@@ -223,6 +225,20 @@ public enum ExampleStore {
         }
         return generator.summary
     }
+}
+
+/// A valid IBAN (ISO 13616 check digits) for a country and a basic bank account number of digits
+/// and upper-case letters.
+public func iban(country: String, bban: String) -> String {
+    var remainder = 0
+    for character in (bban + country + "00").unicodeScalars {
+        if let digit = Int(String(character)) {
+            remainder = (remainder * 10 + digit) % 97
+        } else {
+            remainder = (remainder * 100 + Int(character.value) - 55) % 97
+        }
+    }
+    return country + padded(98 - remainder, 2) + bban
 }
 
 /// `value` in decimal, left-padded with zeros to `width` digits.

@@ -1,3 +1,4 @@
+import Foundation
 public import Logging
 public import PostgresDriver
 import PostgresNIO
@@ -105,6 +106,40 @@ public struct PostgresConnector: Sendable {
                 }
             }
             return LiveSchema(tables: order.compactMap { tables[$0] })
+        }
+    }
+}
+
+extension PostgresConnector {
+    /// A name read from the catalogue, quoted for PostgreSQL (embedded quotes doubled).
+    static func quoted(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+
+    /// Up to `limit` rows: from a table the planner estimates at more than four times the limit,
+    /// random pages (`TABLESAMPLE SYSTEM … REPEATABLE`), so the time is bounded by the sample, not
+    /// the table; a smaller table is read from its start.
+    public func sample(
+        table: String, columns: [String], limit: Int, seed: UInt64, row: ([String?]) -> Void
+    ) async throws {
+        try await withConnection { connection in
+            let estimate = try await connection.query(
+                """
+                SELECT coalesce(c.reltuples, -1)::float8 FROM pg_class c
+                WHERE c.oid = to_regclass(quote_ident(current_schema()) || '.' || quote_ident(\(table)))
+                """, logger: logger)
+            var rows = -1.0
+            for try await (value) in estimate.decode(Double.self) { rows = value }
+            let select = columns.map { "\(Self.quoted($0))::text" }.joined(separator: ", ")
+            var sql = "SELECT \(select) FROM \(Self.quoted(table))"
+            if rows > Double(limit) * 4 {
+                let percent = min(100, max(0.0001, 100 * Double(limit) * 4 / rows))
+                sql += " TABLESAMPLE SYSTEM (\(String(format: "%.6f", percent))) REPEATABLE (\(seed % 1_000_000))"
+            }
+            sql += " LIMIT \(limit)"
+            let result = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+            for try await values in result {
+                let cells = values.makeRandomAccess()
+                row(try (0..<columns.count).map { try cells[$0].decode(String?.self) })
+            }
         }
     }
 }

@@ -52,6 +52,43 @@ public struct SQLiteConnector: Sendable {
     }
 }
 
+extension SQLiteConnector {
+    /// Up to `limit` rows: when the table's row ids run past twice the limit, `limit` random row
+    /// ids looked up by key (time bounded by the sample, not the table); otherwise the first
+    /// `limit` rows. A table without row ids is read from its start.
+    public func sample(table: String, columns: [String], limit: Int, seed: UInt64, row: ([String?]) -> Void) throws {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ConnectorError("no SQLite database at \(path)")
+        }
+        let connection = try SQLiteConnection(path: path, readOnly: true, role: .external)
+        let select = columns.map { "CAST(\(Self.quoted($0)) AS TEXT)" }.joined(separator: ", ")
+        let from = Self.quoted(table)
+        let count = Int32(columns.count)
+        func read(_ values: SQLiteConnection.Row) {
+            row((0..<count).map { values.optionalText($0) })
+        }
+        let highest =
+            (try? connection.query("SELECT max(rowid) FROM \(from)") { $0.isNull(0) ? nil : $0.int(0) })?
+            .first ?? nil
+        guard let highest, highest > Int64(limit) * 2 else {
+            _ = try connection.query("SELECT \(select) FROM \(from) LIMIT ?", [.int(Int64(limit))], read)
+            return
+        }
+        var random = SplitMix64(seed: seed)
+        var picked = Set<Int64>()
+        while picked.count < limit { picked.insert(1 + Int64(random.next() % UInt64(highest))) }
+        let ids = picked.sorted()
+        var start = 0
+        while start < ids.count {
+            let chunk = ids[start..<min(ids.count, start + 500)]
+            let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+            _ = try connection.query(
+                "SELECT \(select) FROM \(from) WHERE rowid IN (\(marks))", chunk.map { .int($0) }, read)
+            start += 500
+        }
+    }
+}
+
 /// A connector could not reach or read its system. The message names the system and place, never
 /// a value or a secret.
 public struct ConnectorError: Error, Sendable, CustomStringConvertible {

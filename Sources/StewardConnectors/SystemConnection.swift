@@ -56,3 +56,19 @@ public enum SystemConnection: Sendable {
         }
     }
 }
+
+extension SystemConnection {
+    /// Up to `limit` rows of `columns` of `table`, each value as text (nil for NULL), handed to
+    /// `row` one at a time and not kept. Reads a bounded sample: random row ids on SQLite, random
+    /// pages (`TABLESAMPLE SYSTEM`) on PostgreSQL; a small table is read whole.
+    public func sample(
+        table: String, columns: [String], limit: Int, seed: UInt64, row: ([String?]) -> Void
+    ) async throws {
+        switch self {
+        case .sqlite(let connector):
+            try connector.sample(table: table, columns: columns, limit: limit, seed: seed, row: row)
+        case .postgres(let connector):
+            try await connector.sample(table: table, columns: columns, limit: limit, seed: seed, row: row)
+        }
+    }
+}

@@ -122,6 +122,16 @@ import Testing
                 #expect(clean.status == 0, "\(system): \(clean.output) \(clean.errors)")
                 #expect(clean.output.contains("\(system): the map matches the system"), "\(clean.output)")
             }
+            // Discovery samples the PostgreSQL system too, and agrees with the map.
+            let scan = try await BuiltBinary.runFully([
+                "classify", "scan", "crm", "--all", "--policies", policies, "--out", "-",
+            ])
+            #expect(scan.status == 0, "\(scan.errors)")
+            #expect(scan.output.contains("; 0 disagree with the map"), "\(scan.output)")
+            let email = scan.output.split(separator: "\n").first { $0.hasPrefix("customers.email ") }
+            #expect(email?.contains("agrees with the map; 100% of 300 sampled values are email addresses") == true)
+            #expect(!scan.output.contains("@example.com"))
+
             // A second run into the same database is refused before it writes anything.
             let again = try await BuiltBinary.runFully([
                 "demo", "init", "--dir", directory.appendingPathComponent("again").path, "--postgres", url,
