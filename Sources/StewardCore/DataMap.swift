@@ -96,10 +96,50 @@ public struct DataSystem: Sendable, Hashable {
     public var owner: String?
     public var purposes: [String]
     public var collections: [DataCollection]
+    /// What the records of processing (GDPR Art. 30) need to know about the system.
+    public var processing: Processing
+
+    /// Art. 30 facts of a system: whose data it holds, where, who operates it, who receives it,
+    /// and how long it is kept.
+    public struct Processing: Sendable, Hashable {
+        /// Categories of data subjects: customers, newsletter subscribers, employees…
+        public var dataSubjects: [String]
+        /// Where the data is stored or processed: an ISO 3166 alpha-2 country code.
+        public var location: String?
+        /// The processor operating the system for the controller (a SaaS vendor), if any.
+        public var processor: String?
+        /// Other recipients of the data (a carrier, the tax authority…).
+        public var recipients: [String]
+        /// The safeguard of a transfer outside the EEA: adequacy decision, SCCs, BCRs (Art. 46).
+        public var transferSafeguard: String?
+        /// The envisaged time limit for erasure (Art. 30(1)(f)).
+        public var retention: String?
+
+        public init(
+            dataSubjects: [String] = [], location: String? = nil, processor: String? = nil, recipients: [String] = [],
+            transferSafeguard: String? = nil, retention: String? = nil
+        ) {
+            self.dataSubjects = dataSubjects
+            self.location = location
+            self.processor = processor
+            self.recipients = recipients
+            self.transferSafeguard = transferSafeguard
+            self.retention = retention
+        }
+
+        /// EEA member states: a system stored elsewhere makes a transfer (GDPR Chapter V).
+        public static let eea: Set<String> = [
+            "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV", "LT",
+            "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO",
+        ]
+
+        /// Whether the data leaves the EEA.
+        public var isTransfer: Bool { location.map { !Self.eea.contains($0) } ?? false }
+    }
 
     public init(
         key: String, name: String, kind: Kind, connection: ConnectionReference, owner: String?, purposes: [String],
-        collections: [DataCollection]
+        collections: [DataCollection], processing: Processing = Processing()
     ) {
         self.key = key
         self.name = name
@@ -108,6 +148,7 @@ public struct DataSystem: Sendable, Hashable {
         self.owner = owner
         self.purposes = purposes
         self.collections = collections
+        self.processing = processing
     }
 
     public func collection(_ name: String) -> DataCollection? { collections.first { $0.name == name } }
@@ -201,10 +242,13 @@ public struct FieldReference: Sendable, Hashable, CustomStringConvertible {
 public struct DataMap: Sendable, Hashable {
     public var taxonomy: Taxonomy
     public var systems: [DataSystem]
+    /// `organisation.yaml`: the controller, its DPO and representative, its security measures.
+    public var organisation: Organisation?
 
-    public init(taxonomy: Taxonomy, systems: [DataSystem]) {
+    public init(taxonomy: Taxonomy, systems: [DataSystem], organisation: Organisation? = nil) {
         self.taxonomy = taxonomy
         self.systems = systems
+        self.organisation = organisation
     }
 
     public static let empty = DataMap(taxonomy: Taxonomy(categories: []), systems: [])
@@ -224,6 +268,7 @@ public struct DataMap: Sendable, Hashable {
             case systemWithoutOwner = "system_without_owner"
             case purposeUnused = "purpose_unused"
             case sensitiveFieldUnprotected = "sensitive_field_unprotected"
+            case transferWithoutSafeguard = "transfer_without_safeguard"
         }
         public var kind: Kind
         /// `system`, `system.collection.field` or a purpose key.
@@ -244,6 +289,14 @@ public struct DataMap: Sendable, Hashable {
                         detail: "no owner: name the team answerable for it (owner:)"))
             }
             used.formUnion(system.purposes)
+            if system.processing.isTransfer, system.processing.transferSafeguard == nil {
+                findings.append(
+                    Finding(
+                        kind: .transferWithoutSafeguard, place: system.key,
+                        detail:
+                            "stored in \(system.processing.location ?? "?"), outside the EEA, with no safeguard declared (transfer_safeguard: adequacy decision, SCCs, BCRs)"
+                    ))
+            }
             for collection in system.collections {
                 for field in collection.fields {
                     let place = "\(system.key).\(collection.name).\(field.name)"
@@ -307,4 +360,39 @@ public struct SQLIdentifier: Sendable, Hashable, CustomStringConvertible {
     /// The identifier in double quotes, as both SQLite and PostgreSQL read it (no quote can be inside).
     public var quoted: String { "\"\(name)\"" }
     public var description: String { quoted }
+}
+
+/// The controller's side of the records of processing (`organisation.yaml`): who is responsible,
+/// how to reach its data protection officer and EU representative, and its security measures.
+public struct Organisation: Sendable, Hashable {
+    public struct Party: Sendable, Hashable, Codable {
+        public var name: String
+        public var contact: String
+        public var address: String?
+
+        public init(name: String, contact: String, address: String? = nil) {
+            self.name = name
+            self.contact = contact
+            self.address = address
+        }
+    }
+
+    public var controller: Party
+    public var dpo: Party?
+    public var representative: Party?
+    /// The controller's country (ISO 3166 alpha-2): decides which systems make transfers.
+    public var country: String?
+    /// General description of technical and organisational measures (Art. 30(1)(g), Art. 32).
+    public var securityMeasures: [String]
+
+    public init(
+        controller: Party, dpo: Party? = nil, representative: Party? = nil, country: String? = nil,
+        securityMeasures: [String] = []
+    ) {
+        self.controller = controller
+        self.dpo = dpo
+        self.representative = representative
+        self.country = country
+        self.securityMeasures = securityMeasures
+    }
 }

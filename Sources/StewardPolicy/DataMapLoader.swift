@@ -14,6 +14,8 @@ public enum DataMapLoader {
         var files: [(String, Data)] = []
         let taxonomy = (directory as NSString).appendingPathComponent(taxonomyFile)
         if let data = FileManager.default.contents(atPath: taxonomy) { files.append((taxonomy, data)) }
+        let organisation = (directory as NSString).appendingPathComponent(organisationFile)
+        if let data = FileManager.default.contents(atPath: organisation) { files.append((organisation, data)) }
         for path in systemFiles(directory: directory) {
             if let data = FileManager.default.contents(atPath: path) { files.append((path, data)) }
         }
@@ -61,9 +63,18 @@ public enum DataMapLoader {
             }
             issues += reader.issues
         }
+        var organisation: Organisation?
+        let organisationPath = (directory as NSString).appendingPathComponent(organisationFile)
+        if let data = FileManager.default.contents(atPath: organisationPath) {
+            do {
+                organisation = try parseOrganisation(data, file: organisationPath)
+            } catch let error as PolicyError {
+                issues += error.issues
+            }
+        }
         issues += validate(parsed, taxonomy: taxonomy, purposes: purposes)
         guard issues.isEmpty else { throw PolicyError(issues: issues) }
-        return DataMap(taxonomy: taxonomy, systems: parsed.map(\.system))
+        return DataMap(taxonomy: taxonomy, systems: parsed.map(\.system), organisation: organisation)
     }
 
     // MARK: Taxonomy
@@ -158,7 +169,11 @@ public enum DataMapLoader {
     static func parseSystem(_ data: Data, reader: inout Reader) -> ParsedSystem? {
         guard
             let top = reader.document(
-                data, allowed: ["version", "key", "name", "kind", "connection", "owner", "purposes", "collections"])
+                data,
+                allowed: [
+                    "version", "key", "name", "kind", "connection", "owner", "purposes", "collections",
+                    "data_subjects", "location", "processor", "recipients", "transfer_safeguard", "retention",
+                ])
         else { return nil }
         let (root, map) = (top.root, top.map)
         reader.version(map, root: root)
@@ -177,6 +192,7 @@ public enum DataMapLoader {
             }
         }
         let systemPurposes = purposeLines.map(\.0)
+        let processing = parseProcessing(map, root: root, reader: &reader)
         var places: [String: (Int?, String)] = [:]
         var collections: [DataCollection] = []
         for (index, node) in reader.sequence(map["collections"], at: "collections", required: true).enumerated() {
@@ -278,8 +294,70 @@ public enum DataMapLoader {
         return ParsedSystem(
             system: DataSystem(
                 key: key, name: name ?? key, kind: kind, connection: connection, owner: owner,
-                purposes: systemPurposes, collections: collections),
+                purposes: systemPurposes, collections: collections, processing: processing),
             file: reader.file, line: root.mark?.line, places: places, purposeLines: purposeLines)
+    }
+
+    /// The system's Art. 30 facts: all optional; a location is an ISO 3166 alpha-2 code.
+    static func parseProcessing(_ map: [String: Node], root: Node, reader: inout Reader) -> DataSystem.Processing {
+        func list(_ key: String) -> [String] {
+            reader.sequence(map[key], at: key, required: false).enumerated().compactMap { index, node in
+                reader.string(node, parent: nil, at: "\(key)[\(index)]", required: true)
+            }
+        }
+        let location = reader.string(map["location"], parent: root, at: "location", required: false)
+        if let location, location.range(of: "^[A-Z]{2}$", options: .regularExpression) == nil {
+            reader.issue(map["location"], "location", "must be an ISO 3166 alpha-2 country code, e.g. DE or US")
+        }
+        return DataSystem.Processing(
+            dataSubjects: list("data_subjects"), location: location,
+            processor: reader.string(map["processor"], parent: root, at: "processor", required: false),
+            recipients: list("recipients"),
+            transferSafeguard: reader.string(
+                map["transfer_safeguard"], parent: root, at: "transfer_safeguard", required: false),
+            retention: reader.string(map["retention"], parent: root, at: "retention", required: false))
+    }
+
+    // MARK: Organisation
+
+    public static let organisationFile = "organisation.yaml"
+
+    /// Parses `organisation.yaml`: the controller (required), DPO and representative, country,
+    /// security measures.
+    public static func parseOrganisation(_ data: Data, file: String) throws -> Organisation {
+        var reader = Reader(file: file)
+        guard
+            let top = reader.document(
+                data, allowed: ["version", "controller", "dpo", "representative", "country", "security_measures"])
+        else { throw PolicyError(issues: reader.issues) }
+        reader.version(top.map, root: top.root)
+        func party(_ key: String, required: Bool) -> Organisation.Party? {
+            guard let node = top.map[key] else {
+                if required { reader.issue(top.root, key, "is required: name and contact") }
+                return nil
+            }
+            guard let map = reader.mapping(node, at: key, allowed: ["name", "contact", "address"]) else { return nil }
+            let name = reader.string(map["name"], parent: node, at: "\(key).name", required: true)
+            let contact = reader.string(map["contact"], parent: node, at: "\(key).contact", required: true)
+            let address = reader.string(map["address"], parent: node, at: "\(key).address", required: false)
+            guard let name, let contact else { return nil }
+            return Organisation.Party(name: name, contact: contact, address: address)
+        }
+        let controller = party("controller", required: true)
+        let dpo = party("dpo", required: false)
+        let representative = party("representative", required: false)
+        let country = reader.string(top.map["country"], parent: top.root, at: "country", required: false)
+        if let country, country.range(of: "^[A-Z]{2}$", options: .regularExpression) == nil {
+            reader.issue(top.map["country"], "country", "must be an ISO 3166 alpha-2 country code, e.g. DE")
+        }
+        let measures = reader.sequence(top.map["security_measures"], at: "security_measures", required: false)
+            .enumerated().compactMap { index, node in
+                reader.string(node, parent: nil, at: "security_measures[\(index)]", required: true)
+            }
+        guard reader.issues.isEmpty, let controller else { throw PolicyError(issues: reader.issues) }
+        return Organisation(
+            controller: controller, dpo: dpo, representative: representative, country: country,
+            securityMeasures: measures)
     }
 
     static func parseConnection(_ node: Node?, parent: Node, reader: inout Reader) -> ConnectionReference? {

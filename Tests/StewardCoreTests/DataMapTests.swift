@@ -176,6 +176,11 @@ import Testing
                 "systems/shop.yaml:16: collections[1].name: is not a valid SQL name (letters, digits and _, not starting with a digit, at most 63)"
             ),
             (
+                "a location that is not a country code",
+                ["shop.yaml": replacing("purposes: [analytics]", "purposes: [analytics]\nlocation: Germany")],
+                "systems/shop.yaml:7: location: must be an ISO 3166 alpha-2 country code, e.g. DE or US"
+            ),
+            (
                 "a secret inline", ["shop.yaml": replacing("  env: SHOP_DB", "  url: postgres://u:p@db/shop")],
                 "systems/shop.yaml:5: connection.url: unknown key (expected env or file): a connection string or password never goes in a policy file"
             ),
@@ -192,6 +197,37 @@ import Testing
             try Self.issues(systems: ["shop.yaml": unclassified]) == [
                 "systems/shop.yaml:23: collections[1].fields[2].category: has no category: classify it (system.operations for data about no one)"
             ])
+    }
+
+    /// `organisation.yaml`: the controller is required; its errors name their line.
+    @Test func organisationNeedsAController() throws {
+        let file = "organisation.yaml"
+        let good = """
+            version: 1
+            controller:
+              name: Shop Ltd
+              contact: privacy@shop.example
+            country: GB
+            security_measures: [Encryption at rest]
+            """
+        let organisation = try DataMapLoader.parseOrganisation(Data(good.utf8), file: file)
+        #expect(organisation.controller.name == "Shop Ltd" && organisation.country == "GB")
+        #expect(organisation.securityMeasures == ["Encryption at rest"])
+        let broken = """
+            version: 1
+            dpo:
+              name: Someone
+            country: gb
+            """
+        #expect {
+            try DataMapLoader.parseOrganisation(Data(broken.utf8), file: file)
+        } throws: { error in
+            (error as? PolicyError)?.issues.map(\.description) == [
+                "organisation.yaml:1: controller: is required: name and contact",
+                "organisation.yaml:3: dpo.contact: is required",
+                "organisation.yaml:4: country: must be an ISO 3166 alpha-2 country code, e.g. DE",
+            ]
+        }
     }
 
     static let cyclicText = """

@@ -1,0 +1,75 @@
+import ArgumentParser
+import Crypto
+import Foundation
+import StewardCore
+import StewardPolicy
+import StewardServices
+
+/// `steward report …`: compliance reports generated from the policy.
+struct ReportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report", abstract: "Compliance reports generated from the policy directory.",
+        subcommands: [RoPA.self, Minimisation.self])
+
+    struct RoPA: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ropa",
+            abstract: "The records of processing activities (GDPR Art. 30) from purposes, systems and taxonomy.",
+            discussion: """
+                One activity per purpose: its legal basis, data subjects, categories of personal data, systems, \
+                recipients, transfers outside the EEA with their safeguards, retention and security measures. \
+                The controller and DPO come from organisation.yaml. What Art. 30 asks for and the policy does not \
+                declare is listed under gaps (and on standard error); exit status 0 either way, 1 on an invalid \
+                policy.
+                """)
+        @OptionGroup var common: CommonOptions
+        @Option(help: "json, csv or html.") var format: String = "html"
+        @Option(help: "The file to write (default: standard output).") var out: String?
+
+        func validate() throws {
+            guard RecordsOfProcessing.Format(rawValue: format) != nil else {
+                throw ValidationError("--format must be json, csv or html")
+            }
+        }
+
+        func run() async throws {
+            let directory = common.absolute(common.resolvedPolicies)
+            let policy = try PolicyLoader.load(directory: directory) { SHA256.hash(data: $0).hexDigest }
+            let records = RecordsOfProcessing(policy: policy)
+            let text = records.rendered(RecordsOfProcessing.Format(rawValue: format)!, generatedAt: Date())
+            if let out {
+                try text.write(toFile: common.absolute(out), atomically: true, encoding: .utf8)
+            } else {
+                print(text, terminator: "")
+            }
+            for gap in records.gaps { printErr("gap: \(gap)") }
+            printErr(
+                "records of processing: \(records.activities.count) activities, \(records.systems.count) systems, \(records.gaps.count) gap(s)"
+                    + (out.map { "; written to \(common.absolute($0))" } ?? ""))
+        }
+    }
+
+    struct Minimisation: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Personal data kept without a purpose, systems without an owner, unused purposes, "
+                + "sensitive fields stored unprotected, transfers without a safeguard.",
+            discussion: """
+                The same findings as `steward policy check --strict`. Every purpose has a legal basis: the \
+                policy does not load without one. Exit status 0 without findings, 2 with findings, 1 on an \
+                invalid policy.
+                """)
+        @OptionGroup var common: CommonOptions
+
+        func run() async throws {
+            let directory = common.absolute(common.resolvedPolicies)
+            let policy = try PolicyLoader.load(directory: directory) { _ in "" }
+            let findings = policy.dataMap.minimisation(purposes: Array(policy.purposes.keys))
+            for finding in findings { print(finding.description) }
+            guard findings.isEmpty else {
+                print("\(findings.count) minimisation finding(s): act on each, or record why it stays")
+                throw ExitCode(2)
+            }
+            print("no minimisation findings")
+        }
+    }
+}
