@@ -119,6 +119,7 @@ let package = Package(
                 "StewardCore",
                 "StewardServices",
                 "StewardInput",
+                "StewardConnectors",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -150,7 +151,7 @@ let package = Package(
             name: "StewardTesting",
             dependencies: [
                 "StewardCore", "StewardServices", "StewardCrypto", "StewardPolicy",
-                "StewardSQLite", "StewardPostgres", "PostgresDriver", "StewardHTTP",
+                "StewardSQLite", "StewardPostgres", "PostgresDriver", "StewardHTTP", "StewardConnectors",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

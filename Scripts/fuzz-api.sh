@@ -4,7 +4,8 @@
 # key, and every answer to generated and mutated requests must be a documented status with a
 # documented content type and body schema, and none a 500; and no request the document admits may be
 # refused for its shape (schema_valid_request_accepted, in schemathesis_hooks.py: only the codes an
-# operation lists in x-steward-semantic-refusals). The bulk route is fuzzed too, as JSON lines.
+# operation lists in x-steward-semantic-refusals). The bulk route is fuzzed too, as JSON lines; drift
+# and discovery read the example store's CRM.
 # Stops the server on exit.
 #   Scripts/fuzz-api.sh [postgres://…]      EXAMPLES=30 SEED=1 (a fixed seed: CI runs are repeatable)
 #   VERBOSE=1 prints schemathesis's whole report (phases, links followed, warnings).
@@ -31,7 +32,10 @@ database=()
 [ -n "${1:-}" ] && database=(--database "$1")
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cd "$root"  # the server reads ./Policies
-STEWARD_LOG_LEVEL=error "$bin" serve --data-dir "$work/data" --port "$port" "${database[@]}" 2>"$work/server.log" &
+# The example store, so that drift and discovery read a real system (the CRM) while the marketing
+# system's connection stays unset (their refusal is fuzzed too).
+"$bin" demo init --dir "$work/demo" --customers 200 >/dev/null 2>&1
+STEWARD_CRM_DATABASE="$work/demo/crm.sqlite" STEWARD_LOG_LEVEL=error "$bin" serve --data-dir "$work/data" --port "$port" "${database[@]}" 2>"$work/server.log" &
 server=$!
 for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$port/ready" >/dev/null && break; sleep 0.1; done
 curl -sf "http://127.0.0.1:$port/ready" >/dev/null || { cat "$work/server.log"; echo "the server did not start"; exit 1; }

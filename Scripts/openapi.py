@@ -53,6 +53,7 @@ def text(kind, most, description):
 subject_q = [{"name": "subject", "in": "query", "required": True, "style": "form", "explode": True,
               "description": "exactly one of email, phone, externalId, deviceId or subjectId, as its own query parameter",
               "schema": ref("Subject")}]
+system_p = p("system", "system key, as in Policies/systems", {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"})
 sequence_cursor = q("cursor", "from nextCursor", schema={"type": "string", "pattern": "^[0-9]{1,18}$"})
 examples = {
   "RecordConsent": {"subject": {"email": "ada@example.com"}, "purpose": "marketing.email", "decision": "granted",
@@ -95,7 +96,17 @@ paths = {
   "/v1/jobs/{id}": {"get": op("One job: state, progress, cursor, lease, last error, result", "jobs:read", params=[p("id", "job id", uuid)], ok_schema=ref("Job"), tags=["jobs"], errors=["404"])},
   "/v1/jobs/{id}/cancel": {"post": op("Cancel a job: at once when queued or needing attention; a running job stops at its next checkpoint", "jobs:manage", params=[p("id", "job id", uuid)], ok_schema=ref("Job"), tags=["jobs"], errors=["404"])},
   "/v1/jobs/{id}/retry": {"post": op("Queue a job that needs attention or was cancelled again, attempts reset", "jobs:manage", params=[p("id", "job id", uuid)], ok_schema=ref("Job"), tags=["jobs"], errors=["404", "409"])},
+  "/v1/datamap/taxonomy": {"get": op("Data categories: sensitivity, special-category flags, default erasure", "datamap:read", ok_schema=ref("Taxonomy"), tags=["datamap"], store=False)},
+  "/v1/datamap/systems": {"get": op("Systems of the customer store, summarised", "datamap:read", ok_schema=ref("Systems"), tags=["datamap"], store=False)},
+  "/v1/datamap/systems/{system}": {"get": op("One system as the map declares it, each field with its effective erasure and purposes", "datamap:read", params=[system_p], ok_schema=ref("System"), tags=["datamap"], errors=["404"], store=False)},
+  "/v1/datamap/systems/{system}/drift": {"get": op("Compare the live system's schema with its map (reads the schema, never a row)", "datamap:read", params=[system_p], ok_schema=ref("Drift"), tags=["datamap"], errors=["404", "422"], semantic=["connector.not_configured", "connector.unsupported"])},
+  "/v1/datamap/systems/{system}/proposals": {"get": op("Sample the system and propose categories for unclassified columns (counts only; no sampled value is returned)", "datamap:scan", params=[system_p, q("sample", "rows sampled per table, 1..100000 (default 1000)", schema={"type": "integer", "minimum": 1, "maximum": 100000}), q("all", "scan every column and compare with the map", schema={"type": "boolean"})], ok_schema=ref("Proposals"), tags=["datamap"], errors=["404", "422"], semantic=["connector.not_configured", "connector.unsupported"])},
+  "/v1/reports/ropa": {"get": op("Records of processing activities (GDPR Art. 30) as JSON, CSV or HTML", "reports:read", params=[q("format", "json (default), csv or html", schema={"enum": ["json", "csv", "html"]})], tags=["reports"], store=False)},
+  "/v1/reports/minimisation": {"get": op("Minimisation findings of the data map", "reports:read", ok_schema=ref("Minimisation"), tags=["reports"], store=False)},
 }
+# The records of processing come in the format asked for.
+paths["/v1/reports/ropa"]["get"]["responses"]["200"]["content"].update({
+    "text/csv; charset=utf-8": {"schema": {"type": "string"}}, "text/html; charset=utf-8": {"schema": {"type": "string"}}})
 # Operation ids (method + path words) and links: the stateful fuzzing phase follows these from one
 # answer to the next request (a recorded subject's state, history, identities and merge; a
 # confirmation token; a created key's revocation).
@@ -189,6 +200,44 @@ doc = {
       "Identity": {"type": "object", "additionalProperties": False, "minProperties": 1, "maxProperties": 1,
                    "description": "exactly one identifier", "properties": {k: ref(v) for k, v in identity_refs.items()}},
       "Merge": {"type": "object", "required": ["source"], "properties": {"source": uuid}},
+      "Taxonomy": {"type": "object", "required": ["categories"], "properties": {"categories": {"type": "array", "items": {"type": "object",
+          "required": ["key", "description", "sensitivity", "gdprSpecial", "gdprCriminal", "ccpaSensitive"],
+          "properties": {"key": string, "description": string, "sensitivity": {"enum": ["public", "internal", "personal", "sensitive", "secret"]},
+                         "gdprSpecial": {"type": "boolean"}, "gdprCriminal": {"type": "boolean"}, "ccpaSensitive": {"type": "boolean"},
+                         "erasure": ref("Erasure"), "keepReason": string}}}}},
+      "Erasure": {"enum": ["delete_row", "null", "mask", "hash", "keep"]},
+      "Systems": {"type": "object", "required": ["systems"], "properties": {"systems": {"type": "array", "items": {"type": "object",
+          "required": ["key", "name", "kind", "purposes", "collections", "fields", "personalFields"],
+          "properties": {"key": string, "name": string, "kind": {"enum": ["sqlite", "postgres", "http"]}, "owner": string,
+                         "purposes": {"type": "array", "items": string}, "location": string, "processor": string,
+                         "collections": {"type": "integer"}, "fields": {"type": "integer"}, "personalFields": {"type": "integer"}}}}}},
+      "System": {"type": "object", "required": ["key", "name", "kind", "connection", "purposes", "collections"],
+          "properties": {"key": string, "name": string, "kind": {"enum": ["sqlite", "postgres", "http"]},
+                         "connection": {"enum": ["env", "file"], "description": "how the connection is referenced; never its value"},
+                         "owner": string, "purposes": {"type": "array", "items": string}, "dataSubjects": {"type": "array", "items": string},
+                         "location": string, "processor": string, "recipients": {"type": "array", "items": string},
+                         "transferSafeguard": string, "retention": string,
+                         "collections": {"type": "array", "items": {"type": "object", "required": ["name", "primaryKey", "fields"], "properties": {
+                             "name": string, "primaryKey": {"type": "array", "items": string},
+                             "fields": {"type": "array", "items": {"type": "object", "required": ["name", "personal", "purposes"], "properties": {
+                                 "name": string, "category": string, "sensitivity": string, "personal": {"type": "boolean"}, "identity": string,
+                                 "references": string, "erasure": ref("Erasure"), "erasureFrom": {"enum": ["field", "category"]},
+                                 "keepReason": string, "purposes": {"type": "array", "items": string}, "protection": string}}}}}}}},
+      "Drift": {"type": "object", "required": ["system", "matches", "tables", "columns", "differences"],
+          "properties": {"system": string, "matches": {"type": "boolean"}, "tables": {"type": "integer"}, "columns": {"type": "integer"},
+                         "differences": {"type": "array", "items": {"type": "object", "required": ["kind", "table", "message"], "properties": {
+                             "kind": {"enum": ["undeclared_table", "undeclared_column", "missing_table", "missing_column", "undeclared_foreign_key"]},
+                             "table": string, "column": string, "target": string, "message": string}}}}},
+      "Proposals": {"type": "object", "required": ["system", "sampleSize", "seconds", "proposed", "toReview", "nothingFound", "disagreeWithMap", "columns", "yaml"],
+          "properties": {"system": string, "sampleSize": {"type": "integer"}, "seconds": {"type": "number"}, "proposed": {"type": "integer"},
+                         "toReview": {"type": "integer"}, "nothingFound": {"type": "integer"}, "disagreeWithMap": {"type": "integer"},
+                         "yaml": {"type": "string", "description": "the proposal file, in the systems YAML shape"},
+                         "columns": {"type": "array", "items": {"type": "object", "required": ["table", "column", "status", "confidence", "reason", "sampled"], "properties": {
+                             "table": string, "column": string, "status": {"enum": ["proposed", "review", "nothing_found"]}, "category": string,
+                             "confidence": {"type": "number", "minimum": 0, "maximum": 1}, "reason": string, "sampled": {"type": "integer"},
+                             "identity": string, "mapCategory": string}}}}},
+      "Minimisation": {"type": "object", "required": ["findings"], "properties": {"findings": {"type": "array", "items": {"type": "object",
+          "required": ["kind", "place", "detail"], "properties": {"kind": string, "place": string, "detail": string}}}}},
       "SubjectFound": {"type": "object", "required": ["subjectId"], "properties": {"subjectId": string}},
       "CreatedKey": {"type": "object", "required": ["key", "secret"], "properties": {"key": s(id=string, name=string, role=string, prefix=string, createdAt=string), "secret": string}},
       "CreateKey": {"type": "object", "required": ["name", "role"], "properties": {"name": text("trimmed-name", 100, "shown in lists and the audit log"), "role": {"enum": ["admin", "service", "auditor"]}}},

@@ -7,6 +7,7 @@ import Synchronization
 import UnixSignals
 import Prometheus
 import ServiceLifecycle
+import StewardConnectors
 import StewardCore
 import StewardHTTP
 import StewardPolicy
@@ -84,7 +85,10 @@ struct Serve: AsyncParsableCommand {
         let services = UseCases(
             store: store, crypto: wiring.crypto, policy: wiring.policy, runtime: wiring.runtime, metrics: metrics,
             jobWakeup: wakeup)
-        let api = StewardAPI(services: services, registry: registry, bulkLimits: bulkLimits)
+        let api = StewardAPI(
+            services: services, registry: registry, bulkLimits: bulkLimits,
+            customerSystems: CustomerSystems(
+                policies: common.absolute(common.resolvedPolicies), environment: common.env))
         // Every long task runs on the job queue; this instance's runner is woken at once by jobs
         // enqueued here, by polling for jobs enqueued by others.
         let runner = JobRunner(

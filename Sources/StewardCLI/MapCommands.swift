@@ -69,13 +69,13 @@ struct ClassifyCommand: AsyncParsableCommand {
         @Argument(help: "The system's key, as in Policies/systems/*.yaml.") var system: String
         @Flag(help: "Scan every column, not only those the map leaves unclassified, and compare with the map.")
         var all = false
-        @Option(help: "Rows sampled per table (1 to 100000).") var sample = Scanner.defaultSample
+        @Option(help: "Rows sampled per table (1 to 100000).") var sample = SystemScan.defaultSample
         @Option(help: "The proposal file to write (default: SYSTEM.proposed.yaml here; - for standard output).")
         var out: String?
 
         func validate() throws {
-            guard (1...Scanner.maximumSample).contains(sample) else {
-                throw ValidationError("--sample must be 1 to \(Scanner.maximumSample)")
+            guard (1...SystemScan.maximumSample).contains(sample) else {
+                throw ValidationError("--sample must be 1 to \(SystemScan.maximumSample)")
             }
         }
 
@@ -88,7 +88,7 @@ struct ClassifyCommand: AsyncParsableCommand {
                     "no system '\(system)' in \(directory)/systems (known: \(known.isEmpty ? "none" : known))")
             }
             let connection = try SystemConnection.resolve(declared, policies: directory, environment: common.env)
-            let report = try await Scanner.scan(
+            let report = try await SystemScan.scan(
                 connection, system: declared, key: system, scope: all ? .all : .unclassified, sampleSize: sample
             ) { table in printErr("sampling \(table)") }
             let yaml = report.yaml(generatedAt: Date())

@@ -91,7 +91,11 @@ extension SQLiteConnector {
 
 /// A connector could not reach or read its system. The message names the system and place, never
 /// a value or a secret.
-public struct ConnectorError: Error, Sendable, CustomStringConvertible {
+public struct ConnectorError: CataloguedError, Sendable, CustomStringConvertible {
     public var description: String
-    public init(_ description: String) { self.description = description }
+    public var code: StewardError.Code
+    public init(_ description: String, code: StewardError.Code = .connectorUnavailable) {
+        self.description = description
+        self.code = code
+    }
 }

@@ -1,6 +1,22 @@
 public import Foundation
 public import StewardCore
 
+/// How the service reaches the customer's systems: the policy directory (for `file:` connection
+/// references) and the environment (for `env:` ones), as the process started with them.
+public struct CustomerSystems: Sendable {
+    public var policies: String
+    public var environment: [String: String]
+
+    public init(policies: String, environment: [String: String]) {
+        self.policies = policies
+        self.environment = environment
+    }
+
+    public func connection(_ system: DataSystem) throws -> SystemConnection {
+        try SystemConnection.resolve(system, policies: policies, environment: environment)
+    }
+}
+
 /// Where a declared system lives, from its connection reference: an environment variable or a file
 /// (relative to the policy directory) holding a path or a URL — or, for SQLite, the database file
 /// itself. Secrets stay where the reference points; a refusal names the reference, never its value.
@@ -15,7 +31,8 @@ public enum SystemConnection: Sendable {
         switch system.connection {
         case .environment(let name):
             guard let value = environment[name], !value.isEmpty else {
-                throw ConnectorError("system '\(system.key)' connects through \(name), which is not set")
+                throw ConnectorError(
+                    "system '\(system.key)' connects through \(name), which is not set", code: .connectorNotConfigured)
             }
             target = value
         case .file(let name):
@@ -25,7 +42,8 @@ public enum SystemConnection: Sendable {
             } else {
                 guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
                     throw ConnectorError(
-                        "system '\(system.key)' connects through the file \(path), which cannot be read")
+                        "system '\(system.key)' connects through the file \(path), which cannot be read",
+                        code: .connectorNotConfigured)
                 }
                 target = text.trimmingCharacters(in: .whitespacesAndNewlines)
             }
@@ -38,13 +56,13 @@ public enum SystemConnection: Sendable {
                 return .postgres(try PostgresConnector(url: target))
             } catch {
                 throw ConnectorError(
-                    "system '\(system.key)': its connection is not a PostgreSQL URL (postgres://user@host:5432/database)"
-                )
+                    "system '\(system.key)': its connection is not a PostgreSQL URL (postgres://user@host:5432/database)",
+                    code: .connectorNotConfigured)
             }
         case .http:
             throw ConnectorError(
-                "system '\(system.key)' is of kind http: its connector comes with the data subject request work; SQLite and PostgreSQL systems can be read now"
-            )
+                "system '\(system.key)' is of kind http: its connector comes with the data subject request work; SQLite and PostgreSQL systems can be read now",
+                code: .connectorUnsupported)
         }
     }
 

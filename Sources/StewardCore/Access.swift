@@ -9,6 +9,12 @@ public enum Permission: String, Sendable, CaseIterable, Codable, Hashable {
     case keysManage = "keys:manage"
     case jobsRead = "jobs:read"
     case jobsManage = "jobs:manage"
+    /// Read the taxonomy and the data map, and compare a system with its map (drift).
+    case dataMapRead = "datamap:read"
+    /// Sample a customer system's rows to propose categories (discovery).
+    case dataMapScan = "datamap:scan"
+    /// Compliance reports: the records of processing, minimisation.
+    case reportsRead = "reports:read"
 }
 
 /// A role: a named set of permissions. (Roles move to `Policies/roles.yaml` with the access-control work.)
@@ -23,7 +29,7 @@ public enum Role: String, Sendable, CaseIterable, Codable, Hashable {
         switch self {
         case .admin: Set(Permission.allCases)
         case .service: [.consentRecord, .consentCheck, .consentRead, .policyRead]
-        case .auditor: [.auditRead, .policyRead, .jobsRead]
+        case .auditor: [.auditRead, .policyRead, .jobsRead, .dataMapRead, .reportsRead]
         }
     }
 
@@ -31,11 +37,11 @@ public enum Role: String, Sendable, CaseIterable, Codable, Hashable {
     public var summary: String {
         switch self {
         case .admin:
-            "everything a service may do, and link identities, merge subjects, create and revoke API keys, read and verify the audit log, see, cancel and retry jobs"
+            "everything a service may do, and link identities, merge subjects, create and revoke API keys, read and verify the audit log, see, cancel and retry jobs, read the data map, scan customer systems, read the compliance reports"
         case .service:
             "backend services: record consent (one, bulk), confirm double opt-in, check consent, find subjects and read their consent and history, list audiences, read purposes and notices"
         case .auditor:
-            "auditors: read and verify the audit log, see jobs, read purposes and notices; no consent or subject data"
+            "auditors: read and verify the audit log, see jobs, read purposes and notices, the data map and its drift, and the compliance reports; no consent or subject data, no sampling of customer systems"
         }
     }
 
@@ -46,7 +52,9 @@ public enum Role: String, Sendable, CaseIterable, Codable, Hashable {
         case .service:
             permission == .consentRecord || permission == .consentCheck || permission == .consentRead
                 || permission == .policyRead
-        case .auditor: permission == .auditRead || permission == .policyRead || permission == .jobsRead
+        case .auditor:
+            permission == .auditRead || permission == .policyRead || permission == .jobsRead
+                || permission == .dataMapRead || permission == .reportsRead
         }
     }
 }

@@ -170,6 +170,22 @@ extension StewardError {
             "job.undecodable", .internalFailure,
             "A job's stored payload, cursor or result does not decode as its kind's (the field says which); the job needs attention."
         )
+        public static let systemUnknown = Code(
+            "datamap.system_unknown", .notFound, "No system of the data map has this key.")
+        public static let connectorUnsupported = Code(
+            "connector.unsupported", .unprocessable,
+            "The system's kind has no connector yet (http systems get theirs with the data subject request work).")
+        public static let connectorNotConfigured = Code(
+            "connector.not_configured", .unprocessable,
+            "The system's connection reference is not set in this Steward's environment (or its file cannot be read, or holds no valid URL)."
+        )
+        public static let connectorUnavailable = Code(
+            "connector.unavailable", .unavailable,
+            "The customer's system cannot be reached or read (refused, unreachable, timed out); nothing was read.")
+        public static let scanInvalidSample = Code(
+            "scan.invalid_sample", .invalidInput, "`sample` is not an integer from 1 to 100000.")
+        public static let reportInvalidFormat = Code(
+            "report.invalid_format", .invalidInput, "`format` is not one of json, csv or html.")
         public static let storeUnavailable = Code(
             "store.unavailable", .unavailable, "The database cannot be reached; nothing was applied.")
         public static let storeBusy = Code(
@@ -267,6 +283,12 @@ extension StewardError {
             .jobInvalidKind,
             .jobNotRetryable,
             .jobUndecodable,
+            .systemUnknown,
+            .connectorUnsupported,
+            .connectorNotConfigured,
+            .connectorUnavailable,
+            .scanInvalidSample,
+            .reportInvalidFormat,
             .storeUnavailable,
             .storeBusy,
             .storeRejected,

@@ -7,6 +7,7 @@ import Metrics
 import NIOCore
 import Synchronization
 public import Prometheus
+public import StewardConnectors
 public import StewardCore
 import StewardInput
 public import StewardServices
@@ -27,12 +28,16 @@ public struct StewardAPI: Sendable {
     let jobKindsSeen = JobKindsSeen()
     /// The OpenAPI document for the loaded policy (`OpenAPIRendering`), served at /openapi.json.
     public let openAPIDocument: String
+    /// How drift and discovery reach the customer's systems.
+    public var customerSystems: CustomerSystems
 
     /// Takes its use cases built (`UseCases`, by the composition root), metered on `registry` — the
     /// registry `/metrics` serves.
     public init(
-        services: UseCases, registry: PrometheusCollectorRegistry, bulkLimits: BulkLimits = BulkLimits()
+        services: UseCases, registry: PrometheusCollectorRegistry, bulkLimits: BulkLimits = BulkLimits(),
+        customerSystems: CustomerSystems = CustomerSystems(policies: "Policies", environment: [:])
     ) {
+        self.customerSystems = customerSystems
         self.bulkLimits = bulkLimits
         self.bulkSlots = Slots(bulkLimits.concurrent)
         self.consent = services.consent

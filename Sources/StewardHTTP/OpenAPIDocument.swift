@@ -221,6 +221,64 @@ enum OpenAPIDocument {
         ],
         "type": "string"
       },
+      "Drift": {
+        "properties": {
+          "columns": {
+            "type": "integer"
+          },
+          "differences": {
+            "items": {
+              "properties": {
+                "column": {
+                  "type": "string"
+                },
+                "kind": {
+                  "enum": [
+                    "undeclared_table",
+                    "undeclared_column",
+                    "missing_table",
+                    "missing_column",
+                    "undeclared_foreign_key"
+                  ]
+                },
+                "message": {
+                  "type": "string"
+                },
+                "table": {
+                  "type": "string"
+                },
+                "target": {
+                  "type": "string"
+                }
+              },
+              "required": [
+                "kind",
+                "table",
+                "message"
+              ],
+              "type": "object"
+            },
+            "type": "array"
+          },
+          "matches": {
+            "type": "boolean"
+          },
+          "system": {
+            "type": "string"
+          },
+          "tables": {
+            "type": "integer"
+          }
+        },
+        "required": [
+          "system",
+          "matches",
+          "tables",
+          "columns",
+          "differences"
+        ],
+        "type": "object"
+      },
       "Email": {
         "description": "an email address, compared lower-cased; the pattern is the portable ASCII form, and internationalised addresses are accepted too",
         "examples": [
@@ -229,6 +287,15 @@ enum OpenAPIDocument {
         "maxLength": 254,
         "pattern": "^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\\.[A-Za-z0-9-]{1,63}){1,4}$",
         "type": "string"
+      },
+      "Erasure": {
+        "enum": [
+          "delete_row",
+          "null",
+          "mask",
+          "hash",
+          "keep"
+        ]
       },
       "ExternalId": {
         "description": "your customer id; case is kept",
@@ -400,6 +467,36 @@ enum OpenAPIDocument {
         ],
         "type": "object"
       },
+      "Minimisation": {
+        "properties": {
+          "findings": {
+            "items": {
+              "properties": {
+                "detail": {
+                  "type": "string"
+                },
+                "kind": {
+                  "type": "string"
+                },
+                "place": {
+                  "type": "string"
+                }
+              },
+              "required": [
+                "kind",
+                "place",
+                "detail"
+              ],
+              "type": "object"
+            },
+            "type": "array"
+          }
+        },
+        "required": [
+          "findings"
+        ],
+        "type": "object"
+      },
       "NoticeRef": {
         "description": "a notice version of the loaded policy (filled in at start)",
         "enum": [
@@ -457,6 +554,96 @@ enum OpenAPIDocument {
           "status",
           "detail",
           "code"
+        ],
+        "type": "object"
+      },
+      "Proposals": {
+        "properties": {
+          "columns": {
+            "items": {
+              "properties": {
+                "category": {
+                  "type": "string"
+                },
+                "column": {
+                  "type": "string"
+                },
+                "confidence": {
+                  "maximum": 1,
+                  "minimum": 0,
+                  "type": "number"
+                },
+                "identity": {
+                  "type": "string"
+                },
+                "mapCategory": {
+                  "type": "string"
+                },
+                "reason": {
+                  "type": "string"
+                },
+                "sampled": {
+                  "type": "integer"
+                },
+                "status": {
+                  "enum": [
+                    "proposed",
+                    "review",
+                    "nothing_found"
+                  ]
+                },
+                "table": {
+                  "type": "string"
+                }
+              },
+              "required": [
+                "table",
+                "column",
+                "status",
+                "confidence",
+                "reason",
+                "sampled"
+              ],
+              "type": "object"
+            },
+            "type": "array"
+          },
+          "disagreeWithMap": {
+            "type": "integer"
+          },
+          "nothingFound": {
+            "type": "integer"
+          },
+          "proposed": {
+            "type": "integer"
+          },
+          "sampleSize": {
+            "type": "integer"
+          },
+          "seconds": {
+            "type": "number"
+          },
+          "system": {
+            "type": "string"
+          },
+          "toReview": {
+            "type": "integer"
+          },
+          "yaml": {
+            "description": "the proposal file, in the systems YAML shape",
+            "type": "string"
+          }
+        },
+        "required": [
+          "system",
+          "sampleSize",
+          "seconds",
+          "proposed",
+          "toReview",
+          "nothingFound",
+          "disagreeWithMap",
+          "columns",
+          "yaml"
         ],
         "type": "object"
       },
@@ -668,6 +855,262 @@ enum OpenAPIDocument {
         },
         "required": [
           "subjectId"
+        ],
+        "type": "object"
+      },
+      "System": {
+        "properties": {
+          "collections": {
+            "items": {
+              "properties": {
+                "fields": {
+                  "items": {
+                    "properties": {
+                      "category": {
+                        "type": "string"
+                      },
+                      "erasure": {
+                        "$ref": "#/components/schemas/Erasure"
+                      },
+                      "erasureFrom": {
+                        "enum": [
+                          "field",
+                          "category"
+                        ]
+                      },
+                      "identity": {
+                        "type": "string"
+                      },
+                      "keepReason": {
+                        "type": "string"
+                      },
+                      "name": {
+                        "type": "string"
+                      },
+                      "personal": {
+                        "type": "boolean"
+                      },
+                      "protection": {
+                        "type": "string"
+                      },
+                      "purposes": {
+                        "items": {
+                          "type": "string"
+                        },
+                        "type": "array"
+                      },
+                      "references": {
+                        "type": "string"
+                      },
+                      "sensitivity": {
+                        "type": "string"
+                      }
+                    },
+                    "required": [
+                      "name",
+                      "personal",
+                      "purposes"
+                    ],
+                    "type": "object"
+                  },
+                  "type": "array"
+                },
+                "name": {
+                  "type": "string"
+                },
+                "primaryKey": {
+                  "items": {
+                    "type": "string"
+                  },
+                  "type": "array"
+                }
+              },
+              "required": [
+                "name",
+                "primaryKey",
+                "fields"
+              ],
+              "type": "object"
+            },
+            "type": "array"
+          },
+          "connection": {
+            "description": "how the connection is referenced; never its value",
+            "enum": [
+              "env",
+              "file"
+            ]
+          },
+          "dataSubjects": {
+            "items": {
+              "type": "string"
+            },
+            "type": "array"
+          },
+          "key": {
+            "type": "string"
+          },
+          "kind": {
+            "enum": [
+              "sqlite",
+              "postgres",
+              "http"
+            ]
+          },
+          "location": {
+            "type": "string"
+          },
+          "name": {
+            "type": "string"
+          },
+          "owner": {
+            "type": "string"
+          },
+          "processor": {
+            "type": "string"
+          },
+          "purposes": {
+            "items": {
+              "type": "string"
+            },
+            "type": "array"
+          },
+          "recipients": {
+            "items": {
+              "type": "string"
+            },
+            "type": "array"
+          },
+          "retention": {
+            "type": "string"
+          },
+          "transferSafeguard": {
+            "type": "string"
+          }
+        },
+        "required": [
+          "key",
+          "name",
+          "kind",
+          "connection",
+          "purposes",
+          "collections"
+        ],
+        "type": "object"
+      },
+      "Systems": {
+        "properties": {
+          "systems": {
+            "items": {
+              "properties": {
+                "collections": {
+                  "type": "integer"
+                },
+                "fields": {
+                  "type": "integer"
+                },
+                "key": {
+                  "type": "string"
+                },
+                "kind": {
+                  "enum": [
+                    "sqlite",
+                    "postgres",
+                    "http"
+                  ]
+                },
+                "location": {
+                  "type": "string"
+                },
+                "name": {
+                  "type": "string"
+                },
+                "owner": {
+                  "type": "string"
+                },
+                "personalFields": {
+                  "type": "integer"
+                },
+                "processor": {
+                  "type": "string"
+                },
+                "purposes": {
+                  "items": {
+                    "type": "string"
+                  },
+                  "type": "array"
+                }
+              },
+              "required": [
+                "key",
+                "name",
+                "kind",
+                "purposes",
+                "collections",
+                "fields",
+                "personalFields"
+              ],
+              "type": "object"
+            },
+            "type": "array"
+          }
+        },
+        "required": [
+          "systems"
+        ],
+        "type": "object"
+      },
+      "Taxonomy": {
+        "properties": {
+          "categories": {
+            "items": {
+              "properties": {
+                "ccpaSensitive": {
+                  "type": "boolean"
+                },
+                "description": {
+                  "type": "string"
+                },
+                "erasure": {
+                  "$ref": "#/components/schemas/Erasure"
+                },
+                "gdprCriminal": {
+                  "type": "boolean"
+                },
+                "gdprSpecial": {
+                  "type": "boolean"
+                },
+                "keepReason": {
+                  "type": "string"
+                },
+                "key": {
+                  "type": "string"
+                },
+                "sensitivity": {
+                  "enum": [
+                    "public",
+                    "internal",
+                    "personal",
+                    "sensitive",
+                    "secret"
+                  ]
+                }
+              },
+              "required": [
+                "key",
+                "description",
+                "sensitivity",
+                "gdprSpecial",
+                "gdprCriminal",
+                "ccpaSensitive"
+              ],
+              "type": "object"
+            },
+            "type": "array"
+          }
+        },
+        "required": [
+          "categories"
         ],
         "type": "object"
       }
@@ -1352,6 +1795,297 @@ enum OpenAPIDocument {
         "x-steward-permission": "consent:record"
       }
     },
+    "/v1/datamap/systems": {
+      "get": {
+        "operationId": "getDatamapSystems",
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Systems"
+                }
+              }
+            },
+            "description": "success"
+          },
+          "400": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "401": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "403": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
+          }
+        },
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "summary": "Systems of the customer store, summarised",
+        "tags": [
+          "datamap"
+        ],
+        "x-steward-permission": "datamap:read"
+      }
+    },
+    "/v1/datamap/systems/{system}": {
+      "get": {
+        "operationId": "getDatamapSystemsSystem",
+        "parameters": [
+          {
+            "description": "system key, as in Policies/systems",
+            "in": "path",
+            "name": "system",
+            "required": true,
+            "schema": {
+              "pattern": "^[a-z][a-z0-9_]{0,62}$",
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/System"
+                }
+              }
+            },
+            "description": "success"
+          },
+          "400": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "401": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "403": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "404": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
+          }
+        },
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "summary": "One system as the map declares it, each field with its effective erasure and purposes",
+        "tags": [
+          "datamap"
+        ],
+        "x-steward-permission": "datamap:read"
+      }
+    },
+    "/v1/datamap/systems/{system}/drift": {
+      "get": {
+        "description": "Refused for stored state or the clock, not the request's shape: `connector.not_configured`, `connector.unsupported`.",
+        "operationId": "getDatamapSystemsSystemDrift",
+        "parameters": [
+          {
+            "description": "system key, as in Policies/systems",
+            "in": "path",
+            "name": "system",
+            "required": true,
+            "schema": {
+              "pattern": "^[a-z][a-z0-9_]{0,62}$",
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Drift"
+                }
+              }
+            },
+            "description": "success"
+          },
+          "400": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "401": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "403": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "404": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "422": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
+          }
+        },
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "summary": "Compare the live system's schema with its map (reads the schema, never a row)",
+        "tags": [
+          "datamap"
+        ],
+        "x-steward-permission": "datamap:read",
+        "x-steward-semantic-refusals": [
+          "connector.not_configured",
+          "connector.unsupported"
+        ]
+      }
+    },
+    "/v1/datamap/systems/{system}/proposals": {
+      "get": {
+        "description": "Refused for stored state or the clock, not the request's shape: `connector.not_configured`, `connector.unsupported`.",
+        "operationId": "getDatamapSystemsSystemProposals",
+        "parameters": [
+          {
+            "description": "system key, as in Policies/systems",
+            "in": "path",
+            "name": "system",
+            "required": true,
+            "schema": {
+              "pattern": "^[a-z][a-z0-9_]{0,62}$",
+              "type": "string"
+            }
+          },
+          {
+            "description": "rows sampled per table, 1..100000 (default 1000)",
+            "in": "query",
+            "name": "sample",
+            "required": false,
+            "schema": {
+              "maximum": 100000,
+              "minimum": 1,
+              "type": "integer"
+            }
+          },
+          {
+            "description": "scan every column and compare with the map",
+            "in": "query",
+            "name": "all",
+            "required": false,
+            "schema": {
+              "type": "boolean"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Proposals"
+                }
+              }
+            },
+            "description": "success"
+          },
+          "400": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "401": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "403": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "404": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "422": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
+          }
+        },
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "summary": "Sample the system and propose categories for unclassified columns (counts only; no sampled value is returned)",
+        "tags": [
+          "datamap"
+        ],
+        "x-steward-permission": "datamap:scan",
+        "x-steward-semantic-refusals": [
+          "connector.not_configured",
+          "connector.unsupported"
+        ]
+      }
+    },
+    "/v1/datamap/taxonomy": {
+      "get": {
+        "operationId": "getDatamapTaxonomy",
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Taxonomy"
+                }
+              }
+            },
+            "description": "success"
+          },
+          "400": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "401": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "403": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
+          }
+        },
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "summary": "Data categories: sensitivity, special-category flags, default erasure",
+        "tags": [
+          "datamap"
+        ],
+        "x-steward-permission": "datamap:read"
+      }
+    },
     "/v1/jobs": {
       "get": {
         "operationId": "getJobs",
@@ -1865,6 +2599,115 @@ enum OpenAPIDocument {
           "policy"
         ],
         "x-steward-permission": "policy:read"
+      }
+    },
+    "/v1/reports/minimisation": {
+      "get": {
+        "operationId": "getReportsMinimisation",
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Minimisation"
+                }
+              }
+            },
+            "description": "success"
+          },
+          "400": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "401": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "403": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
+          }
+        },
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "summary": "Minimisation findings of the data map",
+        "tags": [
+          "reports"
+        ],
+        "x-steward-permission": "reports:read"
+      }
+    },
+    "/v1/reports/ropa": {
+      "get": {
+        "operationId": "getReportsRopa",
+        "parameters": [
+          {
+            "description": "json (default), csv or html",
+            "in": "query",
+            "name": "format",
+            "required": false,
+            "schema": {
+              "enum": [
+                "json",
+                "csv",
+                "html"
+              ]
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object"
+                }
+              },
+              "text/csv; charset=utf-8": {
+                "schema": {
+                  "type": "string"
+                }
+              },
+              "text/html; charset=utf-8": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "success"
+          },
+          "400": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "401": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "403": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
+          }
+        },
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "summary": "Records of processing activities (GDPR Art. 30) as JSON, CSV or HTML",
+        "tags": [
+          "reports"
+        ],
+        "x-steward-permission": "reports:read"
       }
     },
     "/v1/subjects": {

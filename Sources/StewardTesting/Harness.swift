@@ -197,18 +197,22 @@ public enum Fixtures {
     }
 }
 
+public import StewardConnectors
 public import StewardHTTP
 import Prometheus
 
 extension Harness {
     /// The HTTP API over this harness's store, its use cases built and metered as `serve` builds them.
-    public func api(bulkLimits: BulkLimits = BulkLimits()) -> StewardAPI {
+    public func api(
+        bulkLimits: BulkLimits = BulkLimits(),
+        customerSystems: CustomerSystems = CustomerSystems(policies: "Policies", environment: [:])
+    ) -> StewardAPI {
         let registry = PrometheusCollectorRegistry()
         return StewardAPI(
             services: UseCases(
                 store: store, crypto: crypto, policy: policy, runtime: runtime,
                 metrics: PrometheusMetricsFactory(registry: registry)),
-            registry: registry, bulkLimits: bulkLimits)
+            registry: registry, bulkLimits: bulkLimits, customerSystems: customerSystems)
     }
 
     /// A bearer secret of a new key with `role`.

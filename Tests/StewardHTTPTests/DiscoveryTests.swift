@@ -253,7 +253,7 @@ import Testing
         let path = directory.appendingPathComponent("labelled.sqlite").path
         try Self.create(at: path, rows: 2_000, seed: 17)
 
-        let report = try await Scanner.scan(
+        let report = try await SystemScan.scan(
             .sqlite(SQLiteConnector(path: path)), system: nil, key: "labelled", scope: .all, sampleSize: 500)
         var labels: [String: String?] = [:]
         for table in Self.tables {

@@ -53,6 +53,13 @@ import Testing
         "GET /v1/jobs/{id}": "AU",
         "POST /v1/jobs/{id}/cancel": "A",
         "POST /v1/jobs/{id}/retry": "A",
+        "GET /v1/datamap/taxonomy": "AU",
+        "GET /v1/datamap/systems": "AU",
+        "GET /v1/datamap/systems/{system}": "AU",
+        "GET /v1/datamap/systems/{system}/drift": "AU",
+        "GET /v1/datamap/systems/{system}/proposals": "A",
+        "GET /v1/reports/ropa": "AU",
+        "GET /v1/reports/minimisation": "AU",
     ]
     static let roleLetters: [Role: Character] = [.admin: "A", .service: "S", .auditor: "U"]
 
@@ -70,6 +77,7 @@ import Testing
                 let allowed = try #require(Self.accessTable[name])
                 let path = route.path.replacingOccurrences(of: "{id}", with: UUID().uuidString)
                     .replacingOccurrences(of: "{purpose}", with: "analytics")
+                    .replacingOccurrences(of: "{system}", with: "crm")
                 let anonymous = try await client.execute(
                     uri: path, method: route.method, headers: headers(nil), body: nil)
                 #expect(anonymous.status == .unauthorized, "\(name) without a key")

@@ -15,12 +15,12 @@ import Testing
         var expected: [String] = []
     }
 
-    static func walkThrough() throws -> String {
+    static func walkThrough(_ marker: String = "walkthrough") throws -> String {
         let readme = try String(
             contentsOf: BuiltBinary.packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
-        let begin = try #require(readme.range(of: "<!-- walkthrough:begin -->\n```sh\n"))
+        let begin = try #require(readme.range(of: "<!-- \(marker):begin -->\n```sh\n"))
         let end = try #require(
-            readme.range(of: "```\n<!-- walkthrough:end -->", range: begin.upperBound..<readme.endIndex))
+            readme.range(of: "```\n<!-- \(marker):end -->", range: begin.upperBound..<readme.endIndex))
         return String(readme[begin.upperBound..<end.lowerBound])
     }
 
@@ -103,5 +103,41 @@ import Testing
                 "{\"allowed\":true,…,\"status\":\"granted\"}"))
         #expect(!Self.matches("{\"allowed\":false,\"status\":\"granted\"}", "{\"allowed\":true,…"))
         #expect(!Self.matches("granted", "withdrawn"))
+    }
+}
+
+/// The README's data map block (issue 17), run as written the same way: the example store, drift,
+/// discovery and the records of processing, with no server.
+@Suite struct ReadmeDataMap {
+    @Test func theBlockRunsAsWrittenAndPrintsWhatItSays() async throws {
+        let block = try ReadmeWalkThrough.walkThrough("datamap")
+        let (script, steps) = ReadmeWalkThrough.instrument(block, port: 8080)
+        #expect(steps.count >= 6, "every step shows what it prints")
+        try await BuiltBinary.withDirectory("readme-datamap") { directory in
+            for name in [".build", "Policies"] {
+                try FileManager.default.createSymbolicLink(
+                    at: directory.appendingPathComponent(name),
+                    withDestinationURL: BuiltBinary.packageRoot.appendingPathComponent(name))
+            }
+            let file = directory.appendingPathComponent("datamap.sh")
+            try script.write(to: file, atomically: true, encoding: .utf8)
+            let (status, output, errors, _) = try await BuiltBinary.runProcess(
+                URL(fileURLWithPath: "/bin/bash"), ["-e", "-o", "pipefail", file.path],
+                environment: [
+                    "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "HOME": directory.path,
+                ], directory: directory, timeout: .seconds(180))
+            #expect(status == 0, "the block failed (exit \(status)): \(errors)\n\(output)")
+            let segments = output.components(separatedBy: "@@STEP@@")
+            #expect(segments.count == steps.count + 1, "\(output)")
+            for (index, step) in steps.enumerated() where index < segments.count {
+                for expected in step.expected {
+                    #expect(
+                        ReadmeWalkThrough.matches(segments[index], expected),
+                        "step \(index + 1): expected \(expected), got \(segments[index])")
+                }
+            }
+            let page = try String(contentsOf: directory.appendingPathComponent("ropa.html"), encoding: .utf8)
+            #expect(page.contains("Records of processing activities"))
+        }
     }
 }

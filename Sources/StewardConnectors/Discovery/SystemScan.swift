@@ -4,7 +4,7 @@ public import StewardCore
 /// `steward classify scan`: samples a bounded number of rows per table of a live system and
 /// proposes a category for each column. Values are read, passed through the detectors and
 /// dropped; only counts reach the report.
-public enum Scanner {
+public enum SystemScan {
     public enum Scope: Sendable {
         /// Columns the map does not declare, and declared fields without a category or reference.
         case unclassified
@@ -72,7 +72,7 @@ public enum Scanner {
     }
 }
 
-extension Scanner.Report {
+extension SystemScan.Report {
     /// The proposal file: the systems YAML shape, ready to merge. Confidence and reasons are
     /// comments; no sampled value is ever written.
     public func yaml(generatedAt: Date) -> String {
