@@ -99,7 +99,7 @@ public enum DataMapLoader {
                     ])
             else { continue }
             guard let key = reader.string(map["key"], parent: node, at: "\(path).key", required: true) else { continue }
-            guard key.range(of: #"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"#, options: .regularExpression) != nil else {
+            guard Reader.isDottedKey(key) else {
                 reader.issue(map["key"], "\(path).key", "must be lower-case dotted words, e.g. user.contact.email")
                 continue
             }
@@ -141,7 +141,7 @@ public enum DataMapLoader {
                     ?? false,
                 ccpaSensitive: reader.bool(map["ccpa_sensitive"], at: "\(path).ccpa_sensitive") ?? parent?.ccpaSensitive
                     ?? false,
-                erasure: erasure ?? nil, keepReason: keepReason)
+                erasure: erasure, keepReason: keepReason)
             resolved[key] = category
             ordered.append(category)
         }
@@ -306,7 +306,7 @@ public enum DataMapLoader {
             }
         }
         let location = reader.string(map["location"], parent: root, at: "location", required: false)
-        if let location, location.range(of: "^[A-Z]{2}$", options: .regularExpression) == nil {
+        if let location, !Reader.isCountryCode(location) {
             reader.issue(map["location"], "location", "must be an ISO 3166 alpha-2 country code, e.g. DE or US")
         }
         return DataSystem.Processing(
@@ -347,7 +347,7 @@ public enum DataMapLoader {
         let dpo = party("dpo", required: false)
         let representative = party("representative", required: false)
         let country = reader.string(top.map["country"], parent: top.root, at: "country", required: false)
-        if let country, country.range(of: "^[A-Z]{2}$", options: .regularExpression) == nil {
+        if let country, !Reader.isCountryCode(country) {
             reader.issue(top.map["country"], "country", "must be an ISO 3166 alpha-2 country code, e.g. DE")
         }
         let measures = reader.sequence(top.map["security_measures"], at: "security_measures", required: false)

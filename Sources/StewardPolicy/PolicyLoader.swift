@@ -101,7 +101,7 @@ public enum PolicyLoader {
             else { continue }
             let key = reader.string(map["key"], parent: node, at: "\(path).key", required: true)
             if let key {
-                if key.range(of: #"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"#, options: .regularExpression) == nil {
+                if !Reader.isDottedKey(key) {
                     reader.issue(map["key"], "\(path).key", "must be lower-case dotted words, e.g. marketing.email")
                 } else if !seenPurposes.insert(key).inserted {
                     reader.issue(map["key"], "\(path).key", "duplicate purpose key '\(key)'")
@@ -171,6 +171,16 @@ struct Reader {
     var issues: [PolicyIssue] = []
 
     init(file: String) { self.file = file }
+
+    /// Lower-case dotted words: purpose and category keys (`marketing.email`, `user.contact.email`).
+    static func isDottedKey(_ key: String) -> Bool {
+        key.range(of: #"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"#, options: .regularExpression) != nil
+    }
+
+    /// An ISO 3166 alpha-2 code as policy files write it: two upper-case letters.
+    static func isCountryCode(_ code: String) -> Bool {
+        code.utf8.count == 2 && code.utf8.allSatisfy { $0 >= 65 && $0 <= 90 }
+    }
 
     mutating func issue(_ node: Node?, _ keyPath: String, _ reason: String) {
         issues.append(PolicyIssue(file: file, line: node?.mark?.line, keyPath: keyPath, reason: reason))
