@@ -128,7 +128,7 @@ public enum Detector: String, CaseIterable, Sendable, Hashable {
         let domain = bytes[(at + 1)...]
         let localAllowed = Set(
             "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.!#$%&'*+/=?^_`{|}~-".utf8)
-        guard local.allSatisfy(localAllowed.contains), local.first != 46, local.last != 46 else { return false }
+        guard local.allSatisfy(emailLocalBytes.contains), local.first != 46, local.last != 46 else { return false }
         let labels = domain.split(separator: 46, omittingEmptySubsequences: false)
         guard labels.count >= 2, let tld = labels.last, tld.count >= 2,
             tld.allSatisfy({ ($0 | 0x20) >= 97 && ($0 | 0x20) <= 122 })
@@ -138,6 +138,10 @@ public enum Detector: String, CaseIterable, Sendable, Hashable {
                 && label.allSatisfy { isAlphanumeric($0) || $0 == 45 }
         }
     }
+
+    static let emailLocalBytes = Set(
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.!#$%&'*+/=?^_`{|}~-".utf8)
+    static let phoneBytes = Set("0123456789 -.()/+".utf8)
 
     static func isAlphanumeric(_ byte: UInt8) -> Bool {
         (byte >= 48 && byte <= 57) || ((byte | 0x20) >= 97 && (byte | 0x20) <= 122)
@@ -196,8 +200,7 @@ public enum Detector: String, CaseIterable, Sendable, Hashable {
     /// A phone number as people write one: `+` and 8–15 digits, or 10–11 digits in groups
     /// separated by spaces, dashes, dots or parentheses (`(555) 010-4477`, `030 1234 5678`).
     static func isPhone(_ bytes: [UInt8], digits: [UInt8]) -> Bool {
-        let allowed = Set("0123456789 -.()/+".utf8)
-        guard bytes.allSatisfy(allowed.contains), let first = bytes.first else { return false }
+        guard bytes.allSatisfy(phoneBytes.contains), let first = bytes.first else { return false }
         let plusCount = bytes.filter { $0 == 43 }.count
         if first == 43 { return plusCount == 1 && (8...15).contains(digits.count) }
         guard plusCount == 0, (10...11).contains(digits.count) else { return false }
@@ -338,6 +341,7 @@ public enum Detector: String, CaseIterable, Sendable, Hashable {
     }
 
     static func isCoordinates(_ value: String) -> Bool {
+        guard value.utf8.contains(UInt8(ascii: ".")), value.utf8.count <= 40 else { return false }
         let parts = value.split(whereSeparator: { $0 == "," || $0 == " " || $0 == ";" })
         guard parts.count == 2, let latitude = Double(parts[0]), let longitude = Double(parts[1]) else { return false }
         return abs(latitude) <= 90 && abs(longitude) <= 180 && parts.allSatisfy(hasThreeDecimals)
