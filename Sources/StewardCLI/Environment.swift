@@ -315,3 +315,23 @@ var cliActor: String { "cli:\(ProcessInfo.processInfo.environment["USER"] ?? "op
 func printErr(_ text: String, terminator: String = "\n") {
     FileHandle.standardError.write(Data((text + terminator).utf8))
 }
+
+/// Writes a command's output file (`--out`): a regular file (new or existing) is replaced
+/// atomically, so a reader never sees half of it; anything else that exists — `/dev/null`, a FIFO,
+/// a terminal — is written in place (an atomic write would rename a regular file over it).
+func writeOutput(_ text: String, to path: String) throws {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return
+    }
+    guard !isDirectory.boolValue else { throw CLIError("\(path) is a directory; give a file name") }
+    let type = (try? FileManager.default.attributesOfItem(atPath: path)[.type]) as? FileAttributeType
+    if type == .typeRegular {
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return
+    }
+    guard let handle = FileHandle(forWritingAtPath: path) else { throw CLIError("cannot write \(path)") }
+    defer { try? handle.close() }
+    try handle.write(contentsOf: Data(text.utf8))
+}

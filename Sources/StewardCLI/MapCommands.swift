@@ -94,7 +94,7 @@ struct ClassifyCommand: AsyncParsableCommand {
             let yaml = report.yaml(generatedAt: Date())
             let destination = out ?? "\(system).proposed.yaml"
             if destination != "-" {
-                try yaml.write(toFile: common.absolute(destination), atomically: true, encoding: .utf8)
+                try writeOutput(yaml, to: common.absolute(destination))
             }
             if report.proposals.isEmpty {
                 print("\(system): every column is classified in the map; nothing to scan (use --all to check them)")

@@ -38,7 +38,7 @@ struct ReportCommand: AsyncParsableCommand {
             let records = RecordsOfProcessing(policy: policy)
             let text = records.rendered(RecordsOfProcessing.Format(rawValue: format)!, generatedAt: Date())
             if let out {
-                try text.write(toFile: common.absolute(out), atomically: true, encoding: .utf8)
+                try writeOutput(text, to: common.absolute(out))
             } else {
                 print(text, terminator: "")
             }

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+    import Glibc
+#endif
 import FoundationXML
 import StewardCore
 import StewardPolicy
@@ -70,6 +73,21 @@ import Testing
             let missing = try await BuiltBinary.runFully(["report", "ropa", "--format", "json", "--policies", bare])
             #expect(missing.status == 0)
             #expect(missing.errors.contains("gap: no organisation.yaml: the controller's name and contact"))
+
+            // --out into something that is not a regular file (here a FIFO, as /dev/null would be) is
+            // written in place: an atomic write would rename a file over it.
+            let fifo = directory.appendingPathComponent("pipe").path
+            #expect(mkfifo(fifo, 0o600) == 0)
+            let reader = Process()
+            reader.executableURL = URL(fileURLWithPath: "/bin/sh")
+            reader.arguments = ["-c", "cat \"$0\" > \"$0.out\"", fifo]
+            try reader.run()
+            let piped = try await BuiltBinary.runFully(["report", "ropa", "--format", "csv", "--out", fifo])
+            reader.waitUntilExit()
+            #expect(piped.status == 0, "\(piped.errors)")
+            var status = stat()
+            #expect(lstat(fifo, &status) == 0 && (status.st_mode & S_IFMT) == S_IFIFO, "the FIFO is still a FIFO")
+            #expect(try String(contentsOfFile: fifo + ".out", encoding: .utf8).hasPrefix("purpose,description,"))
 
             // The minimisation report: the shipped policy's four findings, exit status 2.
             let minimisation = try await BuiltBinary.runFully(["report", "minimisation"])
