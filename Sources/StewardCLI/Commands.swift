@@ -258,7 +258,8 @@ struct PolicyCommand: AsyncParsableCommand {
                     "policy OK: \(policy.purposes.count) purposes, \(policy.notices.count) notices, "
                         + "\(map.taxonomy.order.count) data categories, \(map.systems.count) systems "
                         + "(\(collections.count) collections, \(fields.count) fields, "
-                        + "\(fields.filter(map.isPersonal).count) personal, each with an erasure strategy) "
+                        + "\(fields.filter(map.isPersonal).count) personal, each with an erasure strategy), "
+                        + "\(policy.regimes.count) request regime\(policy.regimes.count == 1 ? "" : "s") "
                         + "in \(common.resolvedPolicies)")
                 if strict {
                     let findings = map.minimisation(purposes: Array(policy.purposes.keys))

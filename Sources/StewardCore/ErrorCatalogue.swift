@@ -186,6 +186,15 @@ extension StewardError {
             "scan.invalid_sample", .invalidInput, "`sample` is not an integer from 1 to 100000.")
         public static let reportInvalidFormat = Code(
             "report.invalid_format", .invalidInput, "`format` is not one of json, csv or html.")
+        public static let requestExtensionNotAllowed = Code(
+            "request.extension_not_allowed", .conflict, "The regime grants no extension for this request type.")
+        public static let requestAlreadyExtended = Code(
+            "request.already_extended", .conflict, "The request's deadline was extended already; it extends once.")
+        public static let requestExtensionReasonMissing = Code(
+            "request.extension_reason_missing", .invalidInput, "An extension needs its reason (GDPR Art. 12(3)).")
+        public static let requestExtensionTooLate = Code(
+            "request.extension_too_late", .conflict,
+            "The deadline has passed: an extension is decided, and the person told, before it.")
         public static let storeUnavailable = Code(
             "store.unavailable", .unavailable, "The database cannot be reached; nothing was applied.")
         public static let storeBusy = Code(
@@ -289,6 +298,10 @@ extension StewardError {
             .connectorUnavailable,
             .scanInvalidSample,
             .reportInvalidFormat,
+            .requestExtensionNotAllowed,
+            .requestAlreadyExtended,
+            .requestExtensionReasonMissing,
+            .requestExtensionTooLate,
             .storeUnavailable,
             .storeBusy,
             .storeRejected,

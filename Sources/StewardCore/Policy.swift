@@ -119,6 +119,8 @@ public struct PolicySet: Sendable {
     public let confirmationTokenLifetime: CalendarPeriod
     /// The data map: taxonomy and the systems of the customer store (empty without `taxonomy.yaml`).
     public var dataMap: DataMap = .empty
+    /// The legal regimes of data subject requests (`requests.yaml`; none without it).
+    public var regimes: [Regime] = []
 
     public struct NoticeKey: Sendable, Hashable {
         public let id: String

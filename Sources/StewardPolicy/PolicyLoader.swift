@@ -46,7 +46,9 @@ public enum PolicyLoader {
                 PolicyIssue(file: path, line: nil, keyPath: "", reason: "file not found or not readable")
             ])
         }
-        let mapFiles = DataMapLoader.files(directory: directory)
+        var mapFiles = DataMapLoader.files(directory: directory)
+        let requestsPath = (directory as NSString).appendingPathComponent(RequestsLoader.file)
+        if let bytes = FileManager.default.contents(atPath: requestsPath) { mapFiles.append((requestsPath, bytes)) }
         var digested = data
         for (file, bytes) in mapFiles {
             let name = file.hasPrefix(directory) ? String(file.dropFirst(directory.count)) : file
@@ -68,6 +70,11 @@ public enum PolicyLoader {
         do {
             policy.dataMap = try DataMapLoader.load(
                 directory: directory, purposes: purposesValid ? Set(policy.purposes.keys) : nil)
+        } catch let error as PolicyError {
+            issues += error.issues
+        }
+        do {
+            policy.regimes = try RequestsLoader.load(directory: directory)
         } catch let error as PolicyError {
             issues += error.issues
         }
