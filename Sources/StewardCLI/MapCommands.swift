@@ -25,12 +25,7 @@ struct MapCommand: AsyncParsableCommand {
 
         func run() async throws {
             let directory = common.absolute(common.resolvedPolicies)
-            let policy = try PolicyLoader.load(directory: directory) { SHA256.hash(data: $0).hexDigest }
-            guard let declared = policy.dataMap.system(system) else {
-                let known = policy.dataMap.systems.map(\.key).sorted().joined(separator: ", ")
-                throw CLIError(
-                    "no system '\(system)' in \(directory)/systems (known: \(known.isEmpty ? "none" : known))")
-            }
+            let declared = try declaredSystem(system, policies: directory)
             let schema = try await SystemConnection.resolve(declared, policies: directory, environment: common.env)
                 .introspect()
             let drift = schema.drift(from: declared)
@@ -46,6 +41,17 @@ struct MapCommand: AsyncParsableCommand {
             }
         }
     }
+}
+
+/// The system `key` as the policy directory's map declares it; an unknown key is refused with the
+/// keys that are known.
+func declaredSystem(_ key: String, policies directory: String) throws -> DataSystem {
+    let policy = try PolicyLoader.load(directory: directory) { SHA256.hash(data: $0).hexDigest }
+    guard let declared = policy.dataMap.system(key) else {
+        let known = policy.dataMap.systems.map(\.key).sorted().joined(separator: ", ")
+        throw CLIError("no system '\(key)' in \(directory)/systems (known: \(known.isEmpty ? "none" : known))")
+    }
+    return declared
 }
 
 /// `steward classify …`: discovery.
@@ -81,12 +87,7 @@ struct ClassifyCommand: AsyncParsableCommand {
 
         func run() async throws {
             let directory = common.absolute(common.resolvedPolicies)
-            let policy = try PolicyLoader.load(directory: directory) { SHA256.hash(data: $0).hexDigest }
-            guard let declared = policy.dataMap.system(system) else {
-                let known = policy.dataMap.systems.map(\.key).sorted().joined(separator: ", ")
-                throw CLIError(
-                    "no system '\(system)' in \(directory)/systems (known: \(known.isEmpty ? "none" : known))")
-            }
+            let declared = try declaredSystem(system, policies: directory)
             let connection = try SystemConnection.resolve(declared, policies: directory, environment: common.env)
             let report = try await SystemScan.scan(
                 connection, system: declared, key: system, scope: all ? .all : .unclassified, sampleSize: sample

@@ -58,38 +58,48 @@ import Testing
         return true
     }
 
-    @Test func theBlockRunsAsWrittenAndPrintsWhatItSays() async throws {
-        let block = try Self.walkThrough()
-        #expect(block.contains("swift build\n"))
-        #expect(block.contains(".build/debug/steward serve"))
-        let port = try ServerProcess.freePort()
-        let (script, steps) = Self.instrument(block, port: port)
-        #expect(steps.count >= 8, "every step shows what it prints")
-        try await BuiltBinary.withDirectory("readme") { directory in
+    /// Runs a README block as written in a scratch directory holding links to the checkout's
+    /// `.build` and `Policies`, checks every `# →` line, then hands the directory to `after`.
+    static func run(
+        _ marker: String, port: Int = 8080, environment: [String: String] = [:], minimumSteps: Int,
+        after: (URL) throws -> Void
+    ) async throws {
+        let (script, steps) = instrument(try walkThrough(marker), port: port)
+        #expect(steps.count >= minimumSteps, "every step shows what it prints")
+        try await BuiltBinary.withDirectory("readme-\(marker)") { directory in
             for name in [".build", "Policies"] {
                 try FileManager.default.createSymbolicLink(
                     at: directory.appendingPathComponent(name),
                     withDestinationURL: BuiltBinary.packageRoot.appendingPathComponent(name))
             }
-            let file = directory.appendingPathComponent("walkthrough.sh")
+            let file = directory.appendingPathComponent("\(marker).sh")
             try script.write(to: file, atomically: true, encoding: .utf8)
-            let result = try await BuiltBinary.runProcess(
+            let (status, output, errors, _) = try await BuiltBinary.runProcess(
                 URL(fileURLWithPath: "/bin/bash"), ["-e", "-o", "pipefail", file.path],
                 environment: [
-                    "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
-                    "HOME": directory.path, "STEWARD_HTTP_PORT": "\(port)",
-                ], directory: directory, timeout: .seconds(180))
-            let (status, output, errors, _) = result
-            #expect(status == 0, "the walk-through failed (exit \(status)): \(errors)\n\(output)")
+                    "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "HOME": directory.path,
+                ].merging(environment) { _, new in new }, directory: directory, timeout: .seconds(180))
+            #expect(status == 0, "the \(marker) block failed (exit \(status)): \(errors)\n\(output)")
             let segments = output.components(separatedBy: "@@STEP@@")
             #expect(segments.count == steps.count + 1, "\(output)")
             for (index, step) in steps.enumerated() where index < segments.count {
                 for expected in step.expected {
                     #expect(
-                        Self.matches(segments[index], expected),
+                        matches(segments[index], expected),
                         "step \(index + 1): expected \(expected), got \(segments[index])")
                 }
             }
+            try after(directory)
+        }
+    }
+
+    @Test func theBlockRunsAsWrittenAndPrintsWhatItSays() async throws {
+        let block = try Self.walkThrough()
+        #expect(block.contains("swift build\n"))
+        #expect(block.contains(".build/debug/steward serve"))
+        let port = try ServerProcess.freePort()
+        try await Self.run("walkthrough", port: port, environment: ["STEWARD_HTTP_PORT": "\(port)"], minimumSteps: 8) {
+            directory in
             // What the README says of the database file holds too.
             let database = try Data(contentsOf: directory.appendingPathComponent(".steward/steward.sqlite"))
             #expect(database.range(of: Data("alice".utf8)) == nil)
@@ -110,32 +120,7 @@ import Testing
 /// discovery and the records of processing, with no server.
 @Suite struct ReadmeDataMap {
     @Test func theBlockRunsAsWrittenAndPrintsWhatItSays() async throws {
-        let block = try ReadmeWalkThrough.walkThrough("datamap")
-        let (script, steps) = ReadmeWalkThrough.instrument(block, port: 8080)
-        #expect(steps.count >= 6, "every step shows what it prints")
-        try await BuiltBinary.withDirectory("readme-datamap") { directory in
-            for name in [".build", "Policies"] {
-                try FileManager.default.createSymbolicLink(
-                    at: directory.appendingPathComponent(name),
-                    withDestinationURL: BuiltBinary.packageRoot.appendingPathComponent(name))
-            }
-            let file = directory.appendingPathComponent("datamap.sh")
-            try script.write(to: file, atomically: true, encoding: .utf8)
-            let (status, output, errors, _) = try await BuiltBinary.runProcess(
-                URL(fileURLWithPath: "/bin/bash"), ["-e", "-o", "pipefail", file.path],
-                environment: [
-                    "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "HOME": directory.path,
-                ], directory: directory, timeout: .seconds(180))
-            #expect(status == 0, "the block failed (exit \(status)): \(errors)\n\(output)")
-            let segments = output.components(separatedBy: "@@STEP@@")
-            #expect(segments.count == steps.count + 1, "\(output)")
-            for (index, step) in steps.enumerated() where index < segments.count {
-                for expected in step.expected {
-                    #expect(
-                        ReadmeWalkThrough.matches(segments[index], expected),
-                        "step \(index + 1): expected \(expected), got \(segments[index])")
-                }
-            }
+        try await ReadmeWalkThrough.run("datamap", minimumSteps: 6) { directory in
             let page = try String(contentsOf: directory.appendingPathComponent("ropa.html"), encoding: .utf8)
             #expect(page.contains("Records of processing activities"))
         }
