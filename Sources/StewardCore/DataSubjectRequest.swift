@@ -219,4 +219,82 @@ public struct RequestDeadlines: Sendable, Hashable, Codable {
     public var acknowledgeBy: Date?
     public var extendedOn: CivilDate?
     public var extensionReason: String?
+
+    public init(
+        receivedOn: CivilDate, dueOn: CivilDate, due: Date, acknowledgeOn: CivilDate? = nil, acknowledgeBy: Date? = nil,
+        extendedOn: CivilDate? = nil, extensionReason: String? = nil
+    ) {
+        self.receivedOn = receivedOn
+        self.dueOn = dueOn
+        self.due = due
+        self.acknowledgeOn = acknowledgeOn
+        self.acknowledgeBy = acknowledgeBy
+        self.extendedOn = extendedOn
+        self.extensionReason = extensionReason
+    }
+}
+
+/// A data subject request as Steward stores it: ids, statuses and dates — the person's identities
+/// live sealed with their subject, never here.
+public struct DataSubjectRequestRecord: Sendable, Hashable {
+    public var id: UUID
+    public var type: RequestType
+    public var regime: String
+    public var status: RequestStatus
+    /// The Steward subject the request's identities resolve to.
+    public var subjectID: UUID
+    public var receivedAt: Date
+    public var deadlines: RequestDeadlines
+    public var verification: VerificationMethod?
+    public var denial: DenialReason?
+    /// An authorized agent acting for the person, as recorded at intake (a name, not an identity).
+    public var agent: String?
+    public var submittedBy: String
+    public var createdAt: Date
+    public var updatedAt: Date
+    public var finishedAt: Date?
+
+    public init(
+        id: UUID, type: RequestType, regime: String, status: RequestStatus, subjectID: UUID, receivedAt: Date,
+        deadlines: RequestDeadlines, verification: VerificationMethod? = nil, denial: DenialReason? = nil,
+        agent: String? = nil, submittedBy: String, createdAt: Date, updatedAt: Date, finishedAt: Date? = nil
+    ) {
+        self.id = id
+        self.type = type
+        self.regime = regime
+        self.status = status
+        self.subjectID = subjectID
+        self.receivedAt = receivedAt
+        self.deadlines = deadlines
+        self.verification = verification
+        self.denial = denial
+        self.agent = agent
+        self.submittedBy = submittedBy
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.finishedAt = finishedAt
+    }
+}
+
+/// Which requests to list: by status, type and regime, due before an instant; ordered by deadline
+/// (the most urgent first), then id; `after` continues from a request of a previous page.
+public struct RequestFilter: Sendable, Hashable {
+    public var statuses: Set<RequestStatus>
+    public var type: RequestType?
+    public var regime: String?
+    public var dueBefore: Date?
+    public var after: UUID?
+    public var limit: Int
+
+    public init(
+        statuses: Set<RequestStatus> = [], type: RequestType? = nil, regime: String? = nil, dueBefore: Date? = nil,
+        after: UUID? = nil, limit: Int = 100
+    ) {
+        self.statuses = statuses
+        self.type = type
+        self.regime = regime
+        self.dueBefore = dueBefore
+        self.after = after
+        self.limit = limit
+    }
 }

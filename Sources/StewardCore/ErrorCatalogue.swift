@@ -186,6 +186,14 @@ extension StewardError {
             "scan.invalid_sample", .invalidInput, "`sample` is not an integer from 1 to 100000.")
         public static let reportInvalidFormat = Code(
             "report.invalid_format", .invalidInput, "`format` is not one of json, csv or html.")
+        public static let requestUnknownRegime = Code(
+            "request.unknown_regime", .unprocessable, "No regime of requests.yaml has this key.")
+        public static let requestTypeNotGranted = Code(
+            "request.type_not_granted", .unprocessable, "The regime does not grant this request type.")
+        public static let requestNotFound = Code("request.not_found", .notFound, "No data subject request has this id.")
+        public static let requestInvalidTransition = Code(
+            "request.invalid_transition", .conflict,
+            "The request's status does not allow this step (the detail names the status and the step).")
         public static let requestExtensionNotAllowed = Code(
             "request.extension_not_allowed", .conflict, "The regime grants no extension for this request type.")
         public static let requestAlreadyExtended = Code(
@@ -298,6 +306,10 @@ extension StewardError {
             .connectorUnavailable,
             .scanInvalidSample,
             .reportInvalidFormat,
+            .requestUnknownRegime,
+            .requestTypeNotGranted,
+            .requestNotFound,
+            .requestInvalidTransition,
             .requestExtensionNotAllowed,
             .requestAlreadyExtended,
             .requestExtensionReasonMissing,

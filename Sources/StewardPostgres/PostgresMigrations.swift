@@ -170,5 +170,36 @@ enum PostgresMigrations {
                 """,
             ]
         ),
+        (
+            5,
+            [
+                """
+                CREATE TABLE dsr_requests (
+                    id UUID PRIMARY KEY,
+                    type TEXT NOT NULL,
+                    regime TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    subject_id UUID NOT NULL,
+                    received_at BIGINT NOT NULL,
+                    received_on TEXT NOT NULL,
+                    due_on TEXT NOT NULL,
+                    due_at BIGINT NOT NULL,
+                    acknowledge_on TEXT,
+                    acknowledge_by BIGINT,
+                    extended_on TEXT,
+                    extension_reason TEXT,
+                    verification TEXT,
+                    denial TEXT,
+                    agent TEXT,
+                    submitted_by TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL,
+                    finished_at BIGINT
+                )
+                """,
+                "CREATE INDEX dsr_requests_due ON dsr_requests (due_at, id)",
+                "CREATE INDEX dsr_requests_subject ON dsr_requests (subject_id)",
+            ]
+        ),
     ]
 }

@@ -307,5 +307,37 @@ enum SQLiteMigrations {
             );
             """
         ),
+        (
+            7,
+            """
+            -- Data subject requests (issue 18, ADR 0011): ids, statuses and dates; the person's
+            -- identities stay sealed with their subject. Dates of the statutory clock are stored as
+            -- computed at intake, so a later change of requests.yaml does not move a deadline.
+            CREATE TABLE dsr_requests (
+                id BLOB PRIMARY KEY CHECK (length(id) = 16),
+                type TEXT NOT NULL,
+                regime TEXT NOT NULL,
+                status TEXT NOT NULL,
+                subject_id BLOB NOT NULL CHECK (length(subject_id) = 16),
+                received_at INTEGER NOT NULL,
+                received_on TEXT NOT NULL,
+                due_on TEXT NOT NULL,
+                due_at INTEGER NOT NULL,
+                acknowledge_on TEXT,
+                acknowledge_by INTEGER,
+                extended_on TEXT,
+                extension_reason TEXT,
+                verification TEXT,
+                denial TEXT,
+                agent TEXT,
+                submitted_by TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL,
+                finished_at INTEGER
+            );
+            CREATE INDEX dsr_requests_due ON dsr_requests (due_at, id);
+            CREATE INDEX dsr_requests_subject ON dsr_requests (subject_id);
+            """
+        ),
     ]
 }

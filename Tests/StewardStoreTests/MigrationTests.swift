@@ -26,7 +26,7 @@ import Testing
 
         let store = try SQLiteStore(path: path)
         let applied = try await store.migrate()
-        #expect(applied == 4)  // versions 3 to 6
+        #expect(applied == 5)  // versions 3 to 7
         let again = try await store.migrate()
         #expect(again == 0)
 

@@ -1,0 +1,108 @@
+import Foundation
+import PostgresNIO
+import StewardCore
+import StewardServices
+
+/// Data subject requests, on PostgresSession.
+extension PostgresSession {
+    static let requestColumns = """
+        id, type, regime, status, subject_id, received_at, received_on, due_on, due_at, acknowledge_on,
+        acknowledge_by, extended_on, extension_reason, verification, denial, agent, submitted_by, created_at,
+        updated_at, finished_at
+        """
+
+    static func request(_ row: PostgresRow) throws -> DataSubjectRequestRecord {
+        let cells = row.makeRandomAccess()
+        func parsed<T: RawRepresentable>(_ type: T.Type, _ index: Int, _ name: String) throws -> T?
+        where T.RawValue == String {
+            guard let text = try cells[index].decode(String?.self) else { return nil }
+            guard let value = T(rawValue: text) else {
+                throw StoreError.integrity("dsr_requests.\(name) holds a value this version does not know")
+            }
+            return value
+        }
+        func date(_ index: Int, _ name: String) throws -> CivilDate? {
+            guard let text = try cells[index].decode(String?.self) else { return nil }
+            guard let date = CivilDate(parsing: text) else {
+                throw StoreError.integrity("dsr_requests.\(name) is not a date")
+            }
+            return date
+        }
+        func time(_ index: Int) throws -> Date? { try cells[index].decode(Int64?.self).map(Timestamp.date(micros:)) }
+        guard let type = try parsed(RequestType.self, 1, "type"),
+            let status = try parsed(RequestStatus.self, 3, "status"),
+            let receivedOn = try date(6, "received_on"), let dueOn = try date(7, "due_on"), let due = try time(8),
+            let receivedAt = try time(5), let createdAt = try time(17), let updatedAt = try time(18)
+        else { throw StoreError.integrity("dsr_requests: a required column is empty") }
+        return DataSubjectRequestRecord(
+            id: try cells[0].decode(UUID.self), type: type, regime: try cells[2].decode(String.self), status: status,
+            subjectID: try cells[4].decode(UUID.self), receivedAt: receivedAt,
+            deadlines: RequestDeadlines(
+                receivedOn: receivedOn, dueOn: dueOn, due: due, acknowledgeOn: try date(9, "acknowledge_on"),
+                acknowledgeBy: try time(10), extendedOn: try date(11, "extended_on"),
+                extensionReason: try cells[12].decode(String?.self)),
+            verification: try parsed(VerificationMethod.self, 13, "verification"),
+            denial: try parsed(DenialReason.self, 14, "denial"), agent: try cells[15].decode(String?.self),
+            submittedBy: try cells[16].decode(String.self), createdAt: createdAt, updatedAt: updatedAt,
+            finishedAt: try time(19))
+    }
+
+    func dataSubjectRequest(id: UUID) async throws -> DataSubjectRequestRecord? {
+        try await rows("SELECT \(unescaped: Self.requestColumns) FROM dsr_requests WHERE id = \(id)").first.map(
+            Self.request)
+    }
+
+    func dataSubjectRequests(_ filter: RequestFilter) async throws -> [DataSubjectRequestRecord] {
+        let statuses = filter.statuses.map(\.rawValue).sorted()
+        let anyStatus = statuses.isEmpty
+        let anyType = filter.type == nil
+        let anyRegime = filter.regime == nil
+        let anyDue = filter.dueBefore == nil
+        let dueBefore = filter.dueBefore.map(Timestamp.micros) ?? 0
+        return try await rows(
+            """
+            SELECT \(unescaped: Self.requestColumns) FROM dsr_requests
+            WHERE (\(anyStatus) OR status = ANY(\(statuses)))
+              AND (\(anyType) OR type = \(filter.type?.rawValue ?? ""))
+              AND (\(anyRegime) OR regime = \(filter.regime ?? ""))
+              AND (\(anyDue) OR due_at < \(dueBefore))
+              AND (\(filter.after == nil) OR (due_at, id) > (SELECT due_at, id FROM dsr_requests WHERE id = \(filter.after)))
+            ORDER BY due_at, id LIMIT \(filter.limit)
+            """
+        ).map(Self.request)
+    }
+
+    func insertDataSubjectRequest(_ request: DataSubjectRequestRecord) async throws {
+        let deadlines = request.deadlines
+        try await run(
+            """
+            INSERT INTO dsr_requests (\(unescaped: Self.requestColumns)) VALUES (
+                \(request.id), \(request.type.rawValue), \(request.regime), \(request.status.rawValue),
+                \(request.subjectID), \(Timestamp.micros(request.receivedAt)), \(deadlines.receivedOn.description),
+                \(deadlines.dueOn.description), \(Timestamp.micros(deadlines.due)), \(deadlines.acknowledgeOn?.description),
+                \(deadlines.acknowledgeBy.map(Timestamp.micros)), \(deadlines.extendedOn?.description),
+                \(deadlines.extensionReason), \(request.verification?.rawValue), \(request.denial?.rawValue),
+                \(request.agent), \(request.submittedBy), \(Timestamp.micros(request.createdAt)),
+                \(Timestamp.micros(request.updatedAt)), \(request.finishedAt.map(Timestamp.micros)))
+            """)
+    }
+
+    func updateDataSubjectRequest(_ request: DataSubjectRequestRecord) async throws {
+        let deadlines = request.deadlines
+        try await run(
+            """
+            UPDATE dsr_requests SET type = \(request.type.rawValue), regime = \(request.regime),
+                status = \(request.status.rawValue), subject_id = \(request.subjectID),
+                received_at = \(Timestamp.micros(request.receivedAt)), received_on = \(deadlines.receivedOn.description),
+                due_on = \(deadlines.dueOn.description), due_at = \(Timestamp.micros(deadlines.due)),
+                acknowledge_on = \(deadlines.acknowledgeOn?.description),
+                acknowledge_by = \(deadlines.acknowledgeBy.map(Timestamp.micros)),
+                extended_on = \(deadlines.extendedOn?.description), extension_reason = \(deadlines.extensionReason),
+                verification = \(request.verification?.rawValue), denial = \(request.denial?.rawValue),
+                agent = \(request.agent), submitted_by = \(request.submittedBy),
+                created_at = \(Timestamp.micros(request.createdAt)), updated_at = \(Timestamp.micros(request.updatedAt)),
+                finished_at = \(request.finishedAt.map(Timestamp.micros))
+            WHERE id = \(request.id)
+            """)
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import SQLiteDriver
+import StewardCore
+import StewardServices
+
+/// Data subject requests, on SQLiteSession.
+extension SQLiteSession {
+    static let requestColumns = """
+        id, type, regime, status, subject_id, received_at, received_on, due_on, due_at, acknowledge_on,
+        acknowledge_by, extended_on, extension_reason, verification, denial, agent, submitted_by, created_at,
+        updated_at, finished_at
+        """
+
+    static func request(_ row: SQLiteConnection.Row) throws -> DataSubjectRequestRecord {
+        func parsed<T: RawRepresentable>(_ type: T.Type, _ column: Int32, _ name: String) throws -> T
+        where T.RawValue == String {
+            guard let value = T(rawValue: row.text(column)) else {
+                throw StoreError.integrity("dsr_requests.\(name) holds a value this version does not know")
+            }
+            return value
+        }
+        func optional<T: RawRepresentable>(_ type: T.Type, _ column: Int32, _ name: String) throws -> T?
+        where T.RawValue == String {
+            row.isNull(column) ? nil : try parsed(type, column, name)
+        }
+        func date(_ column: Int32, _ name: String) throws -> CivilDate {
+            guard let date = CivilDate(parsing: row.text(column)) else {
+                throw StoreError.integrity("dsr_requests.\(name) is not a date")
+            }
+            return date
+        }
+        return DataSubjectRequestRecord(
+            id: try row.uuid(0), type: try parsed(RequestType.self, 1, "type"), regime: row.text(2),
+            status: try parsed(RequestStatus.self, 3, "status"), subjectID: try row.uuid(4),
+            receivedAt: row.time(5),
+            deadlines: RequestDeadlines(
+                receivedOn: try date(6, "received_on"), dueOn: try date(7, "due_on"), due: row.time(8),
+                acknowledgeOn: row.isNull(9) ? nil : try date(9, "acknowledge_on"), acknowledgeBy: row.optionalTime(10),
+                extendedOn: row.isNull(11) ? nil : try date(11, "extended_on"), extensionReason: row.optionalText(12)),
+            verification: try optional(VerificationMethod.self, 13, "verification"),
+            denial: try optional(DenialReason.self, 14, "denial"), agent: row.optionalText(15),
+            submittedBy: row.text(16), createdAt: row.time(17), updatedAt: row.time(18),
+            finishedAt: row.optionalTime(19))
+    }
+
+    static func values(_ request: DataSubjectRequestRecord) -> [SQLValue] {
+        [
+            .uuid(request.id), .text(request.type.rawValue), .text(request.regime), .text(request.status.rawValue),
+            .uuid(request.subjectID), .time(request.receivedAt), .text(request.deadlines.receivedOn.description),
+            .text(request.deadlines.dueOn.description), .time(request.deadlines.due),
+            .text(request.deadlines.acknowledgeOn?.description), .time(request.deadlines.acknowledgeBy),
+            .text(request.deadlines.extendedOn?.description), .text(request.deadlines.extensionReason),
+            .text(request.verification?.rawValue), .text(request.denial?.rawValue), .text(request.agent),
+            .text(request.submittedBy), .time(request.createdAt), .time(request.updatedAt), .time(request.finishedAt),
+        ]
+    }
+
+    func dataSubjectRequest(id: UUID) async throws -> DataSubjectRequestRecord? {
+        try connection.query(
+            "SELECT \(Self.requestColumns) FROM dsr_requests WHERE id = ?", [.uuid(id)], Self.request
+        ).first
+    }
+
+    func dataSubjectRequests(_ filter: RequestFilter) async throws -> [DataSubjectRequestRecord] {
+        var conditions: [String] = []
+        var values: [SQLValue] = []
+        if !filter.statuses.isEmpty {
+            conditions.append("status IN (\(filter.statuses.map { _ in "?" }.joined(separator: ", ")))")
+            values += filter.statuses.map(\.rawValue).sorted().map { .text($0) }
+        }
+        if let type = filter.type {
+            conditions.append("type = ?")
+            values.append(.text(type.rawValue))
+        }
+        if let regime = filter.regime {
+            conditions.append("regime = ?")
+            values.append(.text(regime))
+        }
+        if let due = filter.dueBefore {
+            conditions.append("due_at < ?")
+            values.append(.time(due))
+        }
+        if let after = filter.after {
+            conditions.append("(due_at, id) > (SELECT due_at, id FROM dsr_requests WHERE id = ?)")
+            values.append(.uuid(after))
+        }
+        values.append(.int(Int64(filter.limit)))
+        let clause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        return try connection.query(
+            "SELECT \(Self.requestColumns) FROM dsr_requests \(clause) ORDER BY due_at, id LIMIT ?", values,
+            Self.request)
+    }
+
+    func insertDataSubjectRequest(_ request: DataSubjectRequestRecord) async throws {
+        try connection.run(
+            "INSERT INTO dsr_requests (\(Self.requestColumns)) VALUES (\(Array(repeating: "?", count: 20).joined(separator: ", ")))",
+            Self.values(request))
+    }
+
+    func updateDataSubjectRequest(_ request: DataSubjectRequestRecord) async throws {
+        let assignments = Self.requestColumns.split(separator: ",").dropFirst()
+            .map { "\($0.trimmingCharacters(in: .whitespacesAndNewlines)) = ?" }.joined(separator: ", ")
+        let values = Self.values(request)
+        try connection.run(
+            "UPDATE dsr_requests SET \(assignments) WHERE id = ?", Array(values.dropFirst()) + [values[0]])
+    }
+}

@@ -1,0 +1,160 @@
+public import Foundation
+public import StewardCore
+
+/// Data subject requests: intake, the lifecycle's steps and extensions (issue 18 items 1–2). Every
+/// change is one transaction with its audit entry; audit entries hold the request's id, type,
+/// regime, statuses and dates — never an identity.
+public struct RequestService: Sendable {
+    public let store: any StewardStore
+    public let vault: IdentityVault
+    public let runtime: Runtime
+    public let regimes: [Regime]
+    let audit: AuditLog
+
+    public init(store: any StewardStore, crypto: CryptoSuite, runtime: Runtime, regimes: [Regime]) {
+        self.store = store
+        self.vault = IdentityVault(crypto: crypto, runtime: runtime)
+        self.runtime = runtime
+        self.regimes = regimes
+        self.audit = AuditLog(sealer: crypto.sealer, runtime: runtime)
+    }
+
+    func regime(_ key: String) throws(StewardError) -> Regime {
+        guard let regime = regimes.first(where: { $0.key == key }) else {
+            throw StewardError(
+                .requestUnknownRegime, "must be one of \(regimes.map(\.key).joined(separator: ", "))", field: "regime")
+        }
+        return regime
+    }
+
+    /// Records a request received now. The identities resolve to the Steward subject one of them
+    /// belongs to, or a new subject holding them all. A request submitted pre-verified (by a service
+    /// that verified the person, or an authorized agent) starts `verified`; otherwise `received`.
+    public func submit(
+        regime key: String, type: RequestType, identities: [NormalizedIdentity], verified: VerificationMethod? = nil,
+        agent: String? = nil, actor: String
+    ) async throws -> DataSubjectRequestRecord {
+        let regime = try regime(key)
+        guard !identities.isEmpty else {
+            throw StewardError(.identityMissing, "give at least one identity of the person", field: "identities")
+        }
+        let now = runtime.now()
+        guard let deadlines = regime.deadlines(for: type, receivedAt: now) else {
+            throw StewardError(
+                .requestTypeNotGranted, "\(regime.key) does not grant \(type.rawValue) requests", field: "type")
+        }
+        let indexed = identities.map { ($0, vault.index($0)) }
+        let id = runtime.newID()
+        return try await store.writeRetrying { transaction in
+            var subjectID: UUID?
+            for (identity, index) in indexed where subjectID == nil {
+                subjectID = try await transaction.subjectID(kind: identity.kind, blindIndex: index)
+            }
+            if subjectID == nil {
+                let created = runtime.newID()
+                try await transaction.insertSubject(id: created, createdAt: now)
+                for (identity, index) in indexed {
+                    _ = try await vault.insert(
+                        identity, blindIndex: index, subjectID: created, now: now, in: transaction)
+                }
+                subjectID = created
+            }
+            let record = DataSubjectRequestRecord(
+                id: id, type: type, regime: regime.key, status: verified == nil ? .received : .verified,
+                subjectID: subjectID!, receivedAt: now, deadlines: deadlines, verification: verified, agent: agent,
+                submittedBy: actor, createdAt: now, updatedAt: now)
+            try await transaction.insertDataSubjectRequest(record)
+            _ = try await audit.append(
+                [
+                    AuditDraft(
+                        actor: actor, action: "request.received", targetType: "request", targetID: id.lowercasedString,
+                        details: [
+                            "type": type.rawValue, "regime": regime.key, "status": record.status.rawValue,
+                            "due_on": deadlines.dueOn.description, "verification": verified?.rawValue ?? "pending",
+                            "agent": agent == nil ? "no" : "yes",
+                        ])
+                ], in: transaction)
+            return record
+        }
+    }
+
+    public func request(_ id: UUID) async throws -> DataSubjectRequestRecord {
+        guard let record = try await store.read({ try await $0.dataSubjectRequest(id: id) }) else {
+            throw StewardError(.requestNotFound, "no request has this id", field: "id")
+        }
+        return record
+    }
+
+    public func list(_ filter: RequestFilter) async throws -> [DataSubjectRequestRecord] {
+        try await store.read { try await $0.dataSubjectRequests(filter) }
+    }
+
+    /// Applies a lifecycle step, or refuses it with the current status (`request.invalid_transition`).
+    public func apply(_ event: RequestEvent, to id: UUID, actor: String) async throws -> DataSubjectRequestRecord {
+        let regimes = regimes
+        return try await store.writeRetrying { transaction in
+            guard var record = try await transaction.dataSubjectRequest(id: id) else {
+                throw StewardError(.requestNotFound, "no request has this id", field: "id")
+            }
+            let rule = regimes.first { $0.key == record.regime }?.rules[record.type]
+            guard let next = record.status.after(event, verificationRequired: rule?.verificationRequired ?? true) else {
+                throw StewardError(
+                    .requestInvalidTransition,
+                    "a \(record.status.rawValue) request cannot \(event.name.replacingOccurrences(of: "_", with: " "))")
+            }
+            let now = runtime.now()
+            let previous = record.status
+            record.status = next
+            record.updatedAt = now
+            var details = ["from": previous.rawValue, "to": next.rawValue]
+            switch event {
+            case .verify(let method):
+                record.verification = method
+                details["verification"] = method.rawValue
+            case .approve where previous == .received:
+                record.verification = .notRequired
+            case .deny(let reason):
+                record.denial = reason
+                details["reason"] = reason.rawValue
+            default: break
+            }
+            if next.isTerminal { record.finishedAt = now }
+            try await transaction.updateDataSubjectRequest(record)
+            _ = try await audit.append(
+                [
+                    AuditDraft(
+                        actor: actor, action: "request.\(event.name)", targetType: "request",
+                        targetID: id.lowercasedString, details: details)
+                ], in: transaction)
+            return record
+        }
+    }
+
+    /// Extends the request's deadline once, with a reason, before it passes (the regime's rule).
+    public func extend(_ id: UUID, reason: String, actor: String) async throws -> DataSubjectRequestRecord {
+        let regimes = regimes
+        return try await store.writeRetrying { transaction in
+            guard var record = try await transaction.dataSubjectRequest(id: id) else {
+                throw StewardError(.requestNotFound, "no request has this id", field: "id")
+            }
+            guard !record.status.isTerminal else {
+                throw StewardError(.requestInvalidTransition, "a \(record.status.rawValue) request cannot be extended")
+            }
+            guard let regime = regimes.first(where: { $0.key == record.regime }) else {
+                throw StewardError(
+                    .requestUnknownRegime, "the request's regime \(record.regime) is no longer in requests.yaml")
+            }
+            let now = runtime.now()
+            record.deadlines = try regime.extend(record.deadlines, type: record.type, reason: reason, now: now)
+            record.updatedAt = now
+            try await transaction.updateDataSubjectRequest(record)
+            _ = try await audit.append(
+                [
+                    AuditDraft(
+                        actor: actor, action: "request.extended", targetType: "request", targetID: id.lowercasedString,
+                        details: ["due_on": record.deadlines.dueOn.description])
+                ], in: transaction)
+            return record
+        }
+    }
+}
