@@ -27,8 +27,10 @@ public struct RequestService: Sendable {
         return regime
     }
 
-    /// Records a request received now. The identities resolve to the Steward subject one of them
-    /// belongs to, or a new subject holding them all. A request submitted pre-verified (by a service
+    /// Records a request received now. The identities resolve to the Steward subject they belong
+    /// to, or a new subject holding them all; identities of two different subjects are refused
+    /// (`identity.belongs_to_other_subject`). An identity Steward does not know yet is not linked to
+    /// a known subject here: an unverified request must not attach identities to someone. A request submitted pre-verified (by a service
     /// that verified the person, or an authorized agent) starts `verified`; otherwise `received`.
     public func submit(
         regime key: String, type: RequestType, identities: [NormalizedIdentity], verified: VerificationMethod? = nil,
@@ -46,10 +48,21 @@ public struct RequestService: Sendable {
         let indexed = identities.map { ($0, vault.index($0)) }
         let id = runtime.newID()
         return try await store.writeRetrying { transaction in
-            var subjectID: UUID?
-            for (identity, index) in indexed where subjectID == nil {
-                subjectID = try await transaction.subjectID(kind: identity.kind, blindIndex: index)
+            // Fail closed: identities of two different subjects are refused, not resolved to the
+            // first one found (an erasure would miss half the person, or reach someone else).
+            var found: Set<UUID> = []
+            for (identity, index) in indexed {
+                if let known = try await transaction.subjectID(kind: identity.kind, blindIndex: index) {
+                    found.insert(known)
+                }
             }
+            guard found.count <= 1 else {
+                throw StewardError(
+                    .identityBelongsToOtherSubject,
+                    "the identities given belong to \(found.count) different subjects: merge them first",
+                    field: "identities")
+            }
+            var subjectID = found.first
             if subjectID == nil {
                 let created = runtime.newID()
                 try await transaction.insertSubject(id: created, createdAt: now)

@@ -76,6 +76,20 @@ import Testing
             // Overdue: due before a moment past every deadline.
             h.clock.advance(by: 200 * 86_400)
             #expect(try await service.list(RequestFilter(dueBefore: h.clock.now)).count == 3)
+            #expect(try await service.list(RequestFilter(dueBefore: erasure.receivedAt)).isEmpty)
+
+            // Identities of two different subjects are refused, and nothing is written.
+            let other = try NormalizedIdentity(kind: .email, raw: "grace@example.com")
+            let graces = try await service.submit(regime: "gdpr", type: .access, identities: [other], actor: "x")
+            #expect(graces.subjectID != erasure.subjectID)
+            let before = try await service.list(RequestFilter()).count
+            await #expect {
+                try await service.submit(regime: "gdpr", type: .erasure, identities: [email, other], actor: "x")
+            } throws: {
+                ($0 as? StewardError)?.code == .identityBelongsToOtherSubject
+                    && ($0 as? StewardError)?.field == "identities"
+            }
+            #expect(try await service.list(RequestFilter()).count == before)
 
             // Unknown regime, ungranted type, unknown id.
             await #expect {
@@ -93,7 +107,7 @@ import Testing
             #expect(
                 entries.map(\.draft.action).filter { $0.hasPrefix("request.") } == [
                     "request.received", "request.received", "request.received", "request.approve", "request.verify",
-                    "request.approve", "request.extended", "request.deny",
+                    "request.approve", "request.extended", "request.deny", "request.received",
                 ])
             let text = entries.map { "\($0.draft)" }.joined()
             #expect(!text.lowercased().contains("ada@example.com") && !text.contains("7700"))
