@@ -199,6 +199,15 @@ package final class SQLiteConnection {
         let statement: OpaquePointer
 
         package func isNull(_ column: Int32) -> Bool { sqlite3_column_type(statement, column) == SQLITE_NULL }
+        /// The value as stored: integers, text and blobs as they are, a real as its text.
+        package func value(_ column: Int32) -> SQLValue {
+            switch sqlite3_column_type(statement, column) {
+            case SQLITE_NULL: .null
+            case SQLITE_INTEGER: .int(int(column))
+            case SQLITE_BLOB: .blob(blob(column))
+            default: .text(text(column))
+            }
+        }
         package func int(_ column: Int32) -> Int64 { sqlite3_column_int64(statement, column) }
         package func text(_ column: Int32) -> String {
             guard let pointer = sqlite3_column_text(statement, column) else { return "" }

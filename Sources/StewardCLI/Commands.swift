@@ -82,19 +82,20 @@ struct Serve: AsyncParsableCommand {
         let wakeup = JobWakeup()
         let registry = PrometheusCollectorRegistry()
         let metrics = PrometheusMetricsFactory(registry: registry)
+        let customerSystems = CustomerSystems(
+            policies: common.absolute(common.resolvedPolicies), environment: common.env)
         let services = UseCases(
             store: store, crypto: wiring.crypto, policy: wiring.policy, runtime: wiring.runtime, metrics: metrics,
-            jobWakeup: wakeup)
+            jobWakeup: wakeup,
+            requestExecute: RequestWiring.execute(map: wiring.policy.dataMap, systems: customerSystems))
         let api = StewardAPI(
-            services: services, registry: registry, bulkLimits: bulkLimits,
-            customerSystems: CustomerSystems(
-                policies: common.absolute(common.resolvedPolicies), environment: common.env))
+            services: services, registry: registry, bulkLimits: bulkLimits, customerSystems: customerSystems)
         // Every long task runs on the job queue; this instance's runner is woken at once by jobs
         // enqueued here, by polling for jobs enqueued by others.
         let runner = JobRunner(
             store: services.store, runtime: wiring.runtime, configuration: jobs, wakeup: wakeup, metrics: metrics,
             logger: logger
-        ).registering(ProbeJob(audit: services.audit))
+        ).registering(ProbeJob(audit: services.audit)).registering(RequestTaskJob(service: services.requests))
         let app = buildApplication(api: api, host: host, port: port, limits: limits, logger: logger)
         // One group, started in this order and stopped in the reverse on SIGTERM or SIGINT: the HTTP
         // server stops taking requests first, then the job runner lets its jobs reach a checkpoint and

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
+import StewardConnectors
 import StewardCore
 import StewardServices
 import Synchronization
@@ -182,9 +183,17 @@ struct JobsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let logger = Wiring.makeLogger(common)
-            let setup = try Wiring.open(common, logger: logger, needsPolicy: false)
+            // The policy, when there is one, for the data subject requests' tasks (their data map).
+            let policies = common.absolute(common.resolvedPolicies)
+            let setup = try Wiring.open(
+                common, logger: logger, needsPolicy: FileManager.default.fileExists(atPath: policies))
             let started = ContinuousClock.now
             let finished = try await setup.withStore { wiring in
+                let services = UseCases(
+                    store: wiring.store, crypto: wiring.crypto, policy: wiring.policy, runtime: wiring.runtime,
+                    requestExecute: RequestWiring.execute(
+                        map: wiring.policy.dataMap,
+                        systems: CustomerSystems(policies: policies, environment: common.env)))
                 let runner = JobRunner(
                     store: wiring.store, runtime: wiring.runtime,
                     configuration: .init(
@@ -192,7 +201,7 @@ struct JobsCommand: AsyncParsableCommand {
                         leaseDuration: .milliseconds(Int64(leaseSeconds * 1_000)),
                         heartbeatInterval: .milliseconds(Int64(heartbeatSeconds * 1_000))),
                     untilIdle: untilIdle, logger: logger
-                ).registering(ProbeJob(audit: wiring.auditLog))
+                ).registering(ProbeJob(audit: wiring.auditLog)).registering(RequestTaskJob(service: services.requests))
                 logger.info(
                     "job worker starting",
                     metadata: [

@@ -60,53 +60,56 @@ public struct PostgresConnector: Sendable {
 
     /// Tables, columns, primary and foreign keys of the current schema.
     public func introspect() async throws -> LiveSchema {
-        try await withConnection { connection in
-            let columns = try await connection.query(
-                """
-                SELECT c.table_name::text, c.column_name::text, c.data_type::text, c.is_nullable::text = 'NO'
-                FROM information_schema.columns c
-                JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
-                WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE'
-                ORDER BY c.table_name, c.ordinal_position
-                """, logger: logger)
-            var tables: [String: LiveSchema.Table] = [:]
-            var order: [String] = []
-            for try await (table, column, type, notNull) in columns.decode((String, String, String, Bool).self) {
-                if tables[table] == nil {
-                    order.append(table)
-                    tables[table] = LiveSchema.Table(name: table, columns: [], primaryKey: [], foreignKeys: [])
-                }
-                tables[table]?.columns.append(LiveSchema.Column(name: column, type: type, notNull: notNull))
+        try await withConnection { connection in try await Self.introspect(on: connection, logger: logger) }
+    }
+
+    /// The live schema of the connection's current schema, read on an open connection.
+    static func introspect(on connection: PostgresConnection, logger: Logger) async throws -> LiveSchema {
+        let columns = try await connection.query(
+            """
+            SELECT c.table_name::text, c.column_name::text, c.data_type::text, c.is_nullable::text = 'NO'
+            FROM information_schema.columns c
+            JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+            WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE'
+            ORDER BY c.table_name, c.ordinal_position
+            """, logger: logger)
+        var tables: [String: LiveSchema.Table] = [:]
+        var order: [String] = []
+        for try await (table, column, type, notNull) in columns.decode((String, String, String, Bool).self) {
+            if tables[table] == nil {
+                order.append(table)
+                tables[table] = LiveSchema.Table(name: table, columns: [], primaryKey: [], foreignKeys: [])
             }
-            // Keys from the catalogue, which pairs each column of a composite key with its target.
-            let keys = try await connection.query(
-                """
-                SELECT con.contype::text, c.relname::text, a.attname::text, coalesce(fc.relname::text, ''),
-                       coalesce(fa.attname::text, ''), k.position::int
-                FROM pg_constraint con
-                JOIN pg_class c ON c.oid = con.conrelid
-                JOIN pg_namespace n ON n.oid = c.relnamespace
-                CROSS JOIN LATERAL unnest(con.conkey, coalesce(con.confkey, con.conkey))
-                    WITH ORDINALITY AS k(col, fcol, position)
-                JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.col
-                LEFT JOIN pg_class fc ON fc.oid = con.confrelid
-                LEFT JOIN pg_attribute fa ON fa.attrelid = fc.oid AND fa.attnum = k.fcol
-                WHERE n.nspname = current_schema() AND con.contype IN ('p', 'f')
-                ORDER BY c.relname, con.conname, k.position
-                """, logger: logger)
-            for try await (kind, table, column, target, targetColumn, _) in keys.decode(
-                (String, String, String, String, String, Int).self)
-            {
-                guard tables[table] != nil else { continue }
-                if kind == "p" {
-                    tables[table]?.primaryKey.append(column)
-                } else {
-                    tables[table]?.foreignKeys.append(
-                        LiveSchema.ForeignKey(column: column, table: target, referencedColumn: targetColumn))
-                }
-            }
-            return LiveSchema(tables: order.compactMap { tables[$0] })
+            tables[table]?.columns.append(LiveSchema.Column(name: column, type: type, notNull: notNull))
         }
+        // Keys from the catalogue, which pairs each column of a composite key with its target.
+        let keys = try await connection.query(
+            """
+            SELECT con.contype::text, c.relname::text, a.attname::text, coalesce(fc.relname::text, ''),
+                   coalesce(fa.attname::text, ''), k.position::int
+            FROM pg_constraint con
+            JOIN pg_class c ON c.oid = con.conrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            CROSS JOIN LATERAL unnest(con.conkey, coalesce(con.confkey, con.conkey))
+                WITH ORDINALITY AS k(col, fcol, position)
+            JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.col
+            LEFT JOIN pg_class fc ON fc.oid = con.confrelid
+            LEFT JOIN pg_attribute fa ON fa.attrelid = fc.oid AND fa.attnum = k.fcol
+            WHERE n.nspname = current_schema() AND con.contype IN ('p', 'f')
+            ORDER BY c.relname, con.conname, k.position
+            """, logger: logger)
+        for try await (kind, table, column, target, targetColumn, _) in keys.decode(
+            (String, String, String, String, String, Int).self)
+        {
+            guard tables[table] != nil else { continue }
+            if kind == "p" {
+                tables[table]?.primaryKey.append(column)
+            } else {
+                tables[table]?.foreignKeys.append(
+                    LiveSchema.ForeignKey(column: column, table: target, referencedColumn: targetColumn))
+            }
+        }
+        return LiveSchema(tables: order.compactMap { tables[$0] })
     }
 }
 

@@ -18,6 +18,11 @@ public struct SQLiteConnector: Sendable {
             throw ConnectorError("no SQLite database at \(path)")
         }
         let connection = try SQLiteConnection(path: path, readOnly: true, role: .external)
+        return try Self.introspect(on: connection)
+    }
+
+    /// The live schema read on an open connection.
+    static func introspect(on connection: SQLiteConnection) throws -> LiveSchema {
         let names = try connection.query(
             "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
         ) { $0.text(0) }

@@ -124,11 +124,14 @@ public struct RegimeRule: Sendable, Hashable {
     public var extensionPeriod: StatutoryPeriod?
     public var acknowledgement: StatutoryPeriod?
     public var verificationRequired: Bool
+    /// A verified request is approved at once, without a privacy officer (`approval: automatic`).
+    public var automaticApproval: Bool
 
     public init(
         response: StatutoryPeriod, extensionPeriod: StatutoryPeriod? = nil, acknowledgement: StatutoryPeriod? = nil,
-        verificationRequired: Bool = true
+        verificationRequired: Bool = true, automaticApproval: Bool = false
     ) {
+        self.automaticApproval = automaticApproval
         self.response = response
         self.extensionPeriod = extensionPeriod
         self.acknowledgement = acknowledgement

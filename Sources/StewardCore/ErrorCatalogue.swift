@@ -203,6 +203,14 @@ extension StewardError {
         public static let requestExtensionTooLate = Code(
             "request.extension_too_late", .conflict,
             "The deadline has passed: an extension is decided, and the person told, before it.")
+        public static let requestVerificationFailed = Code(
+            "request.verification_failed", .internalFailure,
+            "After a system's erasure, the re-read found the subject's values left (the detail names where); the system's transaction was rolled back and the task is retried, then needs attention."
+        )
+        public static let requestConstraint = Code(
+            "request.constraint", .conflict,
+            "The customer's system refused a change of the request (a constraint the data map does not know); nothing of that system's work was committed."
+        )
         public static let storeUnavailable = Code(
             "store.unavailable", .unavailable, "The database cannot be reached; nothing was applied.")
         public static let storeBusy = Code(
@@ -314,6 +322,8 @@ extension StewardError {
             .requestAlreadyExtended,
             .requestExtensionReasonMissing,
             .requestExtensionTooLate,
+            .requestVerificationFailed,
+            .requestConstraint,
             .storeUnavailable,
             .storeBusy,
             .storeRejected,

@@ -113,7 +113,8 @@ public enum RequestsLoader {
         return regimes
     }
 
-    /// A rule: `response` (required), `extension`, `acknowledgement`, `verification: required | none`.
+    /// A rule: `response` (required), `extension`, `acknowledgement`, `verification: required | none`,
+    /// `approval: officer | automatic` (a verified request starts at once).
     /// An override states its whole rule: it inherits nothing from the regime's default (a CCPA
     /// opt-out has neither the default's extension nor its acknowledgement).
     static func parseRule(
@@ -124,7 +125,8 @@ public enum RequestsLoader {
         guard
             let map = reader.mapping(
                 node, at: path,
-                allowed: Set(["response", "extension", "acknowledgement", "verification"]).union(alsoAllowed))
+                allowed: Set(["response", "extension", "acknowledgement", "verification", "approval"]).union(
+                    alsoAllowed))
         else { return nil }
         var valid = true
         func period(_ key: String) -> StatutoryPeriod? {
@@ -150,6 +152,16 @@ public enum RequestsLoader {
                 valid = false
             }
         }
+        var automatic = base?.automaticApproval ?? false
+        if let value = map["approval"] {
+            switch value.string {
+            case "officer": automatic = false
+            case "automatic": automatic = true
+            default:
+                reader.issue(value, "\(path).approval", "expected officer or automatic")
+                valid = false
+            }
+        }
         guard let response else {
             if valid, map["response"] == nil { reader.issue(node, "\(path).response", "is required") }
             return nil
@@ -157,6 +169,6 @@ public enum RequestsLoader {
         guard valid else { return nil }
         return RegimeRule(
             response: response, extensionPeriod: extensionPeriod, acknowledgement: acknowledgement,
-            verificationRequired: verificationRequired)
+            verificationRequired: verificationRequired, automaticApproval: automatic)
     }
 }

@@ -201,5 +201,22 @@ enum PostgresMigrations {
                 "CREATE INDEX dsr_requests_subject ON dsr_requests (subject_id)",
             ]
         ),
+        (
+            6,
+            [
+                """
+                CREATE TABLE dsr_tasks (
+                    request_id UUID NOT NULL REFERENCES dsr_requests (id),
+                    system TEXT NOT NULL,
+                    job_id UUID NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('pending', 'done')),
+                    receipt TEXT,
+                    sealed_rows BYTEA,
+                    updated_at BIGINT NOT NULL,
+                    PRIMARY KEY (request_id, system)
+                )
+                """
+            ]
+        ),
     ]
 }

@@ -106,3 +106,51 @@ extension PostgresSession {
             """)
     }
 }
+
+/// Requests' per-system tasks, on PostgresSession.
+extension PostgresSession {
+    static func task(_ row: PostgresRow) throws -> RequestTaskRecord {
+        let (requestID, system, jobID, stateText, receipt, rows, updatedAt) = try row.decode(
+            (UUID, String, UUID, String, String?, Data?, Int64).self)
+        guard let state = RequestTaskRecord.State(rawValue: stateText) else {
+            throw StoreError.integrity("dsr_tasks.state holds a value this version does not know")
+        }
+        return RequestTaskRecord(
+            requestID: requestID, system: system, jobID: jobID, state: state, receipt: receipt,
+            sealedRows: rows, updatedAt: Timestamp.date(micros: updatedAt))
+    }
+
+    func requestTasks(requestID: UUID) async throws -> [RequestTaskRecord] {
+        try await rows(
+            """
+            SELECT request_id, system, job_id, state, receipt, sealed_rows, updated_at FROM dsr_tasks
+            WHERE request_id = \(requestID) ORDER BY system
+            """
+        ).map(Self.task)
+    }
+
+    func insertRequestTask(_ task: RequestTaskRecord) async throws {
+        try await run(
+            """
+            INSERT INTO dsr_tasks (request_id, system, job_id, state, receipt, sealed_rows, updated_at)
+            VALUES (\(task.requestID), \(task.system), \(task.jobID), \(task.state.rawValue), \(task.receipt),
+                \(task.sealedRows.map { ByteBuffer(bytes: $0) }), \(Timestamp.micros(task.updatedAt)))
+            """)
+    }
+
+    func updateRequestTask(_ task: RequestTaskRecord) async throws {
+        try await run(
+            """
+            UPDATE dsr_tasks SET job_id = \(task.jobID), state = \(task.state.rawValue), receipt = \(task.receipt),
+                sealed_rows = \(task.sealedRows.map { ByteBuffer(bytes: $0) }), updated_at = \(Timestamp.micros(task.updatedAt))
+            WHERE request_id = \(task.requestID) AND system = \(task.system)
+            """)
+    }
+
+    /// The request's row locked until the transaction ends: two tasks finishing at once see each
+    /// other's state, and the request completes once.
+    func lockDataSubjectRequest(id: UUID) async throws -> DataSubjectRequestRecord? {
+        try await rows("SELECT \(unescaped: Self.requestColumns) FROM dsr_requests WHERE id = \(id) FOR UPDATE").first
+            .map(Self.request)
+    }
+}

@@ -339,5 +339,22 @@ enum SQLiteMigrations {
             CREATE INDEX dsr_requests_subject ON dsr_requests (subject_id);
             """
         ),
+        (
+            8,
+            """
+            -- Each system's part of a request: its job, and once done its receipt (counts and names)
+            -- and, for access, the rows read, sealed under the field key.
+            CREATE TABLE dsr_tasks (
+                request_id BLOB NOT NULL REFERENCES dsr_requests (id) CHECK (length(request_id) = 16),
+                system TEXT NOT NULL,
+                job_id BLOB NOT NULL CHECK (length(job_id) = 16),
+                state TEXT NOT NULL CHECK (state IN ('pending', 'done')),
+                receipt TEXT,
+                sealed_rows BLOB,
+                updated_at INTEGER NOT NULL,
+                PRIMARY KEY (request_id, system)
+            );
+            """
+        ),
     ]
 }

@@ -105,3 +105,53 @@ extension SQLiteSession {
             "UPDATE dsr_requests SET \(assignments) WHERE id = ?", Array(values.dropFirst()) + [values[0]])
     }
 }
+
+/// Requests' per-system tasks, on SQLiteSession.
+extension SQLiteSession {
+    static func task(_ row: SQLiteConnection.Row) throws -> RequestTaskRecord {
+        guard let state = RequestTaskRecord.State(rawValue: row.text(3)) else {
+            throw StoreError.integrity("dsr_tasks.state holds a value this version does not know")
+        }
+        return RequestTaskRecord(
+            requestID: try row.uuid(0), system: row.text(1), jobID: try row.uuid(2), state: state,
+            receipt: row.optionalText(4), sealedRows: row.isNull(5) ? nil : row.blob(5), updatedAt: row.time(6))
+    }
+
+    func requestTasks(requestID: UUID) async throws -> [RequestTaskRecord] {
+        try connection.query(
+            """
+            SELECT request_id, system, job_id, state, receipt, sealed_rows, updated_at FROM dsr_tasks
+            WHERE request_id = ? ORDER BY system
+            """, [.uuid(requestID)], Self.task)
+    }
+
+    func insertRequestTask(_ task: RequestTaskRecord) async throws {
+        try connection.run(
+            """
+            INSERT INTO dsr_tasks (request_id, system, job_id, state, receipt, sealed_rows, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """,
+            [
+                .uuid(task.requestID), .text(task.system), .uuid(task.jobID), .text(task.state.rawValue),
+                .text(task.receipt), task.sealedRows.map { .blob($0) } ?? .null, .time(task.updatedAt),
+            ])
+    }
+
+    func updateRequestTask(_ task: RequestTaskRecord) async throws {
+        try connection.run(
+            """
+            UPDATE dsr_tasks SET job_id = ?, state = ?, receipt = ?, sealed_rows = ?, updated_at = ?
+            WHERE request_id = ? AND system = ?
+            """,
+            [
+                .uuid(task.jobID), .text(task.state.rawValue), .text(task.receipt),
+                task.sealedRows.map { .blob($0) } ?? .null, .time(task.updatedAt), .uuid(task.requestID),
+                .text(task.system),
+            ])
+    }
+
+    /// The writer holds SQLite's only write lock already: a plain read.
+    func lockDataSubjectRequest(id: UUID) async throws -> DataSubjectRequestRecord? {
+        try await dataSubjectRequest(id: id)
+    }
+}

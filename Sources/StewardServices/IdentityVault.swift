@@ -20,6 +20,16 @@ public struct IdentityVault: Sendable {
         FieldContext(table: "identities", column: "value", rowID: identityID, subjectID: subjectID)
     }
 
+    /// A stored identity's value, opened under its own row and subject (refused if it does not open).
+    public func open(_ identity: IdentityRecord) throws -> String {
+        let plaintext = try crypto.cipher.open(
+            identity.ciphertext, context: Self.context(identityID: identity.id, subjectID: identity.subjectID))
+        guard let value = String(data: plaintext, encoding: .utf8) else {
+            throw StoreError.integrity("an identity's value does not open as text")
+        }
+        return value
+    }
+
     /// An identity's value sealed under the field cipher, bound to its row and subject.
     public func seal(_ identity: NormalizedIdentity, identityID: UUID, subjectID: UUID) throws -> Data {
         try crypto.cipher.seal(

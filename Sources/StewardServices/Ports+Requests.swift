@@ -12,3 +12,46 @@ public protocol RequestWriting: RequestReading {
     func insertDataSubjectRequest(_ request: DataSubjectRequestRecord) async throws
     func updateDataSubjectRequest(_ request: DataSubjectRequestRecord) async throws
 }
+
+/// One system's part of a request: the job that carries it out and, once done, its receipt (JSON,
+/// counts and names only) and, for access and portability, the rows read, sealed.
+public struct RequestTaskRecord: Sendable, Hashable {
+    public enum State: String, Sendable, Hashable, Codable {
+        case pending
+        case done
+    }
+
+    public var requestID: UUID
+    public var system: String
+    public var jobID: UUID
+    public var state: State
+    public var receipt: String?
+    public var sealedRows: Data?
+    public var updatedAt: Date
+
+    public init(
+        requestID: UUID, system: String, jobID: UUID, state: State, receipt: String? = nil, sealedRows: Data? = nil,
+        updatedAt: Date
+    ) {
+        self.requestID = requestID
+        self.system = system
+        self.jobID = jobID
+        self.state = state
+        self.receipt = receipt
+        self.sealedRows = sealedRows
+        self.updatedAt = updatedAt
+    }
+}
+
+/// Reads of requests' per-system tasks.
+public protocol RequestTaskReading: Sendable {
+    func requestTasks(requestID: UUID) async throws -> [RequestTaskRecord]
+}
+
+/// Writes of requests' per-system tasks, and the request row locked for a change that depends on
+/// all of its tasks (the last task to finish completes the request, exactly once).
+public protocol RequestTaskWriting: RequestTaskReading {
+    func insertRequestTask(_ task: RequestTaskRecord) async throws
+    func updateRequestTask(_ task: RequestTaskRecord) async throws
+    func lockDataSubjectRequest(id: UUID) async throws -> DataSubjectRequestRecord?
+}

@@ -21,13 +21,13 @@ public enum StoreError: Error, Sendable, Equatable {
 /// asks for the narrowest role it needs (`any AuditWriting`, `any SubjectReading`), so what it may
 /// touch is visible in its signature.
 public protocol StoreReader: SubjectReading, ConsentLedgerReading, APIKeyReading, AuditReading, SettingsReading,
-    JobQueueReading, RequestReading
+    JobQueueReading, RequestReading, RequestTaskReading
 {}
 
 /// Writes, inside one transaction (`StewardStore.write { transaction in … }`) that spans every role:
 /// a consent event, its subject and its audit entry commit together or not at all.
 public protocol StoreTransaction: StoreReader, SubjectWriting, ConsentLedgerWriting, APIKeyWriting, AuditWriting,
-    SettingsWriting, JobQueueWriting, RequestWriting
+    SettingsWriting, JobQueueWriting, RequestWriting, RequestTaskWriting
 {}
 
 /// The database behind Steward: SQLite embedded, or PostgreSQL for many instances.

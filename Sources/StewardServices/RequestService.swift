@@ -10,8 +10,16 @@ public struct RequestService: Sendable {
     public let runtime: Runtime
     public let regimes: [Regime]
     let audit: AuditLog
+    let crypto: CryptoSuite
+    /// How approved requests are carried out (nil: they stay approved — the store tests).
+    public let execution: RequestExecution?
 
-    public init(store: any StewardStore, crypto: CryptoSuite, runtime: Runtime, regimes: [Regime]) {
+    public init(
+        store: any StewardStore, crypto: CryptoSuite, runtime: Runtime, regimes: [Regime],
+        execution: RequestExecution? = nil
+    ) {
+        self.crypto = crypto
+        self.execution = execution
         self.store = store
         self.vault = IdentityVault(crypto: crypto, runtime: runtime)
         self.runtime = runtime
@@ -47,7 +55,7 @@ public struct RequestService: Sendable {
         }
         let indexed = identities.map { ($0, vault.index($0)) }
         let id = runtime.newID()
-        return try await store.writeRetrying { transaction in
+        let submitted = try await store.writeRetrying { transaction in
             // Fail closed: identities of two different subjects are refused, not resolved to the
             // first one found (an erasure would miss half the person, or reach someone else).
             var found: Set<UUID> = []
@@ -72,7 +80,7 @@ public struct RequestService: Sendable {
                 }
                 subjectID = created
             }
-            let record = DataSubjectRequestRecord(
+            var record = DataSubjectRequestRecord(
                 id: id, type: type, regime: regime.key, status: verified == nil ? .received : .verified,
                 subjectID: subjectID!, receivedAt: now, deadlines: deadlines, verification: verified, agent: agent,
                 submittedBy: actor, createdAt: now, updatedAt: now)
@@ -87,8 +95,28 @@ public struct RequestService: Sendable {
                             "agent": agent == nil ? "no" : "yes",
                         ])
                 ], in: transaction)
+            // Approval by rule: a verified request (or one that needs no verification) of a type the
+            // regime approves automatically starts at once.
+            if let rule = regime.rules[type], rule.automaticApproval,
+                let next = record.status.after(.approve, verificationRequired: rule.verificationRequired)
+            {
+                let previous = record.status
+                record.status = next
+                if previous == .received { record.verification = .notRequired }
+                try await transaction.updateDataSubjectRequest(record)
+                _ = try await audit.append(
+                    [
+                        AuditDraft(
+                            actor: "rule:\(regime.key).\(type.rawValue)", action: "request.approve",
+                            targetType: "request", targetID: id.lowercasedString,
+                            details: ["from": previous.rawValue, "to": next.rawValue])
+                    ], in: transaction)
+                try await start(&record, in: transaction, actor: actor)
+            }
             return record
         }
+        execution?.queue.wake()
+        return submitted
     }
 
     public func request(_ id: UUID) async throws -> DataSubjectRequestRecord {
@@ -105,7 +133,7 @@ public struct RequestService: Sendable {
     /// Applies a lifecycle step, or refuses it with the current status (`request.invalid_transition`).
     public func apply(_ event: RequestEvent, to id: UUID, actor: String) async throws -> DataSubjectRequestRecord {
         let regimes = regimes
-        return try await store.writeRetrying { transaction in
+        let applied = try await store.writeRetrying { transaction in
             guard var record = try await transaction.dataSubjectRequest(id: id) else {
                 throw StewardError(.requestNotFound, "no request has this id", field: "id")
             }
@@ -139,8 +167,11 @@ public struct RequestService: Sendable {
                         actor: actor, action: "request.\(event.name)", targetType: "request",
                         targetID: id.lowercasedString, details: details)
                 ], in: transaction)
+            if next == .approved { try await start(&record, in: transaction, actor: actor) }
             return record
         }
+        execution?.queue.wake()
+        return applied
     }
 
     /// Extends the request's deadline once, with a reason, before it passes (the regime's rule).

@@ -14,10 +14,13 @@ public struct UseCases: Sendable {
     public let audit: AuditLog
     /// Jobs: operators' views and actions; wakes this process's runner (`jobWakeup`).
     public let jobs: JobQueue
+    /// Data subject requests; carried out in the customer's systems when `requestExecute` is given.
+    public let requests: RequestService
 
     public init(
         store base: any StewardStore, crypto: CryptoSuite, policy: PolicySet, runtime: Runtime,
-        metrics: (any MetricsFactory)? = nil, jobWakeup: JobWakeup? = nil, keyCacheLifetime: Double = 5
+        metrics: (any MetricsFactory)? = nil, jobWakeup: JobWakeup? = nil, keyCacheLifetime: Double = 5,
+        requestExecute: RequestExecution.Execute? = nil
     ) {
         let store: any StewardStore = metrics.map { MeteredStore(base, factory: $0) } ?? base
         self.store = store
@@ -25,6 +28,10 @@ public struct UseCases: Sendable {
         self.subjects = SubjectService(store: store, crypto: crypto, runtime: runtime)
         self.keys = KeyService(store: store, crypto: crypto, runtime: runtime, cacheLifetime: keyCacheLifetime)
         self.audit = AuditLog(sealer: crypto.sealer, runtime: runtime)
-        self.jobs = JobQueue(store: store, runtime: runtime, wakeup: jobWakeup)
+        let jobs = JobQueue(store: store, runtime: runtime, wakeup: jobWakeup)
+        self.jobs = jobs
+        self.requests = RequestService(
+            store: store, crypto: crypto, runtime: runtime, regimes: policy.regimes,
+            execution: requestExecute.map { RequestExecution(map: policy.dataMap, queue: jobs, execute: $0) })
     }
 }

@@ -26,7 +26,7 @@ import Testing
 
         let store = try SQLiteStore(path: path)
         let applied = try await store.migrate()
-        #expect(applied == 5)  // versions 3 to 7
+        #expect(applied == 6)  // versions 3 to 8
         let again = try await store.migrate()
         #expect(again == 0)
 

@@ -1,0 +1,352 @@
+import Foundation
+import Logging
+import PostgresNIO
+import SQLiteDriver
+import StewardCore
+
+/// A SQLite customer system: one connection for the request's work, with the system's foreign keys
+/// enforced (so a reference the map and introspection both missed fails the transaction instead
+/// of leaving a dangling row). Writes take the database's write lock at `BEGIN IMMEDIATE`.
+final class SQLiteWorkSession: WorkSession, @unchecked Sendable {
+    let connection: SQLiteConnection
+    let path: String
+    /// Keys per statement (SQLite's default limit of variables is 32,766).
+    static let chunk = 500
+
+    init(path: String, writing: Bool) throws {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ConnectorError("no SQLite database at \(path)")
+        }
+        self.path = path
+        do {
+            connection = try SQLiteConnection(path: path, readOnly: !writing, role: .external)
+            if writing { try connection.execute("PRAGMA foreign_keys = ON") }
+        } catch {
+            throw ConnectorError("cannot open \(path): \(error)")
+        }
+    }
+
+    func mapped<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as SQLiteError {
+            // 787: SQLITE_CONSTRAINT_FOREIGNKEY; 19: SQLITE_CONSTRAINT and its extended codes.
+            if error.code & 0xff == 19 {
+                throw ConnectorError("\(path): \(error.message)", code: .requestConstraint)
+            }
+            throw ConnectorError("\(path): \(error.message)")
+        }
+    }
+
+    func begin(writing: Bool) async throws {
+        try mapped { try connection.execute(writing ? "BEGIN IMMEDIATE" : "BEGIN") }
+    }
+    func commit() async throws { try mapped { try connection.execute("COMMIT") } }
+    func rollback() async throws { try mapped { try connection.execute("ROLLBACK") } }
+
+    private var live: LiveSchema?
+
+    func schema() async throws -> LiveSchema {
+        if let live { return live }
+        let schema = try mapped { try SQLiteConnector.introspect(on: connection) }
+        live = schema
+        return schema
+    }
+
+    static func quoted(_ name: String) -> String { SQLiteConnector.quoted(name) }
+
+    static func bind(_ cell: Cell) -> SQLValue {
+        switch cell {
+        case .null: .null
+        case .int(let value): .int(value)
+        case .text(let value): .text(value)
+        case .blob(let value): .blob(value)
+        }
+    }
+
+    static func cell(_ value: SQLValue) -> Cell {
+        switch value {
+        case .null: .null
+        case .int(let value): .int(value)
+        case .text(let value): .text(value)
+        case .blob(let value): .blob(value)
+        case .uuid(let value): .text(value.uuidString)
+        }
+    }
+
+    func read(_ sql: String, _ values: [SQLValue], width: Int) throws -> [[Cell]] {
+        try mapped {
+            try connection.query(sql, values) { row in (0..<Int32(width)).map { Self.cell(row.value($0)) } }
+        }
+    }
+
+    /// `("a", "b") IN (VALUES (?, ?), …)`, or `"a" IN (?, …)` for one column.
+    static func keyMatch(_ keys: [String], count: Int) -> String {
+        if keys.count == 1 {
+            return quoted(keys[0]) + " IN (" + Array(repeating: "?", count: count).joined(separator: ", ") + ")"
+        }
+        let tuple = "(" + Array(repeating: "?", count: keys.count).joined(separator: ", ") + ")"
+        return "(" + keys.map(quoted).joined(separator: ", ") + ") IN (VALUES "
+            + Array(repeating: tuple, count: count).joined(separator: ", ") + ")"
+    }
+
+    func select(_ table: String, columns: [String], anyOf: [(column: String, values: [Cell])]) async throws -> [[Cell]]
+    {
+        var seen: Set<[Cell]> = []
+        var rows: [[Cell]] = []
+        let select = "SELECT " + columns.map(Self.quoted).joined(separator: ", ") + " FROM " + Self.quoted(table)
+        for condition in anyOf {
+            for start in stride(from: 0, to: condition.values.count, by: Self.chunk) {
+                let chunk = condition.values[start..<min(condition.values.count, start + Self.chunk)]
+                let sql = select + " WHERE " + Self.keyMatch([condition.column], count: chunk.count)
+                for row in try read(sql, chunk.map(Self.bind), width: columns.count) where seen.insert(row).inserted {
+                    rows.append(row)
+                }
+            }
+        }
+        return rows
+    }
+
+    func select(_ table: String, columns: [String], keys: [String], rows: [[Cell]]) async throws -> [[Cell]] {
+        var result: [[Cell]] = []
+        let select = "SELECT " + columns.map(Self.quoted).joined(separator: ", ") + " FROM " + Self.quoted(table)
+        for start in stride(from: 0, to: rows.count, by: Self.chunk) {
+            let chunk = rows[start..<min(rows.count, start + Self.chunk)]
+            let sql = select + " WHERE " + Self.keyMatch(keys, count: chunk.count)
+            result += try read(sql, chunk.flatMap { $0.map(Self.bind) }, width: columns.count)
+        }
+        return result
+    }
+
+    func delete(_ table: String, keys: [String], rows: [[Cell]]) async throws -> Int {
+        var deleted = 0
+        for start in stride(from: 0, to: rows.count, by: Self.chunk) {
+            let chunk = rows[start..<min(rows.count, start + Self.chunk)]
+            let sql = "DELETE FROM " + Self.quoted(table) + " WHERE " + Self.keyMatch(keys, count: chunk.count)
+            deleted += try mapped { try connection.run(sql, chunk.flatMap { $0.map(Self.bind) }) }
+        }
+        return deleted
+    }
+
+    /// The fixed mask of a column's declared type, by SQLite's affinity rules: `*` for text (and
+    /// columns without a type), 0 for numbers.
+    func mask(_ table: String, _ column: String) -> Cell {
+        let type = (live?.table(table)?.column(column)?.type ?? "").uppercased()
+        if type.isEmpty || type.contains("CHAR") || type.contains("CLOB") || type.contains("TEXT")
+            || type.contains("BLOB")
+        {
+            return .text("*")
+        }
+        return .int(0)
+    }
+
+    func update(_ table: String, keys: [String], rows: [[Cell]], set: [(column: String, to: Assignment)])
+        async throws -> Int
+    {
+        _ = try await schema()
+        var changed = 0
+        for start in stride(from: 0, to: rows.count, by: Self.chunk) {
+            let range = start..<min(rows.count, start + Self.chunk)
+            let chunk = rows[range]
+            var values: [SQLValue] = []
+            var assignments: [String] = []
+            for (column, to) in set {
+                switch to {
+                case .null: assignments.append(Self.quoted(column) + " = NULL")
+                case .mask:
+                    assignments.append(Self.quoted(column) + " = ?")
+                    values.append(Self.bind(mask(table, column)))
+                case .values(let cells):
+                    // CASE (key) WHEN … THEN the row's value.
+                    var sql = Self.quoted(column) + " = CASE"
+                    for index in range {
+                        sql +=
+                            " WHEN (" + keys.map(Self.quoted).joined(separator: ", ") + ") = ("
+                            + Array(repeating: "?", count: keys.count).joined(separator: ", ") + ") THEN ?"
+                        values += rows[index].map(Self.bind)
+                        values.append(Self.bind(cells[index]))
+                    }
+                    assignments.append(sql + " ELSE " + Self.quoted(column) + " END")
+                }
+            }
+            let sql =
+                "UPDATE " + Self.quoted(table) + " SET " + assignments.joined(separator: ", ") + " WHERE "
+                + Self.keyMatch(keys, count: chunk.count)
+            changed += try mapped { try connection.run(sql, values + chunk.flatMap { $0.map(Self.bind) }) }
+        }
+        return changed
+    }
+}
+
+/// A PostgreSQL customer system: one connection, one transaction (read committed; the located rows
+/// are locked `FOR UPDATE` when writing). Keys travel as text arrays cast to the columns' types, so
+/// one statement serves any number of rows and the indexes are used.
+final class PostgresWorkSession: WorkSession, @unchecked Sendable {
+    let connection: PostgresConnection
+    let logger: Logger
+    private var writing = false
+    private var types: [String: [String: String]] = [:]
+    private var live: LiveSchema?
+
+    init(connection: PostgresConnection, logger: Logger) {
+        self.connection = connection
+        self.logger = logger
+    }
+
+    func mapped<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as PSQLError {
+            let message = PostgresConnector.reason(error)
+            // Class 23: integrity constraint violation.
+            if let state = error.serverInfo?[.sqlState], state.hasPrefix("23") {
+                throw ConnectorError(message, code: .requestConstraint)
+            }
+            throw ConnectorError(message)
+        }
+    }
+
+    func execute(_ sql: String, _ binds: PostgresBindings = PostgresBindings()) async throws -> [PostgresRow] {
+        try await mapped {
+            try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).collect()
+        }
+    }
+
+    func begin(writing: Bool) async throws {
+        self.writing = writing
+        _ = try await execute(writing ? "BEGIN" : "BEGIN READ ONLY")
+    }
+    func commit() async throws { _ = try await execute("COMMIT") }
+    func rollback() async throws { _ = try await execute("ROLLBACK") }
+
+    func schema() async throws -> LiveSchema {
+        if let live { return live }
+        let schema = try await PostgresConnector.introspect(on: connection, logger: logger)
+        let rows = try await execute(
+            """
+            SELECT c.relname::text, a.attname::text, format_type(a.atttypid, NULL)
+            FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
+            """)
+        for row in rows {
+            let (table, column, type) = try row.decode((String, String, String).self)
+            types[table, default: [:]][column] = type
+        }
+        live = schema
+        return schema
+    }
+
+    static func quoted(_ name: String) -> String { PostgresConnector.quoted(name) }
+
+    func type(_ table: String, _ column: String) -> String { types[table]?[column] ?? "text" }
+
+    /// `"col"::text`, for reading any column as text.
+    func text(_ column: String) -> String { Self.quoted(column) + "::text" }
+
+    func read(_ sql: String, _ binds: PostgresBindings, width: Int) async throws -> [[Cell]] {
+        try await execute(sql, binds).map { row in
+            let cells = row.makeRandomAccess()
+            return try (0..<width).map { try cells[$0].decode(String?.self).map(Cell.text) ?? .null }
+        }
+    }
+
+    /// `("a", "b") IN (SELECT * FROM unnest($1::text[]::T[], $2::text[]::U[]))`, binding one
+    /// array per key column.
+    func keyMatch(_ table: String, _ keys: [String], rows: [[Cell]], binds: inout PostgresBindings) -> String {
+        var arrays: [String] = []
+        for (index, key) in keys.enumerated() {
+            binds.append(rows.map { $0[index].text ?? "" })
+            arrays.append("$\(binds.count)::text[]::\(type(table, key))[]")
+        }
+        if keys.count == 1 { return Self.quoted(keys[0]) + " = ANY(" + arrays[0] + ")" }
+        return "(" + keys.map(Self.quoted).joined(separator: ", ") + ") IN (SELECT * FROM unnest("
+            + arrays.joined(separator: ", ") + "))"
+    }
+
+    func select(_ table: String, columns: [String], anyOf: [(column: String, values: [Cell])]) async throws -> [[Cell]]
+    {
+        _ = try await schema()
+        var binds = PostgresBindings()
+        let conditions = anyOf.map { condition in
+            keyMatch(table, [condition.column], rows: condition.values.map { [$0] }, binds: &binds)
+        }
+        let sql =
+            "SELECT " + columns.map(text).joined(separator: ", ") + " FROM " + Self.quoted(table) + " WHERE "
+            + conditions.joined(separator: " OR ") + (writing ? " FOR UPDATE" : "")
+        return try await read(sql, binds, width: columns.count)
+    }
+
+    func select(_ table: String, columns: [String], keys: [String], rows: [[Cell]]) async throws -> [[Cell]] {
+        _ = try await schema()
+        var binds = PostgresBindings()
+        let sql =
+            "SELECT " + columns.map(text).joined(separator: ", ") + " FROM " + Self.quoted(table) + " WHERE "
+            + keyMatch(table, keys, rows: rows, binds: &binds)
+        return try await read(sql, binds, width: columns.count)
+    }
+
+    func count(_ sql: String, _ binds: PostgresBindings) async throws -> Int {
+        let rows = try await execute(
+            "WITH changed AS (" + sql + " RETURNING 1) SELECT count(*)::int8 FROM changed", binds)
+        return Int(try rows.first?.decode(Int64.self) ?? 0)
+    }
+
+    func delete(_ table: String, keys: [String], rows: [[Cell]]) async throws -> Int {
+        _ = try await schema()
+        var binds = PostgresBindings()
+        return try await count(
+            "DELETE FROM " + Self.quoted(table) + " WHERE " + keyMatch(table, keys, rows: rows, binds: &binds), binds)
+    }
+
+    /// The fixed mask of a column's type: `*` for text, 0 for numbers, NULL otherwise (read back as text).
+    func mask(_ table: String, _ column: String) -> Cell {
+        let type = type(table, column)
+        if type == "text" || type.hasPrefix("character") || type == "citext" { return .text("*") }
+        if ["smallint", "integer", "bigint", "numeric", "real", "double precision"].contains(type) {
+            return .text("0")
+        }
+        return .null
+    }
+
+    func update(_ table: String, keys: [String], rows: [[Cell]], set: [(column: String, to: Assignment)])
+        async throws -> Int
+    {
+        _ = try await schema()
+        var binds = PostgresBindings()
+        var assignments: [String] = []
+        // Per-row values (hashes) join on the key: `FROM unnest(keys…, values…) AS v(k0, …, v0, …)`.
+        var arrays: [String] = []
+        var names: [String] = []
+        if set.contains(where: { if case .values = $0.to { true } else { false } }) {
+            for (index, key) in keys.enumerated() {
+                binds.append(rows.map { $0[index].text ?? "" })
+                arrays.append("$\(binds.count)::text[]::\(type(table, key))[]")
+                names.append("k\(index)")
+            }
+        }
+        for (column, to) in set {
+            switch to {
+            case .null: assignments.append(Self.quoted(column) + " = NULL")
+            case .mask:
+                let literal = mask(table, column).text.map { $0 == "*" ? "'*'" : $0 } ?? "NULL"
+                assignments.append(Self.quoted(column) + " = " + literal)
+            case .values(let cells):
+                binds.append(cells.map { $0.text ?? "" })
+                arrays.append("$\(binds.count)::text[]")
+                names.append("v\(names.count)")
+                assignments.append(
+                    Self.quoted(column) + " = NULLIF(v." + names.last! + ", '')::" + type(table, column))
+            }
+        }
+        var sql = "UPDATE " + Self.quoted(table) + " AS t SET " + assignments.joined(separator: ", ")
+        if arrays.isEmpty {
+            sql += " WHERE " + keyMatch(table, keys, rows: rows, binds: &binds)
+        } else {
+            sql +=
+                " FROM unnest(" + arrays.joined(separator: ", ") + ") AS v(" + names.joined(separator: ", ")
+                + ") WHERE "
+                + keys.indices.map { "t." + Self.quoted(keys[$0]) + " = v.k\($0)" }.joined(separator: " AND ")
+        }
+        return try await count(sql, binds)
+    }
+}

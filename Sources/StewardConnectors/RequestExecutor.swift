@@ -1,0 +1,414 @@
+import Foundation
+public import StewardCore
+
+/// Carries out one system's part of a data subject request (ADR 0011): plans from the data map
+/// with the foreign keys the live schema has added as references, then in **one transaction**
+/// locates the subject's rows (parents first, one statement per collection and chunk of keys),
+/// applies the effects by primary key children first in batched statements, and re-reads: every
+/// deleted row is gone, every changed field holds its target, and the identity lookups find
+/// nothing left to act on. If the re-read fails, the transaction rolls back and the error says
+/// where. `beforeCommit` runs after the verification and before the commit (the job records its
+/// pending receipt there); if it throws, nothing commits.
+public struct RequestExecutor: Sendable {
+    public let system: DataSystem
+    public let map: DataMap
+    public let connection: SystemConnection
+
+    public init(system: DataSystem, map: DataMap, connection: SystemConnection) {
+        self.system = system
+        self.map = map
+        self.connection = connection
+    }
+
+    public struct Outcome: Sendable {
+        public var receipt: SystemReceipt
+        /// The rows read, for access and portability (nil otherwise).
+        public var rows: SubjectRows?
+    }
+
+    public func execute(
+        _ type: RequestType, identities: SubjectIdentities, hash: @escaping @Sendable (String) -> String,
+        beforeCommit: @escaping @Sendable (SystemReceipt) async throws -> Void
+    ) async throws -> Outcome {
+        guard type.touchesCustomerData else {
+            return Outcome(receipt: SystemReceipt(system: system.key, type: type, collections: [], verified: true))
+        }
+        guard type != .rectification else {
+            throw ConnectorError(
+                "rectification carries no corrected values yet: it cannot be carried out in system '\(system.key)'",
+                code: .connectorUnsupported)
+        }
+        switch connection {
+        case .sqlite(let connector):
+            let session = try SQLiteWorkSession(path: connector.path, writing: !type.reads)
+            return try await run(type, identities: identities, hash: hash, beforeCommit: beforeCommit, session: session)
+        case .postgres(let connector):
+            return try await connector.withWritableConnection { connection in
+                let session = PostgresWorkSession(connection: connection, logger: connector.logger)
+                return try await run(
+                    type, identities: identities, hash: hash, beforeCommit: beforeCommit, session: session)
+            }
+        }
+    }
+
+    func run(
+        _ type: RequestType, identities: SubjectIdentities, hash: @escaping @Sendable (String) -> String,
+        beforeCommit: @escaping @Sendable (SystemReceipt) async throws -> Void, session: some WorkSession
+    ) async throws -> Outcome {
+        try await session.begin(writing: !type.reads)
+        do {
+            let schema = try await session.schema()
+            let map = self.map.addingForeignKeys(of: schema, system: system.key)
+            let plan = map.plan(type, identities: identities.kinds).only(system: system.key)
+            var work = Work(
+                system: map.systems.first { $0.key == system.key }!, schema: schema, plan: plan,
+                identities: identities, session: session)
+            let outcome = try await work.carryOut(type, hash: hash)
+            if !type.reads {
+                guard outcome.receipt.verified else {
+                    throw ConnectorError(
+                        "system '\(system.key)': the re-read after erasure found the subject's values left in \(work.unverified.joined(separator: ", ")); nothing was committed",
+                        code: .requestVerificationFailed)
+                }
+                try await beforeCommit(outcome.receipt)
+            }
+            try await session.commit()
+            return outcome
+        } catch {
+            try? await session.rollback()
+            throw error
+        }
+    }
+}
+
+/// A cell of a customer row as the executor carries it: typed on SQLite, text on PostgreSQL (cast
+/// back to the column's type when bound).
+enum Cell: Hashable, Sendable {
+    case null
+    case int(Int64)
+    case text(String)
+    case blob(Data)
+
+    var text: String? {
+        switch self {
+        case .null: nil
+        case .int(let value): String(value)
+        case .text(let value): value
+        case .blob(let value): value.base64EncodedString()
+        }
+    }
+}
+
+/// How a changed field is set.
+enum Assignment: Sendable {
+    case null
+    /// The type's fixed mask: `*` for text, 0 for numbers, NULL for anything else.
+    case mask
+    /// One value per row, in the order of the rows given.
+    case values([Cell])
+}
+
+/// One transaction on one customer system, as the executor needs it. Statements are batched:
+/// a list of keys is one statement (or a few chunks), never one per row.
+protocol WorkSession: Sendable {
+    func begin(writing: Bool) async throws
+    func commit() async throws
+    func rollback() async throws
+    func schema() async throws -> LiveSchema
+    /// `columns` of the rows where any of the columns holds one of its values; locked for update
+    /// when writing.
+    func select(_ table: String, columns: [String], anyOf: [(column: String, values: [Cell])]) async throws -> [[Cell]]
+    /// `columns` of the rows with these keys.
+    func select(_ table: String, columns: [String], keys: [String], rows: [[Cell]]) async throws -> [[Cell]]
+    func delete(_ table: String, keys: [String], rows: [[Cell]]) async throws -> Int
+    func update(_ table: String, keys: [String], rows: [[Cell]], set: [(column: String, to: Assignment)])
+        async throws -> Int
+    /// The value a masked column holds afterwards, as this session reads it back.
+    func mask(_ table: String, _ column: String) -> Cell
+}
+
+extension DataMap {
+    /// The map with every foreign key of the live schema of `system` as a reference: a key on a
+    /// mapped field that declares none becomes its reference; a key on an unmapped column or table
+    /// adds the column (no category: never changed) so the rows that hold it keep their parent.
+    func addingForeignKeys(of schema: LiveSchema, system key: String) -> DataMap {
+        guard let at = systems.firstIndex(where: { $0.key == key }) else { return self }
+        var map = self
+        var system = systems[at]
+        for table in schema.tables where !table.foreignKeys.isEmpty {
+            var collection =
+                system.collection(table.name)
+                ?? DataCollection(name: table.name, primaryKey: table.primaryKey, fields: [])
+            for foreignKey in table.foreignKeys {
+                let reference = FieldReference(
+                    system: nil, collection: foreignKey.table, field: foreignKey.referencedColumn)
+                if let index = collection.fields.firstIndex(where: { $0.name == foreignKey.column }) {
+                    if collection.fields[index].references == nil { collection.fields[index].references = reference }
+                } else {
+                    collection.fields.append(DataField(name: foreignKey.column, references: reference))
+                }
+            }
+            if let index = system.collections.firstIndex(where: { $0.name == table.name }) {
+                system.collections[index] = collection
+            } else {
+                system.collections.append(collection)
+            }
+        }
+        map.systems[at] = system
+        return map
+    }
+}
+
+/// One run of a system's plan inside the open transaction.
+struct Work<Session: WorkSession> {
+    let system: DataSystem
+    let schema: LiveSchema
+    let plan: RequestPlan
+    let identities: SubjectIdentities
+    let session: Session
+    /// Located rows per collection: the columns read (primary key first) and the rows.
+    var located: [String: (columns: [String], rows: [[Cell]])] = [:]
+    /// Where the re-read found something left.
+    var unverified: [String] = []
+
+    init(system: DataSystem, schema: LiveSchema, plan: RequestPlan, identities: SubjectIdentities, session: Session) {
+        self.system = system
+        self.schema = schema
+        self.plan = plan
+        self.identities = identities
+        self.session = session
+    }
+
+    func collection(_ name: String) throws -> DataCollection {
+        guard let collection = system.collection(name) else {
+            throw ConnectorError("system '\(system.key)' has no collection \(name) in its map")
+        }
+        guard !collection.primaryKey.isEmpty else {
+            throw ConnectorError(
+                "\(system.key).\(name) declares no primary_key: its rows cannot be acted on by key",
+                code: .connectorUnsupported)
+        }
+        guard let table = schema.table(name) else {
+            throw ConnectorError("\(system.key).\(name) is in the map but not in the system (run `steward map drift`)")
+        }
+        for field in collection.fields where table.column(field.name) == nil {
+            throw ConnectorError(
+                "\(system.key).\(name).\(field.name) is in the map but not in the system (run `steward map drift`)")
+        }
+        return collection
+    }
+
+    /// The columns of `name` that a later lookup reads from its located rows.
+    func neededColumns(of ref: CollectionRef) -> [String] {
+        var columns: [String] = []
+        for step in plan.locate {
+            for lookup in step.lookups {
+                if case .reference(_, let parent, let parentField) = lookup, parent == ref,
+                    !columns.contains(parentField)
+                {
+                    columns.append(parentField)
+                }
+            }
+        }
+        return columns
+    }
+
+    /// The values of `column` among the located rows of `ref`.
+    func locatedValues(_ ref: CollectionRef, column: String) -> [Cell] {
+        guard let rows = located[ref.collection], let at = rows.columns.firstIndex(of: column) else { return [] }
+        return Array(Set(rows.rows.map { $0[at] }.filter { $0 != .null }))
+    }
+
+    func conditions(_ step: RequestPlan.Locate, crossSystem: inout [String]) -> [(column: String, values: [Cell])] {
+        var conditions: [(column: String, values: [Cell])] = []
+        for lookup in step.lookups {
+            switch lookup {
+            case .identity(let field, let kind):
+                let values = (identities.values[kind] ?? []).map(Cell.text)
+                if !values.isEmpty { conditions.append((field, values)) }
+            case .reference(let field, let parent, let parentField):
+                guard parent.system == system.key else {
+                    crossSystem.append("\(step.target).\(field) → \(parent).\(parentField)")
+                    continue
+                }
+                let values = locatedValues(parent, column: parentField)
+                if !values.isEmpty { conditions.append((field, values)) }
+            }
+        }
+        return conditions
+    }
+
+    mutating func locate(crossSystem: inout [String]) async throws {
+        for step in plan.locate {
+            let collection = try collection(step.target.collection)
+            var columns = collection.primaryKey
+            for column in neededColumns(of: step.target) where !columns.contains(column) { columns.append(column) }
+            let conditions = conditions(step, crossSystem: &crossSystem)
+            let rows =
+                conditions.isEmpty
+                ? [] : try await session.select(step.target.collection, columns: columns, anyOf: conditions)
+            located[step.target.collection] = (columns, rows)
+        }
+    }
+
+    func keys(_ name: String) -> [[Cell]] {
+        guard let rows = located[name], let collection = system.collection(name) else { return [] }
+        return rows.rows.map { Array($0.prefix(collection.primaryKey.count)) }
+    }
+
+    mutating func carryOut(_ type: RequestType, hash: @Sendable (String) -> String) async throws
+        -> RequestExecutor.Outcome
+    {
+        var crossSystem: [String] = []
+        try await locate(crossSystem: &crossSystem)
+        var receipts: [String: SystemReceipt.Collection] = [:]
+        for step in plan.locate {
+            receipts[step.target.collection] = .init(
+                collection: step.target.collection, located: located[step.target.collection]?.rows.count ?? 0)
+        }
+        var rows = type.reads ? SubjectRows(system: system.key) : nil
+        // What each changed field must hold afterwards, for the re-read.
+        var expected: [String: (columns: [String], targets: [[Cell]: [Cell]])] = [:]
+        for effect in plan.effects {
+            let name = effect.target.collection
+            let collection = try collection(name)
+            let keys = keys(name)
+            var receipt = receipts[name]!
+            for hold in effect.holds { receipt.held[hold.field] = hold.reason }
+            receipt.rowKept = effect.rowKept
+            switch effect.action {
+            case .read(let fields):
+                if !keys.isEmpty {
+                    let read = try await session.select(name, columns: fields, keys: collection.primaryKey, rows: keys)
+                    receipt.read = read.count
+                    rows?.collections[name] = read.map { row in
+                        Dictionary(uniqueKeysWithValues: zip(fields, row.map(\.text)))
+                    }
+                } else {
+                    rows?.collections[name] = []
+                }
+            case .delete:
+                if !keys.isEmpty {
+                    receipt.deleted = try await session.delete(name, keys: collection.primaryKey, rows: keys)
+                }
+            case .update(let planned):
+                // A column the system declares NOT NULL cannot be emptied: it is masked instead.
+                let changes = planned.map { change -> RequestPlan.Change in
+                    guard change.strategy == .null, schema.table(name)?.column(change.field)?.notNull == true else {
+                        return change
+                    }
+                    return .init(field: change.field, strategy: .mask)
+                }
+                for change in changes { receipt.fields[change.field] = change.strategy.rawValue }
+                guard !keys.isEmpty, !changes.isEmpty else { break }
+                // Read the fields first: only rows not yet in their target state are changed (a
+                // rerun after a committed attempt changes nothing and counts nothing), and a hash is
+                // computed from the value it replaces.
+                let columns = changes.map(\.field)
+                let width = collection.primaryKey.count
+                let current = try await session.select(
+                    name, columns: collection.primaryKey + columns, keys: collection.primaryKey, rows: keys)
+                var targets: [[Cell]: [Cell]] = [:]
+                var pending: [[Cell]] = []
+                for row in current {
+                    let key = Array(row.prefix(width))
+                    let target = changes.enumerated().map { offset, change -> Cell in
+                        let value = row[width + offset]
+                        switch change.strategy {
+                        case .hash:
+                            guard let text = value.text else { return .null }
+                            return Self.isHash(text) ? value : .text(hash(text))
+                        case .mask: return session.mask(name, change.field)
+                        default: return .null
+                        }
+                    }
+                    targets[key] = target
+                    if zip(row.dropFirst(width), target).contains(where: { $0.text != $1.text }) { pending.append(key) }
+                }
+                let set = changes.enumerated().map { offset, change -> (column: String, to: Assignment) in
+                    switch change.strategy {
+                    case .hash: (change.field, .values(pending.map { targets[$0]![offset] }))
+                    case .mask: (change.field, .mask)
+                    default: (change.field, .null)
+                    }
+                }
+                if !pending.isEmpty {
+                    receipt.changed = try await session.update(
+                        name, keys: collection.primaryKey, rows: pending, set: set)
+                }
+                expected[name] = (columns, targets)
+            }
+            receipts[name] = receipt
+        }
+        var verified = true
+        if !type.reads {
+            verified = try await verify(expected: expected, crossSystem: &crossSystem)
+        }
+        let receipt = SystemReceipt(
+            system: system.key, type: type,
+            collections: plan.locate.map { receipts[$0.target.collection]! },
+            verified: verified, crossSystemLookups: Array(Set(crossSystem)).sorted())
+        return RequestExecutor.Outcome(receipt: receipt, rows: rows)
+    }
+
+    /// A keyed hash as the executor writes it (64 hex digits).
+    static func isHash(_ value: String) -> Bool {
+        value.utf8.count == 64 && value.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
+
+    /// The re-read: deleted rows are gone, changed fields hold their target, and the identity
+    /// lookups find no row whose identity field is not held.
+    mutating func verify(
+        expected: [String: (columns: [String], targets: [[Cell]: [Cell]])], crossSystem: inout [String]
+    ) async throws -> Bool {
+        for effect in plan.effects {
+            let name = effect.target.collection
+            let collection = try collection(name)
+            let keys = keys(name)
+            guard !keys.isEmpty else { continue }
+            switch effect.action {
+            case .delete:
+                let left = try await session.select(
+                    name, columns: collection.primaryKey, keys: collection.primaryKey, rows: keys)
+                if !left.isEmpty { unverified.append("\(system.key).\(name) (\(left.count) rows not deleted)") }
+            case .update:
+                guard let (columns, targets) = expected[name], !columns.isEmpty else { continue }
+                let now = try await session.select(
+                    name, columns: collection.primaryKey + columns, keys: collection.primaryKey, rows: keys)
+                let width = collection.primaryKey.count
+                for row in now {
+                    guard let target = targets[Array(row.prefix(width))] else { continue }
+                    for (offset, value) in row.dropFirst(width).enumerated() where value.text != target[offset].text {
+                        unverified.append("\(system.key).\(name).\(columns[offset])")
+                    }
+                }
+            case .read: break
+            }
+        }
+        // Nothing left to find by identity, except through a field that is held.
+        let before = located
+        located = [:]
+        var again: [String] = []
+        for step in plan.locate {
+            let collection = try collection(step.target.collection)
+            // Held fields stay; so does the primary key of a row that is kept and changed.
+            let effect = plan.effects.first { $0.target == step.target }
+            var held = Set(effect?.holds.map(\.field) ?? [])
+            if case .update? = effect?.action { held.formUnion(collection.primaryKey) }
+            let conditions = conditions(step, crossSystem: &again).filter { condition in
+                !held.contains(condition.column)
+                    && step.lookups.contains { lookup in
+                        if case .identity(let field, _) = lookup { return field == condition.column }
+                        return false
+                    }
+            }
+            let rows =
+                conditions.isEmpty
+                ? []
+                : try await session.select(step.target.collection, columns: collection.primaryKey, anyOf: conditions)
+            if !rows.isEmpty { unverified.append("\(step.target) (\(rows.count) rows still found by identity)") }
+        }
+        located = before
+        return unverified.isEmpty
+    }
+}

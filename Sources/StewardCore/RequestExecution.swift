@@ -1,0 +1,106 @@
+/// What a request's work did in one customer system: the receipt Steward keeps and audits. Counts,
+/// field names, strategies and reasons — never a value (issue 18 item 5).
+public struct SystemReceipt: Sendable, Hashable, Codable {
+    public struct Collection: Sendable, Hashable, Codable {
+        public var collection: String
+        /// Rows of the subject found.
+        public var located: Int
+        /// Rows read (access, portability, rectification).
+        public var read: Int
+        public var deleted: Int
+        /// Rows whose fields were changed.
+        public var changed: Int
+        /// Field → strategy (`null`, `mask`, `hash`) of the changed fields.
+        public var fields: [String: String]
+        /// Fields kept, and why.
+        public var held: [String: String]
+        /// Why the subject's rows were kept (changed field by field) instead of deleted.
+        public var rowKept: String?
+
+        public init(collection: String, located: Int) {
+            self.collection = collection
+            self.located = located
+            self.read = 0
+            self.deleted = 0
+            self.changed = 0
+            self.fields = [:]
+            self.held = [:]
+        }
+    }
+
+    public var system: String
+    public var type: RequestType
+    /// In plan order: parents located first, effects children first.
+    public var collections: [Collection]
+    /// The re-read after the changes found no personal value of the subject left in a mapped field
+    /// that is not held, and no row to act on again. (Access: the read completed.)
+    public var verified: Bool
+    /// References to another system's collections that this system's work could not follow.
+    public var crossSystemLookups: [String]
+
+    public init(
+        system: String, type: RequestType, collections: [Collection], verified: Bool, crossSystemLookups: [String] = []
+    ) {
+        self.system = system
+        self.type = type
+        self.collections = collections
+        self.verified = verified
+        self.crossSystemLookups = crossSystemLookups
+    }
+
+    /// Rows deleted or changed in all.
+    public var rowsAffected: Int { collections.reduce(0) { $0 + $1.deleted + $1.changed } }
+    public var rowsLocated: Int { collections.reduce(0) { $0 + $1.located } }
+}
+
+/// The subject's rows read for access or portability: collection → rows, each a column → value
+/// (text, nil for NULL). Personal data: sealed before it is stored, never logged.
+public struct SubjectRows: Sendable, Hashable, Codable {
+    public var system: String
+    public var collections: [String: [[String: String?]]]
+
+    public init(system: String, collections: [String: [[String: String?]]] = [:]) {
+        self.system = system
+        self.collections = collections
+    }
+}
+
+/// The subject's identity values by kind, opened from the vault for one job and not kept.
+public struct SubjectIdentities: Sendable, Hashable {
+    public var values: [IdentityKind: [String]]
+
+    public init(_ values: [IdentityKind: [String]]) { self.values = values }
+
+    public var kinds: Set<IdentityKind> { Set(values.filter { !$0.value.isEmpty }.keys) }
+}
+
+extension RequestPlan {
+    /// The part of the plan that acts in one system.
+    public func only(system: String) -> RequestPlan {
+        RequestPlan(
+            locate: locate.filter { $0.target.system == system },
+            effects: effects.filter { $0.target.system == system },
+            unreached: unreached.filter { $0.system == system })
+    }
+
+    /// The systems the plan locates rows in, in map order of first appearance.
+    public var systems: [String] {
+        var seen: [String] = []
+        for step in locate where !seen.contains(step.target.system) { seen.append(step.target.system) }
+        return seen
+    }
+}
+
+extension RequestType {
+    /// Whether the request reads or changes the customer's systems (the others record a state in
+    /// Steward that the consent check enforces).
+    public var touchesCustomerData: Bool {
+        switch self {
+        case .access, .portability, .erasure, .rectification: true
+        case .restriction, .objection, .optOutSale, .limitSensitive: false
+        }
+    }
+
+    /// Whether the request only reads.
+    public var reads: Bool { self == .access || self == .portability }
+}

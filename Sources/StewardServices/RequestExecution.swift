@@ -1,0 +1,213 @@
+public import Foundation
+public import StewardCore
+
+/// How Steward carries out a request in the customer's systems: the data map to plan from, and
+/// the connector work for one system (`RequestExecutor` in StewardConnectors, wired by the
+/// binary). `hash` is the keyed hash of the `hash` strategy; `beforeCommit` runs after the
+/// system's re-read and before its commit.
+public struct RequestExecution: Sendable {
+    public typealias Execute =
+        @Sendable (
+            _ system: String, _ type: RequestType, _ identities: SubjectIdentities,
+            _ hash: @escaping @Sendable (String) -> String,
+            _ beforeCommit: @escaping @Sendable (SystemReceipt) async throws -> Void
+        ) async throws -> (receipt: SystemReceipt, rows: SubjectRows?)
+
+    public var map: DataMap
+    public var queue: JobQueue
+    public var execute: Execute
+
+    public init(map: DataMap, queue: JobQueue, execute: @escaping Execute) {
+        self.map = map
+        self.queue = queue
+        self.execute = execute
+    }
+}
+
+/// One (request, system) task on the job queue (ADR 0011). The system's work is one transaction
+/// there; its receipt is recorded in Steward's store before that transaction commits (the job's
+/// cursor), and the task's completion after. A rerun after a crash between the two finds nothing
+/// left to change and keeps the recorded receipt: each effect is applied, and counted, once.
+public struct RequestTaskJob: JobHandler {
+    public struct Payload: Codable, Sendable, Hashable {
+        public var request: UUID
+        public var system: String
+    }
+
+    public struct Cursor: Codable, Sendable {
+        /// The receipt of the attempt whose commit may have happened.
+        public var pending: SystemReceipt?
+        /// The task's completion is recorded: only the job's own end is left.
+        public var recorded: Bool
+    }
+
+    public typealias Summary = SystemReceipt
+    public static let kind = "dsr.task"
+    public static var maxAttempts: Int { 5 }
+
+    let service: RequestService
+
+    public init(service: RequestService) { self.service = service }
+
+    public func run(_ job: JobExecution<Self>) async throws -> SystemReceipt {
+        if let cursor = job.cursor, cursor.recorded, let receipt = cursor.pending { return receipt }
+        guard let execution = service.execution else {
+            throw JobPermanentFailure(StewardError(.internalError, "this Steward carries out no requests"))
+        }
+        let payload = job.payload
+        let found: (DataSubjectRequestRecord, [IdentityRecord])? = try await service.store.read { reader in
+            guard let request = try await reader.dataSubjectRequest(id: payload.request) else { return nil }
+            return (request, try await reader.identities(subjectID: request.subjectID))
+        }
+        guard let (request, stored) = found else {
+            throw JobPermanentFailure(StewardError(.requestNotFound, "the task's request is gone", field: "request"))
+        }
+        guard request.status == .executing else {
+            throw JobPermanentFailure(
+                StewardError(
+                    .requestInvalidTransition,
+                    "the request is \(request.status.rawValue): its systems' work does not run"))
+        }
+        var values: [IdentityKind: [String]] = [:]
+        for identity in stored { values[identity.kind, default: []].append(try service.vault.open(identity)) }
+        let earlier = job.cursor?.pending
+        let indexer = service.crypto.indexer
+        var (receipt, rows) = try await execution.execute(
+            payload.system, request.type, SubjectIdentities(values), { indexer.proofHash($0, kind: "erasure") }
+        ) { receipt in
+            try await job.checkpoint(cursor: Cursor(pending: receipt, recorded: false), done: 1, total: 2)
+        }
+        // The earlier attempt's commit went through: nothing was left to change this time.
+        if let earlier, !request.type.reads, receipt.rowsAffected == 0 { receipt = earlier }
+        let sealed = try rows.map { try service.seal($0, request: request) }
+        let final = receipt
+        let actor = "job:\(job.record.id.lowercasedString)"
+        try await job.checkpoint(cursor: Cursor(pending: receipt, recorded: true), done: 2, total: 2) { transaction in
+            try await service.record(final, rows: sealed, for: request.id, in: transaction, actor: actor)
+        }
+        return receipt
+    }
+}
+
+extension RequestService {
+    static func taskIdempotencyKey(_ request: UUID, system: String) -> String {
+        "dsr:\(request.lowercasedString):\(system)"
+    }
+
+    /// Starts an approved request in the same transaction: one task and one job per system the plan
+    /// reaches, status `executing`, audited. A request that reaches no system completes at once.
+    /// Without an execution (or for the types that change no customer data, whose work is not
+    /// built yet) the request stays approved.
+    func start(
+        _ record: inout DataSubjectRequestRecord, in transaction: any StoreTransaction, actor: String
+    ) async throws {
+        guard let execution, record.type.touchesCustomerData, record.type != .rectification else { return }
+        let kinds = Set(try await transaction.identities(subjectID: record.subjectID).map(\.kind))
+        let plan = execution.map.plan(record.type, identities: kinds)
+        let now = runtime.now()
+        for system in plan.systems {
+            let job = try execution.queue.job(
+                RequestTaskJob.self, payload: .init(request: record.id, system: system),
+                idempotencyKey: Self.taskIdempotencyKey(record.id, system: system), actor: actor)
+            let enqueued = try await transaction.enqueueJob(job)
+            try await transaction.insertRequestTask(
+                RequestTaskRecord(
+                    requestID: record.id, system: system, jobID: enqueued.job.id, state: .pending, updatedAt: now))
+        }
+        record.status = .executing
+        record.updatedAt = now
+        var drafts = [
+            AuditDraft(
+                actor: actor, action: "request.start", targetType: "request", targetID: record.id.lowercasedString,
+                details: [
+                    "from": RequestStatus.approved.rawValue, "to": RequestStatus.executing.rawValue,
+                    "systems": plan.systems.joined(separator: ","), "unreached": String(plan.unreached.count),
+                ])
+        ]
+        if plan.systems.isEmpty {
+            record.status = .completed
+            record.finishedAt = now
+            drafts.append(
+                AuditDraft(
+                    actor: actor, action: "request.complete", targetType: "request",
+                    targetID: record.id.lowercasedString,
+                    details: ["from": "executing", "to": "completed", "systems": "0"]))
+        }
+        try await transaction.updateDataSubjectRequest(record)
+        _ = try await audit.append(drafts, in: transaction)
+    }
+
+    /// The rows read for access, sealed under the field key, bound to the request and subject.
+    func seal(_ rows: SubjectRows, request: DataSubjectRequestRecord) throws -> Data {
+        try crypto.cipher.seal(
+            try JSONEncoder().encode(rows),
+            context: FieldContext(
+                table: "dsr_tasks", column: rows.system, rowID: request.id, subjectID: request.subjectID))
+    }
+
+    /// The rows a task read, opened (refused if they do not open under their request and subject).
+    public func rows(of task: RequestTaskRecord, request: DataSubjectRequestRecord) throws -> SubjectRows? {
+        guard let sealed = task.sealedRows else { return nil }
+        let plaintext = try crypto.cipher.open(
+            sealed,
+            context: FieldContext(
+                table: "dsr_tasks", column: task.system, rowID: request.id, subjectID: request.subjectID))
+        return try JSONDecoder().decode(SubjectRows.self, from: plaintext)
+    }
+
+    /// Records a system's receipt and completes the request when it was the last task, in the
+    /// transaction of the job's final checkpoint. The request's row is locked first, so two tasks
+    /// finishing together complete it once.
+    func record(
+        _ receipt: SystemReceipt, rows: Data?, for id: UUID, in transaction: any StoreTransaction, actor: String
+    ) async throws {
+        guard var request = try await transaction.lockDataSubjectRequest(id: id) else {
+            throw StewardError(.requestNotFound, "the task's request is gone", field: "request")
+        }
+        let tasks = try await transaction.requestTasks(requestID: id)
+        guard var task = tasks.first(where: { $0.system == receipt.system }) else {
+            throw StoreError.integrity("dsr_tasks has no row for the request's system \(receipt.system)")
+        }
+        let now = runtime.now()
+        task.state = .done
+        task.receipt = try JobCoding.encode(receipt)
+        task.sealedRows = rows
+        task.updatedAt = now
+        try await transaction.updateRequestTask(task)
+        var details = [
+            "system": receipt.system, "verified": receipt.verified ? "yes" : "no",
+            "located": String(receipt.rowsLocated),
+        ]
+        for collection in receipt.collections {
+            var parts = ["located \(collection.located)"]
+            if collection.read > 0 { parts.append("read \(collection.read)") }
+            if collection.deleted > 0 { parts.append("deleted \(collection.deleted)") }
+            if collection.changed > 0 {
+                parts.append(
+                    "changed \(collection.changed) ("
+                        + collection.fields.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(
+                            separator: ", ") + ")")
+            }
+            if !collection.held.isEmpty {
+                parts.append("held " + collection.held.keys.sorted().joined(separator: ", "))
+            }
+            details["collection." + collection.collection] = parts.joined(separator: "; ")
+        }
+        var drafts = [
+            AuditDraft(
+                actor: actor, action: receipt.type == .erasure ? "request.erasure_receipt" : "request.system_done",
+                targetType: "request", targetID: id.lowercasedString, details: details)
+        ]
+        if request.status == .executing, tasks.allSatisfy({ $0.system == receipt.system || $0.state == .done }) {
+            request.status = .completed
+            request.finishedAt = now
+            request.updatedAt = now
+            try await transaction.updateDataSubjectRequest(request)
+            drafts.append(
+                AuditDraft(
+                    actor: actor, action: "request.complete", targetType: "request", targetID: id.lowercasedString,
+                    details: ["from": "executing", "to": "completed", "systems": String(tasks.count)]))
+        }
+        _ = try await audit.append(drafts, in: transaction)
+    }
+}

@@ -1,0 +1,242 @@
+import Foundation
+import Logging
+import PostgresDriver
+import PostgresNIO
+import StewardConnectors
+import StewardCore
+import StewardPolicy
+import StewardServices
+import StewardTesting
+import Testing
+
+/// Data subject requests carried out against the example store (issue 18 items 4–5), on the
+/// backend `Scripts/test.sh` selects: the customer store is SQLite files with Steward on SQLite, and
+/// a PostgreSQL database of its own (schemas `crm` and `marketing`) with Steward on PostgreSQL.
+/// Every row of every table is read before and after, so "nothing of anyone else" is checked
+/// against the whole store, not a sample.
+@Suite struct RequestExecution {
+    static let policies = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Policies").path
+
+    /// The example store on the test backend: each system's connection, and a clean-up.
+    struct CustomerStore {
+        var connections: [String: SystemConnection]
+    }
+
+    static func withCustomerStore(
+        customers: Int, _ body: @Sendable (CustomerStore) async throws -> Void
+    ) async throws {
+        switch TestBackend.current {
+        case .sqlite:
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dsr-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            _ = try ExampleStore.createSQLite(in: directory.path, customers: customers)
+            try await body(
+                CustomerStore(connections: [
+                    "crm": .sqlite(SQLiteConnector(path: directory.appendingPathComponent(ExampleStore.crmFile).path)),
+                    "marketing": .sqlite(
+                        SQLiteConnector(path: directory.appendingPathComponent(ExampleStore.marketingFile).path)),
+                ]))
+        case .postgres:
+            let server = try #require(ProcessInfo.processInfo.environment["STEWARD_TEST_DATABASE_URL"])
+            let database = "dsr_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+            var components = try #require(URLComponents(string: server))
+            components.path = "/" + database
+            let url = try #require(components.string)
+            let admin = PostgresClient(configuration: try PostgresURL.configuration(from: server))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await admin.run() }
+                defer { group.cancelAll() }
+                try await admin.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(database)"))
+                do {
+                    _ = try await ExampleStore.createPostgres(url: url, customers: customers)
+                    try await body(
+                        CustomerStore(connections: [
+                            "crm": .postgres(try PostgresConnector(url: url + "?search_path=crm")),
+                            "marketing": .postgres(try PostgresConnector(url: url + "?search_path=marketing")),
+                        ]))
+                } catch {
+                    _ = try? await admin.query(PostgresQuery(unsafeSQL: "DROP DATABASE \(database) WITH (FORCE)"))
+                    throw error
+                }
+                try await admin.query(PostgresQuery(unsafeSQL: "DROP DATABASE \(database) WITH (FORCE)"))
+            }
+        }
+    }
+
+    /// Every row of every table of a system, by table, as text: the first column (`id`) → the row.
+    static func dump(_ connection: SystemConnection) async throws -> [String: [String: [String: String?]]] {
+        var tables: [String: [String: [String: String?]]] = [:]
+        for table in try await connection.introspect().tables {
+            let columns = table.columns.map(\.name)
+            var rows: [String: [String: String?]] = [:]
+            try await connection.sample(table: table.name, columns: columns, limit: 10_000_000, seed: 1) { row in
+                rows[row[0] ?? ""] = Dictionary(uniqueKeysWithValues: zip(columns, row))
+            }
+            tables[table.name] = rows
+        }
+        return tables
+    }
+
+    /// The example store's rows of one customer, found from the dump by their references.
+    struct Subject {
+        var email: String
+        var rows: [String: Set<String>]
+    }
+
+    static func subject(crm: [String: [String: [String: String?]]], marketing: [String: [String: [String: String?]]])
+        -> Subject?
+    {
+        // A customer with orders, payments, tickets and a subscription with events: the widest reach.
+        for (id, customer) in crm["customers", default: [:]].sorted(by: { $0.key < $1.key }) {
+            guard let email = customer["email"] ?? nil else { continue }
+            let orders = Set(crm["orders", default: [:]].filter { $0.value["customer_id"] == id }.keys)
+            let payments = Set(
+                crm["payments", default: [:]].filter { orders.contains(($0.value["order_id"] ?? nil) ?? "") }.keys)
+            let tickets = Set(crm["support_tickets", default: [:]].filter { $0.value["customer_id"] == id }.keys)
+            let subscriptions = Set(marketing["subscriptions", default: [:]].filter { $0.value["email"] == email }.keys)
+            let events = Set(
+                marketing["email_events", default: [:]].filter {
+                    subscriptions.contains(($0.value["subscription_id"] ?? nil) ?? "")
+                }.keys)
+            if !payments.isEmpty && !tickets.isEmpty && !events.isEmpty {
+                return Subject(
+                    email: email,
+                    rows: [
+                        "customers": [id], "orders": orders, "payments": payments, "support_tickets": tickets,
+                        "subscriptions": subscriptions, "email_events": events,
+                    ])
+            }
+        }
+        return nil
+    }
+
+    static func execution(
+        map: DataMap, store: CustomerStore, queue: JobQueue
+    ) -> StewardServices.RequestExecution {
+        StewardServices.RequestExecution(map: map, queue: queue) { system, type, identities, hash, beforeCommit in
+            guard let declared = map.systems.first(where: { $0.key == system }),
+                let connection = store.connections[system]
+            else { throw ConnectorError("no system \(system)") }
+            let outcome = try await RequestExecutor(system: declared, map: map, connection: connection).execute(
+                type, identities: identities, hash: hash, beforeCommit: beforeCommit)
+            return (outcome.receipt, outcome.rows)
+        }
+    }
+
+    static func runJobs(_ h: Harness, service: RequestService) async throws {
+        let runner = JobRunner(
+            store: h.store, runtime: h.runtime, configuration: .init(pollInterval: .milliseconds(20)), untilIdle: true,
+            logger: Logger(label: "test")
+        ).registering(RequestTaskJob(service: service))
+        try await runner.run()
+    }
+
+    @Test func accessReturnsTheSubjectsRowsAndErasureLeavesNoneOfTheirValues() async throws {
+        let policy = try PolicyLoader.load(directory: Self.policies) { _ in "digest" }
+        try await Self.withCustomerStore(customers: 200) { store in
+            try await withHarness { h in
+                let queue = JobQueue(store: h.store, runtime: h.runtime)
+                let service = RequestService(
+                    store: h.store, crypto: h.crypto, runtime: h.runtime, regimes: policy.regimes,
+                    execution: Self.execution(map: policy.dataMap, store: store, queue: queue))
+                let crm = try await Self.dump(store.connections["crm"]!)
+                let marketing = try await Self.dump(store.connections["marketing"]!)
+                let subject = try #require(Self.subject(crm: crm, marketing: marketing))
+                let customerID = try #require(subject.rows["customers"]?.first)
+                let email = try NormalizedIdentity(kind: .email, raw: subject.email)
+                let externalID = try NormalizedIdentity(kind: .externalId, raw: customerID)
+
+                // Access: every row of the subject in both systems, and nothing of anyone else.
+                let access = try await service.submit(
+                    regime: "gdpr", type: .access, identities: [email, externalID], verified: .preVerified,
+                    actor: "key:shop")
+                let started = try await service.apply(.approve, to: access.id, actor: "officer")
+                #expect(started.status == .executing)
+                try await Self.runJobs(h, service: service)
+                let done = try await service.request(access.id)
+                #expect(done.status == .completed)
+                let tasks = try await h.store.read { try await $0.requestTasks(requestID: access.id) }
+                #expect(tasks.map(\.system) == ["crm", "marketing"])
+                #expect(tasks.allSatisfy { $0.state == .done })
+                for task in tasks {
+                    let rows = try #require(try service.rows(of: task, request: done))
+                    let all = task.system == "crm" ? crm : marketing
+                    for (collection, read) in rows.collections {
+                        let ids = Set(read.map { ($0["id"] ?? nil) ?? "" })
+                        #expect(ids == subject.rows[collection] ?? [], "\(task.system).\(collection)")
+                        for row in read {
+                            let id = (row["id"] ?? nil) ?? ""
+                            #expect(row == all[collection]?[id], "\(collection) \(id) read as stored")
+                        }
+                    }
+                    #expect(rows.collections.count == all.count, "every collection of \(task.system) reached")
+                    #expect(
+                        task.sealedRows.map { !String(decoding: $0, as: UTF8.self).contains(subject.email) } == true)
+                }
+
+                // Erasure.
+                let erasure = try await service.submit(
+                    regime: "gdpr", type: .erasure, identities: [email], verified: .preVerified, actor: "key:shop")
+                _ = try await service.apply(.approve, to: erasure.id, actor: "officer")
+                try await Self.runJobs(h, service: service)
+                #expect(try await service.request(erasure.id).status == .completed)
+                let crmAfter = try await Self.dump(store.connections["crm"]!)
+                let marketingAfter = try await Self.dump(store.connections["marketing"]!)
+                // Nothing of anyone else changed, in any table.
+                for (before, after) in [(crm, crmAfter), (marketing, marketingAfter)] {
+                    for (table, rows) in before {
+                        for (id, row) in rows where !(subject.rows[table]?.contains(id) ?? false) {
+                            #expect(after[table]?[id] == row, "\(table) \(id) of another customer unchanged")
+                        }
+                    }
+                }
+                // The subject's rows: deleted, or changed so that no personal value is left except
+                // what the map holds for tax law.
+                for table in ["customers", "support_tickets"] {
+                    #expect(subject.rows[table]!.allSatisfy { crmAfter[table]?[$0] == nil }, "\(table) deleted")
+                }
+                for table in ["subscriptions", "email_events"] {
+                    #expect(subject.rows[table]!.allSatisfy { marketingAfter[table]?[$0] == nil }, "\(table) deleted")
+                }
+                for id in subject.rows["orders"]! {
+                    let order = try #require(crmAfter["orders"]?[id], "orders are kept (tax law)")
+                    #expect(order["customer_id"]! == nil && order["shipping_address"]! == nil)
+                    #expect(order["total_cents"] == crm["orders"]?[id]?["total_cents"], "held for tax law")
+                }
+                for id in subject.rows["payments"]! {
+                    let payment = try #require(crmAfter["payments"]?[id])
+                    #expect(payment["iban"] == "*" && payment["card_last4"] == "*", "masked")
+                    #expect(payment["amount_cents"] == crm["payments"]?[id]?["amount_cents"])
+                }
+                let text = "\(crmAfter)\(marketingAfter)"
+                #expect(!text.contains(subject.email))
+
+                // The receipts: counts that match the store, audited, no value in them.
+                let receipts = try await h.store.read { try await $0.requestTasks(requestID: erasure.id) }
+                    .map { try JSONDecoder().decode(SystemReceipt.self, from: Data(($0.receipt ?? "").utf8)) }
+                let crmReceipt = try #require(receipts.first { $0.system == "crm" })
+                #expect(crmReceipt.verified)
+                let byName = Dictionary(uniqueKeysWithValues: crmReceipt.collections.map { ($0.collection, $0) })
+                #expect(byName["customers"]?.deleted == 1)
+                #expect(byName["support_tickets"]?.deleted == subject.rows["support_tickets"]!.count)
+                #expect(byName["orders"]?.changed == subject.rows["orders"]!.count)
+                #expect(byName["orders"]?.held["total_cents"]?.contains("tax law") == true)
+                #expect(byName["payments"]?.changed == subject.rows["payments"]!.count)
+                let marketingReceipt = try #require(receipts.first { $0.system == "marketing" })
+                #expect(
+                    marketingReceipt.collections.first { $0.collection == "email_events" }?.deleted
+                        == subject.rows["email_events"]!.count)
+                let audit = try await h.store.read { try await $0.auditEntries(afterSequence: 0, limit: 1000) }
+                #expect(audit.filter { $0.draft.action == "request.erasure_receipt" }.count == 2)
+                #expect(!"\(audit)".contains(subject.email))
+
+                // Run again: nothing left to find, nothing changed.
+                let again = try await service.execution!.execute(
+                    "crm", .erasure, SubjectIdentities([.email: [email.value]]), { $0 }, { _ in })
+                #expect(again.receipt.rowsAffected == 0 && again.receipt.rowsLocated == 0)
+            }
+        }
+    }
+}
