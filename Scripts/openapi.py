@@ -55,12 +55,15 @@ subject_q = [{"name": "subject", "in": "query", "required": True, "style": "form
               "schema": ref("Subject")}]
 system_p = p("system", "system key, as in Policies/systems", {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"})
 sequence_cursor = q("cursor", "from nextCursor", schema={"type": "string", "pattern": "^[0-9]{1,18}$"})
+# RFC 3339 time (seconds, optional milliseconds, Z or an offset) or a date, days 1 to 28 of any month.
+rfc3339 = r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{3})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]))?$"
 examples = {
   "RecordConsent": {"subject": {"email": "ada@example.com"}, "purpose": "marketing.email", "decision": "granted",
                     "notice": {"id": "newsletter-signup", "version": "3"}, "method": "web_form",
                     "proof": {"ip": "203.0.113.9", "userAgent": "Mozilla/5.0"}},
   "Identity": {"phone": "+14155550123"},
   "CreateKey": {"name": "billing service", "role": "service"},
+  "RequestIntake": {"regime": "gdpr", "type": "access", "subject": {"email": "ada@example.com"}, "verified": "pre_verified"},
 }
 jsonb = lambda n: {"application/json": {"schema": ref(n), **({"example": examples[n]} if n in examples else {})}}
 paths = {
@@ -101,6 +104,19 @@ paths = {
   "/v1/datamap/systems/{system}": {"get": op("One system as the map declares it, each field with its effective erasure and purposes", "datamap:read", params=[system_p], ok_schema=ref("System"), tags=["datamap"], errors=["404"], store=False)},
   "/v1/datamap/systems/{system}/drift": {"get": op("Compare the live system's schema with its map (reads the schema, never a row)", "datamap:read", params=[system_p], ok_schema=ref("Drift"), tags=["datamap"], errors=["404", "422"], semantic=["connector.not_configured", "connector.unsupported"])},
   "/v1/datamap/systems/{system}/proposals": {"get": op("Sample the system and propose categories for unclassified columns (counts only; no sampled value is returned)", "datamap:scan", params=[system_p, q("sample", "rows sampled per table, 1..100000 (default 1000)", schema={"type": "integer", "minimum": 1, "maximum": 100000}), q("all", "scan every column and compare with the map", schema={"type": "boolean"})], ok_schema=ref("Proposals"), tags=["datamap"], errors=["404", "422"], semantic=["connector.not_configured", "connector.unsupported"])},
+  "/v1/requests": {"post": op("Submit a data subject request on a person's behalf: pre-verified by the calling service, or by an authorized agent; without `verified` it waits for verification. Its deadline is computed at intake from requests.yaml", "requests:create", body=jsonb("RequestIntake"), ok="201", ok_schema=ref("Request"), tags=["requests"], errors=["409", "422"], semantic=["request.type_not_granted"]),
+                   "get": op("Data subject requests by deadline, soonest first", "requests:read", params=[
+                       {"name": "status", "in": "query", "required": False, "style": "form", "explode": True, "description": "one or more statuses", "schema": {"type": "array", "items": ref("RequestStatus")}},
+                       q("type", "request type", schema=ref("RequestType")), q("regime", "regime key", schema=ref("RegimeKey")),
+                       q("dueBefore", "deadline before this time (RFC 3339)", schema={"type": "string", "pattern": rfc3339}),
+                       q("overdue", "open and past the deadline", schema={"type": "boolean"}),
+                       q("cursor", "from nextCursor", schema=uuid), limit(1000)], ok_schema=ref("RequestPage"), tags=["requests"])},
+  "/v1/requests/{id}": {"get": op("One request, with each system's task: its job's state and, once done, its receipt (counts, fields, holds; never values)", "requests:read", params=[p("id", "request id", uuid)], ok_schema=ref("Request"), tags=["requests"], errors=["404"])},
+  "/v1/requests/{id}/verify": {"post": op("Record that the person's identity was verified", "requests:manage", params=[p("id", "request id", uuid)], body=jsonb("RequestVerify"), ok_schema=ref("Request"), tags=["requests"], errors=["404", "409"])},
+  "/v1/requests/{id}/approve": {"post": op("Approve a verified request (or one that needs no verification): its systems' tasks start", "requests:manage", params=[p("id", "request id", uuid)], ok_schema=ref("Request"), tags=["requests"], errors=["404", "409"])},
+  "/v1/requests/{id}/deny": {"post": op("Deny a request, with the reason", "requests:manage", params=[p("id", "request id", uuid)], body=jsonb("RequestDeny"), ok_schema=ref("Request"), tags=["requests"], errors=["404", "409"])},
+  "/v1/requests/{id}/cancel": {"post": op("Cancel a request that has not started", "requests:manage", params=[p("id", "request id", uuid)], ok_schema=ref("Request"), tags=["requests"], errors=["404", "409"])},
+  "/v1/requests/{id}/extend": {"post": op("Extend the deadline once, with the reason, before it passes", "requests:manage", params=[p("id", "request id", uuid)], body=jsonb("RequestExtend"), ok_schema=ref("Request"), tags=["requests"], errors=["404", "409"])},
   "/v1/reports/ropa": {"get": op("Records of processing activities (GDPR Art. 30) as JSON, CSV or HTML", "reports:read", params=[q("format", "json (default), csv or html", schema={"enum": ["json", "csv", "html"]})], tags=["reports"], store=False)},
   "/v1/reports/minimisation": {"get": op("Minimisation findings of the data map", "reports:read", ok_schema=ref("Minimisation"), tags=["reports"], store=False)},
 }
@@ -131,6 +147,9 @@ for source, status in [("/v1/consents", "201"), ("/v1/subjects", "200")]:
         link(source, "post" if source == "/v1/consents" else "get", status, name, target, {"id": "$response.body#/subjectId"})
 link("/v1/consents", "post", "201", "confirm", "postConsentsConfirm", body={"token": "$response.body#/confirmation/token"})
 link("/v1/keys", "post", "201", "revoke", "deleteKeysId", {"id": "$response.body#/key/id"})
+for name, target in [("show", "getRequestsId"), ("verify", "postRequestsIdVerify"), ("approve", "postRequestsIdApprove"),
+                     ("deny", "postRequestsIdDeny"), ("cancel", "postRequestsIdCancel"), ("extend", "postRequestsIdExtend")]:
+    link("/v1/requests", "post", "201", name, target, {"id": "$response.body#/id"})
 s = lambda **props: {"type": "object", "properties": props}
 string = {"type": "string"}
 identifiers = {
@@ -141,8 +160,6 @@ identifiers = {
     "DeviceId": text("trimmed-identifier", 256, "a device or cookie id; case is kept"),
 }
 identity_refs = {"email": "Email", "phone": "Phone", "externalId": "ExternalId", "deviceId": "DeviceId"}
-# RFC 3339 time (seconds, optional milliseconds, Z or an offset) or a date, days 1 to 28 of any month.
-rfc3339 = r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{3})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]))?$"
 doc = {
   "openapi": "3.1.0",
   "info": {"title": "Steward API", "version": "1.0.0", "description": "Privacy and consent governance. Errors are application/problem+json with a stable `code` and the offending `field`."},
@@ -238,6 +255,28 @@ doc = {
                              "identity": string, "mapCategory": string}}}}},
       "Minimisation": {"type": "object", "required": ["findings"], "properties": {"findings": {"type": "array", "items": {"type": "object",
           "required": ["kind", "place", "detail"], "properties": {"kind": string, "place": string, "detail": string}}}}},
+      "RegimeKey": {"type": "string", "description": "a regime of the loaded requests.yaml (filled in at start)", "enum": ["gdpr"]},
+      "RequestType": {"enum": ["access", "portability", "erasure", "rectification", "restriction", "objection", "opt_out_sale", "limit_sensitive"]},
+      "RequestStatus": {"enum": ["received", "verified", "approved", "executing", "completed", "partially_completed", "denied", "cancelled", "failed"]},
+      "RequestIntake": {"type": "object", "required": ["regime", "type", "subject"], "properties": {
+          "regime": ref("RegimeKey"), "type": ref("RequestType"),
+          "subject": {"type": "object", "additionalProperties": False, "minProperties": 1, "description": "the person's identities: one or more",
+                      "properties": {k: ref(v) for k, v in identity_refs.items()}},
+          "verified": {"enum": ["pre_verified", "authorized_agent"], "description": "the caller verified the person, or acts as their authorized agent; omitted: the request waits for verification"},
+          "agent": text("name", 200, "the authorized agent's name")},
+          "if": {"required": ["verified"], "properties": {"verified": {"const": "authorized_agent"}}}, "then": {"required": ["agent"]}},
+      "RequestVerify": {"type": "object", "required": ["method"], "properties": {"method": {"enum": ["token", "pre_verified", "authorized_agent"]}}},
+      "RequestDeny": {"type": "object", "required": ["reason"], "properties": {"reason": {"enum": ["unverifiable", "not_made_by_subject", "exempt", "manifestly_unfounded", "other"]}}},
+      "RequestExtend": {"type": "object", "required": ["reason"], "properties": {"reason": text("trimmed-name", 1000, "why the request needs longer (told to the person)")}},
+      "Request": {"type": "object", "required": ["id", "type", "regime", "status", "receivedAt", "receivedOn", "dueOn", "dueAt", "submittedBy", "updatedAt"], "properties": {
+          "id": string, "type": ref("RequestType"), "regime": string, "status": ref("RequestStatus"), "receivedAt": string, "receivedOn": string,
+          "dueOn": string, "dueAt": string, "standing": {"enum": ["on_time", "due_soon", "overdue"]}, "acknowledgeBy": string,
+          "extendedOn": string, "extensionReason": string, "verification": string, "denial": string, "agent": string,
+          "submittedBy": string, "updatedAt": string, "finishedAt": string,
+          "systems": {"type": "array", "items": {"type": "object", "required": ["system", "state", "job"], "properties": {
+              "system": string, "state": {"enum": ["pending", "done"]}, "job": string, "jobState": ref("JobState"),
+              "attempts": {"type": "integer"}, "lastError": string, "receipt": {"type": "object", "description": "counts per collection, fields and strategies, holds and why, the verification"}}}}}},
+      "RequestPage": {"type": "object", "required": ["requests"], "properties": {"requests": {"type": "array", "items": ref("Request")}, "nextCursor": string}},
       "SubjectFound": {"type": "object", "required": ["subjectId"], "properties": {"subjectId": string}},
       "CreatedKey": {"type": "object", "required": ["key", "secret"], "properties": {"key": s(id=string, name=string, role=string, prefix=string, createdAt=string), "secret": string}},
       "CreateKey": {"type": "object", "required": ["name", "role"], "properties": {"name": text("trimmed-name", 100, "shown in lists and the audit log"), "role": {"enum": ["admin", "service", "auditor"]}}},

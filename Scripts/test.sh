@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against SQLite and against a real, throwaway PostgreSQL, then fuzzes the
-# HTTP API from its OpenAPI document on each (Scripts/fuzz-api.sh, schemathesis from PyPI).
+# HTTP API from its OpenAPI document on each (Scripts/fuzz-api.sh, schemathesis from PyPI) and kills
+# the server under concurrent erasures on each (Scripts/crash-dsr.sh).
 # Installs what is missing (libsqlite3-dev, libssl-dev, postgresql, openssl) with apt, starts
 # PostgreSQL as a non-root user in a temporary directory on a loopback port, with TLS from a
 # throwaway CA, and stops it on exit, also on failure.
@@ -98,9 +99,22 @@ Scripts/fuzz-api.sh "postgres://steward@127.0.0.1:$pg_port/steward_fuzz" | tee "
 fuzz[postgres]=$(tail -n 1 "$fuzz_out")
 rm -f "$fuzz_out"
 
+# --- data subject requests under SIGKILL, on each backend ---------------------------------------------
+declare -A crash
+crash_out=$(mktemp)
+log "erasures under SIGKILL against sqlite (Scripts/crash-dsr.sh)"
+Scripts/crash-dsr.sh | tee "$crash_out"
+crash[sqlite]=$(tail -n 1 "$crash_out")
+log "erasures under SIGKILL against postgres"
+psql -h 127.0.0.1 -p "$pg_port" -U steward -d postgres -qc "CREATE DATABASE steward_crash" >/dev/null
+Scripts/crash-dsr.sh "postgres://steward@127.0.0.1:$pg_port/steward_crash" | tee "$crash_out"
+crash[postgres]=$(tail -n 1 "$crash_out")
+rm -f "$crash_out"
+
 log "summary"
 for backend in sqlite postgres; do
   n=$(sed -E 's/.*Test run with ([0-9]+) tests?.*/\1/' <<<"${counts[$backend]}")
   echo "$backend: $n tests passed (store contract suite, services and HTTP against $backend);" \
     "API fuzzing (schemathesis): ${fuzz[$backend]}, no 500 and no undocumented answer"
+  echo "  ${crash[$backend]}"
 done

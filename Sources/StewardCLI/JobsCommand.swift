@@ -302,8 +302,10 @@ struct JobsCommand: AsyncParsableCommand {
 }
 
 extension JobRunner.Configuration {
-    /// `STEWARD_JOBS_CONCURRENCY` (jobs run at once, 1 to 256; default 4) and
-    /// `STEWARD_JOBS_POLL_SECONDS` (how often to look for jobs enqueued by other instances; default 1).
+    /// `STEWARD_JOBS_CONCURRENCY` (jobs run at once, 1 to 256; default 4),
+    /// `STEWARD_JOBS_POLL_SECONDS` (how often to look for jobs enqueued by other instances; default 1)
+    /// and `STEWARD_JOBS_LEASE_SECONDS` (how long a crashed instance's jobs wait before another takes
+    /// them, 1 to 3600; default 30; heartbeats every third of it).
     init(environment: [String: String]) throws {
         self.init()
         if let text = environment["STEWARD_JOBS_CONCURRENCY"] {
@@ -317,6 +319,13 @@ extension JobRunner.Configuration {
                 throw CLIError("STEWARD_JOBS_POLL_SECONDS must be a number of seconds above 0 and at most 3600")
             }
             pollInterval = .milliseconds(Int64(value * 1_000))
+        }
+        if let text = environment["STEWARD_JOBS_LEASE_SECONDS"] {
+            guard let value = Double(text), value >= 1, value <= 3_600 else {
+                throw CLIError("STEWARD_JOBS_LEASE_SECONDS must be a number of seconds from 1 to 3600")
+            }
+            leaseDuration = .milliseconds(Int64(value * 1_000))
+            heartbeatInterval = .milliseconds(Int64(value * 1_000 / 3))
         }
     }
 }

@@ -26,29 +26,41 @@ final class SQLiteWorkSession: WorkSession, @unchecked Sendable {
         }
     }
 
-    func mapped<T>(_ body: () throws -> T) throws -> T {
-        do {
-            return try body()
-        } catch let error as SQLiteError {
-            // 787: SQLITE_CONSTRAINT_FOREIGNKEY; 19: SQLITE_CONSTRAINT and its extended codes.
-            if error.code & 0xff == 19 {
-                throw ConnectorError("\(path): \(error.message)", code: .requestConstraint)
+    /// SQLite's calls block (a busy wait for another writer's lock can last seconds): they run on
+    /// this session's own thread, never on the cooperative pool, which must stay free for the work
+    /// that holds the lock to reach its commit.
+    private let queue = DispatchQueue(label: "steward.connector.sqlite")
+
+    func mapped<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async {
+                continuation.resume(
+                    with: Result {
+                        do {
+                            return try body()
+                        } catch let error as SQLiteError {
+                            // 19: SQLITE_CONSTRAINT and its extended codes (787: a foreign key).
+                            if error.code & 0xff == 19 {
+                                throw ConnectorError("\(self.path): \(error.message)", code: .requestConstraint)
+                            }
+                            throw ConnectorError("\(self.path): \(error.message)")
+                        }
+                    })
             }
-            throw ConnectorError("\(path): \(error.message)")
         }
     }
 
     func begin(writing: Bool) async throws {
-        try mapped { try connection.execute(writing ? "BEGIN IMMEDIATE" : "BEGIN") }
+        try await mapped { try self.connection.execute(writing ? "BEGIN IMMEDIATE" : "BEGIN") }
     }
-    func commit() async throws { try mapped { try connection.execute("COMMIT") } }
-    func rollback() async throws { try mapped { try connection.execute("ROLLBACK") } }
+    func commit() async throws { try await mapped { try self.connection.execute("COMMIT") } }
+    func rollback() async throws { try await mapped { try self.connection.execute("ROLLBACK") } }
 
     private var live: LiveSchema?
 
     func schema() async throws -> LiveSchema {
         if let live { return live }
-        let schema = try mapped { try SQLiteConnector.introspect(on: connection) }
+        let schema = try await mapped { try SQLiteConnector.introspect(on: self.connection) }
         live = schema
         return schema
     }
@@ -74,9 +86,9 @@ final class SQLiteWorkSession: WorkSession, @unchecked Sendable {
         }
     }
 
-    func read(_ sql: String, _ values: [SQLValue], width: Int) throws -> [[Cell]] {
-        try mapped {
-            try connection.query(sql, values) { row in (0..<Int32(width)).map { Self.cell(row.value($0)) } }
+    func read(_ sql: String, _ values: [SQLValue], width: Int) async throws -> [[Cell]] {
+        try await mapped {
+            try self.connection.query(sql, values) { row in (0..<Int32(width)).map { Self.cell(row.value($0)) } }
         }
     }
 
@@ -99,7 +111,8 @@ final class SQLiteWorkSession: WorkSession, @unchecked Sendable {
             for start in stride(from: 0, to: condition.values.count, by: Self.chunk) {
                 let chunk = condition.values[start..<min(condition.values.count, start + Self.chunk)]
                 let sql = select + " WHERE " + Self.keyMatch([condition.column], count: chunk.count)
-                for row in try read(sql, chunk.map(Self.bind), width: columns.count) where seen.insert(row).inserted {
+                for row in try await read(sql, chunk.map(Self.bind), width: columns.count)
+                where seen.insert(row).inserted {
                     rows.append(row)
                 }
             }
@@ -113,7 +126,7 @@ final class SQLiteWorkSession: WorkSession, @unchecked Sendable {
         for start in stride(from: 0, to: rows.count, by: Self.chunk) {
             let chunk = rows[start..<min(rows.count, start + Self.chunk)]
             let sql = select + " WHERE " + Self.keyMatch(keys, count: chunk.count)
-            result += try read(sql, chunk.flatMap { $0.map(Self.bind) }, width: columns.count)
+            result += try await read(sql, chunk.flatMap { $0.map(Self.bind) }, width: columns.count)
         }
         return result
     }
@@ -123,7 +136,8 @@ final class SQLiteWorkSession: WorkSession, @unchecked Sendable {
         for start in stride(from: 0, to: rows.count, by: Self.chunk) {
             let chunk = rows[start..<min(rows.count, start + Self.chunk)]
             let sql = "DELETE FROM " + Self.quoted(table) + " WHERE " + Self.keyMatch(keys, count: chunk.count)
-            deleted += try mapped { try connection.run(sql, chunk.flatMap { $0.map(Self.bind) }) }
+            let values = chunk.flatMap { $0.map(Self.bind) }
+            deleted += try await mapped { try self.connection.run(sql, values) }
         }
         return deleted
     }
@@ -172,7 +186,8 @@ final class SQLiteWorkSession: WorkSession, @unchecked Sendable {
             let sql =
                 "UPDATE " + Self.quoted(table) + " SET " + assignments.joined(separator: ", ") + " WHERE "
                 + Self.keyMatch(keys, count: chunk.count)
-            changed += try mapped { try connection.run(sql, values + chunk.flatMap { $0.map(Self.bind) }) }
+            let all = values + chunk.flatMap { $0.map(Self.bind) }
+            changed += try await mapped { try self.connection.run(sql, all) }
         }
         return changed
     }

@@ -15,6 +15,12 @@ public enum Permission: String, Sendable, CaseIterable, Codable, Hashable {
     case dataMapScan = "datamap:scan"
     /// Compliance reports: the records of processing, minimisation.
     case reportsRead = "reports:read"
+    /// Submit a data subject request on a person's behalf (pre-verified or as their agent).
+    case requestsCreate = "requests:create"
+    /// See data subject requests: statuses, deadlines, each system's receipt (counts, never values).
+    case requestsRead = "requests:read"
+    /// Verify, approve, deny, extend and cancel data subject requests (a privacy officer).
+    case requestsManage = "requests:manage"
 }
 
 /// A role: a named set of permissions. (Roles move to `Policies/roles.yaml` with the access-control work.)
@@ -28,8 +34,8 @@ public enum Role: String, Sendable, CaseIterable, Codable, Hashable {
     public var permissions: Set<Permission> {
         switch self {
         case .admin: Set(Permission.allCases)
-        case .service: [.consentRecord, .consentCheck, .consentRead, .policyRead]
-        case .auditor: [.auditRead, .policyRead, .jobsRead, .dataMapRead, .reportsRead]
+        case .service: [.consentRecord, .consentCheck, .consentRead, .policyRead, .requestsCreate, .requestsRead]
+        case .auditor: [.auditRead, .policyRead, .jobsRead, .dataMapRead, .reportsRead, .requestsRead]
         }
     }
 
@@ -37,11 +43,11 @@ public enum Role: String, Sendable, CaseIterable, Codable, Hashable {
     public var summary: String {
         switch self {
         case .admin:
-            "everything a service may do, and link identities, merge subjects, create and revoke API keys, read and verify the audit log, see, cancel and retry jobs, read the data map, scan customer systems, read the compliance reports"
+            "everything a service may do, and link identities, merge subjects, create and revoke API keys, read and verify the audit log, see, cancel and retry jobs, read the data map, scan customer systems, read the compliance reports, and verify, approve, deny, extend and cancel data subject requests"
         case .service:
-            "backend services: record consent (one, bulk), confirm double opt-in, check consent, find subjects and read their consent and history, list audiences, read purposes and notices"
+            "backend services: record consent (one, bulk), confirm double opt-in, check consent, find subjects and read their consent and history, list audiences, read purposes and notices, submit data subject requests on a person's behalf and follow them"
         case .auditor:
-            "auditors: read and verify the audit log, see jobs, read purposes and notices, the data map and its drift, and the compliance reports; no consent or subject data, no sampling of customer systems"
+            "auditors: read and verify the audit log, see jobs, read purposes and notices, the data map and its drift, the compliance reports and data subject requests' statuses and receipts; no consent or subject data, no sampling of customer systems"
         }
     }
 
@@ -51,10 +57,10 @@ public enum Role: String, Sendable, CaseIterable, Codable, Hashable {
         case .admin: true
         case .service:
             permission == .consentRecord || permission == .consentCheck || permission == .consentRead
-                || permission == .policyRead
+                || permission == .policyRead || permission == .requestsCreate || permission == .requestsRead
         case .auditor:
             permission == .auditRead || permission == .policyRead || permission == .jobsRead
-                || permission == .dataMapRead || permission == .reportsRead
+                || permission == .dataMapRead || permission == .reportsRead || permission == .requestsRead
         }
     }
 }

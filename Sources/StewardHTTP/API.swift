@@ -22,6 +22,7 @@ public struct StewardAPI: Sendable {
     public var audit: AuditLog
     /// Jobs: operators' views and actions; wakes this process's runner (`jobWakeup`).
     public var jobs: JobQueue
+    public var requests: RequestService
     public var registry: PrometheusCollectorRegistry
     public var bulkLimits: BulkLimits
     let bulkSlots: Slots
@@ -46,6 +47,7 @@ public struct StewardAPI: Sendable {
         self.store = services.store
         self.audit = services.audit
         self.jobs = services.jobs
+        self.requests = services.requests
         self.registry = registry
         self.openAPIDocument = OpenAPIRendering.document(policy: services.consent.policy)
     }

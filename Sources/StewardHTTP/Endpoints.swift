@@ -13,7 +13,7 @@ import Prometheus
 public func endpoints(api: StewardAPI) -> [Endpoint] {
     let consent = api.consent
     let policy = api.policy
-    return dataMapEndpoints(api: api) + [
+    return dataMapEndpoints(api: api) + requestEndpoints(api: api) + [
         // MARK: Public
         Endpoint(.get, "/health", nil) { _, _ in try json(["status": "ok", "version": StewardVersion.current]) },
         Endpoint(.get, "/ready", nil) { _, _ in

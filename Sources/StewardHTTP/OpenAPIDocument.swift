@@ -822,6 +822,280 @@ enum OpenAPIDocument {
         ],
         "type": "string"
       },
+      "RegimeKey": {
+        "description": "a regime of the loaded requests.yaml (filled in at start)",
+        "enum": [
+          "gdpr"
+        ],
+        "type": "string"
+      },
+      "Request": {
+        "properties": {
+          "acknowledgeBy": {
+            "type": "string"
+          },
+          "agent": {
+            "type": "string"
+          },
+          "denial": {
+            "type": "string"
+          },
+          "dueAt": {
+            "type": "string"
+          },
+          "dueOn": {
+            "type": "string"
+          },
+          "extendedOn": {
+            "type": "string"
+          },
+          "extensionReason": {
+            "type": "string"
+          },
+          "finishedAt": {
+            "type": "string"
+          },
+          "id": {
+            "type": "string"
+          },
+          "receivedAt": {
+            "type": "string"
+          },
+          "receivedOn": {
+            "type": "string"
+          },
+          "regime": {
+            "type": "string"
+          },
+          "standing": {
+            "enum": [
+              "on_time",
+              "due_soon",
+              "overdue"
+            ]
+          },
+          "status": {
+            "$ref": "#/components/schemas/RequestStatus"
+          },
+          "submittedBy": {
+            "type": "string"
+          },
+          "systems": {
+            "items": {
+              "properties": {
+                "attempts": {
+                  "type": "integer"
+                },
+                "job": {
+                  "type": "string"
+                },
+                "jobState": {
+                  "$ref": "#/components/schemas/JobState"
+                },
+                "lastError": {
+                  "type": "string"
+                },
+                "receipt": {
+                  "description": "counts per collection, fields and strategies, holds and why, the verification",
+                  "type": "object"
+                },
+                "state": {
+                  "enum": [
+                    "pending",
+                    "done"
+                  ]
+                },
+                "system": {
+                  "type": "string"
+                }
+              },
+              "required": [
+                "system",
+                "state",
+                "job"
+              ],
+              "type": "object"
+            },
+            "type": "array"
+          },
+          "type": {
+            "$ref": "#/components/schemas/RequestType"
+          },
+          "updatedAt": {
+            "type": "string"
+          },
+          "verification": {
+            "type": "string"
+          }
+        },
+        "required": [
+          "id",
+          "type",
+          "regime",
+          "status",
+          "receivedAt",
+          "receivedOn",
+          "dueOn",
+          "dueAt",
+          "submittedBy",
+          "updatedAt"
+        ],
+        "type": "object"
+      },
+      "RequestDeny": {
+        "properties": {
+          "reason": {
+            "enum": [
+              "unverifiable",
+              "not_made_by_subject",
+              "exempt",
+              "manifestly_unfounded",
+              "other"
+            ]
+          }
+        },
+        "required": [
+          "reason"
+        ],
+        "type": "object"
+      },
+      "RequestExtend": {
+        "properties": {
+          "reason": {
+            "description": "why the request needs longer (told to the person)",
+            "maxLength": 1000,
+            "minLength": 1,
+            "type": "string",
+            "x-steward-text": "trimmed-name"
+          }
+        },
+        "required": [
+          "reason"
+        ],
+        "type": "object"
+      },
+      "RequestIntake": {
+        "if": {
+          "properties": {
+            "verified": {
+              "const": "authorized_agent"
+            }
+          },
+          "required": [
+            "verified"
+          ]
+        },
+        "properties": {
+          "agent": {
+            "description": "the authorized agent's name",
+            "maxLength": 200,
+            "minLength": 1,
+            "type": "string",
+            "x-steward-text": "name"
+          },
+          "regime": {
+            "$ref": "#/components/schemas/RegimeKey"
+          },
+          "subject": {
+            "additionalProperties": false,
+            "description": "the person's identities: one or more",
+            "minProperties": 1,
+            "properties": {
+              "deviceId": {
+                "$ref": "#/components/schemas/DeviceId"
+              },
+              "email": {
+                "$ref": "#/components/schemas/Email"
+              },
+              "externalId": {
+                "$ref": "#/components/schemas/ExternalId"
+              },
+              "phone": {
+                "$ref": "#/components/schemas/Phone"
+              }
+            },
+            "type": "object"
+          },
+          "type": {
+            "$ref": "#/components/schemas/RequestType"
+          },
+          "verified": {
+            "description": "the caller verified the person, or acts as their authorized agent; omitted: the request waits for verification",
+            "enum": [
+              "pre_verified",
+              "authorized_agent"
+            ]
+          }
+        },
+        "required": [
+          "regime",
+          "type",
+          "subject"
+        ],
+        "then": {
+          "required": [
+            "agent"
+          ]
+        },
+        "type": "object"
+      },
+      "RequestPage": {
+        "properties": {
+          "nextCursor": {
+            "type": "string"
+          },
+          "requests": {
+            "items": {
+              "$ref": "#/components/schemas/Request"
+            },
+            "type": "array"
+          }
+        },
+        "required": [
+          "requests"
+        ],
+        "type": "object"
+      },
+      "RequestStatus": {
+        "enum": [
+          "received",
+          "verified",
+          "approved",
+          "executing",
+          "completed",
+          "partially_completed",
+          "denied",
+          "cancelled",
+          "failed"
+        ]
+      },
+      "RequestType": {
+        "enum": [
+          "access",
+          "portability",
+          "erasure",
+          "rectification",
+          "restriction",
+          "objection",
+          "opt_out_sale",
+          "limit_sensitive"
+        ]
+      },
+      "RequestVerify": {
+        "properties": {
+          "method": {
+            "enum": [
+              "token",
+              "pre_verified",
+              "authorized_agent"
+            ]
+          }
+        },
+        "required": [
+          "method"
+        ],
+        "type": "object"
+      },
       "Subject": {
         "additionalProperties": false,
         "description": "exactly one identifier",
@@ -2708,6 +2982,627 @@ enum OpenAPIDocument {
           "reports"
         ],
         "x-steward-permission": "reports:read"
+      }
+    },
+    "/v1/requests": {
+      "get": {
+        "operationId": "getRequests",
+        "parameters": [
+          {
+            "description": "one or more statuses",
+            "explode": true,
+            "in": "query",
+            "name": "status",
+            "required": false,
+            "schema": {
+              "items": {
+                "$ref": "#/components/schemas/RequestStatus"
+              },
+              "type": "array"
+            },
+            "style": "form"
+          },
+          {
+            "description": "request type",
+            "in": "query",
+            "name": "type",
+            "required": false,
+            "schema": {
+              "$ref": "#/components/schemas/RequestType"
+            }
+          },
+          {
+            "description": "regime key",
+            "in": "query",
+            "name": "regime",
+            "required": false,
+            "schema": {
+              "$ref": "#/components/schemas/RegimeKey"
+            }
+          },
+          {
+            "description": "deadline before this time (RFC 3339)",
+            "in": "query",
+            "name": "dueBefore",
+            "required": false,
+            "schema": {
+              "pattern": "^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{3})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]))?$",
+              "type": "string"
+            }
+          },
+          {
+            "description": "open and past the deadline",
+            "in": "query",
+            "name": "overdue",
+            "required": false,
+            "schema": {
+              "type": "boolean"
+            }
+          },
+          {
+            "description": "from nextCursor",
+            "in": "query",
+            "name": "cursor",
+            "required": false,
+            "schema": {
+              "format": "uuid",
+              "type": "string"
+            }
+          },
+          {
+            "description": "1..1000",
+            "in": "query",
+            "name": "limit",
+            "required": false,
+            "schema": {
+              "maximum": 1000,
+              "minimum": 1,
+              "type": "integer"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RequestPage"
+                }
+              }
+            },
+            "description": "success"
+          },
+          "400": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "401": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "403": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
+          }
+        },
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "summary": "Data subject requests by deadline, soonest first",
+        "tags": [
+          "requests"
+        ],
+        "x-steward-permission": "requests:read"
+      },
+      "post": {
+        "description": "Refused for stored state or the clock, not the request's shape: `request.type_not_granted`.",
+        "operationId": "postRequests",
+        "requestBody": {
+          "content": {
+            "application/json": {
+              "example": {
+                "regime": "gdpr",
+                "subject": {
+                  "email": "ada@example.com"
+                },
+                "type": "access",
+                "verified": "pre_verified"
+              },
+              "schema": {
+                "$ref": "#/components/schemas/RequestIntake"
+              }
+            }
+          },
+          "required": true
+        },
+        "responses": {
+          "201": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Request"
+                }
+              }
+            },
+            "description": "success",
+            "links": {
+              "approve": {
+                "operationId": "postRequestsIdApprove",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "cancel": {
+                "operationId": "postRequestsIdCancel",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "deny": {
+                "operationId": "postRequestsIdDeny",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "extend": {
+                "operationId": "postRequestsIdExtend",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "show": {
+                "operationId": "getRequestsId",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "verify": {
+                "operationId": "postRequestsIdVerify",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "401": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "403": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "409": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "413": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "422": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
+          }
+        },
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "summary": "Submit a data subject request on a person's behalf: pre-verified by the calling service, or by an authorized agent; without `verified` it waits for verification. Its deadline is computed at intake from requests.yaml",
+        "tags": [
+          "requests"
+        ],
+        "x-steward-permission": "requests:create",
+        "x-steward-semantic-refusals": [
+          "request.type_not_granted"
+        ]
+      }
+    },
+    "/v1/requests/{id}": {
+      "get": {
+        "operationId": "getRequestsId",
+        "parameters": [
+          {
+            "description": "request id",
+            "in": "path",
+            "name": "id",
+            "required": true,
+            "schema": {
+              "format": "uuid",
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Request"
+                }
+              }
+            },
+            "description": "success"
+          },
+          "400": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "401": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "403": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "404": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
+          }
+        },
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "summary": "One request, with each system's task: its job's state and, once done, its receipt (counts, fields, holds; never values)",
+        "tags": [
+          "requests"
+        ],
+        "x-steward-permission": "requests:read"
+      }
+    },
+    "/v1/requests/{id}/approve": {
+      "post": {
+        "operationId": "postRequestsIdApprove",
+        "parameters": [
+          {
+            "description": "request id",
+            "in": "path",
+            "name": "id",
+            "required": true,
+            "schema": {
+              "format": "uuid",
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Request"
+                }
+              }
+            },
+            "description": "success"
+          },
+          "400": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "401": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "403": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "404": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "409": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
+          }
+        },
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "summary": "Approve a verified request (or one that needs no verification): its systems' tasks start",
+        "tags": [
+          "requests"
+        ],
+        "x-steward-permission": "requests:manage"
+      }
+    },
+    "/v1/requests/{id}/cancel": {
+      "post": {
+        "operationId": "postRequestsIdCancel",
+        "parameters": [
+          {
+            "description": "request id",
+            "in": "path",
+            "name": "id",
+            "required": true,
+            "schema": {
+              "format": "uuid",
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Request"
+                }
+              }
+            },
+            "description": "success"
+          },
+          "400": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "401": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "403": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "404": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "409": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
+          }
+        },
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "summary": "Cancel a request that has not started",
+        "tags": [
+          "requests"
+        ],
+        "x-steward-permission": "requests:manage"
+      }
+    },
+    "/v1/requests/{id}/deny": {
+      "post": {
+        "operationId": "postRequestsIdDeny",
+        "parameters": [
+          {
+            "description": "request id",
+            "in": "path",
+            "name": "id",
+            "required": true,
+            "schema": {
+              "format": "uuid",
+              "type": "string"
+            }
+          }
+        ],
+        "requestBody": {
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/RequestDeny"
+              }
+            }
+          },
+          "required": true
+        },
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Request"
+                }
+              }
+            },
+            "description": "success"
+          },
+          "400": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "401": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "403": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "404": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "409": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "413": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
+          }
+        },
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "summary": "Deny a request, with the reason",
+        "tags": [
+          "requests"
+        ],
+        "x-steward-permission": "requests:manage"
+      }
+    },
+    "/v1/requests/{id}/extend": {
+      "post": {
+        "operationId": "postRequestsIdExtend",
+        "parameters": [
+          {
+            "description": "request id",
+            "in": "path",
+            "name": "id",
+            "required": true,
+            "schema": {
+              "format": "uuid",
+              "type": "string"
+            }
+          }
+        ],
+        "requestBody": {
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/RequestExtend"
+              }
+            }
+          },
+          "required": true
+        },
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Request"
+                }
+              }
+            },
+            "description": "success"
+          },
+          "400": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "401": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "403": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "404": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "409": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "413": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
+          }
+        },
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "summary": "Extend the deadline once, with the reason, before it passes",
+        "tags": [
+          "requests"
+        ],
+        "x-steward-permission": "requests:manage"
+      }
+    },
+    "/v1/requests/{id}/verify": {
+      "post": {
+        "operationId": "postRequestsIdVerify",
+        "parameters": [
+          {
+            "description": "request id",
+            "in": "path",
+            "name": "id",
+            "required": true,
+            "schema": {
+              "format": "uuid",
+              "type": "string"
+            }
+          }
+        ],
+        "requestBody": {
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/RequestVerify"
+              }
+            }
+          },
+          "required": true
+        },
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Request"
+                }
+              }
+            },
+            "description": "success"
+          },
+          "400": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "401": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "403": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "404": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "409": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "413": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
+          }
+        },
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "summary": "Record that the person's identity was verified",
+        "tags": [
+          "requests"
+        ],
+        "x-steward-permission": "requests:manage"
       }
     },
     "/v1/subjects": {

@@ -29,6 +29,7 @@ public enum OpenAPIRendering {
         schemas["NoticeRef"] = enumeration(
             schemas["NoticeRef"],
             policy.sortedNotices.map { ["id": $0.id, "version": $0.version] as [String: Any] })
+        schemas["RegimeKey"] = enumeration(schemas["RegimeKey"], policy.regimes.map(\.key))
         components["schemas"] = schemas
         root["components"] = components
         let completed = fillTextPatterns(root)

@@ -1,5 +1,6 @@
 public import Foundation
 public import StewardCore
+import Synchronization
 
 /// How Steward carries out a request in the customer's systems: the data map to plan from, and
 /// the connector work for one system (`RequestExecutor` in StewardConnectors, wired by the
@@ -70,15 +71,27 @@ public struct RequestTaskJob: JobHandler {
         }
         var values: [IdentityKind: [String]] = [:]
         for identity in stored { values[identity.kind, default: []].append(try service.vault.open(identity)) }
-        let earlier = job.cursor?.pending
         let indexer = service.crypto.indexer
+        let store = service.store
+        let jobID = job.record.id
+        let adopted = Mutex<SystemReceipt?>(nil)
         var (receipt, rows) = try await execution.execute(
             payload.system, request.type, SubjectIdentities(values), { indexer.proofHash($0, kind: "erasure") }
         ) { receipt in
-            try await job.checkpoint(cursor: Cursor(pending: receipt, recorded: false), done: 1, total: 2)
+            // Nothing left to change: an earlier attempt committed its work. Its receipt, recorded
+            // before that commit, is read from the store now — not from this attempt's start, since
+            // an attempt that lost its lease may have committed while this one waited for its locks.
+            var keep = receipt
+            if receipt.rowsAffected == 0, let text = try await store.read({ try await $0.job(id: jobID) })?.cursor,
+                let stored = try? JobCoding.decode(Cursor.self, from: text, field: "cursor"),
+                let pending = stored.pending
+            {
+                keep = pending
+                adopted.withLock { $0 = pending }
+            }
+            try await job.checkpoint(cursor: Cursor(pending: keep, recorded: false), done: 1, total: 2)
         }
-        // The earlier attempt's commit went through: nothing was left to change this time.
-        if let earlier, !request.type.reads, receipt.rowsAffected == 0 { receipt = earlier }
+        if let earlier = adopted.withLock({ $0 }) { receipt = earlier }
         let sealed = try rows.map { try service.seal($0, request: request) }
         let final = receipt
         let actor = "job:\(job.record.id.lowercasedString)"
@@ -168,6 +181,8 @@ extension RequestService {
         guard var task = tasks.first(where: { $0.system == receipt.system }) else {
             throw StoreError.integrity("dsr_tasks has no row for the request's system \(receipt.system)")
         }
+        // Recorded already by an attempt that lost its lease after recording: once is enough.
+        guard task.state != .done else { return }
         let now = runtime.now()
         task.state = .done
         task.receipt = try JobCoding.encode(receipt)

@@ -205,13 +205,14 @@ extension Harness {
     /// The HTTP API over this harness's store, its use cases built and metered as `serve` builds them.
     public func api(
         bulkLimits: BulkLimits = BulkLimits(),
-        customerSystems: CustomerSystems = CustomerSystems(policies: "Policies", environment: [:])
+        customerSystems: CustomerSystems = CustomerSystems(policies: "Policies", environment: [:]),
+        requestExecute: RequestExecution.Execute? = nil
     ) -> StewardAPI {
         let registry = PrometheusCollectorRegistry()
         return StewardAPI(
             services: UseCases(
                 store: store, crypto: crypto, policy: policy, runtime: runtime,
-                metrics: PrometheusMetricsFactory(registry: registry)),
+                metrics: PrometheusMetricsFactory(registry: registry), requestExecute: requestExecute),
             registry: registry, bulkLimits: bulkLimits, customerSystems: customerSystems)
     }
 

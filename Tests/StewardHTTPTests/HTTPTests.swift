@@ -60,6 +60,14 @@ import Testing
         "GET /v1/datamap/systems/{system}/proposals": "A",
         "GET /v1/reports/ropa": "AU",
         "GET /v1/reports/minimisation": "AU",
+        "POST /v1/requests": "AS",
+        "GET /v1/requests": "ASU",
+        "GET /v1/requests/{id}": "ASU",
+        "POST /v1/requests/{id}/verify": "A",
+        "POST /v1/requests/{id}/approve": "A",
+        "POST /v1/requests/{id}/deny": "A",
+        "POST /v1/requests/{id}/cancel": "A",
+        "POST /v1/requests/{id}/extend": "A",
     ]
     static let roleLetters: [Role: Character] = [.admin: "A", .service: "S", .auditor: "U"]
 

@@ -1,0 +1,282 @@
+import Foundation
+import Hummingbird
+import StewardCore
+import StewardInput
+import StewardServices
+
+/// Data subject requests (issue 18 item 7): intake, the lists officers work from, one request with
+/// each system's outcome, and the lifecycle's steps. Bodies and answers hold ids, types, statuses,
+/// dates and counts — the person's identities go in once, at intake, and never come back out.
+func requestEndpoints(api: StewardAPI) -> [Endpoint] {
+    let service = api.requests
+    @Sendable func step(_ event: RequestEvent, _ context: StewardRequestContext) async throws -> Response {
+        let record = try await service.apply(event, to: try uuidParameter(context), actor: context.principal!.actor)
+        return try json(RequestDTO(record, regimes: service.regimes, now: service.runtime.now()))
+    }
+    return [
+        Endpoint(.post, "/v1/requests", .requestsCreate) { request, context in
+            let body = try await decode(RequestBody.self, from: request, limit: 16 << 10)
+            let input = try body.validated()
+            let record = try await service.submit(
+                regime: input.regime, type: input.type, identities: input.identities, verified: input.verified,
+                agent: input.agent, actor: context.principal!.actor)
+            return try json(RequestDTO(record, regimes: service.regimes, now: service.runtime.now()), status: .created)
+        },
+        Endpoint(.get, "/v1/requests", .requestsRead) { request, _ in
+            let limit = try pageLimit(request, default: 100, max: 1_000)
+            var filter = RequestFilter(limit: limit + 1)
+            for text in request.uri.queryParameters.getAll("status") {
+                guard let status = RequestStatus(rawValue: String(text)) else {
+                    throw StewardError(
+                        .requestInvalidValue,
+                        "must be one of \(RequestStatus.allCases.map(\.rawValue).joined(separator: ", "))",
+                        field: "status")
+                }
+                filter.statuses.insert(status)
+            }
+            if let text = request.query("type") {
+                guard let type = RequestType(rawValue: text) else {
+                    throw StewardError(
+                        .requestInvalidValue,
+                        "must be one of \(RequestType.allCases.map(\.rawValue).joined(separator: ", "))", field: "type")
+                }
+                filter.type = type
+            }
+            if let regime = request.query("regime") {
+                guard service.regimes.contains(where: { $0.key == regime }) else {
+                    throw StewardError(
+                        .requestInvalidValue,
+                        "must be one of \(service.regimes.map(\.key).joined(separator: ", "))", field: "regime")
+                }
+                filter.regime = regime
+            }
+            if let text = request.query("dueBefore") {
+                guard let date = RecordConsentBody.parseTime(text) else {
+                    throw StewardError(
+                        .requestInvalidValue, "is not an ISO 8601 time (2026-12-31T23:59:59Z)", field: "dueBefore")
+                }
+                filter.dueBefore = date
+            }
+            switch request.query("overdue") {
+            case nil, "false": break
+            case "true":
+                // Overdue: open and past the deadline.
+                let now = service.runtime.now()
+                filter.dueBefore = min(filter.dueBefore ?? now, now)
+                if filter.statuses.isEmpty {
+                    filter.statuses = Set(RequestStatus.allCases.filter { !$0.isTerminal })
+                } else {
+                    filter.statuses = filter.statuses.filter { !$0.isTerminal }
+                    if filter.statuses.isEmpty {
+                        return try json(RequestPage(requests: [], nextCursor: nil))
+                    }
+                }
+            default: throw StewardError(.requestInvalidValue, "must be true or false", field: "overdue")
+            }
+            filter.after = try idCursor(request)
+            let found = try await service.list(filter)
+            let page = Array(found.prefix(limit))
+            let now = service.runtime.now()
+            return try json(
+                RequestPage(
+                    requests: page.map { RequestDTO($0, regimes: service.regimes, now: now) },
+                    nextCursor: found.count > limit ? page.last?.id.lowercasedString : nil))
+        },
+        Endpoint(.get, "/v1/requests/{id}", .requestsRead) { _, context in
+            let id = try uuidParameter(context)
+            let record = try await service.request(id)
+            let (tasks, jobs) = try await api.store.read { reader in
+                let tasks = try await reader.requestTasks(requestID: id)
+                var jobs: [UUID: JobRecord] = [:]
+                for task in tasks { jobs[task.jobID] = try await reader.job(id: task.jobID) }
+                return (tasks, jobs)
+            }
+            var dto = RequestDTO(record, regimes: service.regimes, now: service.runtime.now())
+            dto.systems = try tasks.map { try RequestDTO.SystemDTO($0, job: jobs[$0.jobID]) }
+            return try json(dto)
+        },
+        Endpoint(.post, "/v1/requests/{id}/verify", .requestsManage) { request, context in
+            let body = try await decode(VerifyBody.self, from: request, limit: 4 << 10)
+            guard let text = body.method, let method = VerificationMethod(rawValue: text), method != .notRequired
+            else {
+                throw StewardError(
+                    .requestInvalidValue, "must be one of token, pre_verified, authorized_agent", field: "method")
+            }
+            return try await step(.verify(method), context)
+        },
+        Endpoint(.post, "/v1/requests/{id}/approve", .requestsManage) { _, context in
+            try await step(.approve, context)
+        },
+        Endpoint(.post, "/v1/requests/{id}/deny", .requestsManage) { request, context in
+            let body = try await decode(DenyBody.self, from: request, limit: 4 << 10)
+            guard let text = body.reason, let reason = DenialReason(rawValue: text) else {
+                throw StewardError(
+                    .requestInvalidValue,
+                    "must be one of \(DenialReason.allCases.map(\.rawValue).joined(separator: ", "))", field: "reason")
+            }
+            return try await step(.deny(reason), context)
+        },
+        Endpoint(.post, "/v1/requests/{id}/cancel", .requestsManage) { _, context in
+            try await step(.cancel, context)
+        },
+        Endpoint(.post, "/v1/requests/{id}/extend", .requestsManage) { request, context in
+            let body = try await decode(ExtendBody.self, from: request, limit: 4 << 10)
+            let reason = body.reason ?? ""
+            try FreeText.check(
+                reason, field: "reason", maxLength: 1_000, allowsEmpty: true, lengthCode: .requestInvalidValue)
+            let record = try await service.extend(
+                try uuidParameter(context), reason: reason, actor: context.principal!.actor)
+            return try json(RequestDTO(record, regimes: service.regimes, now: service.runtime.now()))
+        },
+    ]
+}
+
+struct RequestBody: Decodable {
+    var regime: String?
+    var type: String?
+    var subject: IdentitiesBody?
+    /// `pre_verified` (the calling service verified the person) or `authorized_agent`.
+    var verified: String?
+    /// The authorized agent's name, recorded with the request.
+    var agent: String?
+
+    struct Input {
+        var regime: String
+        var type: RequestType
+        var identities: [NormalizedIdentity]
+        var verified: VerificationMethod?
+        var agent: String?
+    }
+
+    func validated() throws(StewardError) -> Input {
+        guard let regime, !regime.isEmpty else {
+            throw StewardError(.requestMissingField, "is required", field: "regime")
+        }
+        guard let typeText = type else { throw StewardError(.requestMissingField, "is required", field: "type") }
+        guard let type = RequestType(rawValue: typeText) else {
+            throw StewardError(
+                .requestInvalidValue, "must be one of \(RequestType.allCases.map(\.rawValue).joined(separator: ", "))",
+                field: "type")
+        }
+        guard let subject else { throw StewardError(.subjectMissing, "is required", field: "subject") }
+        let identities = try subject.identities(field: "subject")
+        var method: VerificationMethod?
+        if let verified {
+            switch verified {
+            case "pre_verified": method = .preVerified
+            case "authorized_agent": method = .authorizedAgent
+            default:
+                throw StewardError(.requestInvalidValue, "must be pre_verified or authorized_agent", field: "verified")
+            }
+        }
+        if let agent {
+            try FreeText.check(agent, field: "agent", maxLength: 200, lengthCode: .requestInvalidValue)
+        }
+        if method == .authorizedAgent && agent == nil {
+            throw StewardError(.requestMissingField, "name the authorized agent", field: "agent")
+        }
+        return Input(regime: regime, type: type, identities: identities, verified: method, agent: agent)
+    }
+}
+
+/// The person's identities at intake: any of email, phone, externalId, deviceId (at least one).
+struct IdentitiesBody: Decodable {
+    var email: String?
+    var phone: String?
+    var externalId: String?
+    var deviceId: String?
+
+    func identities(field: String) throws(StewardError) -> [NormalizedIdentity] {
+        var identities: [NormalizedIdentity] = []
+        for (name, value) in [("email", email), ("phone", phone), ("externalId", externalId), ("deviceId", deviceId)] {
+            guard let value else { continue }
+            guard case .identity(let identity) = try parseReference(name: name, value: value, field: "\(field).\(name)")
+            else { continue }
+            identities.append(identity)
+        }
+        guard !identities.isEmpty else {
+            throw StewardError(
+                .subjectMissing, "give at least one of email, phone, externalId or deviceId", field: field)
+        }
+        return identities
+    }
+}
+
+struct VerifyBody: Decodable { var method: String? }
+struct DenyBody: Decodable { var reason: String? }
+struct ExtendBody: Decodable { var reason: String? }
+
+struct RequestPage: Encodable {
+    var requests: [RequestDTO]
+    var nextCursor: String?
+}
+
+struct RequestDTO: Encodable {
+    struct SystemDTO: Encodable {
+        var system: String
+        var state: String
+        var job: String
+        /// The job's state (`queued`, `running`, `needs_attention`, …) while the task is pending.
+        var jobState: String?
+        var attempts: Int?
+        var lastError: String?
+        var receipt: SystemReceipt?
+
+        init(_ task: RequestTaskRecord, job: JobRecord?) throws {
+            system = task.system
+            state = task.state.rawValue
+            self.job = task.jobID.lowercasedString
+            jobState = job?.state.rawValue
+            attempts = job?.attempts
+            lastError = job?.lastError
+            receipt = try task.receipt.map {
+                try JSONDecoder().decode(SystemReceipt.self, from: Data($0.utf8))
+            }
+        }
+    }
+
+    var id: String
+    var type: String
+    var regime: String
+    var status: String
+    var receivedAt: Date
+    var receivedOn: String
+    var dueOn: String
+    var dueAt: Date
+    /// `on_time`, `due_soon` or `overdue` while the request is open.
+    var standing: String?
+    var acknowledgeBy: Date?
+    var extendedOn: String?
+    var extensionReason: String?
+    var verification: String?
+    var denial: String?
+    var agent: String?
+    var submittedBy: String
+    var updatedAt: Date
+    var finishedAt: Date?
+    var systems: [SystemDTO]?
+
+    init(_ record: DataSubjectRequestRecord, regimes: [Regime], now: Date) {
+        id = record.id.lowercasedString
+        type = record.type.rawValue
+        regime = record.regime
+        status = record.status.rawValue
+        receivedAt = record.receivedAt
+        receivedOn = record.deadlines.receivedOn.description
+        dueOn = record.deadlines.dueOn.description
+        dueAt = record.deadlines.due
+        if !record.status.isTerminal {
+            let warning = regimes.first { $0.key == record.regime }?.warning ?? 7 * 86_400
+            standing = DeadlineStanding.of(due: record.deadlines.due, now: now, warning: warning).rawValue
+        }
+        acknowledgeBy = record.deadlines.acknowledgeBy
+        extendedOn = record.deadlines.extendedOn?.description
+        extensionReason = record.deadlines.extensionReason
+        verification = record.verification?.rawValue
+        denial = record.denial?.rawValue
+        agent = record.agent
+        submittedBy = record.submittedBy
+        updatedAt = record.updatedAt
+        finishedAt = record.finishedAt
+    }
+}

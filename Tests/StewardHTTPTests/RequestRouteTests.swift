@@ -1,0 +1,138 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import StewardConnectors
+import StewardCore
+import StewardHTTP
+import StewardPolicy
+import StewardServices
+import StewardTesting
+import Testing
+
+/// The data subject request routes (issue 18 item 7) on a real server over the shipped policy and
+/// the example store: intake by a service, the officer's steps, the lists by deadline, one request
+/// with each system's receipt, and who may do what.
+@Suite struct RequestRoutes {
+    func object(_ response: TestResponse) throws -> [String: Any] {
+        try #require(JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any])
+    }
+
+    @Test func intakeStepsListsAndReceiptsOverHTTP() async throws {
+        let policies = BuiltBinary.packageRoot.appendingPathComponent("Policies").path
+        let policy = try PolicyLoader.load(directory: policies) { _ in "digest" }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("steward-requests-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        _ = try ExampleStore.createSQLite(in: directory.path, customers: 100)
+        let systems = CustomerSystems(
+            policies: policies,
+            environment: [
+                "STEWARD_CRM_DATABASE": directory.appendingPathComponent("crm.sqlite").path,
+                "STEWARD_MARKETING_DATABASE": directory.appendingPathComponent("marketing.sqlite").path,
+            ])
+        let map = policy.dataMap
+        let execute: StewardServices.RequestExecution.Execute = { system, type, identities, hash, beforeCommit in
+            let declared = try #require(map.system(system))
+            let outcome = try await RequestExecutor(
+                system: declared, map: map, connection: try systems.connection(declared)
+            ).execute(type, identities: identities, hash: hash, beforeCommit: beforeCommit)
+            return (outcome.receipt, outcome.rows)
+        }
+        // A customer of the example store, by the email the CRM holds.
+        var found = ""
+        try await SystemConnection.sqlite(SQLiteConnector(path: directory.appendingPathComponent("crm.sqlite").path))
+            .sample(table: "customers", columns: ["email"], limit: 1, seed: 1) { found = ($0[0] ?? nil) ?? "" }
+        let email = found
+        #expect(email.contains("@"))
+        try await withHarness(policy: policy) { h in
+            let api = h.api(customerSystems: systems, requestExecute: execute)
+            let app = buildApplication(api: api, host: "127.0.0.1", port: 0, logger: testLogger)
+            let service = try await h.key(.service)
+            let auditor = try await h.key(.auditor)
+            let admin = try await h.key(.admin)
+            try await app.test(.live) { client in
+                func call(_ method: HTTPRequest.Method, _ uri: String, _ key: String, _ body: String? = nil)
+                    async throws -> TestResponse
+                {
+                    try await client.execute(
+                        uri: uri, method: method,
+                        headers: [.authorization: "Bearer \(key)", .contentType: "application/json"],
+                        body: body.map { ByteBuffer(string: $0) })
+                }
+                // A service submits on the person's behalf, pre-verified.
+                let created = try await call(
+                    .post, "/v1/requests", service,
+                    #"{"regime":"gdpr","type":"erasure","subject":{"email":"\#(email)"},"verified":"pre_verified"}"#)
+                #expect(created.status == .created)
+                let request = try object(created)
+                let id = try #require(request["id"] as? String)
+                #expect(request["status"] as? String == "verified" && request["standing"] as? String == "on_time")
+                #expect(!String(buffer: created.body).contains(email), "identities never come back out")
+
+                // Who may do what: a service may not approve; an auditor may read, not submit.
+                #expect(try await call(.post, "/v1/requests/\(id)/approve", service).status == .forbidden)
+                #expect(
+                    try await call(
+                        .post, "/v1/requests", auditor,
+                        #"{"regime":"gdpr","type":"access","subject":{"phone":"+14155550123"}}"#
+                    ).status == .forbidden)
+                #expect(try await call(.get, "/v1/requests/\(id)", auditor).status == .ok)
+
+                // Refusals name the field; none changes anything.
+                let unknownType = try await call(
+                    .post, "/v1/requests", service, #"{"regime":"gdpr","type":"forget","subject":{"email":"a@b.co"}}"#)
+                #expect(unknownType.status == .badRequest)
+                #expect(try object(unknownType)["field"] as? String == "type")
+                let notGranted = try await call(
+                    .post, "/v1/requests", service,
+                    #"{"regime":"ccpa","type":"objection","subject":{"email":"a@b.co"}}"#)
+                #expect(try object(notGranted)["code"] as? String == "request.type_not_granted")
+                let empty = try await call(
+                    .post, "/v1/requests", service, #"{"regime":"gdpr","type":"access","subject":{}}"#)
+                #expect(try object(empty)["code"] as? String == "subject.missing")
+                let denyBad = try await call(.post, "/v1/requests/\(id)/deny", admin, #"{"reason":"because"}"#)
+                #expect(denyBad.status == .badRequest)
+                #expect(try object(denyBad)["field"] as? String == "reason")
+                let blank = try await call(.post, "/v1/requests/\(id)/extend", admin, #"{"reason":"   "}"#)
+                #expect(try object(blank)["code"] as? String == "request.extension_reason_missing")
+                let missing = try await call(.post, "/v1/requests/\(UUID().uuidString)/approve", admin)
+                #expect(missing.status == .notFound)
+
+                // The officer approves: one task per system, carried out by the job runner.
+                let approved = try object(try await call(.post, "/v1/requests/\(id)/approve", admin))
+                #expect(approved["status"] as? String == "executing")
+                let again = try await call(.post, "/v1/requests/\(id)/approve", admin)
+                #expect(again.status == .conflict)
+                #expect(try object(again)["code"] as? String == "request.invalid_transition")
+                try await JobRunner(
+                    store: h.store, runtime: h.runtime, configuration: .init(pollInterval: .milliseconds(20)),
+                    untilIdle: true, logger: Logger(label: "test")
+                ).registering(RequestTaskJob(service: api.requests)).run()
+                let done = try object(try await call(.get, "/v1/requests/\(id)", auditor))
+                #expect(done["status"] as? String == "completed" && done["standing"] == nil)
+                let outcomes = try #require(done["systems"] as? [[String: Any]])
+                #expect(outcomes.compactMap { $0["system"] as? String } == ["crm", "marketing"])
+                #expect(
+                    outcomes.allSatisfy { $0["state"] as? String == "done" && $0["jobState"] as? String == "succeeded" }
+                )
+                let crm = try #require(outcomes.first?["receipt"] as? [String: Any])
+                #expect(crm["verified"] as? Bool == true)
+                let customers = (crm["collections"] as? [[String: Any]])?.first {
+                    $0["collection"] as? String == "customers"
+                }
+                #expect(customers?["deleted"] as? Int == 1)
+
+                // Lists by deadline, filtered; overdue is none yet.
+                let list = try object(try await call(.get, "/v1/requests?status=completed&type=erasure", auditor))
+                #expect((list["requests"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == [id])
+                let overdue = try object(try await call(.get, "/v1/requests?overdue=true", auditor))
+                #expect((overdue["requests"] as? [[String: Any]])?.isEmpty == true)
+                let badStatus = try await call(.get, "/v1/requests?status=done", auditor)
+                #expect(badStatus.status == .badRequest)
+                #expect(try object(badStatus)["field"] as? String == "status")
+            }
+        }
+    }
+}
