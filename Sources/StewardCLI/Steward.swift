@@ -14,7 +14,8 @@ struct Steward: AsyncParsableCommand {
         version: StewardVersion.current,
         subcommands: [
             Serve.self, Migrate.self, Keys.self, PolicyCommand.self, ConsentCommand.self, AuditCommand.self,
-            JobsCommand.self, MapCommand.self, ClassifyCommand.self, ReportCommand.self, DemoCommand.self, Errors.self,
+            JobsCommand.self, RequestsCommand.self, MapCommand.self, ClassifyCommand.self, ReportCommand.self,
+            DemoCommand.self, Errors.self,
         ])
 
     /// ArgumentParser's own `main`, except for errors a command raises after parsing: those are

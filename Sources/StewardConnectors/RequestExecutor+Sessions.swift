@@ -120,6 +120,20 @@ final class SQLiteWorkSession: WorkSession, @unchecked Sendable {
         return rows
     }
 
+    func scan(_ table: String, columns: [String], column: String, keep: @escaping @Sendable (String) -> Bool)
+        async throws -> [[Cell]]
+    {
+        let sql =
+            "SELECT " + (columns + [column]).map(Self.quoted).joined(separator: ", ") + " FROM " + Self.quoted(table)
+            + " WHERE " + Self.quoted(column) + " IS NOT NULL"
+        let width = Int32(columns.count)
+        return try await mapped {
+            try self.connection.query(sql) { row -> [Cell]? in
+                keep(row.text(width)) ? (0..<width).map { Self.cell(row.value($0)) } : nil
+            }.compactMap { $0 }
+        }
+    }
+
     func select(_ table: String, columns: [String], keys: [String], rows: [[Cell]]) async throws -> [[Cell]] {
         var result: [[Cell]] = []
         let select = "SELECT " + columns.map(Self.quoted).joined(separator: ", ") + " FROM " + Self.quoted(table)
@@ -289,6 +303,24 @@ final class PostgresWorkSession: WorkSession, @unchecked Sendable {
             "SELECT " + columns.map(text).joined(separator: ", ") + " FROM " + Self.quoted(table) + " WHERE "
             + conditions.joined(separator: " OR ") + (writing ? " FOR UPDATE" : "")
         return try await read(sql, binds, width: columns.count)
+    }
+
+    func scan(_ table: String, columns: [String], column: String, keep: @escaping @Sendable (String) -> Bool)
+        async throws -> [[Cell]]
+    {
+        let sql =
+            "SELECT " + (columns + [column]).map(text).joined(separator: ", ") + " FROM " + Self.quoted(table)
+            + " WHERE " + Self.quoted(column) + " IS NOT NULL"
+        return try await mapped {
+            var kept: [[Cell]] = []
+            let rows = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+            for try await row in rows {
+                let cells = row.makeRandomAccess()
+                guard let value = try cells[columns.count].decode(String?.self), keep(value) else { continue }
+                kept.append(try (0..<columns.count).map { try cells[$0].decode(String?.self).map(Cell.text) ?? .null })
+            }
+            return kept
+        }
     }
 
     func select(_ table: String, columns: [String], keys: [String], rows: [[Cell]]) async throws -> [[Cell]] {

@@ -63,6 +63,7 @@ public struct RequestExecutor: Sendable {
             var work = Work(
                 system: map.systems.first { $0.key == system.key }!, schema: schema, plan: plan,
                 identities: identities, session: session)
+            work.recognise = identities.recognition?.matches
             let outcome = try await work.carryOut(type, hash: hash)
             if !type.reads {
                 guard outcome.receipt.verified else {
@@ -118,6 +119,10 @@ protocol WorkSession: Sendable {
     /// `columns` of the rows where any of the columns holds one of its values; locked for update
     /// when writing.
     func select(_ table: String, columns: [String], anyOf: [(column: String, values: [Cell])]) async throws -> [[Cell]]
+    /// `columns` of every row whose `column` is not NULL and, read as text, satisfies `keep`
+    /// (streamed: only the rows kept are held).
+    func scan(_ table: String, columns: [String], column: String, keep: @escaping @Sendable (String) -> Bool)
+        async throws -> [[Cell]]
     /// `columns` of the rows with these keys.
     func select(_ table: String, columns: [String], keys: [String], rows: [[Cell]]) async throws -> [[Cell]]
     func delete(_ table: String, keys: [String], rows: [[Cell]]) async throws -> Int
@@ -170,6 +175,8 @@ struct Work<Session: WorkSession> {
     var located: [String: (columns: [String], rows: [[Cell]])] = [:]
     /// Where the re-read found something left.
     var unverified: [String] = []
+    /// Recognises identities known by keyed hash only (reapplying erasures).
+    var recognise: (@Sendable (IdentityKind, String) -> Bool)?
 
     init(system: DataSystem, schema: LiveSchema, plan: RequestPlan, identities: SubjectIdentities, session: Session) {
         self.system = system
@@ -244,11 +251,31 @@ struct Work<Session: WorkSession> {
             var columns = collection.primaryKey
             for column in neededColumns(of: step.target) where !columns.contains(column) { columns.append(column) }
             let conditions = conditions(step, crossSystem: &crossSystem)
-            let rows =
+            var rows =
                 conditions.isEmpty
                 ? [] : try await session.select(step.target.collection, columns: columns, anyOf: conditions)
+            rows = try await adding(recognised(step, columns: columns, except: []), to: rows)
             located[step.target.collection] = (columns, rows)
         }
+    }
+
+    /// Rows found by recognising their identity fields (keyed hashes), except through `held` fields.
+    func recognised(_ step: RequestPlan.Locate, columns: [String], except held: Set<String>) async throws -> [[Cell]] {
+        guard let recognise else { return [] }
+        var rows: [[Cell]] = []
+        for lookup in step.lookups {
+            guard case .identity(let field, let kind) = lookup, !held.contains(field) else { continue }
+            rows = adding(
+                try await session.scan(step.target.collection, columns: columns, column: field) { recognise(kind, $0) },
+                to: rows)
+        }
+        return rows
+    }
+
+    func adding(_ more: [[Cell]], to rows: [[Cell]]) -> [[Cell]] {
+        guard !more.isEmpty else { return rows }
+        var seen = Set(rows)
+        return rows + more.filter { seen.insert($0).inserted }
     }
 
     func keys(_ name: String) -> [[Cell]] {
@@ -402,10 +429,11 @@ struct Work<Session: WorkSession> {
                         return false
                     }
             }
-            let rows =
+            var rows =
                 conditions.isEmpty
                 ? []
                 : try await session.select(step.target.collection, columns: collection.primaryKey, anyOf: conditions)
+            rows = adding(try await recognised(step, columns: collection.primaryKey, except: held), to: rows)
             if !rows.isEmpty { unverified.append("\(step.target) (\(rows.count) rows still found by identity)") }
         }
         located = before

@@ -65,13 +65,33 @@ public struct SubjectRows: Sendable, Hashable, Codable {
     }
 }
 
-/// The subject's identity values by kind, opened from the vault for one job and not kept.
-public struct SubjectIdentities: Sendable, Hashable {
+/// The subject's identity values by kind, opened from the vault for one job and not kept — or,
+/// to reapply erasures, identities known only by a keyed hash (`recognition`).
+public struct SubjectIdentities: Sendable {
     public var values: [IdentityKind: [String]]
+    public var recognition: IdentityRecognition?
 
-    public init(_ values: [IdentityKind: [String]]) { self.values = values }
+    public init(_ values: [IdentityKind: [String]], recognition: IdentityRecognition? = nil) {
+        self.values = values
+        self.recognition = recognition
+    }
 
-    public var kinds: Set<IdentityKind> { Set(values.filter { !$0.value.isEmpty }.keys) }
+    public var kinds: Set<IdentityKind> {
+        Set(values.filter { !$0.value.isEmpty }.keys).union(recognition?.kinds ?? [])
+    }
+}
+
+/// Identities known only by a keyed hash (the suppression entries of completed erasures): a row whose
+/// identity field of one of `kinds` makes `matches` true is one of theirs. The connector reads those
+/// identity columns whole and compares in memory — a restore's runbook, not the hot path.
+public struct IdentityRecognition: Sendable {
+    public var kinds: Set<IdentityKind>
+    public var matches: @Sendable (IdentityKind, String) -> Bool
+
+    public init(kinds: Set<IdentityKind>, matches: @escaping @Sendable (IdentityKind, String) -> Bool) {
+        self.kinds = kinds
+        self.matches = matches
+    }
 }
 
 extension RequestPlan {

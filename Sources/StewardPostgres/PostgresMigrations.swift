@@ -218,5 +218,20 @@ enum PostgresMigrations {
                 """
             ]
         ),
+        (
+            7,
+            [
+                """
+                CREATE TABLE suppressions (
+                    kind TEXT NOT NULL,
+                    blind_index BYTEA NOT NULL CHECK (length(blind_index) = 16),
+                    request_id UUID NOT NULL,
+                    erased_at BIGINT NOT NULL,
+                    PRIMARY KEY (kind, blind_index)
+                )
+                """,
+                "CREATE INDEX suppressions_erased ON suppressions (erased_at)",
+            ]
+        ),
     ]
 }

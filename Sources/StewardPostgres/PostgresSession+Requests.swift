@@ -154,3 +154,37 @@ extension PostgresSession {
             .map(Self.request)
     }
 }
+
+/// Suppression entries, on PostgresSession.
+extension PostgresSession {
+    func suppressions(since: Date) async throws -> [SuppressionRecord] {
+        try await rows(
+            """
+            SELECT kind, blind_index, request_id, erased_at FROM suppressions
+            WHERE erased_at >= \(Timestamp.micros(since)) ORDER BY erased_at
+            """
+        ).map { row in
+            let (kind, index, request, erased) = try row.decode((String, Data, UUID, Int64).self)
+            return SuppressionRecord(
+                kind: try StoreError.stored(IdentityKind.self, kind, column: "suppressions.kind"), blindIndex: index,
+                requestID: request, erasedAt: Timestamp.date(micros: erased))
+        }
+    }
+
+    func insertSuppression(_ entry: SuppressionRecord) async throws {
+        try await run(
+            """
+            INSERT INTO suppressions (kind, blind_index, request_id, erased_at)
+            VALUES (\(entry.kind.rawValue), \(ByteBuffer(bytes: entry.blindIndex)), \(entry.requestID),
+                \(Timestamp.micros(entry.erasedAt)))
+            ON CONFLICT (kind, blind_index) DO UPDATE SET request_id = excluded.request_id, erased_at = excluded.erased_at
+            """)
+    }
+
+    func deleteIdentities(subjectID: UUID) async throws -> Int {
+        let rows = try await rows(
+            "WITH gone AS (DELETE FROM identities WHERE subject_id = \(subjectID) RETURNING 1) SELECT count(*)::int8 FROM gone"
+        )
+        return Int(try rows.first?.decode(Int64.self) ?? 0)
+    }
+}

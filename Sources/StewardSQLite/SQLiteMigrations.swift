@@ -356,5 +356,20 @@ enum SQLiteMigrations {
             );
             """
         ),
+        (
+            9,
+            """
+            -- What is kept of an erased person: one keyed hash (the blind index) per identity, with
+            -- the erasure's request, to recognise them in a restored system (reapply-erasures).
+            CREATE TABLE suppressions (
+                kind TEXT NOT NULL,
+                blind_index BLOB NOT NULL CHECK (length(blind_index) = 16),
+                request_id BLOB NOT NULL CHECK (length(request_id) = 16),
+                erased_at INTEGER NOT NULL,
+                PRIMARY KEY (kind, blind_index)
+            );
+            CREATE INDEX suppressions_erased ON suppressions (erased_at);
+            """
+        ),
     ]
 }

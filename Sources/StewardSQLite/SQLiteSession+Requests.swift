@@ -155,3 +155,27 @@ extension SQLiteSession {
         try await dataSubjectRequest(id: id)
     }
 }
+
+/// Suppression entries, on SQLiteSession.
+extension SQLiteSession {
+    func suppressions(since: Date) async throws -> [SuppressionRecord] {
+        try connection.query(
+            "SELECT kind, blind_index, request_id, erased_at FROM suppressions WHERE erased_at >= ? ORDER BY erased_at",
+            [.time(since)]
+        ) { row in
+            SuppressionRecord(
+                kind: try StoreError.stored(IdentityKind.self, row.text(0), column: "suppressions.kind"),
+                blindIndex: row.blob(1), requestID: try row.uuid(2), erasedAt: row.time(3))
+        }
+    }
+
+    func insertSuppression(_ entry: SuppressionRecord) async throws {
+        try connection.run(
+            "INSERT OR REPLACE INTO suppressions (kind, blind_index, request_id, erased_at) VALUES (?, ?, ?, ?)",
+            [.text(entry.kind.rawValue), .blob(entry.blindIndex), .uuid(entry.requestID), .time(entry.erasedAt)])
+    }
+
+    func deleteIdentities(subjectID: UUID) async throws -> Int {
+        try connection.run("DELETE FROM identities WHERE subject_id = ?", [.uuid(subjectID)])
+    }
+}

@@ -43,9 +43,27 @@ public struct RequestTaskRecord: Sendable, Hashable {
     }
 }
 
-/// Reads of requests' per-system tasks.
+/// What Steward keeps of an erased person: one keyed hash (the blind index) per identity, with the
+/// erasure's request — enough to recognise the person in a restored system, never to read them.
+public struct SuppressionRecord: Sendable, Hashable {
+    public var kind: IdentityKind
+    public var blindIndex: Data
+    public var requestID: UUID
+    public var erasedAt: Date
+
+    public init(kind: IdentityKind, blindIndex: Data, requestID: UUID, erasedAt: Date) {
+        self.kind = kind
+        self.blindIndex = blindIndex
+        self.requestID = requestID
+        self.erasedAt = erasedAt
+    }
+}
+
+/// Reads of requests' per-system tasks and of the suppression entries.
 public protocol RequestTaskReading: Sendable {
     func requestTasks(requestID: UUID) async throws -> [RequestTaskRecord]
+    /// Suppression entries of erasures completed at or after `since`, oldest first.
+    func suppressions(since: Date) async throws -> [SuppressionRecord]
 }
 
 /// Writes of requests' per-system tasks, and the request row locked for a change that depends on
@@ -54,4 +72,8 @@ public protocol RequestTaskWriting: RequestTaskReading {
     func insertRequestTask(_ task: RequestTaskRecord) async throws
     func updateRequestTask(_ task: RequestTaskRecord) async throws
     func lockDataSubjectRequest(id: UUID) async throws -> DataSubjectRequestRecord?
+    /// Records (or renews) the entry of an identity.
+    func insertSuppression(_ entry: SuppressionRecord) async throws
+    /// Deletes every identity of the subject; the number deleted.
+    func deleteIdentities(subjectID: UUID) async throws -> Int
 }

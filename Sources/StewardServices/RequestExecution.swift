@@ -140,14 +140,33 @@ extension RequestService {
         if plan.systems.isEmpty {
             record.status = .completed
             record.finishedAt = now
+            var completion = ["from": "executing", "to": "completed", "systems": "0"]
+            if record.type == .erasure {
+                completion["suppressed"] = String(try await suppress(record, now: now, in: transaction))
+            }
             drafts.append(
                 AuditDraft(
                     actor: actor, action: "request.complete", targetType: "request",
-                    targetID: record.id.lowercasedString,
-                    details: ["from": "executing", "to": "completed", "systems": "0"]))
+                    targetID: record.id.lowercasedString, details: completion))
         }
         try await transaction.updateDataSubjectRequest(record)
         _ = try await audit.append(drafts, in: transaction)
+    }
+
+    /// After an erasure: Steward's own identities of the subject are deleted, and one suppression
+    /// entry (kind and keyed hash) kept per identity, to recognise the person in a restored system.
+    /// Returns the number of entries.
+    func suppress(_ request: DataSubjectRequestRecord, now: Date, in transaction: any StoreTransaction) async throws
+        -> Int
+    {
+        let identities = try await transaction.identities(subjectID: request.subjectID)
+        for identity in identities {
+            try await transaction.insertSuppression(
+                SuppressionRecord(
+                    kind: identity.kind, blindIndex: identity.blindIndex, requestID: request.id, erasedAt: now))
+        }
+        _ = try await transaction.deleteIdentities(subjectID: request.subjectID)
+        return identities.count
     }
 
     /// The rows read for access, sealed under the field key, bound to the request and subject.
@@ -218,11 +237,65 @@ extension RequestService {
             request.finishedAt = now
             request.updatedAt = now
             try await transaction.updateDataSubjectRequest(request)
+            var completion = ["from": "executing", "to": "completed", "systems": String(tasks.count)]
+            if request.type == .erasure {
+                completion["suppressed"] = String(try await suppress(request, now: now, in: transaction))
+            }
             drafts.append(
                 AuditDraft(
                     actor: actor, action: "request.complete", targetType: "request", targetID: id.lowercasedString,
-                    details: ["from": "executing", "to": "completed", "systems": String(tasks.count)]))
+                    details: completion))
         }
         _ = try await audit.append(drafts, in: transaction)
+    }
+}
+
+extension RequestService {
+    /// What reapplying erasures found and did in one system.
+    public struct Reapplied: Sendable {
+        /// Suppression entries (identities) checked, and the erasures they came from.
+        public var identities: Int
+        public var erasures: Int
+        public var receipt: SystemReceipt?
+    }
+
+    /// Re-applies every erasure completed since `since` to `system` — after the system was restored
+    /// from a backup taken before them. The subjects are recognised by the keyed hashes of the
+    /// suppression entries (no plaintext identity is kept or needed); their rows found again are
+    /// erased by the same plan, in one transaction, verified; the outcome is audited.
+    public func reapplyErasures(system: String, since: Date, actor: String) async throws -> Reapplied {
+        guard let execution else {
+            throw StewardError(.internalError, "this Steward carries out no requests")
+        }
+        let entries = try await store.read { try await $0.suppressions(since: since) }
+        let erasures = Set(entries.map(\.requestID)).count
+        guard !entries.isEmpty else { return Reapplied(identities: 0, erasures: 0, receipt: nil) }
+        struct Key: Hashable {
+            var kind: IdentityKind
+            var index: Data
+        }
+        let keys = Set(entries.map { Key(kind: $0.kind, index: $0.blindIndex) })
+        let indexer = crypto.indexer
+        let recognition = IdentityRecognition(kinds: Set(entries.map(\.kind))) { kind, raw in
+            guard let identity = try? NormalizedIdentity(kind: kind, raw: raw) else { return false }
+            return keys.contains(Key(kind: kind, index: indexer.index(identity)))
+        }
+        let (receipt, _) = try await execution.execute(
+            system, .erasure, SubjectIdentities([:], recognition: recognition),
+            { indexer.proofHash($0, kind: "erasure") }, { _ in })
+        var details = [
+            "system": system, "since": Timestamp.iso8601(since), "identities": String(entries.count),
+            "erasures": String(erasures), "found": String(receipt.rowsLocated),
+            "verified": receipt.verified ? "yes" : "no",
+        ]
+        for collection in receipt.collections where collection.located > 0 {
+            details["collection." + collection.collection] =
+                "found \(collection.located); deleted \(collection.deleted); changed \(collection.changed)"
+        }
+        let draft = AuditDraft(
+            actor: actor, action: "request.erasures_reapplied", targetType: "system", targetID: system, details: details
+        )
+        try await store.writeRetrying { transaction in _ = try await audit.append([draft], in: transaction) }
+        return Reapplied(identities: entries.count, erasures: erasures, receipt: receipt)
     }
 }

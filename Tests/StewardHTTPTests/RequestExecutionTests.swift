@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PostgresDriver
 import PostgresNIO
+import SQLiteDriver
 import StewardConnectors
 import StewardCore
 import StewardPolicy
@@ -21,6 +22,8 @@ import Testing
     /// The example store on the test backend: each system's connection, and a clean-up.
     struct CustomerStore {
         var connections: [String: SystemConnection]
+        /// Runs statements (`;`-separated) on a system, for backing up and restoring it.
+        var execute: @Sendable (_ system: String, _ sql: String) async throws -> Void
     }
 
     static func withCustomerStore(
@@ -32,12 +35,21 @@ import Testing
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: directory) }
             _ = try ExampleStore.createSQLite(in: directory.path, customers: customers)
+            let files = ["crm": ExampleStore.crmFile, "marketing": ExampleStore.marketingFile]
             try await body(
-                CustomerStore(connections: [
-                    "crm": .sqlite(SQLiteConnector(path: directory.appendingPathComponent(ExampleStore.crmFile).path)),
-                    "marketing": .sqlite(
-                        SQLiteConnector(path: directory.appendingPathComponent(ExampleStore.marketingFile).path)),
-                ]))
+                CustomerStore(
+                    connections: [
+                        "crm": .sqlite(
+                            SQLiteConnector(path: directory.appendingPathComponent(ExampleStore.crmFile).path)),
+                        "marketing": .sqlite(
+                            SQLiteConnector(path: directory.appendingPathComponent(ExampleStore.marketingFile).path)),
+                    ],
+                    execute: { system, sql in
+                        let connection = try SQLiteConnection(
+                            path: directory.appendingPathComponent(files[system]!).path, readOnly: false,
+                            role: .external)
+                        try connection.execute(sql)
+                    }))
         case .postgres:
             let server = try #require(ProcessInfo.processInfo.environment["STEWARD_TEST_DATABASE_URL"])
             let database = "dsr_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
@@ -52,10 +64,22 @@ import Testing
                 do {
                     _ = try await ExampleStore.createPostgres(url: url, customers: customers)
                     try await body(
-                        CustomerStore(connections: [
-                            "crm": .postgres(try PostgresConnector(url: url + "?search_path=crm")),
-                            "marketing": .postgres(try PostgresConnector(url: url + "?search_path=marketing")),
-                        ]))
+                        CustomerStore(
+                            connections: [
+                                "crm": .postgres(try PostgresConnector(url: url + "?search_path=crm")),
+                                "marketing": .postgres(try PostgresConnector(url: url + "?search_path=marketing")),
+                            ],
+                            execute: { system, sql in
+                                let connection = try await PostgresConnection.connect(
+                                    configuration: try PostgresURL.connectionConfiguration(
+                                        from: try PostgresURL.parts(from: url + "?search_path=\(system)")),
+                                    id: 1, logger: Logger(label: "test"))
+                                for statement in sql.split(separator: ";") where !statement.allSatisfy(\.isWhitespace) {
+                                    try await connection.query(
+                                        PostgresQuery(unsafeSQL: String(statement)), logger: Logger(label: "test"))
+                                }
+                                try await connection.close()
+                            }))
                 } catch {
                     _ = try? await admin.query(PostgresQuery(unsafeSQL: "DROP DATABASE \(database) WITH (FORCE)"))
                     throw error
@@ -68,7 +92,7 @@ import Testing
     /// Every row of every table of a system, by table, as text: the first column (`id`) → the row.
     static func dump(_ connection: SystemConnection) async throws -> [String: [String: [String: String?]]] {
         var tables: [String: [String: [String: String?]]] = [:]
-        for table in try await connection.introspect().tables {
+        for table in try await connection.introspect().tables where !table.name.hasPrefix("bk_") {
             let columns = table.columns.map(\.name)
             var rows: [String: [String: String?]] = [:]
             try await connection.sample(table: table.name, columns: columns, limit: 10_000_000, seed: 1) { row in
@@ -176,6 +200,17 @@ import Testing
                         task.sealedRows.map { !String(decoding: $0, as: UTF8.self).contains(subject.email) } == true)
                 }
 
+                // A backup of both systems, taken before the erasure (restored below).
+                let tables = [
+                    "crm": ["customers", "orders", "payments", "support_tickets"],
+                    "marketing": ["subscriptions", "email_events"],
+                ]
+                for (system, names) in tables {
+                    try await store.execute(
+                        system, names.map { "CREATE TABLE bk_\($0) AS SELECT * FROM \($0)" }.joined(separator: ";"))
+                }
+                let beforeErasure = h.clock.now
+
                 // Erasure.
                 let erasure = try await service.submit(
                     regime: "gdpr", type: .erasure, identities: [email], verified: .preVerified, actor: "key:shop")
@@ -231,6 +266,39 @@ import Testing
                 let audit = try await h.store.read { try await $0.auditEntries(afterSequence: 0, limit: 1000) }
                 #expect(audit.filter { $0.draft.action == "request.erasure_receipt" }.count == 2)
                 #expect(!"\(audit)".contains(subject.email))
+
+                // Steward keeps no identity of the erased subject: one keyed hash per identity instead.
+                #expect(try await h.store.read { try await $0.identities(subjectID: erasure.subjectID) }.isEmpty)
+                let entries = try await h.store.read { try await $0.suppressions(since: beforeErasure) }
+                #expect(
+                    Set(entries.map(\.kind)) == [.email, .externalId]
+                        && entries.allSatisfy { $0.requestID == erasure.id })
+
+                // The systems restored from the backup: the subject is back; reapply erases them again.
+                for (system, names) in tables {
+                    try await store.execute(
+                        system,
+                        (names.reversed().map { "DELETE FROM \($0)" }
+                            + names.map { "INSERT INTO \($0) SELECT * FROM bk_\($0)" })
+                            .joined(separator: ";"))
+                }
+                #expect(try await Self.dump(store.connections["crm"]!) == crm, "restored as it was")
+                for system in ["crm", "marketing"] {
+                    let reapplied = try await service.reapplyErasures(
+                        system: system, since: beforeErasure, actor: "officer")
+                    #expect(reapplied.identities == 2 && reapplied.erasures == 1)
+                    let receipt = try #require(reapplied.receipt)
+                    #expect(receipt.verified)
+                    let first = try #require(receipts.first { $0.system == system })
+                    #expect(
+                        receipt.collections.map { [$0.deleted, $0.changed] }
+                            == first.collections.map { [$0.deleted, $0.changed] },
+                        "\(system): the same rows erased again")
+                }
+                #expect(try await Self.dump(store.connections["crm"]!) == crmAfter, "erased again, exactly as before")
+                #expect(try await Self.dump(store.connections["marketing"]!) == marketingAfter)
+                let reapplyAudit = try await h.store.read { try await $0.auditEntries(afterSequence: 0, limit: 1000) }
+                #expect(reapplyAudit.filter { $0.draft.action == "request.erasures_reapplied" }.count == 2)
 
                 // Run again: nothing left to find, nothing changed.
                 let again = try await service.execution!.execute(

@@ -26,7 +26,7 @@ import Testing
 
         let store = try SQLiteStore(path: path)
         let applied = try await store.migrate()
-        #expect(applied == 6)  // versions 3 to 8
+        #expect(applied == 7)  // versions 3 to 9
         let again = try await store.migrate()
         #expect(again == 0)
 
