@@ -36,11 +36,11 @@ run() {  # run NAME CUSTOMERS [postgres-url]
   local dir="$work/$name" store=() env=()
   if [ -n "$url" ]; then
     store=(--database "$url")
-    "$BIN" demo init --dir "$dir" --customers "$n" --postgres "$url" >/dev/null
+    "$BIN" demo init --dir "$dir" --customers "$n" --postgres "$url" >/dev/null 2>&1
     cp "$work/policies/requests.yaml" "$dir/policies/requests.yaml"
     policies="$dir/policies"
   else
-    "$BIN" demo init --dir "$dir" --customers "$n" >/dev/null
+    "$BIN" demo init --dir "$dir" --customers "$n" >/dev/null 2>&1
     env=(STEWARD_CRM_DATABASE="$dir/crm.sqlite" STEWARD_MARKETING_DATABASE="$dir/marketing.sqlite")
     policies="$work/policies"
   fi

@@ -3,6 +3,7 @@ import Logging
 import PostgresNIO
 import SQLiteDriver
 import StewardCore
+import Synchronization
 
 /// A SQLite customer system: one connection for the request's work, with the system's foreign keys
 /// enforced (so a reference the map and introspection both missed fails the transaction instead
@@ -217,10 +218,22 @@ final class PostgresWorkSession: WorkSession, @unchecked Sendable {
     private var types: [String: [String: String]] = [:]
     private var live: LiveSchema?
 
-    init(connection: PostgresConnection, logger: Logger) {
+    /// Which database and schema this session reads (the schema cache's key; no credentials).
+    let place: String
+
+    init(connection: PostgresConnection, logger: Logger, place: String) {
         self.connection = connection
         self.logger = logger
+        self.place = place
     }
+
+    /// Live schemas and column types by place, read at most every 30 seconds: the catalogue
+    /// queries cost more than a request's whole work. A schema changed meanwhile fails a statement
+    /// (the transaction rolls back, the job retries), and is read again once the entry is stale.
+    static let schemas = Mutex<
+        [String: (read: ContinuousClock.Instant, schema: LiveSchema, types: [String: [String: String]])]
+    >([:])
+    static let schemaLifetime: Duration = .seconds(30)
 
     func mapped<T>(_ body: () async throws -> T) async throws -> T {
         do {
@@ -250,6 +263,11 @@ final class PostgresWorkSession: WorkSession, @unchecked Sendable {
 
     func schema() async throws -> LiveSchema {
         if let live { return live }
+        if let cached = Self.schemas.withLock({ $0[place] }), ContinuousClock.now - cached.read < Self.schemaLifetime {
+            types = cached.types
+            live = cached.schema
+            return cached.schema
+        }
         let schema = try await PostgresConnector.introspect(on: connection, logger: logger)
         let rows = try await execute(
             """
@@ -262,6 +280,8 @@ final class PostgresWorkSession: WorkSession, @unchecked Sendable {
             types[table, default: [:]][column] = type
         }
         live = schema
+        let types = self.types
+        Self.schemas.withLock { $0[place] = (ContinuousClock.now, schema, types) }
         return schema
     }
 

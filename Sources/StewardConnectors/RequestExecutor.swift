@@ -1,4 +1,5 @@
 import Foundation
+import PostgresDriver
 public import StewardCore
 
 /// Carries out one system's part of a data subject request (ADR 0011): plans from the data map
@@ -44,7 +45,10 @@ public struct RequestExecutor: Sendable {
             return try await run(type, identities: identities, hash: hash, beforeCommit: beforeCommit, session: session)
         case .postgres(let connector):
             return try await connector.withWritableConnection { connection in
-                let session = PostgresWorkSession(connection: connection, logger: connector.logger)
+                let parts = connector.parts
+                let session = PostgresWorkSession(
+                    connection: connection, logger: connector.logger,
+                    place: "\(parts.host):\(parts.port)/\(parts.database ?? parts.user)?\(parts.searchPath ?? "")")
                 return try await run(
                     type, identities: identities, hash: hash, beforeCommit: beforeCommit, session: session)
             }
