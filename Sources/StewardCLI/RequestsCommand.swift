@@ -20,17 +20,13 @@ struct RequestsCommand: AsyncParsableCommand {
         return id
     }
 
-    static func line(_ request: DataSubjectRequestRecord, regimes: [Regime], now: Date) -> String {
+    static func line(_ request: DataSubjectRequestRecord, standing: DeadlineStanding?) -> String {
         var parts = [
             request.id.lowercasedString, request.regime, request.type.rawValue, request.status.rawValue,
             "due \(request.deadlines.dueOn)",
         ]
-        if !request.status.isTerminal {
-            let warning = regimes.first { $0.key == request.regime }?.warning ?? 7 * 86_400
-            let standing = DeadlineStanding.of(due: request.deadlines.due, now: now, warning: warning)
-            if standing != .onTime {
-                parts.append(standing.rawValue.replacingOccurrences(of: "_", with: " ").uppercased())
-            }
+        if let standing, standing != .onTime {
+            parts.append(standing.rawValue.replacingOccurrences(of: "_", with: " ").uppercased())
         }
         if request.deadlines.extendedOn != nil { parts.append("extended") }
         return parts.joined(separator: "  ")
@@ -83,13 +79,17 @@ struct RequestsCommand: AsyncParsableCommand {
             let asked = Set(status.compactMap(RequestStatus.init(rawValue:)))
             let statuses = asked.isEmpty ? Set(RequestStatus.allCases.filter { !$0.isTerminal }) : asked
             let type = type.flatMap(RequestType.init(rawValue:))
-            let (requests, regimes, now) = try await RequestsCommand.withService(common) { service in
+            let (requests, lines, now) = try await RequestsCommand.withService(common) { service in
                 let now = service.runtime.now()
                 let filter = RequestFilter(
                     statuses: statuses, type: type, dueBefore: overdue ? now : nil, limit: limit)
-                return (try await service.list(filter), service.regimes, now)
+                let requests = try await service.list(filter)
+                return (
+                    requests, requests.map { RequestsCommand.line($0, standing: service.standing(of: $0, now: now)) },
+                    now
+                )
             }
-            for request in requests { print(RequestsCommand.line(request, regimes: regimes, now: now)) }
+            for line in lines { print(line) }
             let late = requests.filter { !$0.status.isTerminal && $0.deadlines.due <= now }.count
             print(
                 "\(requests.count) request(s)" + (late > 0 ? "; \(late) overdue: act on them first" : "")
@@ -107,17 +107,14 @@ struct RequestsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let uuid = try RequestsCommand.parseID(id)
-            let (request, tasks, jobs, regimes, now) = try await RequestsCommand.withService(common) { service in
+            let (request, tasks, standing) = try await RequestsCommand.withService(common) { service in
                 let request = try await service.request(uuid)
-                let (tasks, jobs) = try await service.store.read { reader in
-                    let tasks = try await reader.requestTasks(requestID: uuid)
-                    var jobs: [UUID: JobRecord] = [:]
-                    for task in tasks { jobs[task.jobID] = try await reader.job(id: task.jobID) }
-                    return (tasks, jobs)
-                }
-                return (request, tasks, jobs, service.regimes, service.runtime.now())
+                return (
+                    request, try await service.tasks(of: uuid),
+                    service.standing(of: request, now: service.runtime.now())
+                )
             }
-            print(RequestsCommand.line(request, regimes: regimes, now: now))
+            print(RequestsCommand.line(request, standing: standing))
             print(
                 "  received \(Timestamp.iso8601(request.receivedAt)) (\(request.deadlines.receivedOn)) by \(request.submittedBy)"
             )
@@ -127,8 +124,7 @@ struct RequestsCommand: AsyncParsableCommand {
             if let verification = request.verification { print("  verification: \(verification.rawValue)") }
             if let agent = request.agent { print("  authorized agent: \(agent)") }
             if let denial = request.denial { print("  denied: \(denial.rawValue)") }
-            for task in tasks {
-                let job = jobs[task.jobID]
+            for (task, job) in tasks {
                 var line = "  \(task.system): \(task.state.rawValue)"
                 if task.state == .pending, let job {
                     line +=
@@ -140,19 +136,11 @@ struct RequestsCommand: AsyncParsableCommand {
                     let receipt = try? JSONDecoder().decode(SystemReceipt.self, from: Data(text.utf8))
                 {
                     for collection in receipt.collections {
-                        var parts = ["located \(collection.located)"]
-                        if collection.read > 0 { parts.append("read \(collection.read)") }
-                        if collection.deleted > 0 { parts.append("deleted \(collection.deleted)") }
-                        if collection.changed > 0 {
-                            parts.append(
-                                "changed \(collection.changed) ("
-                                    + collection.fields.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
-                                    .joined(separator: ", ") + ")")
-                        }
+                        print("    \(collection.collection): \(collection.summary)")
                         for (field, reason) in collection.held.sorted(by: { $0.key < $1.key }) {
-                            parts.append("kept \(field): \(reason)")
+                            print("      \(field) kept: \(reason)")
                         }
-                        print("    \(collection.collection): " + parts.joined(separator: "; "))
+                        if let kept = collection.rowKept { print("      \(kept)") }
                     }
                     print("    verified: \(receipt.verified ? "yes" : "NO")")
                 }
@@ -163,10 +151,11 @@ struct RequestsCommand: AsyncParsableCommand {
     /// One lifecycle step by the operator, printed as the request's line.
     static func step(_ common: CommonOptions, _ id: String, _ event: RequestEvent) async throws {
         let uuid = try parseID(id)
-        let (request, regimes, now) = try await withService(common) { service in
-            (try await service.apply(event, to: uuid, actor: cliActor), service.regimes, service.runtime.now())
+        let (request, standing) = try await withService(common) { service in
+            let request = try await service.apply(event, to: uuid, actor: cliActor)
+            return (request, service.standing(of: request, now: service.runtime.now()))
         }
-        print(line(request, regimes: regimes, now: now))
+        print(line(request, standing: standing))
         if request.status == .executing {
             print("its systems' tasks are queued: a runner (steward serve or steward jobs work) carries them out")
         }
@@ -238,13 +227,11 @@ struct RequestsCommand: AsyncParsableCommand {
             let reason = reason.trimmingCharacters(in: .whitespacesAndNewlines)
             try FreeText.check(
                 reason, field: "reason", maxLength: 1_000, allowsEmpty: true, lengthCode: .requestInvalidValue)
-            let (request, regimes, now) = try await RequestsCommand.withService(common) { service in
-                (
-                    try await service.extend(uuid, reason: reason, actor: cliActor), service.regimes,
-                    service.runtime.now()
-                )
+            let (request, standing) = try await RequestsCommand.withService(common) { service in
+                let request = try await service.extend(uuid, reason: reason, actor: cliActor)
+                return (request, service.standing(of: request, now: service.runtime.now()))
             }
-            print(RequestsCommand.line(request, regimes: regimes, now: now))
+            print(RequestsCommand.line(request, standing: standing))
         }
     }
 

@@ -53,6 +53,23 @@ public struct SystemReceipt: Sendable, Hashable, Codable {
     public var rowsLocated: Int { collections.reduce(0) { $0 + $1.located } }
 }
 
+extension SystemReceipt.Collection {
+    /// `located 4; changed 4 (card_last4: mask, iban: mask); held amount_cents`: counts and names,
+    /// for the audit entry and the command line.
+    public var summary: String {
+        var parts = ["located \(located)"]
+        if read > 0 { parts.append("read \(read)") }
+        if deleted > 0 { parts.append("deleted \(deleted)") }
+        if changed > 0 {
+            parts.append(
+                "changed \(changed) ("
+                    + fields.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + ")")
+        }
+        if !held.isEmpty { parts.append("held " + held.keys.sorted().joined(separator: ", ")) }
+        return parts.joined(separator: "; ")
+    }
+}
+
 /// The subject's rows read for access or portability: collection → rows, each a column → value
 /// (text, nil for NULL). Personal data: sealed before it is stored, never logged.
 public struct SubjectRows: Sendable, Hashable, Codable {

@@ -11,7 +11,7 @@ func requestEndpoints(api: StewardAPI) -> [Endpoint] {
     let service = api.requests
     @Sendable func step(_ event: RequestEvent, _ context: StewardRequestContext) async throws -> Response {
         let record = try await service.apply(event, to: try uuidParameter(context), actor: context.principal!.actor)
-        return try json(RequestDTO(record, regimes: service.regimes, now: service.runtime.now()))
+        return try json(RequestDTO(record, service: service))
     }
     return [
         Endpoint(.post, "/v1/requests", .requestsCreate) { request, context in
@@ -20,7 +20,7 @@ func requestEndpoints(api: StewardAPI) -> [Endpoint] {
             let record = try await service.submit(
                 regime: input.regime, type: input.type, identities: input.identities, verified: input.verified,
                 agent: input.agent, actor: context.principal!.actor)
-            return try json(RequestDTO(record, regimes: service.regimes, now: service.runtime.now()), status: .created)
+            return try json(RequestDTO(record, service: service), status: .created)
         },
         Endpoint(.get, "/v1/requests", .requestsRead) { request, _ in
             let limit = try pageLimit(request, default: 100, max: 1_000)
@@ -79,20 +79,14 @@ func requestEndpoints(api: StewardAPI) -> [Endpoint] {
             let now = service.runtime.now()
             return try json(
                 RequestPage(
-                    requests: page.map { RequestDTO($0, regimes: service.regimes, now: now) },
+                    requests: page.map { RequestDTO($0, service: service, now: now) },
                     nextCursor: found.count > limit ? page.last?.id.lowercasedString : nil))
         },
         Endpoint(.get, "/v1/requests/{id}", .requestsRead) { _, context in
             let id = try uuidParameter(context)
             let record = try await service.request(id)
-            let (tasks, jobs) = try await api.store.read { reader in
-                let tasks = try await reader.requestTasks(requestID: id)
-                var jobs: [UUID: JobRecord] = [:]
-                for task in tasks { jobs[task.jobID] = try await reader.job(id: task.jobID) }
-                return (tasks, jobs)
-            }
-            var dto = RequestDTO(record, regimes: service.regimes, now: service.runtime.now())
-            dto.systems = try tasks.map { try RequestDTO.SystemDTO($0, job: jobs[$0.jobID]) }
+            var dto = RequestDTO(record, service: service)
+            dto.systems = try await service.tasks(of: id).map { try RequestDTO.SystemDTO($0.task, job: $0.job) }
             return try json(dto)
         },
         Endpoint(.post, "/v1/requests/{id}/verify", .requestsManage) { request, context in
@@ -126,7 +120,7 @@ func requestEndpoints(api: StewardAPI) -> [Endpoint] {
                 reason, field: "reason", maxLength: 1_000, allowsEmpty: true, lengthCode: .requestInvalidValue)
             let record = try await service.extend(
                 try uuidParameter(context), reason: reason, actor: context.principal!.actor)
-            return try json(RequestDTO(record, regimes: service.regimes, now: service.runtime.now()))
+            return try json(RequestDTO(record, service: service))
         },
     ]
 }
@@ -256,7 +250,7 @@ struct RequestDTO: Encodable {
     var finishedAt: Date?
     var systems: [SystemDTO]?
 
-    init(_ record: DataSubjectRequestRecord, regimes: [Regime], now: Date) {
+    init(_ record: DataSubjectRequestRecord, service: RequestService, now: Date? = nil) {
         id = record.id.lowercasedString
         type = record.type.rawValue
         regime = record.regime
@@ -265,10 +259,7 @@ struct RequestDTO: Encodable {
         receivedOn = record.deadlines.receivedOn.description
         dueOn = record.deadlines.dueOn.description
         dueAt = record.deadlines.due
-        if !record.status.isTerminal {
-            let warning = regimes.first { $0.key == record.regime }?.warning ?? 7 * 86_400
-            standing = DeadlineStanding.of(due: record.deadlines.due, now: now, warning: warning).rawValue
-        }
+        standing = service.standing(of: record, now: now ?? service.runtime.now())?.rawValue
         acknowledgeBy = record.deadlines.acknowledgeBy
         extendedOn = record.deadlines.extendedOn?.description
         extensionReason = record.deadlines.extensionReason

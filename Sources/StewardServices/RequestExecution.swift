@@ -103,6 +103,24 @@ public struct RequestTaskJob: JobHandler {
 }
 
 extension RequestService {
+    /// A request's tasks, each with its job (nil if the job is gone).
+    public func tasks(of id: UUID) async throws -> [(task: RequestTaskRecord, job: JobRecord?)] {
+        try await store.read { reader in
+            var tasks: [(task: RequestTaskRecord, job: JobRecord?)] = []
+            for task in try await reader.requestTasks(requestID: id) {
+                tasks.append((task, try await reader.job(id: task.jobID)))
+            }
+            return tasks
+        }
+    }
+
+    /// Where an open request stands against its deadline (nil once it is terminal).
+    public func standing(of request: DataSubjectRequestRecord, now: Date) -> DeadlineStanding? {
+        guard !request.status.isTerminal else { return nil }
+        let warning = regimes.first { $0.key == request.regime }?.warning ?? 7 * 86_400
+        return DeadlineStanding.of(due: request.deadlines.due, now: now, warning: warning)
+    }
+
     static func taskIdempotencyKey(_ request: UUID, system: String) -> String {
         "dsr:\(request.lowercasedString):\(system)"
     }
@@ -212,21 +230,7 @@ extension RequestService {
             "system": receipt.system, "verified": receipt.verified ? "yes" : "no",
             "located": String(receipt.rowsLocated),
         ]
-        for collection in receipt.collections {
-            var parts = ["located \(collection.located)"]
-            if collection.read > 0 { parts.append("read \(collection.read)") }
-            if collection.deleted > 0 { parts.append("deleted \(collection.deleted)") }
-            if collection.changed > 0 {
-                parts.append(
-                    "changed \(collection.changed) ("
-                        + collection.fields.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(
-                            separator: ", ") + ")")
-            }
-            if !collection.held.isEmpty {
-                parts.append("held " + collection.held.keys.sorted().joined(separator: ", "))
-            }
-            details["collection." + collection.collection] = parts.joined(separator: "; ")
-        }
+        for collection in receipt.collections { details["collection." + collection.collection] = collection.summary }
         var drafts = [
             AuditDraft(
                 actor: actor, action: receipt.type == .erasure ? "request.erasure_receipt" : "request.system_done",
