@@ -239,11 +239,13 @@ final class PostgresWorkSession: WorkSession, @unchecked Sendable {
         do {
             return try await body()
         } catch let error as PSQLError {
-            let message = PostgresConnector.reason(error)
+            let state = error.serverInfo?[.sqlState] ?? ""
+            // Class 22 (data exception) messages quote the value that failed: only the state is kept.
+            let message =
+                state.hasPrefix("22")
+                ? "a value does not fit its column's type (SQLSTATE \(state))" : PostgresConnector.reason(error)
             // Class 23: integrity constraint violation.
-            if let state = error.serverInfo?[.sqlState], state.hasPrefix("23") {
-                throw ConnectorError(message, code: .requestConstraint)
-            }
+            if state.hasPrefix("23") { throw ConnectorError(message, code: .requestConstraint) }
             throw ConnectorError(message)
         }
     }
@@ -289,6 +291,19 @@ final class PostgresWorkSession: WorkSession, @unchecked Sendable {
 
     func type(_ table: String, _ column: String) -> String { types[table]?[column] ?? "text" }
 
+    /// Whether a located value can be cast to the column's type: integers and UUIDs are checked,
+    /// other types are left to the server.
+    func fits(_ cell: Cell, _ type: String) -> Bool {
+        guard let text = cell.text else { return false }
+        switch type {
+        case "smallint": return Int16(text) != nil
+        case "integer": return Int32(text) != nil
+        case "bigint": return Int64(text) != nil
+        case "uuid": return UUID(uuidString: text) != nil
+        default: return true
+        }
+    }
+
     /// `"col"::text`, for reading any column as text.
     func text(_ column: String) -> String { Self.quoted(column) + "::text" }
 
@@ -316,8 +331,14 @@ final class PostgresWorkSession: WorkSession, @unchecked Sendable {
     {
         _ = try await schema()
         var binds = PostgresBindings()
-        let conditions = anyOf.map { condition in
-            keyMatch(table, [condition.column], rows: condition.values.map { [$0] }, binds: &binds)
+        // A value the column's type cannot hold (an external id "ada-7" against an integer key) matches
+        // no row: it is left out, not cast (which would fail the whole lookup).
+        let fitting = anyOf.map { condition in
+            (condition.column, condition.values.filter { fits($0, type(table, condition.column)) })
+        }.filter { !$0.1.isEmpty }
+        guard !fitting.isEmpty else { return [] }
+        let conditions = fitting.map { column, values in
+            keyMatch(table, [column], rows: values.map { [$0] }, binds: &binds)
         }
         let sql =
             "SELECT " + columns.map(text).joined(separator: ", ") + " FROM " + Self.quoted(table) + " WHERE "

@@ -304,6 +304,11 @@ import Testing
                 let again = try await service.execution!.execute(
                     "crm", .erasure, SubjectIdentities([.email: [email.value]]), { $0 }, { _ in })
                 #expect(again.receipt.rowsAffected == 0 && again.receipt.rowsLocated == 0)
+
+                // An external id the key's type cannot hold finds nothing and fails nothing.
+                let other = try await service.execution!.execute(
+                    "crm", .access, SubjectIdentities([.externalId: ["ada-7"]]), { $0 }, { _ in })
+                #expect(other.receipt.rowsLocated == 0)
             }
         }
     }
