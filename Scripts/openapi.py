@@ -117,9 +117,13 @@ paths = {
   "/v1/requests/{id}/deny": {"post": op("Deny a request, with the reason", "requests:manage", params=[p("id", "request id", uuid)], body=jsonb("RequestDeny"), ok_schema=ref("Request"), tags=["requests"], errors=["404", "409"])},
   "/v1/requests/{id}/cancel": {"post": op("Cancel a request that has not started", "requests:manage", params=[p("id", "request id", uuid)], ok_schema=ref("Request"), tags=["requests"], errors=["404", "409"])},
   "/v1/requests/{id}/extend": {"post": op("Extend the deadline once, with the reason, before it passes", "requests:manage", params=[p("id", "request id", uuid)], body=jsonb("RequestExtend"), ok_schema=ref("Request"), tags=["requests"], errors=["404", "409"])},
+  "/v1/requests/{id}/callbacks/{system}": {"post": op("An http system reports a delivery's outcome: signed with the system's secret (Steward-Signature), not an API key", params=[p("id", "request id", uuid), system_p], body=jsonb("SystemReport"), ok_schema=ref("CallbackAnswer"), tags=["requests"], errors=["401", "404", "409", "422"])},
   "/v1/reports/ropa": {"get": op("Records of processing activities (GDPR Art. 30) as JSON, CSV or HTML", "reports:read", params=[q("format", "json (default), csv or html", schema={"enum": ["json", "csv", "html"]})], tags=["reports"], store=False)},
   "/v1/reports/minimisation": {"get": op("Minimisation findings of the data map", "reports:read", ok_schema=ref("Minimisation"), tags=["reports"], store=False)},
 }
+# The callback is authenticated by the system's signature over the body (ADR 0012), never by a key.
+paths["/v1/requests/{id}/callbacks/{system}"]["post"]["security"] = [{"systemSignature": []}]
+paths["/v1/requests/{id}/callbacks/{system}"]["post"]["responses"]["401"] = problem
 # The records of processing come in the format asked for.
 paths["/v1/reports/ropa"]["get"]["responses"]["200"]["content"].update({
     "text/csv; charset=utf-8": {"schema": {"type": "string"}}, "text/html; charset=utf-8": {"schema": {"type": "string"}}})
@@ -166,7 +170,9 @@ doc = {
   "servers": [{"url": "http://127.0.0.1:8080"}],
   "paths": paths,
   "components": {
-    "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An API key, stw_…"}},
+    "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An API key, stw_…"},
+                        "systemSignature": {"type": "apiKey", "in": "header", "name": "Steward-Signature",
+                                            "description": "t=<unix seconds>,v1=<hex HMAC-SHA-256 of \"<t>.<body>\" under the http system's secret>; within 5 minutes of Steward's clock"}},
     "responses": {"Problem": {"description": "problem+json", "content": {"application/problem+json": {"schema": ref("Problem")}}}},
     "schemas": {
       "Problem": {"type": "object", "required": ["type", "title", "status", "detail", "code"], "properties": {"type": string, "title": string, "status": {"type": "integer"}, "detail": string, "code": string, "field": string}},
@@ -274,8 +280,17 @@ doc = {
           "extendedOn": string, "extensionReason": string, "verification": string, "denial": string, "agent": string,
           "submittedBy": string, "updatedAt": string, "finishedAt": string,
           "systems": {"type": "array", "items": {"type": "object", "required": ["system", "state", "job"], "properties": {
-              "system": string, "state": {"enum": ["pending", "done"]}, "job": string, "jobState": ref("JobState"),
+              "system": string, "state": {"enum": ["pending", "awaiting_callback", "done"]}, "job": string, "jobState": ref("JobState"),
               "attempts": {"type": "integer"}, "lastError": string, "receipt": {"type": "object", "description": "counts per collection, fields and strategies, holds and why, the verification"}}}}}},
+      "SystemReport": {"type": "object", "required": ["delivery", "status"], "description": "completed: the counts per collection (and for access, the rows); failed: a reason code", "properties": {
+          "delivery": {**uuid, "description": "the delivery id Steward sent (also its Idempotency-Key)"},
+          "status": {"enum": ["completed", "failed"]}, "verified": {"type": "boolean", "description": "the system re-read and found nothing of the subject left"},
+          "reason": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$", "description": "why it failed: a code, never free text"},
+          "collections": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
+              "name": string, **{k: {"type": "integer", "minimum": 0, "maximum": 1000000000} for k in ["located", "read", "deleted", "changed"]}}}},
+          "rows": {"type": "object", "description": "access and portability: collection → rows (column → text, number, boolean or null)",
+                   "additionalProperties": {"type": "array", "items": {"type": "object"}}}}},
+      "CallbackAnswer": {"type": "object", "required": ["status"], "properties": {"status": {"enum": ["recorded", "already_recorded", "failure_recorded"]}}},
       "RequestPage": {"type": "object", "required": ["requests"], "properties": {"requests": {"type": "array", "items": ref("Request")}, "nextCursor": string}},
       "SubjectFound": {"type": "object", "required": ["subjectId"], "properties": {"subjectId": string}},
       "CreatedKey": {"type": "object", "required": ["key", "secret"], "properties": {"key": s(id=string, name=string, role=string, prefix=string, createdAt=string), "secret": string}},

@@ -87,7 +87,8 @@ struct Serve: AsyncParsableCommand {
         let services = UseCases(
             store: store, crypto: wiring.crypto, policy: wiring.policy, runtime: wiring.runtime, metrics: metrics,
             jobWakeup: wakeup,
-            requestExecute: RequestWiring.execute(map: wiring.policy.dataMap, systems: customerSystems))
+            requestExecute: RequestWiring.execute(map: wiring.policy.dataMap, systems: customerSystems),
+            requestDeliver: try RequestWiring.deliver(map: wiring.policy.dataMap, systems: customerSystems))
         let api = StewardAPI(
             services: services, registry: registry, bulkLimits: bulkLimits, customerSystems: customerSystems)
         // Every long task runs on the job queue; this instance's runner is woken at once by jobs

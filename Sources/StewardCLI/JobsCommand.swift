@@ -189,11 +189,11 @@ struct JobsCommand: AsyncParsableCommand {
                 common, logger: logger, needsPolicy: FileManager.default.fileExists(atPath: policies))
             let started = ContinuousClock.now
             let finished = try await setup.withStore { wiring in
+                let systems = CustomerSystems(policies: policies, environment: common.env)
                 let services = UseCases(
                     store: wiring.store, crypto: wiring.crypto, policy: wiring.policy, runtime: wiring.runtime,
-                    requestExecute: RequestWiring.execute(
-                        map: wiring.policy.dataMap,
-                        systems: CustomerSystems(policies: policies, environment: common.env)))
+                    requestExecute: RequestWiring.execute(map: wiring.policy.dataMap, systems: systems),
+                    requestDeliver: try RequestWiring.deliver(map: wiring.policy.dataMap, systems: systems))
                 let runner = JobRunner(
                     store: wiring.store, runtime: wiring.runtime,
                     configuration: .init(

@@ -1,19 +1,52 @@
+import Foundation
 import StewardConnectors
 import StewardCore
 import StewardServices
 
 /// How this binary carries out data subject requests: the data map's systems, reached through
-/// their connection references (`CustomerSystems`), each by the `RequestExecutor`.
+/// their connection references (`CustomerSystems`) — SQL systems by the `RequestExecutor`, http
+/// systems by the `HTTPSystemClient`.
 enum RequestWiring {
     static func execute(map: DataMap, systems: CustomerSystems) -> RequestExecution.Execute {
         { system, type, identities, hash, beforeCommit in
-            guard let declared = map.system(system) else {
-                throw StewardError(.systemUnknown, "system '\(system)' is no longer in the data map", field: "system")
-            }
+            let declared = try declared(system, in: map)
             let outcome = try await RequestExecutor(
                 system: declared, map: map, connection: try systems.connection(declared)
             ).execute(type, identities: identities, hash: hash, beforeCommit: beforeCommit)
             return (outcome.receipt, outcome.rows)
         }
+    }
+
+    /// Deliveries to http systems. Their callback URL is built from `STEWARD_PUBLIC_URL` (Steward's
+    /// address as the systems reach it), refused at start when it is not an http(s) URL.
+    static func deliver(map: DataMap, systems: CustomerSystems) throws -> RequestExecution.Deliver {
+        let publicURL = try Self.publicURL(systems.environment)
+        return { system, delivery, identities in
+            let declared = try declared(system, in: map)
+            guard case .http(let endpoint) = try systems.connection(declared) else {
+                throw StewardError(.connectorUnsupported, "system '\(system)' is not an http system", field: "system")
+            }
+            return try await HTTPSystemClient(system: declared, map: map, endpoint: endpoint, publicURL: publicURL)
+                .deliver(delivery, identities: identities)
+        }
+    }
+
+    static func publicURL(_ environment: [String: String]) throws -> String? {
+        guard let text = environment["STEWARD_PUBLIC_URL"], !text.isEmpty else { return nil }
+        guard let url = URLComponents(string: text), ["http", "https"].contains(url.scheme?.lowercased() ?? ""),
+            url.host?.isEmpty == false, url.query == nil, url.fragment == nil
+        else {
+            throw CLIError(
+                "STEWARD_PUBLIC_URL must be Steward's address as your systems reach it, e.g. https://steward.example.com"
+            )
+        }
+        return text
+    }
+
+    static func declared(_ system: String, in map: DataMap) throws -> DataSystem {
+        guard let declared = map.system(system) else {
+            throw StewardError(.systemUnknown, "system '\(system)' is no longer in the data map", field: "system")
+        }
+        return declared
     }
 }

@@ -38,12 +38,11 @@ struct RequestsCommand: AsyncParsableCommand {
     ) async throws -> T {
         let setup = try Wiring.open(common, logger: Wiring.makeLogger(common))
         return try await setup.withStore { wiring in
+            let systems = CustomerSystems(policies: common.absolute(common.resolvedPolicies), environment: common.env)
             let services = UseCases(
                 store: wiring.store, crypto: wiring.crypto, policy: wiring.policy, runtime: wiring.runtime,
-                requestExecute: RequestWiring.execute(
-                    map: wiring.policy.dataMap,
-                    systems: CustomerSystems(
-                        policies: common.absolute(common.resolvedPolicies), environment: common.env)))
+                requestExecute: RequestWiring.execute(map: wiring.policy.dataMap, systems: systems),
+                requestDeliver: try RequestWiring.deliver(map: wiring.policy.dataMap, systems: systems))
             return try await body(services.requests)
         }
     }

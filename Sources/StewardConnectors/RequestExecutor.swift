@@ -52,6 +52,10 @@ public struct RequestExecutor: Sendable {
                 return try await run(
                     type, identities: identities, hash: hash, beforeCommit: beforeCommit, session: session)
             }
+        case .http:
+            throw ConnectorError(
+                "system '\(system.key)' is an http system: its requests are delivered (HTTPSystemClient), not executed",
+                code: .connectorUnsupported)
         }
     }
 

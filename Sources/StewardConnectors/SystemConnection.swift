@@ -23,35 +23,23 @@ public struct CustomerSystems: Sendable {
 public enum SystemConnection: Sendable {
     case sqlite(SQLiteConnector)
     case postgres(PostgresConnector)
+    /// An application reached over HTTPS: requests are delivered to it, signed (`HTTPSystemClient`).
+    case http(HTTPSystemEndpoint)
 
     public static func resolve(_ system: DataSystem, policies: String, environment: [String: String]) throws
         -> SystemConnection
     {
-        let target: String
-        switch system.connection {
-        case .environment(let name):
-            guard let value = environment[name], !value.isEmpty else {
-                throw ConnectorError(
-                    "system '\(system.key)' connects through \(name), which is not set", code: .connectorNotConfigured)
-            }
-            target = value
-        case .file(let name):
-            let path = name.hasPrefix("/") ? name : (policies as NSString).appendingPathComponent(name)
-            if system.kind == .sqlite {
-                target = path
-            } else {
-                guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-                    throw ConnectorError(
-                        "system '\(system.key)' connects through the file \(path), which cannot be read",
-                        code: .connectorNotConfigured)
-                }
-                target = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            }
-        }
         switch system.kind {
         case .sqlite:
-            return .sqlite(SQLiteConnector(path: target))
+            if case .file(let name) = system.connection {
+                return .sqlite(SQLiteConnector(path: path(name, policies: policies)))
+            }
+            return .sqlite(
+                SQLiteConnector(
+                    path: try value(of: system.connection, system: system, policies: policies, environment: environment)
+                ))
         case .postgres:
+            let target = try value(of: system.connection, system: system, policies: policies, environment: environment)
             do {
                 return .postgres(try PostgresConnector(url: target))
             } catch {
@@ -60,9 +48,39 @@ public enum SystemConnection: Sendable {
                     code: .connectorNotConfigured)
             }
         case .http:
-            throw ConnectorError(
-                "system '\(system.key)' is of kind http: its connector comes with the data subject request work; SQLite and PostgreSQL systems can be read now",
-                code: .connectorUnsupported)
+            let target = try value(of: system.connection, system: system, policies: policies, environment: environment)
+            guard let reference = system.secret else {
+                throw ConnectorError("system '\(system.key)' declares no secret", code: .connectorNotConfigured)
+            }
+            let secret = try value(of: reference, system: system, policies: policies, environment: environment)
+            return .http(try HTTPSystemEndpoint(system: system.key, url: target, secret: Data(secret.utf8)))
+        }
+    }
+
+    static func path(_ name: String, policies: String) -> String {
+        name.hasPrefix("/") ? name : (policies as NSString).appendingPathComponent(name)
+    }
+
+    /// What a reference points to: the variable's value, or the file's text (trimmed). A refusal
+    /// names the reference, never its value.
+    static func value(
+        of reference: ConnectionReference, system: DataSystem, policies: String, environment: [String: String]
+    ) throws -> String {
+        switch reference {
+        case .environment(let name):
+            guard let value = environment[name], !value.isEmpty else {
+                throw ConnectorError(
+                    "system '\(system.key)' connects through \(name), which is not set", code: .connectorNotConfigured)
+            }
+            return value
+        case .file(let name):
+            let path = path(name, policies: policies)
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw ConnectorError(
+                    "system '\(system.key)' connects through the file \(path), which cannot be read",
+                    code: .connectorNotConfigured)
+            }
+            return text.trimmingCharacters(in: .whitespacesAndNewlines)
         }
     }
 
@@ -71,6 +89,7 @@ public enum SystemConnection: Sendable {
         switch self {
         case .sqlite(let connector): try connector.introspect()
         case .postgres(let connector): try await connector.introspect()
+        case .http(let endpoint): throw endpoint.unreadable
         }
     }
 }
@@ -87,6 +106,8 @@ extension SystemConnection {
             try connector.sample(table: table, columns: columns, limit: limit, seed: seed, row: row)
         case .postgres(let connector):
             try await connector.sample(table: table, columns: columns, limit: limit, seed: seed, row: row)
+        case .http(let endpoint):
+            throw endpoint.unreadable
         }
     }
 }

@@ -93,6 +93,9 @@ public struct DataSystem: Sendable, Hashable {
     public var name: String
     public var kind: Kind
     public var connection: ConnectionReference
+    /// An `http` system's signing secret (the HMAC-SHA-256 key shared with the system): where it
+    /// is, never its value. Required for `http`, refused for the others.
+    public var secret: ConnectionReference?
     public var owner: String?
     public var purposes: [String]
     public var collections: [DataCollection]
@@ -139,12 +142,13 @@ public struct DataSystem: Sendable, Hashable {
 
     public init(
         key: String, name: String, kind: Kind, connection: ConnectionReference, owner: String?, purposes: [String],
-        collections: [DataCollection], processing: Processing = Processing()
+        collections: [DataCollection], processing: Processing = Processing(), secret: ConnectionReference? = nil
     ) {
         self.key = key
         self.name = name
         self.kind = kind
         self.connection = connection
+        self.secret = secret
         self.owner = owner
         self.purposes = purposes
         self.collections = collections

@@ -174,7 +174,20 @@ extension StewardError {
             "datamap.system_unknown", .notFound, "No system of the data map has this key.")
         public static let connectorUnsupported = Code(
             "connector.unsupported", .unprocessable,
-            "The system's kind has no connector yet (http systems get theirs with the data subject request work).")
+            "The system's kind does not do this: an http system has no schema or rows Steward can read (drift, discovery)."
+        )
+        public static let connectorRefused = Code(
+            "connector.refused", .unprocessable,
+            "The http system refused the delivery (a 4xx other than 408 and 429); the task needs attention. The detail names the status, never the body."
+        )
+        public static let connectorProtocol = Code(
+            "connector.protocol", .unprocessable,
+            "The http system's answer does not follow the protocol (status, report or size); the task needs attention. The detail names the field."
+        )
+        public static let connectorSystemFailed = Code(
+            "connector.system_failed", .unprocessable,
+            "The http system reported that it could not carry out the delivery (the detail names its reason code); the task needs attention."
+        )
         public static let connectorNotConfigured = Code(
             "connector.not_configured", .unprocessable,
             "The system's connection reference is not set in this Steward's environment (or its file cannot be read, or holds no valid URL)."
@@ -206,6 +219,14 @@ extension StewardError {
         public static let requestVerificationFailed = Code(
             "request.verification_failed", .internalFailure,
             "After a system's erasure, the re-read found the subject's values left (the detail names where); the system's transaction was rolled back and the task is retried, then needs attention."
+        )
+        public static let requestSignatureInvalid = Code(
+            "request.signature_invalid", .unauthorized,
+            "A system's callback is not signed by that system's secret: the `Steward-Signature` header is missing, malformed, more than 5 minutes from now, or does not match the body."
+        )
+        public static let requestCallbackStale = Code(
+            "request.callback_stale", .conflict,
+            "The callback names a delivery that is not the system's current one, or its task is not waiting for a callback; nothing was recorded."
         )
         public static let requestConstraint = Code(
             "request.constraint", .conflict,
@@ -310,6 +331,9 @@ extension StewardError {
             .jobUndecodable,
             .systemUnknown,
             .connectorUnsupported,
+            .connectorRefused,
+            .connectorProtocol,
+            .connectorSystemFailed,
             .connectorNotConfigured,
             .connectorUnavailable,
             .scanInvalidSample,
@@ -323,6 +347,8 @@ extension StewardError {
             .requestExtensionReasonMissing,
             .requestExtensionTooLate,
             .requestVerificationFailed,
+            .requestSignatureInvalid,
+            .requestCallbackStale,
             .requestConstraint,
             .storeUnavailable,
             .storeBusy,

@@ -1,3 +1,5 @@
+public import Foundation
+
 /// What a request's work did in one customer system: the receipt Steward keeps and audits. Counts,
 /// field names, strategies and reasons — never a value (issue 18 item 5).
 public struct SystemReceipt: Sendable, Hashable, Codable {
@@ -37,15 +39,20 @@ public struct SystemReceipt: Sendable, Hashable, Codable {
     public var verified: Bool
     /// References to another system's collections that this system's work could not follow.
     public var crossSystemLookups: [String]
+    /// Who counted and verified: nil for Steward's own work and re-read (SQL systems); `system`
+    /// when an http system reported its outcome, which Steward cannot re-read.
+    public var reportedBy: String?
 
     public init(
-        system: String, type: RequestType, collections: [Collection], verified: Bool, crossSystemLookups: [String] = []
+        system: String, type: RequestType, collections: [Collection], verified: Bool, crossSystemLookups: [String] = [],
+        reportedBy: String? = nil
     ) {
         self.system = system
         self.type = type
         self.collections = collections
         self.verified = verified
         self.crossSystemLookups = crossSystemLookups
+        self.reportedBy = reportedBy
     }
 
     /// Rows deleted or changed in all.
@@ -140,4 +147,50 @@ extension RequestType {
 
     /// Whether the request only reads.
     public var reads: Bool { self == .access || self == .portability }
+}
+
+/// One delivery of a request to an `http` system: what the system is asked to do, and the id its
+/// answer or callback must name. The id is the delivery's `Idempotency-Key`: a resend after a
+/// crash carries the same one; a new attempt after the system reported failure gets a new one.
+public struct SystemDelivery: Sendable, Hashable {
+    public var request: UUID
+    public var id: UUID
+    public var type: RequestType
+    public var regime: String
+    public var dueAt: Date
+
+    public init(request: UUID, id: UUID, type: RequestType, regime: String, dueAt: Date) {
+        self.request = request
+        self.id = id
+        self.type = type
+        self.regime = regime
+        self.dueAt = dueAt
+    }
+}
+
+/// What an `http` system reported about a delivery, in its answer or its callback.
+public struct SystemReport: Sendable {
+    public enum Outcome: Sendable {
+        /// Done: the counts it reported (and, for access, the rows it read).
+        case completed(SystemReceipt, SubjectRows?)
+        /// It could not do it; `reason` is a short code of the system's (never free text).
+        case failed(reason: String)
+    }
+
+    /// The delivery the report is about (required in a callback).
+    public var delivery: UUID?
+    public var outcome: Outcome
+
+    public init(delivery: UUID?, outcome: Outcome) {
+        self.delivery = delivery
+        self.outcome = outcome
+    }
+}
+
+/// How an `http` system answered a delivery.
+public enum DeliveryAnswer: Sendable {
+    /// It did the work at once (200 with its report).
+    case reported(SystemReport)
+    /// It took the work on and will call back (202).
+    case accepted
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import StewardCore
+import StewardConnectors
 import StewardInput
 import StewardServices
 
@@ -113,6 +114,28 @@ func requestEndpoints(api: StewardAPI) -> [Endpoint] {
         Endpoint(.post, "/v1/requests/{id}/cancel", .requestsManage) { _, context in
             try await step(.cancel, context)
         },
+        // An http system's callback: authenticated by that system's signature, not an API key — the
+        // secret it shares with Steward authorizes reports about its own deliveries, nothing else.
+        Endpoint(.post, "/v1/requests/{id}/callbacks/{system}", nil) { request, context in
+            var request = request
+            let body = Data(try await request.collectBody(upTo: HTTPSystemClient.answerLimit).readableBytesView)
+            let key = context.parameters.get("system") ?? ""
+            let unsigned = StewardError(
+                .requestSignatureInvalid, "the callback is not signed by the system's secret",
+                field: RequestSignature.header)
+            guard let system = api.policy.dataMap.system(key), system.kind == .http,
+                case .http(let endpoint) = try? api.customerSystems.connection(system),
+                RequestSignature.verify(
+                    request.headers[.init(RequestSignature.header)!], body: body, secret: endpoint.secret, now: Date())
+            else { throw unsigned }
+            let id = try uuidParameter(context)
+            let record = try await service.request(id)
+            let report = try HTTPSystemClient.report(
+                body, system: system, plan: try await service.plan(of: record, system: key), type: record.type,
+                callback: true)
+            let outcome = try await service.callback(request: id, system: key, report: report)
+            return try json(["status": outcome.rawValue])
+        },
         Endpoint(.post, "/v1/requests/{id}/extend", .requestsManage) { request, context in
             let body = try await decode(ExtendBody.self, from: request, limit: 4 << 10)
             let reason = body.reason ?? ""
@@ -218,7 +241,8 @@ struct RequestDTO: Encodable {
 
         init(_ task: RequestTaskRecord, job: JobRecord?) throws {
             system = task.system
-            state = task.state.rawValue
+            // An http system's delivery taken on, its callback not yet come: the job is done, the task not.
+            state = task.state == .pending && job?.state == .succeeded ? "awaiting_callback" : task.state.rawValue
             self.job = task.jobID.lowercasedString
             jobState = job?.state.rawValue
             attempts = job?.attempts

@@ -96,6 +96,21 @@ enum OpenAPIDocument {
         ],
         "type": "object"
       },
+      "CallbackAnswer": {
+        "properties": {
+          "status": {
+            "enum": [
+              "recorded",
+              "already_recorded",
+              "failure_recorded"
+            ]
+          }
+        },
+        "required": [
+          "status"
+        ],
+        "type": "object"
+      },
       "Check": {
         "properties": {
           "allowed": {
@@ -902,6 +917,7 @@ enum OpenAPIDocument {
                 "state": {
                   "enum": [
                     "pending",
+                    "awaiting_callback",
                     "done"
                   ]
                 },
@@ -1272,6 +1288,80 @@ enum OpenAPIDocument {
         ],
         "type": "object"
       },
+      "SystemReport": {
+        "description": "completed: the counts per collection (and for access, the rows); failed: a reason code",
+        "properties": {
+          "collections": {
+            "items": {
+              "properties": {
+                "changed": {
+                  "maximum": 1000000000,
+                  "minimum": 0,
+                  "type": "integer"
+                },
+                "deleted": {
+                  "maximum": 1000000000,
+                  "minimum": 0,
+                  "type": "integer"
+                },
+                "located": {
+                  "maximum": 1000000000,
+                  "minimum": 0,
+                  "type": "integer"
+                },
+                "name": {
+                  "type": "string"
+                },
+                "read": {
+                  "maximum": 1000000000,
+                  "minimum": 0,
+                  "type": "integer"
+                }
+              },
+              "required": [
+                "name"
+              ],
+              "type": "object"
+            },
+            "type": "array"
+          },
+          "delivery": {
+            "description": "the delivery id Steward sent (also its Idempotency-Key)",
+            "format": "uuid",
+            "type": "string"
+          },
+          "reason": {
+            "description": "why it failed: a code, never free text",
+            "pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$",
+            "type": "string"
+          },
+          "rows": {
+            "additionalProperties": {
+              "items": {
+                "type": "object"
+              },
+              "type": "array"
+            },
+            "description": "access and portability: collection \u2192 rows (column \u2192 text, number, boolean or null)",
+            "type": "object"
+          },
+          "status": {
+            "enum": [
+              "completed",
+              "failed"
+            ]
+          },
+          "verified": {
+            "description": "the system re-read and found nothing of the subject left",
+            "type": "boolean"
+          }
+        },
+        "required": [
+          "delivery",
+          "status"
+        ],
+        "type": "object"
+      },
       "Systems": {
         "properties": {
           "systems": {
@@ -1394,6 +1484,12 @@ enum OpenAPIDocument {
         "description": "An API key, stw_\u2026",
         "scheme": "bearer",
         "type": "http"
+      },
+      "systemSignature": {
+        "description": "t=<unix seconds>,v1=<hex HMAC-SHA-256 of \"<t>.<body>\" under the http system's secret>; within 5 minutes of Steward's clock",
+        "in": "header",
+        "name": "Steward-Signature",
+        "type": "apiKey"
       }
     }
   },
@@ -3324,6 +3420,88 @@ enum OpenAPIDocument {
           "requests"
         ],
         "x-steward-permission": "requests:manage"
+      }
+    },
+    "/v1/requests/{id}/callbacks/{system}": {
+      "post": {
+        "operationId": "postRequestsIdCallbacksSystem",
+        "parameters": [
+          {
+            "description": "request id",
+            "in": "path",
+            "name": "id",
+            "required": true,
+            "schema": {
+              "format": "uuid",
+              "type": "string"
+            }
+          },
+          {
+            "description": "system key, as in Policies/systems",
+            "in": "path",
+            "name": "system",
+            "required": true,
+            "schema": {
+              "pattern": "^[a-z][a-z0-9_]{0,62}$",
+              "type": "string"
+            }
+          }
+        ],
+        "requestBody": {
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/SystemReport"
+              }
+            }
+          },
+          "required": true
+        },
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/CallbackAnswer"
+                }
+              }
+            },
+            "description": "success"
+          },
+          "400": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "401": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "404": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "409": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "413": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "422": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
+          }
+        },
+        "security": [
+          {
+            "systemSignature": []
+          }
+        ],
+        "summary": "An http system reports a delivery's outcome: signed with the system's secret (Steward-Signature), not an API key",
+        "tags": [
+          "requests"
+        ]
       }
     },
     "/v1/requests/{id}/cancel": {

@@ -171,7 +171,7 @@ public enum DataMapLoader {
             let top = reader.document(
                 data,
                 allowed: [
-                    "version", "key", "name", "kind", "connection", "owner", "purposes", "collections",
+                    "version", "key", "name", "kind", "connection", "secret", "owner", "purposes", "collections",
                     "data_subjects", "location", "processor", "recipients", "transfer_safeguard", "retention",
                 ])
         else { return nil }
@@ -184,6 +184,12 @@ public enum DataMapLoader {
         let name = reader.string(map["name"], parent: root, at: "name", required: false)
         let kind = reader.enumeration(map["kind"], DataSystem.Kind.self, parent: root, at: "kind")
         let connection = parseConnection(map["connection"], parent: root, reader: &reader)
+        var secret: ConnectionReference?
+        if kind == .http {
+            secret = parseConnection(map["secret"], parent: root, reader: &reader, name: "secret")
+        } else if let node = map["secret"] {
+            reader.issue(node, "secret", "is for http systems (the key their requests are signed with)")
+        }
         let owner = reader.string(map["owner"], parent: root, at: "owner", required: false)
         var purposeLines: [(String, Int?, String)] = []
         for (index, node) in reader.sequence(map["purposes"], at: "purposes", required: false).enumerated() {
@@ -294,7 +300,7 @@ public enum DataMapLoader {
         return ParsedSystem(
             system: DataSystem(
                 key: key, name: name ?? key, kind: kind, connection: connection, owner: owner,
-                purposes: systemPurposes, collections: collections, processing: processing),
+                purposes: systemPurposes, collections: collections, processing: processing, secret: secret),
             file: reader.file, line: root.mark?.line, places: places, purposeLines: purposeLines)
     }
 
@@ -360,15 +366,20 @@ public enum DataMapLoader {
             securityMeasures: measures)
     }
 
-    static func parseConnection(_ node: Node?, parent: Node, reader: inout Reader) -> ConnectionReference? {
+    /// `connection:` (or an http system's `secret:`): `env: VARIABLE` or `file: name`, never the
+    /// value itself.
+    static func parseConnection(_ node: Node?, parent: Node, reader: inout Reader, name: String = "connection")
+        -> ConnectionReference?
+    {
         guard let node else {
-            reader.issue(parent, "connection", "is required: `env: VARIABLE` or `file: name`")
+            reader.issue(parent, name, "is required: `env: VARIABLE` or `file: name`")
             return nil
         }
         guard case .mapping(let mapping) = node else {
             reader.issue(
-                node, "connection",
-                "must be `env: VARIABLE` or `file: name`: a connection string or password never goes in a policy file")
+                node, name,
+                "must be `env: VARIABLE` or `file: name`: a connection string, password or secret never goes in a policy file"
+            )
             return nil
         }
         var found: [ConnectionReference] = []
@@ -377,24 +388,25 @@ public enum DataMapLoader {
             case "env":
                 guard let name = value.string, name.range(of: "^[A-Z_][A-Z0-9_]*$", options: .regularExpression) != nil
                 else {
-                    reader.issue(value, "connection.env", "must be an environment variable name (A-Z, 0-9, _)")
+                    reader.issue(value, "\(name).env", "must be an environment variable name (A-Z, 0-9, _)")
                     continue
                 }
                 found.append(.environment(name))
             case "file":
                 guard let name = value.string, !name.isEmpty, !name.contains("\0") else {
-                    reader.issue(value, "connection.file", "expected a file name")
+                    reader.issue(value, "\(name).file", "expected a file name")
                     continue
                 }
                 found.append(.file(name))
             default:
                 reader.issue(
-                    key, "connection.\(key.string ?? "?")",
-                    "unknown key (expected env or file): a connection string or password never goes in a policy file")
+                    key, "\(name).\(key.string ?? "?")",
+                    "unknown key (expected env or file): a connection string, password or secret never goes in a policy file"
+                )
             }
         }
         guard found.count == 1 else {
-            if found.count > 1 { reader.issue(node, "connection", "give one of env or file, not both") }
+            if found.count > 1 { reader.issue(node, name, "give one of env or file, not both") }
             return nil
         }
         return found[0]

@@ -222,4 +222,15 @@ extension PostgresSession {
             """)
         return try await job(id: id)
     }
+
+    func failSucceededJob(id: UUID, error: String, now: Date) async throws -> JobRecord? {
+        let now = Timestamp.micros(now)
+        try await run(
+            """
+            UPDATE jobs SET state = 'needs_attention', last_error = \(error), cursor = NULL, finished_at = \(now),
+                updated_at = \(now)
+            WHERE id = \(id) AND state = 'succeeded'
+            """)
+        return try await job(id: id)
+    }
 }

@@ -235,4 +235,13 @@ extension SQLiteSession {
             """, [.time(now), .time(now), .uuid(id)])
         return try await job(id: id)
     }
+
+    func failSucceededJob(id: UUID, error: String, now: Date) async throws -> JobRecord? {
+        try connection.run(
+            """
+            UPDATE jobs SET state = 'needs_attention', last_error = ?, cursor = NULL, finished_at = ?, updated_at = ?
+            WHERE id = ? AND state = 'succeeded'
+            """, [.text(error), .time(now), .time(now), .uuid(id)])
+        return try await job(id: id)
+    }
 }

@@ -324,6 +324,8 @@ public final class JobRunner: Service, Sendable {
             case .integrity(let reason): "store.integrity: \(reason)"
             }
         case is CancellationError: "job.cancelled_task"
+        // A connector's error: its text names systems, statuses and SQLSTATEs, never a value.
+        case let error as any CataloguedError & CustomStringConvertible: "\(error.code): \(error.description)"
         default: String(reflecting: type(of: error))
         }
     }

@@ -83,4 +83,8 @@ public protocol JobQueueWriting: JobQueueReading {
     /// Queues a job that needs attention or was cancelled again, with its attempts reset. Nil when
     /// there is no such job; a job in another state is returned unchanged.
     func retryJob(id: UUID, now: Date) async throws -> JobRecord?
+    /// Marks a succeeded job as needing attention with `error`, and clears its cursor (so a retry
+    /// starts over): an http system's callback reported that the work its job delivered failed.
+    /// Nil when there is no such job; a job in another state is returned unchanged.
+    func failSucceededJob(id: UUID, error: String, now: Date) async throws -> JobRecord?
 }

@@ -14,14 +14,21 @@ public struct RequestExecution: Sendable {
             _ beforeCommit: @escaping @Sendable (SystemReceipt) async throws -> Void
         ) async throws -> (receipt: SystemReceipt, rows: SubjectRows?)
 
+    /// Sends one delivery to an `http` system and reads its answer (`HTTPSystemClient`).
+    public typealias Deliver =
+        @Sendable (_ system: String, _ delivery: SystemDelivery, _ identities: SubjectIdentities) async throws ->
+        DeliveryAnswer
+
     public var map: DataMap
     public var queue: JobQueue
     public var execute: Execute
+    public var deliver: Deliver?
 
-    public init(map: DataMap, queue: JobQueue, execute: @escaping Execute) {
+    public init(map: DataMap, queue: JobQueue, execute: @escaping Execute, deliver: Deliver? = nil) {
         self.map = map
         self.queue = queue
         self.execute = execute
+        self.deliver = deliver
     }
 }
 
@@ -40,9 +47,18 @@ public struct RequestTaskJob: JobHandler {
         public var pending: SystemReceipt?
         /// The task's completion is recorded: only the job's own end is left.
         public var recorded: Bool
+        /// An `http` system's current delivery, chosen before it is first sent (a resend after a
+        /// crash carries the same id), and whether the system took it on to call back.
+        public var delivery: UUID?
+        public var accepted: Bool?
     }
 
-    public typealias Summary = SystemReceipt
+    /// The system's receipt, or (an `http` system that took the delivery on) the delivery its
+    /// callback must name.
+    public struct Summary: Codable, Sendable {
+        public var receipt: SystemReceipt?
+        public var awaitingCallback: UUID?
+    }
     public static let kind = "dsr.task"
     public static var maxAttempts: Int { 5 }
 
@@ -50,18 +66,27 @@ public struct RequestTaskJob: JobHandler {
 
     public init(service: RequestService) { self.service = service }
 
-    public func run(_ job: JobExecution<Self>) async throws -> SystemReceipt {
-        if let cursor = job.cursor, cursor.recorded, let receipt = cursor.pending { return receipt }
+    public func run(_ job: JobExecution<Self>) async throws -> Summary {
+        if let cursor = job.cursor, cursor.recorded, let receipt = cursor.pending { return Summary(receipt: receipt) }
         guard let execution = service.execution else {
             throw JobPermanentFailure(StewardError(.internalError, "this Steward carries out no requests"))
         }
         let payload = job.payload
-        let found: (DataSubjectRequestRecord, [IdentityRecord])? = try await service.store.read { reader in
+        let found: (DataSubjectRequestRecord, [IdentityRecord], RequestTaskRecord?)? = try await service.store.read {
+            reader in
             guard let request = try await reader.dataSubjectRequest(id: payload.request) else { return nil }
-            return (request, try await reader.identities(subjectID: request.subjectID))
+            return (
+                request, try await reader.identities(subjectID: request.subjectID),
+                try await reader.requestTasks(requestID: request.id).first { $0.system == payload.system }
+            )
         }
-        guard let (request, stored) = found else {
+        guard let (request, stored, task) = found else {
             throw JobPermanentFailure(StewardError(.requestNotFound, "the task's request is gone", field: "request"))
+        }
+        // Recorded already (an http system's callback came first): nothing is sent again.
+        if let task, task.state == .done {
+            return Summary(
+                receipt: try task.receipt.map { try JobCoding.decode(SystemReceipt.self, from: $0, field: "receipt") })
         }
         guard request.status == .executing else {
             throw JobPermanentFailure(
@@ -71,6 +96,9 @@ public struct RequestTaskJob: JobHandler {
         }
         var values: [IdentityKind: [String]] = [:]
         for identity in stored { values[identity.kind, default: []].append(try service.vault.open(identity)) }
+        if execution.map.system(payload.system)?.kind == .http {
+            return try await deliver(job, request: request, identities: SubjectIdentities(values), execution: execution)
+        }
         let indexer = service.crypto.indexer
         let store = service.store
         let jobID = job.record.id
@@ -98,7 +126,59 @@ public struct RequestTaskJob: JobHandler {
         try await job.checkpoint(cursor: Cursor(pending: receipt, recorded: true), done: 2, total: 2) { transaction in
             try await service.record(final, rows: sealed, for: request.id, in: transaction, actor: actor)
         }
-        return receipt
+        return Summary(receipt: receipt)
+    }
+
+    /// An `http` system's task (ADR 0012): the delivery's id is checkpointed before it is first
+    /// sent, so a resend after a crash carries the same `Idempotency-Key`. A report in the answer
+    /// is recorded like a SQL system's receipt; an accepted delivery waits for the callback.
+    func deliver(
+        _ job: JobExecution<Self>, request: DataSubjectRequestRecord, identities: SubjectIdentities,
+        execution: RequestExecution
+    ) async throws -> Summary {
+        guard let send = execution.deliver else {
+            throw JobPermanentFailure(StewardError(.internalError, "this Steward delivers no requests to http systems"))
+        }
+        let system = job.payload.system
+        let id: UUID
+        if let delivery = job.cursor?.delivery {
+            id = delivery
+        } else {
+            id = service.runtime.newID()
+            try await job.checkpoint(cursor: Cursor(recorded: false, delivery: id), done: 0, total: 2)
+        }
+        let delivery = SystemDelivery(
+            request: request.id, id: id, type: request.type, regime: request.regime, dueAt: request.deadlines.due)
+        let answer: DeliveryAnswer
+        do {
+            answer = try await send(system, delivery, identities)
+        } catch let error as StewardError where error.code == .connectorProtocol {
+            throw JobPermanentFailure(error)
+        } catch let error as any CataloguedError & CustomStringConvertible
+            where [.connectorRefused, .connectorProtocol, .connectorNotConfigured].contains(error.code)
+        {
+            throw JobPermanentFailure(StewardError(error.code, error.description))
+        }
+        switch answer {
+        case .accepted:
+            try await job.checkpoint(cursor: Cursor(recorded: false, delivery: id, accepted: true), done: 1, total: 2)
+            return Summary(awaitingCallback: id)
+        case .reported(let report):
+            switch report.outcome {
+            case .failed(let reason):
+                throw JobPermanentFailure(
+                    StewardError(.connectorSystemFailed, "system '\(system)' reported failure: \(reason)"))
+            case .completed(let receipt, let rows):
+                let sealed = try rows.map { try service.seal($0, request: request) }
+                let actor = "job:\(job.record.id.lowercasedString)"
+                try await job.checkpoint(
+                    cursor: Cursor(pending: receipt, recorded: true, delivery: id), done: 2, total: 2
+                ) { transaction in
+                    try await service.record(receipt, rows: sealed, for: request.id, in: transaction, actor: actor)
+                }
+                return Summary(receipt: receipt)
+            }
+        }
     }
 }
 
@@ -251,6 +331,88 @@ extension RequestService {
                     details: completion))
         }
         _ = try await audit.append(drafts, in: transaction)
+    }
+}
+
+extension RequestService {
+    public enum CallbackOutcome: String, Sendable {
+        /// The report completed the system's task (and the request, if it was the last).
+        case recorded
+        /// The task was complete already: a repeated callback changes nothing.
+        case alreadyRecorded = "already_recorded"
+        /// The system reported failure: its task's job needs attention (an operator retries it,
+        /// which sends a new delivery).
+        case failureRecorded = "failure_recorded"
+    }
+
+    /// The part of a request's plan one system carries out, from the subject's identities now.
+    public func plan(of request: DataSubjectRequestRecord, system: String) async throws -> RequestPlan {
+        guard let execution else {
+            throw StewardError(.internalError, "this Steward carries out no requests")
+        }
+        let kinds = Set(try await store.read { try await $0.identities(subjectID: request.subjectID) }.map(\.kind))
+        return execution.map.plan(request.type, identities: kinds).only(system: system)
+    }
+
+    /// An `http` system's callback (its signature checked by the caller): records its report for
+    /// the delivery its task is waiting on, in one transaction with the request row locked.
+    public func callback(request id: UUID, system: String, report: SystemReport) async throws -> CallbackOutcome {
+        let actor = "system:\(system)"
+        let now = runtime.now()
+        let sealed: Data?
+        if case .completed(_, let rows?) = report.outcome {
+            guard let request = try await store.read({ try await $0.dataSubjectRequest(id: id) }) else {
+                throw StewardError(.requestNotFound, "no data subject request has this id", field: "id")
+            }
+            sealed = try seal(rows, request: request)
+        } else {
+            sealed = nil
+        }
+        return try await store.writeRetrying { transaction in
+            guard let request = try await transaction.lockDataSubjectRequest(id: id) else {
+                throw StewardError(.requestNotFound, "no data subject request has this id", field: "id")
+            }
+            guard let task = try await transaction.requestTasks(requestID: id).first(where: { $0.system == system })
+            else {
+                throw StewardError(
+                    .requestCallbackStale, "the request has no task in system '\(system)'", field: "system")
+            }
+            if task.state == .done { return .alreadyRecorded }
+            guard request.status == .executing else {
+                throw StewardError(
+                    .requestInvalidTransition,
+                    "the request is \(request.status.rawValue): its systems' work does not run")
+            }
+            let job = try await transaction.job(id: task.jobID)
+            let cursor = try job?.cursor.map {
+                try JobCoding.decode(RequestTaskJob.Cursor.self, from: $0, field: "cursor")
+            }
+            guard let expected = cursor?.delivery, report.delivery == expected else {
+                throw StewardError(
+                    .requestCallbackStale, "names a delivery that is not the system's current one", field: "delivery")
+            }
+            switch report.outcome {
+            case .completed(let receipt, _):
+                try await record(receipt, rows: sealed, for: id, in: transaction, actor: actor)
+                return .recorded
+            case .failed(let reason):
+                let failed = try await transaction.failSucceededJob(
+                    id: task.jobID, error: "connector.system_failed: system '\(system)' reported failure: \(reason)",
+                    now: now)
+                guard failed?.state == .needsAttention else {
+                    throw StewardError(
+                        .requestCallbackStale, "the delivery is still being sent; call back again shortly",
+                        field: "delivery")
+                }
+                _ = try await audit.append(
+                    [
+                        AuditDraft(
+                            actor: actor, action: "request.system_failed", targetType: "request",
+                            targetID: id.lowercasedString, details: ["system": system, "reason": reason])
+                    ], in: transaction)
+                return .failureRecorded
+            }
+        }
     }
 }
 

@@ -14,13 +14,14 @@ public struct UseCases: Sendable {
     public let audit: AuditLog
     /// Jobs: operators' views and actions; wakes this process's runner (`jobWakeup`).
     public let jobs: JobQueue
-    /// Data subject requests; carried out in the customer's systems when `requestExecute` is given.
+    /// Data subject requests; carried out in the customer's systems when `requestExecute` is given
+    /// (and delivered to its http systems when `requestDeliver` is).
     public let requests: RequestService
 
     public init(
         store base: any StewardStore, crypto: CryptoSuite, policy: PolicySet, runtime: Runtime,
         metrics: (any MetricsFactory)? = nil, jobWakeup: JobWakeup? = nil, keyCacheLifetime: Double = 5,
-        requestExecute: RequestExecution.Execute? = nil
+        requestExecute: RequestExecution.Execute? = nil, requestDeliver: RequestExecution.Deliver? = nil
     ) {
         let store: any StewardStore = metrics.map { MeteredStore(base, factory: $0) } ?? base
         self.store = store
@@ -32,6 +33,8 @@ public struct UseCases: Sendable {
         self.jobs = jobs
         self.requests = RequestService(
             store: store, crypto: crypto, runtime: runtime, regimes: policy.regimes,
-            execution: requestExecute.map { RequestExecution(map: policy.dataMap, queue: jobs, execute: $0) })
+            execution: requestExecute.map {
+                RequestExecution(map: policy.dataMap, queue: jobs, execute: $0, deliver: requestDeliver)
+            })
     }
 }

@@ -206,13 +206,14 @@ extension Harness {
     public func api(
         bulkLimits: BulkLimits = BulkLimits(),
         customerSystems: CustomerSystems = CustomerSystems(policies: "Policies", environment: [:]),
-        requestExecute: RequestExecution.Execute? = nil
+        requestExecute: RequestExecution.Execute? = nil, requestDeliver: RequestExecution.Deliver? = nil
     ) -> StewardAPI {
         let registry = PrometheusCollectorRegistry()
         return StewardAPI(
             services: UseCases(
                 store: store, crypto: crypto, policy: policy, runtime: runtime,
-                metrics: PrometheusMetricsFactory(registry: registry), requestExecute: requestExecute),
+                metrics: PrometheusMetricsFactory(registry: registry), requestExecute: requestExecute,
+                requestDeliver: requestDeliver),
             registry: registry, bulkLimits: bulkLimits, customerSystems: customerSystems)
     }
 

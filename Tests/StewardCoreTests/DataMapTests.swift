@@ -181,8 +181,17 @@ import Testing
                 "systems/shop.yaml:7: location: must be an ISO 3166 alpha-2 country code, e.g. DE or US"
             ),
             (
+                "an http system without its signing secret", ["shop.yaml": replacing("kind: sqlite", "kind: http")],
+                "systems/shop.yaml:1: secret: is required: `env: VARIABLE` or `file: name`"
+            ),
+            (
+                "a signing secret on a SQL system",
+                ["shop.yaml": replacing("  env: SHOP_DB\n", "  env: SHOP_DB\nsecret:\n  env: SHOP_SECRET\n")],
+                "systems/shop.yaml:7: secret: is for http systems (the key their requests are signed with)"
+            ),
+            (
                 "a secret inline", ["shop.yaml": replacing("  env: SHOP_DB", "  url: postgres://u:p@db/shop")],
-                "systems/shop.yaml:5: connection.url: unknown key (expected env or file): a connection string or password never goes in a policy file"
+                "systems/shop.yaml:5: connection.url: unknown key (expected env or file): a connection string, password or secret never goes in a policy file"
             ),
         ]
         for (name, systems, expected) in cases {
