@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation.git", from: "0.9.20"),
     ],
     targets: [
         .target(name: "StewardCore", swiftSettings: strict),
@@ -117,12 +118,18 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "StewardExport",
+            dependencies: ["StewardCore", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+            swiftSettings: strict
+        ),
+        .target(
             name: "StewardHTTP",
             dependencies: [
                 "StewardCore",
                 "StewardServices",
                 "StewardInput",
                 "StewardConnectors",
+                "StewardExport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -140,7 +147,7 @@ let package = Package(
             dependencies: [
                 "StewardCore", "StewardServices", "StewardCrypto", "StewardPolicy",
                 "StewardSQLite", "StewardPostgres", "PostgresDriver", "StewardHTTP", "StewardInput",
-                "StewardConnectors",
+                "StewardConnectors", "StewardExport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -183,6 +190,8 @@ let package = Package(
             dependencies: [
                 "StewardTesting", "StewardCore", "StewardServices", "StewardHTTP", "StewardInput", "StewardCrypto",
                 "StewardSQLite", "StewardConnectors", "SQLiteDriver", "PostgresDriver", "StewardPolicy",
+                "StewardExport",
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

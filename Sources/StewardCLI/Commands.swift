@@ -88,7 +88,8 @@ struct Serve: AsyncParsableCommand {
             store: store, crypto: wiring.crypto, policy: wiring.policy, runtime: wiring.runtime, metrics: metrics,
             jobWakeup: wakeup,
             requestExecute: RequestWiring.execute(map: wiring.policy.dataMap, systems: customerSystems),
-            requestDeliver: try RequestWiring.deliver(map: wiring.policy.dataMap, systems: customerSystems))
+            requestDeliver: try RequestWiring.deliver(map: wiring.policy.dataMap, systems: customerSystems),
+            requestPackageDays: try RequestWiring.packageDays(common.env))
         let api = StewardAPI(
             services: services, registry: registry, bulkLimits: bulkLimits, customerSystems: customerSystems)
         // Every long task runs on the job queue; this instance's runner is woken at once by jobs
@@ -104,8 +105,11 @@ struct Serve: AsyncParsableCommand {
         // PostgreSQL's pool closes) last. Any service failing stops the group.
         let group = ServiceGroup(
             configuration: .init(
-                services: (storeServices + [StoreMaintenance(store: services.store, logger: logger), runner, app])
-                    .map { .init(service: $0) } + [.init(service: shutdown)],
+                services: (storeServices + [
+                    StoreMaintenance(store: services.store, logger: logger),
+                    RequestHousekeeping(requests: services.requests, logger: logger), runner, app,
+                ])
+                .map { .init(service: $0) } + [.init(service: shutdown)],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()

@@ -43,6 +43,15 @@ enum RequestWiring {
         return text
     }
 
+    /// `STEWARD_REQUESTS_PACKAGE_DAYS`: how long an export package can be downloaded (1 to 90, default 7).
+    static func packageDays(_ environment: [String: String]) throws -> Int {
+        guard let text = environment["STEWARD_REQUESTS_PACKAGE_DAYS"] else { return 7 }
+        guard let days = Int(text), (1...90).contains(days) else {
+            throw CLIError("STEWARD_REQUESTS_PACKAGE_DAYS must be a number of days from 1 to 90")
+        }
+        return days
+    }
+
     static func declared(_ system: String, in map: DataMap) throws -> DataSystem {
         guard let declared = map.system(system) else {
             throw StewardError(.systemUnknown, "system '\(system)' is no longer in the data map", field: "system")

@@ -21,6 +21,9 @@ public enum Permission: String, Sendable, CaseIterable, Codable, Hashable {
     case requestsRead = "requests:read"
     /// Verify, approve, deny, extend and cancel data subject requests (a privacy officer).
     case requestsManage = "requests:manage"
+    /// Download an access or portability request's export package: the person's data itself, so
+    /// not the auditors' (who see receipts: counts, never values).
+    case requestsExport = "requests:export"
 }
 
 /// A role: a named set of permissions. (Roles move to `Policies/roles.yaml` with the access-control work.)
@@ -34,7 +37,8 @@ public enum Role: String, Sendable, CaseIterable, Codable, Hashable {
     public var permissions: Set<Permission> {
         switch self {
         case .admin: Set(Permission.allCases)
-        case .service: [.consentRecord, .consentCheck, .consentRead, .policyRead, .requestsCreate, .requestsRead]
+        case .service:
+            [.consentRecord, .consentCheck, .consentRead, .policyRead, .requestsCreate, .requestsRead, .requestsExport]
         case .auditor: [.auditRead, .policyRead, .jobsRead, .dataMapRead, .reportsRead, .requestsRead]
         }
     }
@@ -45,7 +49,7 @@ public enum Role: String, Sendable, CaseIterable, Codable, Hashable {
         case .admin:
             "everything a service may do, and link identities, merge subjects, create and revoke API keys, read and verify the audit log, see, cancel and retry jobs, read the data map, scan customer systems, read the compliance reports, and verify, approve, deny, extend and cancel data subject requests"
         case .service:
-            "backend services: record consent (one, bulk), confirm double opt-in, check consent, find subjects and read their consent and history, list audiences, read purposes and notices, submit data subject requests on a person's behalf and follow them"
+            "backend services: record consent (one, bulk), confirm double opt-in, check consent, find subjects and read their consent and history, list audiences, read purposes and notices, submit data subject requests on a person's behalf, follow them and download their export packages"
         case .auditor:
             "auditors: read and verify the audit log, see jobs, read purposes and notices, the data map and its drift, the compliance reports and data subject requests' statuses and receipts; no consent or subject data, no sampling of customer systems"
         }
@@ -58,6 +62,7 @@ public enum Role: String, Sendable, CaseIterable, Codable, Hashable {
         case .service:
             permission == .consentRecord || permission == .consentCheck || permission == .consentRead
                 || permission == .policyRead || permission == .requestsCreate || permission == .requestsRead
+                || permission == .requestsExport
         case .auditor:
             permission == .auditRead || permission == .policyRead || permission == .jobsRead
                 || permission == .dataMapRead || permission == .reportsRead || permission == .requestsRead

@@ -228,6 +228,12 @@ extension StewardError {
             "request.callback_stale", .conflict,
             "The callback names a delivery that is not the system's current one, or its task is not waiting for a callback; nothing was recorded."
         )
+        public static let requestPackageUnavailable = Code(
+            "request.package_unavailable", .conflict,
+            "Only a completed access or portability request has an export package (the detail says which it is).")
+        public static let requestPackageExpired = Code(
+            "request.package_expired", .gone,
+            "The export package's time is over (STEWARD_REQUESTS_PACKAGE_DAYS after completion): its data was purged.")
         public static let requestConstraint = Code(
             "request.constraint", .conflict,
             "The customer's system refused a change of the request (a constraint the data map does not know); nothing of that system's work was committed."
@@ -349,6 +355,8 @@ extension StewardError {
             .requestVerificationFailed,
             .requestSignatureInvalid,
             .requestCallbackStale,
+            .requestPackageUnavailable,
+            .requestPackageExpired,
             .requestConstraint,
             .storeUnavailable,
             .storeBusy,

@@ -16,6 +16,8 @@ public struct StewardError: CataloguedError, Sendable, Equatable, CustomStringCo
     public enum Kind: String, Sendable, Equatable, CaseIterable {
         case invalidInput, unprocessable, notFound, conflict, unauthorized, forbidden, tooLarge, unavailable,
             internalFailure, methodNotAllowed, clientClosedRequest
+        /// Existed, and is gone for good (an expired export package).
+        case gone
         /// A command-line refusal to start (no HTTP status: the process exits non-zero).
         case refused
 
@@ -28,6 +30,7 @@ public struct StewardError: CataloguedError, Sendable, Equatable, CustomStringCo
             case .notFound: 404
             case .methodNotAllowed: 405
             case .conflict: 409
+            case .gone: 410
             case .tooLarge: 413
             case .unprocessable: 422
             case .clientClosedRequest: 499

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import StewardCore
 import StewardConnectors
+import StewardExport
 import StewardInput
 import StewardServices
 
@@ -89,6 +90,22 @@ func requestEndpoints(api: StewardAPI) -> [Endpoint] {
             var dto = RequestDTO(record, service: service)
             dto.systems = try await service.tasks(of: id).map { try RequestDTO.SystemDTO($0.task, job: $0.job) }
             return try json(dto)
+        },
+        // The export package of an access or portability request: a ZIP built in memory from the
+        // sealed rows (nothing of it rests on disk in plaintext), until its time is over.
+        Endpoint(.get, "/v1/requests/{id}/package", .requestsExport) { _, context in
+            let (record, rows) = try await service.package(
+                of: try uuidParameter(context), actor: context.principal!.actor)
+            let zip = try ExportPackage.zip(
+                request: record, rows: rows, policy: api.policy, generatedAt: service.runtime.now())
+            return Response(
+                status: .ok,
+                headers: [
+                    .contentType: "application/zip",
+                    .contentDisposition: "attachment; filename=\"steward-export-\(record.id.lowercasedString).zip\"",
+                    .cacheControl: "no-store",
+                ],
+                body: .init(byteBuffer: ByteBuffer(bytes: zip)))
         },
         Endpoint(.post, "/v1/requests/{id}/verify", .requestsManage) { request, context in
             let body = try await decode(VerifyBody.self, from: request, limit: 4 << 10)

@@ -3710,6 +3710,69 @@ enum OpenAPIDocument {
         "x-steward-permission": "requests:manage"
       }
     },
+    "/v1/requests/{id}/package": {
+      "get": {
+        "operationId": "getRequestsIdPackage",
+        "parameters": [
+          {
+            "description": "request id",
+            "in": "path",
+            "name": "id",
+            "required": true,
+            "schema": {
+              "format": "uuid",
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/zip": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "success"
+          },
+          "400": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "401": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "403": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "404": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "409": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "410": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
+          }
+        },
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "summary": "Download an access or portability request's export package (ZIP: manifest.json, data.json, one CSV per collection, README.txt with the Art. 15 information) until STEWARD_REQUESTS_PACKAGE_DAYS after completion",
+        "tags": [
+          "requests"
+        ],
+        "x-steward-permission": "requests:export"
+      }
+    },
     "/v1/requests/{id}/verify": {
       "post": {
         "operationId": "postRequestsIdVerify",

@@ -157,6 +157,18 @@ extension PostgresSession {
 
 /// Suppression entries, on PostgresSession.
 extension PostgresSession {
+    func purgeSealedRows(finishedBefore: Date, now: Date) async throws -> [UUID] {
+        let ids = try await rows(
+            """
+            UPDATE dsr_tasks SET sealed_rows = NULL, updated_at = \(Timestamp.micros(now))
+            WHERE sealed_rows IS NOT NULL AND request_id IN (
+                SELECT id FROM dsr_requests WHERE finished_at IS NOT NULL AND finished_at < \(Timestamp.micros(finishedBefore)))
+            RETURNING request_id
+            """
+        ).map { try $0.decode(UUID.self) }
+        return Array(Set(ids)).sorted { $0.uuidString < $1.uuidString }
+    }
+
     func suppressions(since: Date) async throws -> [SuppressionRecord] {
         try await rows(
             """

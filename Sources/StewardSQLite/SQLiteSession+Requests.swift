@@ -169,6 +169,18 @@ extension SQLiteSession {
         }
     }
 
+    func purgeSealedRows(finishedBefore: Date, now: Date) async throws -> [UUID] {
+        let ids = try connection.query(
+            """
+            UPDATE dsr_tasks SET sealed_rows = NULL, updated_at = ?
+            WHERE sealed_rows IS NOT NULL
+                AND request_id IN (SELECT id FROM dsr_requests WHERE finished_at IS NOT NULL AND finished_at < ?)
+            RETURNING request_id
+            """, [.time(now), .time(finishedBefore)]
+        ) { row in try row.uuid(0) }
+        return Array(Set(ids)).sorted { $0.uuidString < $1.uuidString }
+    }
+
     func insertSuppression(_ entry: SuppressionRecord) async throws {
         try connection.run(
             "INSERT OR REPLACE INTO suppressions (kind, blind_index, request_id, erased_at) VALUES (?, ?, ?, ?)",

@@ -76,4 +76,7 @@ public protocol RequestTaskWriting: RequestTaskReading {
     func insertSuppression(_ entry: SuppressionRecord) async throws
     /// Deletes every identity of the subject; the number deleted.
     func deleteIdentities(subjectID: UUID) async throws -> Int
+    /// Deletes the sealed rows (the export package's data) of every request that finished before
+    /// `finishedBefore`; the requests whose rows were deleted.
+    func purgeSealedRows(finishedBefore: Date, now: Date) async throws -> [UUID]
 }

@@ -465,3 +465,60 @@ extension RequestService {
         return Reapplied(identities: entries.count, erasures: erasures, receipt: receipt)
     }
 }
+
+extension RequestService {
+    /// An access or portability request's data for its export package: each system's rows, opened
+    /// (refused if any does not open under its request and subject). Audited as a download, with
+    /// the actor, in its own transaction before the data is handed out.
+    public func package(of id: UUID, actor: String) async throws -> (DataSubjectRequestRecord, [SubjectRows]) {
+        let (request, tasks) = try await store.read { reader in
+            (try await reader.dataSubjectRequest(id: id), try await reader.requestTasks(requestID: id))
+        }
+        guard let request else {
+            throw StewardError(.requestNotFound, "no data subject request has this id", field: "id")
+        }
+        guard request.type.reads else {
+            throw StewardError(
+                .requestPackageUnavailable,
+                "a \(request.type.rawValue) request has no export package (access and portability do)")
+        }
+        guard request.status == .completed, let finished = request.finishedAt else {
+            throw StewardError(
+                .requestPackageUnavailable,
+                "the request is \(request.status.rawValue): its package comes when it completes")
+        }
+        let now = runtime.now()
+        guard now < finished.addingTimeInterval(packageLifetime), tasks.allSatisfy({ $0.sealedRows != nil }) else {
+            throw StewardError(
+                .requestPackageExpired,
+                "the package could be downloaded until \(Timestamp.iso8601(finished.addingTimeInterval(packageLifetime)))"
+            )
+        }
+        let rows = try tasks.compactMap { try self.rows(of: $0, request: request) }
+        let count = rows.reduce(0) { $0 + $1.collections.values.reduce(0) { $0 + $1.count } }
+        let draft = AuditDraft(
+            actor: actor, action: "request.package_downloaded", targetType: "request", targetID: id.lowercasedString,
+            details: ["systems": rows.map(\.system).joined(separator: ","), "rows": String(count)])
+        try await store.writeRetrying { transaction in _ = try await audit.append([draft], in: transaction) }
+        return (request, rows)
+    }
+
+    /// Deletes the data of every export package whose time is over, one audit entry per request,
+    /// in one transaction; the requests purged.
+    @discardableResult
+    public func purgeExpiredPackages(actor: String) async throws -> [UUID] {
+        let now = runtime.now()
+        return try await store.writeRetrying { transaction in
+            let purged = try await transaction.purgeSealedRows(
+                finishedBefore: now.addingTimeInterval(-packageLifetime), now: now)
+            guard !purged.isEmpty else { return [] }
+            _ = try await audit.append(
+                purged.map {
+                    AuditDraft(
+                        actor: actor, action: "request.package_purged", targetType: "request",
+                        targetID: $0.lowercasedString, details: [:])
+                }, in: transaction)
+            return purged
+        }
+    }
+}

@@ -13,11 +13,15 @@ public struct RequestService: Sendable {
     let crypto: CryptoSuite
     /// How approved requests are carried out (nil: they stay approved — the store tests).
     public let execution: RequestExecution?
+    /// How long after completion an access or portability request's export package can be
+    /// downloaded; its data is purged after (`STEWARD_REQUESTS_PACKAGE_DAYS`, default 7 days).
+    public let packageLifetime: TimeInterval
 
     public init(
         store: any StewardStore, crypto: CryptoSuite, runtime: Runtime, regimes: [Regime],
-        execution: RequestExecution? = nil
+        execution: RequestExecution? = nil, packageDays: Int = 7
     ) {
+        self.packageLifetime = TimeInterval(packageDays) * 86_400
         self.crypto = crypto
         self.execution = execution
         self.store = store

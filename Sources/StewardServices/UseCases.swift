@@ -21,7 +21,8 @@ public struct UseCases: Sendable {
     public init(
         store base: any StewardStore, crypto: CryptoSuite, policy: PolicySet, runtime: Runtime,
         metrics: (any MetricsFactory)? = nil, jobWakeup: JobWakeup? = nil, keyCacheLifetime: Double = 5,
-        requestExecute: RequestExecution.Execute? = nil, requestDeliver: RequestExecution.Deliver? = nil
+        requestExecute: RequestExecution.Execute? = nil, requestDeliver: RequestExecution.Deliver? = nil,
+        requestPackageDays: Int = 7
     ) {
         let store: any StewardStore = metrics.map { MeteredStore(base, factory: $0) } ?? base
         self.store = store
@@ -35,6 +36,6 @@ public struct UseCases: Sendable {
             store: store, crypto: crypto, runtime: runtime, regimes: policy.regimes,
             execution: requestExecute.map {
                 RequestExecution(map: policy.dataMap, queue: jobs, execute: $0, deliver: requestDeliver)
-            })
+            }, packageDays: requestPackageDays)
     }
 }

@@ -68,6 +68,7 @@ import Testing
         "POST /v1/requests/{id}/deny": "A",
         "POST /v1/requests/{id}/cancel": "A",
         "POST /v1/requests/{id}/extend": "A",
+        "GET /v1/requests/{id}/package": "AS",
     ]
     static let roleLetters: [Role: Character] = [.admin: "A", .service: "S", .auditor: "U"]
 
