@@ -117,6 +117,8 @@ paths = {
   "/v1/requests/{id}/deny": {"post": op("Deny a request, with the reason", "requests:manage", params=[p("id", "request id", uuid)], body=jsonb("RequestDeny"), ok_schema=ref("Request"), tags=["requests"], errors=["404", "409"])},
   "/v1/requests/{id}/cancel": {"post": op("Cancel a request that has not started", "requests:manage", params=[p("id", "request id", uuid)], ok_schema=ref("Request"), tags=["requests"], errors=["404", "409"])},
   "/v1/requests/{id}/extend": {"post": op("Extend the deadline once, with the reason, before it passes", "requests:manage", params=[p("id", "request id", uuid)], body=jsonb("RequestExtend"), ok_schema=ref("Request"), tags=["requests"], errors=["404", "409"])},
+  "/v1/requests/{id}/confirm": {"post": op("The person verified their identity: relay the single-use token delivered to them; the request is verified (and approved where the regime approves by rule)", "requests:create", params=[p("id", "request id", uuid)], body=jsonb("RequestConfirm"), ok_schema=ref("Request"), tags=["requests"], errors=["404", "409"], semantic=["request.token_unknown", "request.token_used", "request.token_expired", "request.invalid_transition"])},
+  "/v1/requests/{id}/token": {"post": op("Issue a new verification token for a request still waiting for one (earlier unused tokens stop working)", "requests:create", params=[p("id", "request id", uuid)], ok="201", ok_schema=ref("RequestToken"), tags=["requests"], errors=["404", "409"])},
   "/v1/requests/{id}/package": {"get": op("Download an access or portability request's export package (ZIP: manifest.json, data.json, one CSV per collection, README.txt with the Art. 15 information) until STEWARD_REQUESTS_PACKAGE_DAYS after completion", "requests:export", params=[p("id", "request id", uuid)], ok_type="application/zip", tags=["requests"], errors=["404", "409", "410"])},
   "/v1/requests/{id}/callbacks/{system}": {"post": op("An http system reports a delivery's outcome: signed with the system's secret (Steward-Signature), not an API key", params=[p("id", "request id", uuid), system_p], body=jsonb("SystemReport"), ok_schema=ref("CallbackAnswer"), tags=["requests"], errors=["401", "404", "409", "422"])},
   "/v1/reports/ropa": {"get": op("Records of processing activities (GDPR Art. 30) as JSON, CSV or HTML", "reports:read", params=[q("format", "json (default), csv or html", schema={"enum": ["json", "csv", "html"]})], tags=["reports"], store=False)},
@@ -152,8 +154,10 @@ for source, status in [("/v1/consents", "201"), ("/v1/subjects", "200")]:
         link(source, "post" if source == "/v1/consents" else "get", status, name, target, {"id": "$response.body#/subjectId"})
 link("/v1/consents", "post", "201", "confirm", "postConsentsConfirm", body={"token": "$response.body#/confirmation/token"})
 link("/v1/keys", "post", "201", "revoke", "deleteKeysId", {"id": "$response.body#/key/id"})
+link("/v1/requests", "post", "201", "confirm", "postRequestsIdConfirm", {"id": "$response.body#/id"}, body={"token": "$response.body#/verificationToken/token"})
 for name, target in [("show", "getRequestsId"), ("verify", "postRequestsIdVerify"), ("approve", "postRequestsIdApprove"),
-                     ("deny", "postRequestsIdDeny"), ("cancel", "postRequestsIdCancel"), ("extend", "postRequestsIdExtend")]:
+                     ("deny", "postRequestsIdDeny"), ("cancel", "postRequestsIdCancel"), ("extend", "postRequestsIdExtend"),
+                     ("token", "postRequestsIdToken")]:
     link("/v1/requests", "post", "201", name, target, {"id": "$response.body#/id"})
 s = lambda **props: {"type": "object", "properties": props}
 string = {"type": "string"}
@@ -280,9 +284,12 @@ doc = {
           "dueOn": string, "dueAt": string, "standing": {"enum": ["on_time", "due_soon", "overdue"]}, "acknowledgeBy": string,
           "extendedOn": string, "extensionReason": string, "verification": string, "denial": string, "agent": string,
           "submittedBy": string, "updatedAt": string, "finishedAt": string,
+          "verificationToken": ref("RequestToken"),
           "systems": {"type": "array", "items": {"type": "object", "required": ["system", "state", "job"], "properties": {
               "system": string, "state": {"enum": ["pending", "awaiting_callback", "done"]}, "job": string, "jobState": ref("JobState"),
               "attempts": {"type": "integer"}, "lastError": string, "receipt": {"type": "object", "description": "counts per collection, fields and strategies, holds and why, the verification"}}}}}},
+      "RequestToken": {"type": "object", "required": ["token", "expiresAt"], "description": "deliver it to the person; shown once", "properties": {"token": string, "expiresAt": string}},
+      "RequestConfirm": {"type": "object", "required": ["token"], "properties": {"token": {"type": "string", "pattern": "^dv_[A-Za-z0-9_-]{43}$", "description": "the token from the request's intake or /token"}}},
       "SystemReport": {"type": "object", "required": ["delivery", "status"], "description": "completed: the counts per collection (and for access, the rows); failed: a reason code", "properties": {
           "delivery": {**uuid, "description": "the delivery id Steward sent (also its Idempotency-Key)"},
           "status": {"enum": ["completed", "failed"]}, "verified": {"type": "boolean", "description": "the system re-read and found nothing of the subject left"},

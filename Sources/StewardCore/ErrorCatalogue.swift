@@ -228,6 +228,14 @@ extension StewardError {
             "request.callback_stale", .conflict,
             "The callback names a delivery that is not the system's current one, or its task is not waiting for a callback; nothing was recorded."
         )
+        public static let requestTokenUnknown = Code(
+            "request.token_unknown", .notFound,
+            "The request waits for no such verification token (or a newer one replaced it).")
+        public static let requestTokenUsed = Code(
+            "request.token_used", .conflict, "The verification token was used already; a token verifies once.")
+        public static let requestTokenExpired = Code(
+            "request.token_expired", .conflict,
+            "The verification token has expired (7 days); `POST /v1/requests/{id}/token` issues a new one.")
         public static let requestPackageUnavailable = Code(
             "request.package_unavailable", .conflict,
             "Only a completed access or portability request has an export package (the detail says which it is).")
@@ -355,6 +363,9 @@ extension StewardError {
             .requestVerificationFailed,
             .requestSignatureInvalid,
             .requestCallbackStale,
+            .requestTokenUnknown,
+            .requestTokenUsed,
+            .requestTokenExpired,
             .requestPackageUnavailable,
             .requestPackageExpired,
             .requestConstraint,

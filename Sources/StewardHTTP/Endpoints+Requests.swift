@@ -19,10 +19,31 @@ func requestEndpoints(api: StewardAPI) -> [Endpoint] {
         Endpoint(.post, "/v1/requests", .requestsCreate) { request, context in
             let body = try await decode(RequestBody.self, from: request, limit: 16 << 10)
             let input = try body.validated()
-            let record = try await service.submit(
+            let submission = try await service.receive(
                 regime: input.regime, type: input.type, identities: input.identities, verified: input.verified,
                 agent: input.agent, actor: context.principal!.actor)
-            return try json(RequestDTO(record, service: service), status: .created)
+            var dto = RequestDTO(submission.record, service: service)
+            dto.verificationToken = submission.token.map(TokenDTO.init)
+            return try json(dto, status: .created)
+        },
+        // The person verified: the calling service relays the token it delivered to them.
+        Endpoint(.post, "/v1/requests/{id}/confirm", .requestsCreate) { request, context in
+            let id = try uuidParameter(context)
+            let body = try await decode(TokenBody.self, from: request, limit: 4 << 10)
+            guard let token = body.token, !token.isEmpty else {
+                throw StewardError(.requestMissingField, "is required", field: "token")
+            }
+            guard token.utf8.count <= 128,
+                token.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") })
+            else {
+                throw StewardError(.requestInvalidValue, "is not a verification token", field: "token")
+            }
+            let record = try await service.verify(token: token, request: id, actor: context.principal!.actor)
+            return try json(RequestDTO(record, service: service))
+        },
+        Endpoint(.post, "/v1/requests/{id}/token", .requestsCreate) { _, context in
+            let token = try await service.reissueToken(for: try uuidParameter(context), actor: context.principal!.actor)
+            return try json(TokenDTO(token), status: .created)
         },
         Endpoint(.get, "/v1/requests", .requestsRead) { request, _ in
             let limit = try pageLimit(request, default: 100, max: 1_000)
@@ -290,6 +311,9 @@ struct RequestDTO: Encodable {
     var updatedAt: Date
     var finishedAt: Date?
     var systems: [SystemDTO]?
+    /// At intake of a request that waits for the person to verify: the single-use token to deliver
+    /// to them, shown this once.
+    var verificationToken: TokenDTO?
 
     init(_ record: DataSubjectRequestRecord, service: RequestService, now: Date? = nil) {
         id = record.id.lowercasedString
@@ -312,3 +336,15 @@ struct RequestDTO: Encodable {
         finishedAt = record.finishedAt
     }
 }
+
+struct TokenDTO: Encodable {
+    var token: String
+    var expiresAt: Date
+
+    init(_ token: RequestService.VerificationToken) {
+        self.token = token.token
+        expiresAt = token.expiresAt
+    }
+}
+
+struct TokenBody: Decodable { var token: String? }

@@ -942,6 +942,9 @@ enum OpenAPIDocument {
           },
           "verification": {
             "type": "string"
+          },
+          "verificationToken": {
+            "$ref": "#/components/schemas/RequestToken"
           }
         },
         "required": [
@@ -955,6 +958,19 @@ enum OpenAPIDocument {
           "dueAt",
           "submittedBy",
           "updatedAt"
+        ],
+        "type": "object"
+      },
+      "RequestConfirm": {
+        "properties": {
+          "token": {
+            "description": "the token from the request's intake or /token",
+            "pattern": "^dv_[A-Za-z0-9_-]{43}$",
+            "type": "string"
+          }
+        },
+        "required": [
+          "token"
         ],
         "type": "object"
       },
@@ -1084,6 +1100,22 @@ enum OpenAPIDocument {
           "cancelled",
           "failed"
         ]
+      },
+      "RequestToken": {
+        "description": "deliver it to the person; shown once",
+        "properties": {
+          "expiresAt": {
+            "type": "string"
+          },
+          "token": {
+            "type": "string"
+          }
+        },
+        "required": [
+          "token",
+          "expiresAt"
+        ],
+        "type": "object"
       },
       "RequestType": {
         "enum": [
@@ -3239,6 +3271,15 @@ enum OpenAPIDocument {
                   "id": "$response.body#/id"
                 }
               },
+              "confirm": {
+                "operationId": "postRequestsIdConfirm",
+                "parameters": {
+                  "id": "$response.body#/id"
+                },
+                "requestBody": {
+                  "token": "$response.body#/verificationToken/token"
+                }
+              },
               "deny": {
                 "operationId": "postRequestsIdDeny",
                 "parameters": {
@@ -3253,6 +3294,12 @@ enum OpenAPIDocument {
               },
               "show": {
                 "operationId": "getRequestsId",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "token": {
+                "operationId": "postRequestsIdToken",
                 "parameters": {
                   "id": "$response.body#/id"
                 }
@@ -3564,6 +3611,86 @@ enum OpenAPIDocument {
         "x-steward-permission": "requests:manage"
       }
     },
+    "/v1/requests/{id}/confirm": {
+      "post": {
+        "description": "Refused for stored state or the clock, not the request's shape: `request.token_unknown`, `request.token_used`, `request.token_expired`, `request.invalid_transition`.",
+        "operationId": "postRequestsIdConfirm",
+        "parameters": [
+          {
+            "description": "request id",
+            "in": "path",
+            "name": "id",
+            "required": true,
+            "schema": {
+              "format": "uuid",
+              "type": "string"
+            }
+          }
+        ],
+        "requestBody": {
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/RequestConfirm"
+              }
+            }
+          },
+          "required": true
+        },
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Request"
+                }
+              }
+            },
+            "description": "success"
+          },
+          "400": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "401": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "403": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "404": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "409": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "413": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
+          }
+        },
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "summary": "The person verified their identity: relay the single-use token delivered to them; the request is verified (and approved where the regime approves by rule)",
+        "tags": [
+          "requests"
+        ],
+        "x-steward-permission": "requests:create",
+        "x-steward-semantic-refusals": [
+          "request.token_unknown",
+          "request.token_used",
+          "request.token_expired",
+          "request.invalid_transition"
+        ]
+      }
+    },
     "/v1/requests/{id}/deny": {
       "post": {
         "operationId": "postRequestsIdDeny",
@@ -3771,6 +3898,66 @@ enum OpenAPIDocument {
           "requests"
         ],
         "x-steward-permission": "requests:export"
+      }
+    },
+    "/v1/requests/{id}/token": {
+      "post": {
+        "operationId": "postRequestsIdToken",
+        "parameters": [
+          {
+            "description": "request id",
+            "in": "path",
+            "name": "id",
+            "required": true,
+            "schema": {
+              "format": "uuid",
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "201": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RequestToken"
+                }
+              }
+            },
+            "description": "success"
+          },
+          "400": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "401": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "403": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "404": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "409": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
+          }
+        },
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "summary": "Issue a new verification token for a request still waiting for one (earlier unused tokens stop working)",
+        "tags": [
+          "requests"
+        ],
+        "x-steward-permission": "requests:create"
       }
     },
     "/v1/requests/{id}/verify": {

@@ -233,5 +233,19 @@ enum PostgresMigrations {
                 "CREATE INDEX suppressions_erased ON suppressions (erased_at)",
             ]
         ),
+        (
+            8,
+            [
+                """
+                CREATE TABLE dsr_tokens (
+                    token_hash BYTEA PRIMARY KEY CHECK (length(token_hash) = 32),
+                    request_id UUID NOT NULL REFERENCES dsr_requests (id),
+                    expires_at BIGINT NOT NULL,
+                    used_at BIGINT
+                )
+                """,
+                "CREATE INDEX dsr_tokens_request ON dsr_tokens (request_id)",
+            ]
+        ),
     ]
 }

@@ -157,6 +157,34 @@ extension PostgresSession {
 
 /// Suppression entries, on PostgresSession.
 extension PostgresSession {
+    func insertRequestToken(hash: Data, requestID: UUID, expiresAt: Date) async throws {
+        try await run("DELETE FROM dsr_tokens WHERE request_id = \(requestID) AND used_at IS NULL")
+        try await run(
+            """
+            INSERT INTO dsr_tokens (token_hash, request_id, expires_at)
+            VALUES (\(ByteBuffer(bytes: hash)), \(requestID), \(Timestamp.micros(expiresAt)))
+            """)
+    }
+
+    func requestToken(hash: Data) async throws -> RequestTokenRecord? {
+        try await rows(
+            """
+            SELECT request_id, expires_at, used_at FROM dsr_tokens WHERE token_hash = \(ByteBuffer(bytes: hash))
+            FOR UPDATE
+            """
+        ).first.map { row in
+            let (request, expires, used) = try row.decode((UUID, Int64, Int64?).self)
+            return RequestTokenRecord(
+                requestID: request, expiresAt: Timestamp.date(micros: expires),
+                usedAt: used.map(Timestamp.date(micros:)))
+        }
+    }
+
+    func markRequestTokenUsed(hash: Data, at: Date) async throws {
+        try await run(
+            "UPDATE dsr_tokens SET used_at = \(Timestamp.micros(at)) WHERE token_hash = \(ByteBuffer(bytes: hash))")
+    }
+
     func purgeSealedRows(finishedBefore: Date, now: Date) async throws -> [UUID] {
         let ids = try await rows(
             """

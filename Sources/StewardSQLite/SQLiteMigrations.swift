@@ -371,5 +371,19 @@ enum SQLiteMigrations {
             CREATE INDEX suppressions_erased ON suppressions (erased_at);
             """
         ),
+        (
+            10,
+            """
+            -- Identity verification tokens of data subject requests: the SHA-256 of the token only,
+            -- single-use (used_at), until expires_at.
+            CREATE TABLE dsr_tokens (
+                token_hash BLOB PRIMARY KEY CHECK (length(token_hash) = 32),
+                request_id BLOB NOT NULL REFERENCES dsr_requests (id) CHECK (length(request_id) = 16),
+                expires_at INTEGER NOT NULL,
+                used_at INTEGER
+            );
+            CREATE INDEX dsr_tokens_request ON dsr_tokens (request_id);
+            """
+        ),
     ]
 }

@@ -169,6 +169,26 @@ extension SQLiteSession {
         }
     }
 
+    func insertRequestToken(hash: Data, requestID: UUID, expiresAt: Date) async throws {
+        try connection.run("DELETE FROM dsr_tokens WHERE request_id = ? AND used_at IS NULL", [.uuid(requestID)])
+        try connection.run(
+            "INSERT INTO dsr_tokens (token_hash, request_id, expires_at) VALUES (?, ?, ?)",
+            [.blob(hash), .uuid(requestID), .time(expiresAt)])
+    }
+
+    /// The writer holds SQLite's only write lock already: a plain read.
+    func requestToken(hash: Data) async throws -> RequestTokenRecord? {
+        try connection.query(
+            "SELECT request_id, expires_at, used_at FROM dsr_tokens WHERE token_hash = ?", [.blob(hash)]
+        ) { row in
+            RequestTokenRecord(requestID: try row.uuid(0), expiresAt: row.time(1), usedAt: row.optionalTime(2))
+        }.first
+    }
+
+    func markRequestTokenUsed(hash: Data, at: Date) async throws {
+        try connection.run("UPDATE dsr_tokens SET used_at = ? WHERE token_hash = ?", [.time(at), .blob(hash)])
+    }
+
     func purgeSealedRows(finishedBefore: Date, now: Date) async throws -> [UUID] {
         let ids = try connection.query(
             """

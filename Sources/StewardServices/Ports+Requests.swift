@@ -76,7 +76,26 @@ public protocol RequestTaskWriting: RequestTaskReading {
     func insertSuppression(_ entry: SuppressionRecord) async throws
     /// Deletes every identity of the subject; the number deleted.
     func deleteIdentities(subjectID: UUID) async throws -> Int
+    /// Records an identity verification token (its SHA-256) of a request; a request's earlier
+    /// unused tokens are deleted (a new one replaces them).
+    func insertRequestToken(hash: Data, requestID: UUID, expiresAt: Date) async throws
+    /// The token with this hash, locked for the transaction (nil: no such token).
+    func requestToken(hash: Data) async throws -> RequestTokenRecord?
+    func markRequestTokenUsed(hash: Data, at: Date) async throws
     /// Deletes the sealed rows (the export package's data) of every request that finished before
     /// `finishedBefore`; the requests whose rows were deleted.
     func purgeSealedRows(finishedBefore: Date, now: Date) async throws -> [UUID]
+}
+
+/// An identity verification token of a request, as stored: by its hash, never the token.
+public struct RequestTokenRecord: Sendable, Hashable {
+    public var requestID: UUID
+    public var expiresAt: Date
+    public var usedAt: Date?
+
+    public init(requestID: UUID, expiresAt: Date, usedAt: Date?) {
+        self.requestID = requestID
+        self.expiresAt = expiresAt
+        self.usedAt = usedAt
+    }
 }

@@ -48,6 +48,32 @@ public struct RequestService: Sendable {
         regime key: String, type: RequestType, identities: [NormalizedIdentity], verified: VerificationMethod? = nil,
         agent: String? = nil, actor: String
     ) async throws -> DataSubjectRequestRecord {
+        try await receive(
+            regime: key, type: type, identities: identities, verified: verified, agent: agent, actor: actor
+        ).record
+    }
+
+    /// A request as received, and — when it waits for the person to verify their identity — the
+    /// single-use token to deliver to them (shown once; Steward keeps its SHA-256 only).
+    public struct Submission: Sendable {
+        public var record: DataSubjectRequestRecord
+        public var token: VerificationToken?
+    }
+
+    public struct VerificationToken: Sendable, Hashable {
+        public var token: String
+        public var expiresAt: Date
+    }
+
+    /// How long a verification token can be used.
+    public static let tokenLifetime: TimeInterval = 7 * 86_400
+
+    /// `submit`, with the verification token of a request that needs one, issued in the same
+    /// transaction.
+    public func receive(
+        regime key: String, type: RequestType, identities: [NormalizedIdentity], verified: VerificationMethod? = nil,
+        agent: String? = nil, actor: String
+    ) async throws -> Submission {
         let regime = try regime(key)
         guard !identities.isEmpty else {
             throw StewardError(.identityMissing, "give at least one identity of the person", field: "identities")
@@ -117,10 +143,63 @@ public struct RequestService: Sendable {
                     ], in: transaction)
                 try await start(&record, in: transaction, actor: actor)
             }
-            return record
+            let token = record.status == .received ? try await issueToken(for: record.id, in: transaction) : nil
+            return Submission(record: record, token: token)
         }
         execution?.queue.wake()
         return submitted
+    }
+
+    func issueToken(for id: UUID, in transaction: any StoreTransaction) async throws -> VerificationToken {
+        let token = "dv_" + Data(runtime.randomBytes(32)).base64URLString
+        let expiresAt = runtime.now().addingTimeInterval(Self.tokenLifetime)
+        try await transaction.insertRequestToken(
+            hash: crypto.secrets.digest(token), requestID: id, expiresAt: expiresAt)
+        return VerificationToken(token: token, expiresAt: expiresAt)
+    }
+
+    /// A new verification token for a request still waiting for one (the person lost the first, or
+    /// it expired); earlier unused tokens stop working.
+    public func reissueToken(for id: UUID, actor: String) async throws -> VerificationToken {
+        try await store.writeRetrying { transaction in
+            guard let record = try await transaction.dataSubjectRequest(id: id) else {
+                throw StewardError(.requestNotFound, "no request has this id", field: "id")
+            }
+            guard record.status == .received else {
+                throw StewardError(
+                    .requestInvalidTransition, "a \(record.status.rawValue) request is not waiting for verification")
+            }
+            let token = try await issueToken(for: id, in: transaction)
+            _ = try await audit.append(
+                [
+                    AuditDraft(
+                        actor: actor, action: "request.token_issued", targetType: "request",
+                        targetID: id.lowercasedString, details: ["expires_at": Timestamp.iso8601(token.expiresAt)])
+                ], in: transaction)
+            return token
+        }
+    }
+
+    /// The person proved who they are with the token delivered to them: their request is verified
+    /// (and approved, where the regime's rule approves automatically). Single-use, until it expires.
+    public func verify(token: String, request id: UUID, actor: String) async throws -> DataSubjectRequestRecord {
+        let hash = crypto.secrets.digest(token)
+        let verified = try await store.writeRetrying { transaction in
+            guard let stored = try await transaction.requestToken(hash: hash), stored.requestID == id else {
+                throw StewardError(.requestTokenUnknown, "this request waits for no such token", field: "token")
+            }
+            guard stored.usedAt == nil else {
+                throw StewardError(.requestTokenUsed, "this token was used already", field: "token")
+            }
+            let now = runtime.now()
+            guard now < stored.expiresAt else {
+                throw StewardError(.requestTokenExpired, "this token has expired: ask for a new one", field: "token")
+            }
+            try await transaction.markRequestTokenUsed(hash: hash, at: now)
+            return try await step(.verify(.token), to: stored.requestID, in: transaction, actor: actor)
+        }
+        execution?.queue.wake()
+        return verified
     }
 
     public func request(_ id: UUID) async throws -> DataSubjectRequestRecord {
@@ -136,46 +215,57 @@ public struct RequestService: Sendable {
 
     /// Applies a lifecycle step, or refuses it with the current status (`request.invalid_transition`).
     public func apply(_ event: RequestEvent, to id: UUID, actor: String) async throws -> DataSubjectRequestRecord {
-        let regimes = regimes
         let applied = try await store.writeRetrying { transaction in
-            guard var record = try await transaction.dataSubjectRequest(id: id) else {
-                throw StewardError(.requestNotFound, "no request has this id", field: "id")
-            }
-            let rule = regimes.first { $0.key == record.regime }?.rules[record.type]
-            guard let next = record.status.after(event, verificationRequired: rule?.verificationRequired ?? true) else {
-                throw StewardError(
-                    .requestInvalidTransition,
-                    "a \(record.status.rawValue) request cannot \(event.name.replacingOccurrences(of: "_", with: " "))")
-            }
-            let now = runtime.now()
-            let previous = record.status
-            record.status = next
-            record.updatedAt = now
-            var details = ["from": previous.rawValue, "to": next.rawValue]
-            switch event {
-            case .verify(let method):
-                record.verification = method
-                details["verification"] = method.rawValue
-            case .approve where previous == .received:
-                record.verification = .notRequired
-            case .deny(let reason):
-                record.denial = reason
-                details["reason"] = reason.rawValue
-            default: break
-            }
-            if next.isTerminal { record.finishedAt = now }
-            try await transaction.updateDataSubjectRequest(record)
-            _ = try await audit.append(
-                [
-                    AuditDraft(
-                        actor: actor, action: "request.\(event.name)", targetType: "request",
-                        targetID: id.lowercasedString, details: details)
-                ], in: transaction)
-            if next == .approved { try await start(&record, in: transaction, actor: actor) }
-            return record
+            try await step(event, to: id, in: transaction, actor: actor)
         }
         execution?.queue.wake()
         return applied
+    }
+
+    /// One lifecycle step in `transaction`, audited; a verification the regime approves by rule
+    /// is approved (and started) with it.
+    func step(_ event: RequestEvent, to id: UUID, in transaction: any StoreTransaction, actor: String) async throws
+        -> DataSubjectRequestRecord
+    {
+        guard var record = try await transaction.dataSubjectRequest(id: id) else {
+            throw StewardError(.requestNotFound, "no request has this id", field: "id")
+        }
+        let rule = regimes.first { $0.key == record.regime }?.rules[record.type]
+        guard let next = record.status.after(event, verificationRequired: rule?.verificationRequired ?? true) else {
+            throw StewardError(
+                .requestInvalidTransition,
+                "a \(record.status.rawValue) request cannot \(event.name.replacingOccurrences(of: "_", with: " "))")
+        }
+        let now = runtime.now()
+        let previous = record.status
+        record.status = next
+        record.updatedAt = now
+        var details = ["from": previous.rawValue, "to": next.rawValue]
+        switch event {
+        case .verify(let method):
+            record.verification = method
+            details["verification"] = method.rawValue
+        case .approve where previous == .received:
+            record.verification = .notRequired
+        case .deny(let reason):
+            record.denial = reason
+            details["reason"] = reason.rawValue
+        default: break
+        }
+        if next.isTerminal { record.finishedAt = now }
+        try await transaction.updateDataSubjectRequest(record)
+        _ = try await audit.append(
+            [
+                AuditDraft(
+                    actor: actor, action: "request.\(event.name)", targetType: "request",
+                    targetID: id.lowercasedString, details: details)
+            ], in: transaction)
+        if next == .approved { try await start(&record, in: transaction, actor: actor) }
+        if case .verify = event, let rule, rule.automaticApproval, next == .verified {
+            return try await step(
+                .approve, to: id, in: transaction, actor: "rule:\(record.regime).\(record.type.rawValue)")
+        }
+        return record
     }
 
     /// Extends the request's deadline once, with a reason, before it passes (the regime's rule).

@@ -69,6 +69,8 @@ import Testing
         "POST /v1/requests/{id}/cancel": "A",
         "POST /v1/requests/{id}/extend": "A",
         "GET /v1/requests/{id}/package": "AS",
+        "POST /v1/requests/{id}/confirm": "AS",
+        "POST /v1/requests/{id}/token": "AS",
     ]
     static let roleLetters: [Role: Character] = [.admin: "A", .service: "S", .auditor: "U"]
 

@@ -135,4 +135,83 @@ import Testing
             }
         }
     }
+
+    @Test func aPersonVerifiesOnceWithTheTokenDeliveredToThem() async throws {
+        let policies = BuiltBinary.packageRoot.appendingPathComponent("Policies").path
+        let policy = try PolicyLoader.load(directory: policies) { _ in "digest" }
+        try await withHarness(policy: policy) { h in
+            let api = h.api()
+            let app = buildApplication(api: api, host: "127.0.0.1", port: 0, logger: testLogger)
+            let service = try await h.key(.service)
+            try await app.test(.live) { client in
+                func post(_ uri: String, _ body: String? = nil) async throws -> (TestResponse, [String: Any]) {
+                    let response = try await client.execute(
+                        uri: uri, method: .post,
+                        headers: [.authorization: "Bearer \(service)", .contentType: "application/json"],
+                        body: body.map { ByteBuffer(string: $0) })
+                    let object =
+                        (try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)))
+                        as? [String: Any]
+                    return (response, object ?? [:])
+                }
+                // Intake without verification: the token comes back once, and only its hash is kept.
+                let (created, request) = try await post(
+                    "/v1/requests", #"{"regime":"gdpr","type":"access","subject":{"email":"ada@example.com"}}"#)
+                #expect(created.status == .created && request["status"] as? String == "received")
+                let issued = try #require(request["verificationToken"] as? [String: Any])
+                let token = try #require(issued["token"] as? String)
+                #expect(token.hasPrefix("dv_") && token.count == 46)
+                let id = try #require(request["id"] as? String)
+                let stored = try await h.store.write { try await $0.requestToken(hash: h.crypto.secrets.digest(token)) }
+                #expect(stored?.requestID.lowercasedString == id)
+                let shown = try await client.execute(
+                    uri: "/v1/requests/\(id)", method: .get, headers: [.authorization: "Bearer \(service)"])
+                #expect(!String(buffer: shown.body).contains(token), "shown at intake only")
+                // Pre-verified: no token.
+                let (_, preVerified) = try await post(
+                    "/v1/requests",
+                    #"{"regime":"gdpr","type":"access","subject":{"email":"bob@example.com"},"verified":"pre_verified"}"#
+                )
+                #expect(preVerified["verificationToken"] == nil)
+
+                // A token verifies its own request only.
+                let otherID = try #require(preVerified["id"] as? String)
+                let (elsewhere, elsewhereBody) = try await post(
+                    "/v1/requests/\(otherID)/confirm", #"{"token":"\#(token)"}"#)
+                #expect(elsewhere.status == .notFound && elsewhereBody["code"] as? String == "request.token_unknown")
+                // The token verifies the request, once.
+                let (confirmed, verified) = try await post("/v1/requests/\(id)/confirm", #"{"token":"\#(token)"}"#)
+                #expect(confirmed.status == .ok && verified["verification"] as? String == "token")
+                #expect(verified["status"] as? String != "received")
+                let (again, used) = try await post("/v1/requests/\(id)/confirm", #"{"token":"\#(token)"}"#)
+                #expect(again.status == .conflict && used["code"] as? String == "request.token_used")
+                let (unknown, unknownBody) = try await post(
+                    "/v1/requests/\(id)/confirm", #"{"token":"dv_\#(String(repeating: "A", count: 43))"}"#)
+                #expect(unknown.status == .notFound && unknownBody["code"] as? String == "request.token_unknown")
+                let (_, notWaiting) = try await post("/v1/requests/\(id)/token")
+                #expect(notWaiting["code"] as? String == "request.invalid_transition")
+
+                // After 7 days a token has expired; a new one replaces it.
+                let (_, late) = try await post(
+                    "/v1/requests", #"{"regime":"ccpa","type":"access","subject":{"email":"cy@example.com"}}"#)
+                let lateID = try #require(late["id"] as? String)
+                let old = try #require((late["verificationToken"] as? [String: Any])?["token"] as? String)
+                h.clock.advance(by: RequestService.tokenLifetime + 1)
+                let (expired, expiredBody) = try await post("/v1/requests/\(lateID)/confirm", #"{"token":"\#(old)"}"#)
+                #expect(expired.status == .conflict && expiredBody["code"] as? String == "request.token_expired")
+                let (reissued, fresh) = try await post("/v1/requests/\(lateID)/token")
+                #expect(reissued.status == .created)
+                let new = try #require(fresh["token"] as? String)
+                #expect(new != old)
+                let (_, oldAgain) = try await post("/v1/requests/\(lateID)/confirm", #"{"token":"\#(old)"}"#)
+                #expect(oldAgain["code"] as? String == "request.token_unknown", "a new token replaces the old one")
+                let (newConfirmed, _) = try await post("/v1/requests/\(lateID)/confirm", #"{"token":"\#(new)"}"#)
+                #expect(newConfirmed.status == .ok)
+                let audit = try await h.store.read { try await $0.auditEntries(afterSequence: 0, limit: 1_000) }
+                #expect(audit.contains { $0.draft.action == "request.verify" && $0.draft.targetID == lateID })
+                #expect(
+                    !audit.contains { "\($0.draft.details)".contains(new) || "\($0.draft.details)".contains(token) })
+            }
+        }
+    }
 }

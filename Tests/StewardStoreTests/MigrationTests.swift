@@ -26,7 +26,7 @@ import Testing
 
         let store = try SQLiteStore(path: path)
         let applied = try await store.migrate()
-        #expect(applied == 7)  // versions 3 to 9
+        #expect(applied == 8)  // versions 3 to 10
         let again = try await store.migrate()
         #expect(again == 0)
 
