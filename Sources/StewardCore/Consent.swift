@@ -29,6 +29,8 @@ public enum ConsentMethod: String, Sendable, Codable, CaseIterable {
     case inPerson = "in_person"
     case tcf
     case gpp
+    /// Recorded by Steward for a data subject request (opt-out, limit, objection, restriction).
+    case dataSubjectRequest = "data_subject_request"
 }
 
 /// The state row kept materialised per (subject, purpose) for the hot path.

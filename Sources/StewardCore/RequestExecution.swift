@@ -194,3 +194,43 @@ public enum DeliveryAnswer: Sendable {
     /// It took the work on and will call back (202).
     case accepted
 }
+
+extension RequestType {
+    /// The purposes a request that changes no customer data acts on, as recorded denials the
+    /// consent check enforces (issue 18 item 3), sorted. Notice-only purposes have no choice to
+    /// record and are left out.
+    /// - opt-out of sale/sharing (CCPA §1798.120): every sale or sharing purpose;
+    /// - limit use of sensitive personal information (§1798.121): every purpose some field of a
+    ///   CCPA-sensitive category serves;
+    /// - objection (GDPR Art. 21): every purpose not founded on a contract, a legal obligation or
+    ///   vital interests (legitimate interests, public task, and consent — direct marketing);
+    /// - restriction (Art. 18): every purpose not founded on a legal obligation or vital interests.
+    public func affectedPurposes(_ policy: PolicySet) -> [String] {
+        let candidates = policy.purposes.values.filter { $0.mechanism != .noticeOnly }
+        let chosen: [Purpose]
+        switch self {
+        case .optOutSale:
+            chosen = candidates.filter(\.saleOrSharing)
+        case .limitSensitive:
+            let map = policy.dataMap
+            var sensitive: Set<String> = []
+            for system in map.systems {
+                for collection in system.collections {
+                    for field in collection.fields {
+                        guard let category = field.category, map.taxonomy.categories[category]?.ccpaSensitive == true
+                        else { continue }
+                        sensitive.formUnion(field.purposes ?? system.purposes)
+                    }
+                }
+            }
+            chosen = candidates.filter { sensitive.contains($0.key) }
+        case .objection:
+            chosen = candidates.filter { ![.contract, .legalObligation, .vitalInterests].contains($0.legalBasis) }
+        case .restriction:
+            chosen = candidates.filter { ![.legalObligation, .vitalInterests].contains($0.legalBasis) }
+        case .access, .portability, .erasure, .rectification:
+            chosen = []
+        }
+        return chosen.map(\.key).sorted()
+    }
+}

@@ -124,10 +124,10 @@ public struct ConsentService: Sendable {
                 .purposeNotConsentable, "the purpose is notice-only: there is no choice to record",
                 field: "purpose")
         }
-        if command.method == .doubleOptIn || command.method == .gpc {
+        if command.method == .doubleOptIn || command.method == .gpc || command.method == .dataSubjectRequest {
             throw StewardError(
                 .consentMethodReserved,
-                "method \(command.method.rawValue) is recorded by Steward itself (use /v1/consents/confirm or Sec-GPC)",
+                "method \(command.method.rawValue) is recorded by Steward itself (use /v1/consents/confirm, Sec-GPC or /v1/requests)",
                 field: "method")
         }
         if let notice = command.notice {

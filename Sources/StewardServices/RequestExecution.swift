@@ -212,6 +212,10 @@ extension RequestService {
     func start(
         _ record: inout DataSubjectRequestRecord, in transaction: any StoreTransaction, actor: String
     ) async throws {
+        if !record.type.touchesCustomerData, let consent {
+            try await recordDenials(&record, consent: consent, in: transaction, actor: actor)
+            return
+        }
         guard let execution, record.type.touchesCustomerData, record.type != .rectification else { return }
         let kinds = Set(try await transaction.identities(subjectID: record.subjectID).map(\.kind))
         let plan = execution.map.plan(record.type, identities: kinds)
@@ -248,6 +252,43 @@ extension RequestService {
                     targetID: record.id.lowercasedString, details: completion))
         }
         try await transaction.updateDataSubjectRequest(record)
+        _ = try await audit.append(drafts, in: transaction)
+    }
+
+    /// Opt-out, limit, objection and restriction (issue 18 item 3): a denial of every purpose the
+    /// request covers (`RequestType.affectedPurposes`), recorded as consent events (method
+    /// `data_subject_request`, source `request:<id>`) the consent check answers from at once; the
+    /// request completes in the same transaction. A later grant by the person lifts it for that
+    /// purpose, as any later decision does.
+    func recordDenials(
+        _ record: inout DataSubjectRequestRecord, consent: ConsentService, in transaction: any StoreTransaction,
+        actor: String
+    ) async throws {
+        let purposes = record.type.affectedPurposes(consent.policy)
+        var drafts: [AuditDraft] = []
+        var cache: BatchCache? = BatchCache()
+        for key in purposes {
+            let purpose = try consent.policy.purpose(key)
+            _ = try await consent.apply(
+                ConsentService.RecordCommand(
+                    subject: .id(record.subjectID), purpose: key, decision: .denied, method: .dataSubjectRequest,
+                    source: "request:\(record.id.lowercasedString)", actor: actor),
+                purpose: purpose, in: transaction, audit: &drafts, cache: &cache)
+        }
+        try await ConsentService.writeOrdinals(of: cache, lockedAt: [:], in: transaction)
+        let now = runtime.now()
+        record.status = .completed
+        record.finishedAt = now
+        record.updatedAt = now
+        try await transaction.updateDataSubjectRequest(record)
+        drafts.append(
+            AuditDraft(
+                actor: actor, action: "request.complete", targetType: "request",
+                targetID: record.id.lowercasedString,
+                details: [
+                    "from": RequestStatus.approved.rawValue, "to": RequestStatus.completed.rawValue,
+                    "purposes_denied": purposes.joined(separator: ","),
+                ]))
         _ = try await audit.append(drafts, in: transaction)
     }
 

@@ -16,12 +16,16 @@ public struct RequestService: Sendable {
     /// How long after completion an access or portability request's export package can be
     /// downloaded; its data is purged after (`STEWARD_REQUESTS_PACKAGE_DAYS`, default 7 days).
     public let packageLifetime: TimeInterval
+    /// Where opt-outs, limits, objections and restrictions are recorded as denials the consent
+    /// check enforces (nil: those requests stay approved — the store tests).
+    public let consent: ConsentService?
 
     public init(
         store: any StewardStore, crypto: CryptoSuite, runtime: Runtime, regimes: [Regime],
-        execution: RequestExecution? = nil, packageDays: Int = 7
+        execution: RequestExecution? = nil, packageDays: Int = 7, consent: ConsentService? = nil
     ) {
         self.packageLifetime = TimeInterval(packageDays) * 86_400
+        self.consent = consent
         self.crypto = crypto
         self.execution = execution
         self.store = store

@@ -26,7 +26,8 @@ public struct UseCases: Sendable {
     ) {
         let store: any StewardStore = metrics.map { MeteredStore(base, factory: $0) } ?? base
         self.store = store
-        self.consent = ConsentService(store: store, crypto: crypto, policy: policy, runtime: runtime, metrics: metrics)
+        let consent = ConsentService(store: store, crypto: crypto, policy: policy, runtime: runtime, metrics: metrics)
+        self.consent = consent
         self.subjects = SubjectService(store: store, crypto: crypto, runtime: runtime)
         self.keys = KeyService(store: store, crypto: crypto, runtime: runtime, cacheLifetime: keyCacheLifetime)
         self.audit = AuditLog(sealer: crypto.sealer, runtime: runtime)
@@ -36,6 +37,6 @@ public struct UseCases: Sendable {
             store: store, crypto: crypto, runtime: runtime, regimes: policy.regimes,
             execution: requestExecute.map {
                 RequestExecution(map: policy.dataMap, queue: jobs, execute: $0, deliver: requestDeliver)
-            }, packageDays: requestPackageDays)
+            }, packageDays: requestPackageDays, consent: consent)
     }
 }

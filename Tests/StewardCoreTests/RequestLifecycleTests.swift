@@ -203,7 +203,9 @@ import Testing
         #expect(
             ccpa.rules[.access]
                 == RegimeRule(response: .days(45), extensionPeriod: .days(45), acknowledgement: .businessDays(10)))
-        #expect(ccpa.rules[.optOutSale] == RegimeRule(response: .businessDays(15), verificationRequired: false))
+        #expect(
+            ccpa.rules[.optOutSale]
+                == RegimeRule(response: .businessDays(15), verificationRequired: false, automaticApproval: true))
         #expect(ccpa.rules[.limitSensitive]?.verificationRequired == false)
         #expect(ccpa.calendar.holidays.contains(CivilDate(parsing: "2026-11-26")!))
     }

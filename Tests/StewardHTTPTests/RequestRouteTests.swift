@@ -214,4 +214,87 @@ import Testing
             }
         }
     }
+
+    /// Opt-out, objection and restriction act on the consent check at once (issue 18 item 3).
+    @Test func optOutObjectionAndRestrictionAreDenialsTheCheckEnforces() async throws {
+        let policies = BuiltBinary.packageRoot.appendingPathComponent("Policies").path
+        let policy = try PolicyLoader.load(directory: policies) { _ in "digest" }
+        try await withHarness(policy: policy) { h in
+            let api = h.api()
+            let app = buildApplication(api: api, host: "127.0.0.1", port: 0, logger: testLogger)
+            let service = try await h.key(.service)
+            let admin = try await h.key(.admin)
+            try await app.test(.live) { client in
+                func call(_ method: HTTPRequest.Method, _ uri: String, _ key: String, _ body: String? = nil)
+                    async throws -> [String: Any]
+                {
+                    let response = try await client.execute(
+                        uri: uri, method: method,
+                        headers: [.authorization: "Bearer \(key)", .contentType: "application/json"],
+                        body: body.map { ByteBuffer(string: $0) })
+                    return (try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)))
+                        as? [String: Any] ?? [:]
+                }
+                func allowed(_ email: String, _ purpose: String) async throws -> Bool? {
+                    try await call(.get, "/v1/consents/check?email=\(email)&purpose=\(purpose)", service)["allowed"]
+                        as? Bool
+                }
+                func grant(_ email: String, _ purpose: String) async throws {
+                    _ = try await call(
+                        .post, "/v1/consents", service,
+                        #"{"subject":{"email":"\#(email)"},"purpose":"\#(purpose)","decision":"granted","notice":{"id":"privacy-policy","version":"2026-01"},"method":"web_form"}"#
+                    )
+                }
+                // Sale and sharing are allowed until the person opts out (opt-out purposes).
+                try await grant("ada@example.com", "analytics")
+                #expect(try await allowed("ada@example.com", "sale") == true)
+                let optOut = try await call(
+                    .post, "/v1/requests", service,
+                    #"{"regime":"ccpa","type":"opt_out_sale","subject":{"email":"ada@example.com"}}"#)
+                #expect(optOut["status"] as? String == "completed", "honoured at once, no verification")
+                #expect(try await allowed("ada@example.com", "sale") == false)
+                #expect(try await allowed("ada@example.com", "sharing.cross_context_ads") == false)
+                #expect(try await allowed("ada@example.com", "analytics") == true, "other purposes untouched")
+
+                // Objection (GDPR Art. 21): legitimate interests and consent, not the contract.
+                try await grant("bob@example.com", "analytics")
+                let objection = try await call(
+                    .post, "/v1/requests", service,
+                    #"{"regime":"gdpr","type":"objection","subject":{"email":"bob@example.com"},"verified":"pre_verified"}"#
+                )
+                let objectionID = try #require(objection["id"] as? String)
+                let approved = try await call(.post, "/v1/requests/\(objectionID)/approve", admin)
+                #expect(approved["status"] as? String == "completed")
+                for purpose in ["analytics", "personalization", "sale", "marketing.email"] {
+                    #expect(try await allowed("bob@example.com", purpose) == false, "\(purpose)")
+                }
+                // Restriction (Art. 18) of a person Steward did not know yet: the denials hold for
+                // the identity from then on.
+                let restriction = try await call(
+                    .post, "/v1/requests", service,
+                    #"{"regime":"gdpr","type":"restriction","subject":{"phone":"+14155550123"},"verified":"pre_verified"}"#
+                )
+                _ = try await call(.post, "/v1/requests/\(try #require(restriction["id"] as? String))/approve", admin)
+                #expect(try await allowed("ada@example.com", "personalization") == true)
+                let check = try await call(
+                    .get, "/v1/consents/check?phone=%2B14155550123&purpose=personalization", service)
+                #expect(check["allowed"] as? Bool == false)
+
+                // The events say where they came from; a client cannot claim that method.
+                let history = try await h.store.read { try await $0.auditEntries(afterSequence: 0, limit: 1_000) }
+                #expect(
+                    history.contains {
+                        $0.draft.action == "request.complete"
+                            && $0.draft.details["purposes_denied"] == "sale,sharing.cross_context_ads"
+                    })
+                let forged = try await call(
+                    .post, "/v1/consents", service,
+                    #"{"subject":{"email":"cy@example.com"},"purpose":"sale","decision":"denied","method":"data_subject_request"}"#
+                )
+                #expect(
+                    forged["code"] as? String == "consent.method_reserved"
+                        || forged["code"] as? String == "method.invalid")
+            }
+        }
+    }
 }
