@@ -82,6 +82,7 @@ struct Serve: AsyncParsableCommand {
         let wakeup = JobWakeup()
         let registry = PrometheusCollectorRegistry()
         let metrics = PrometheusMetricsFactory(registry: registry)
+        let webhook = try RequestWiring.webhook(common.env)
         let customerSystems = CustomerSystems(
             policies: common.absolute(common.resolvedPolicies), environment: common.env)
         let services = UseCases(
@@ -89,7 +90,7 @@ struct Serve: AsyncParsableCommand {
             jobWakeup: wakeup,
             requestExecute: RequestWiring.execute(map: wiring.policy.dataMap, systems: customerSystems),
             requestDeliver: try RequestWiring.deliver(map: wiring.policy.dataMap, systems: customerSystems),
-            requestPackageDays: try RequestWiring.packageDays(common.env))
+            requestPackageDays: try RequestWiring.packageDays(common.env), requestWebhooks: webhook != nil)
         let api = StewardAPI(
             services: services, registry: registry, bulkLimits: bulkLimits, customerSystems: customerSystems)
         // Every long task runs on the job queue; this instance's runner is woken at once by jobs
@@ -98,6 +99,7 @@ struct Serve: AsyncParsableCommand {
             store: services.store, runtime: wiring.runtime, configuration: jobs, wakeup: wakeup, metrics: metrics,
             logger: logger
         ).registering(ProbeJob(audit: services.audit)).registering(RequestTaskJob(service: services.requests))
+            .registering(webhooks: webhook)
         let app = buildApplication(api: api, host: host, port: port, limits: limits, logger: logger)
         // One group, started in this order and stopped in the reverse on SIGTERM or SIGINT: the HTTP
         // server stops taking requests first, then the job runner lets its jobs reach a checkpoint and

@@ -190,10 +190,12 @@ struct JobsCommand: AsyncParsableCommand {
             let started = ContinuousClock.now
             let finished = try await setup.withStore { wiring in
                 let systems = CustomerSystems(policies: policies, environment: common.env)
+                let webhook = try RequestWiring.webhook(common.env)
                 let services = UseCases(
                     store: wiring.store, crypto: wiring.crypto, policy: wiring.policy, runtime: wiring.runtime,
                     requestExecute: RequestWiring.execute(map: wiring.policy.dataMap, systems: systems),
-                    requestDeliver: try RequestWiring.deliver(map: wiring.policy.dataMap, systems: systems))
+                    requestDeliver: try RequestWiring.deliver(map: wiring.policy.dataMap, systems: systems),
+                    requestWebhooks: webhook != nil)
                 let runner = JobRunner(
                     store: wiring.store, runtime: wiring.runtime,
                     configuration: .init(
@@ -202,6 +204,7 @@ struct JobsCommand: AsyncParsableCommand {
                         heartbeatInterval: .milliseconds(Int64(heartbeatSeconds * 1_000))),
                     untilIdle: untilIdle, logger: logger
                 ).registering(ProbeJob(audit: wiring.auditLog)).registering(RequestTaskJob(service: services.requests))
+                    .registering(webhooks: webhook)
                 logger.info(
                     "job worker starting",
                     metadata: [

@@ -52,10 +52,39 @@ enum RequestWiring {
         return days
     }
 
+    /// Status webhooks: `STEWARD_WEBHOOK_URL` and `STEWARD_WEBHOOK_SECRET` (at least 32 bytes), both
+    /// or neither; nil when neither is set.
+    static func webhook(_ environment: [String: String]) throws -> WebhookClient? {
+        let url = environment["STEWARD_WEBHOOK_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        let secret = environment["STEWARD_WEBHOOK_SECRET"].flatMap { $0.isEmpty ? nil : $0 }
+        switch (url, secret) {
+        case (nil, nil): return nil
+        case (let url?, let secret?):
+            do {
+                return try WebhookClient(url: url, secret: Data(secret.utf8))
+            } catch let error as ConnectorError {
+                throw CLIError("STEWARD_WEBHOOK_URL / STEWARD_WEBHOOK_SECRET: \(error.description)")
+            }
+        default:
+            throw CLIError(
+                "set both STEWARD_WEBHOOK_URL and STEWARD_WEBHOOK_SECRET (the key webhooks are signed with), or neither"
+            )
+        }
+    }
+
     static func declared(_ system: String, in map: DataMap) throws -> DataSystem {
         guard let declared = map.system(system) else {
             throw StewardError(.systemUnknown, "system '\(system)' is no longer in the data map", field: "system")
         }
         return declared
+    }
+}
+
+extension JobRunner {
+    /// Runs status webhooks only where they are configured: an instance without the URL and
+    /// secret leaves them to one that has them, instead of marking them delivered.
+    func registering(webhooks client: WebhookClient?) -> JobRunner {
+        guard let client else { return self }
+        return registering(RequestWebhookJob { body, key in try await client.send(body, idempotencyKey: key) })
     }
 }

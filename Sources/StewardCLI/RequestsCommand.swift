@@ -42,7 +42,8 @@ struct RequestsCommand: AsyncParsableCommand {
             let services = UseCases(
                 store: wiring.store, crypto: wiring.crypto, policy: wiring.policy, runtime: wiring.runtime,
                 requestExecute: RequestWiring.execute(map: wiring.policy.dataMap, systems: systems),
-                requestDeliver: try RequestWiring.deliver(map: wiring.policy.dataMap, systems: systems))
+                requestDeliver: try RequestWiring.deliver(map: wiring.policy.dataMap, systems: systems),
+                requestWebhooks: try RequestWiring.webhook(common.env) != nil)
             return try await body(services.requests)
         }
     }

@@ -179,34 +179,37 @@ public struct HTTPSystemClient: Sendable {
         return try encoder.encode(body)
     }
 
-    /// Sends one delivery and reads the answer.
-    public func deliver(_ delivery: SystemDelivery, identities: SubjectIdentities) async throws -> DeliveryAnswer {
-        let body = try body(delivery, identities: identities)
+    /// One signed `POST` of `body` to `endpoint`: the status and the answer (at most
+    /// `answerLimit`). A transport failure is a retryable `ConnectorError` naming the endpoint's
+    /// system and the error's type only: a transport error's text can carry the URL.
+    static func signedPost(_ body: Data, to endpoint: HTTPSystemEndpoint, idempotencyKey: String) async throws
+        -> (status: Int, answer: ByteBuffer)
+    {
         var request = HTTPClientRequest(url: endpoint.url)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
-        request.headers.add(name: "Idempotency-Key", value: delivery.id.lowercasedString)
+        request.headers.add(name: "Idempotency-Key", value: idempotencyKey)
         request.headers.add(
             name: RequestSignature.header, value: RequestSignature.sign(body, secret: endpoint.secret, at: Date()))
         request.headers.add(name: "User-Agent", value: "steward/\(StewardVersion.current)")
         request.body = .bytes(ByteBuffer(bytes: body))
-        let response: HTTPClientResponse
-        let answer: ByteBuffer
         do {
-            response = try await Self.client.execute(request, timeout: .seconds(60))
-            answer = try await response.body.collect(upTo: Self.answerLimit)
+            let response = try await client.execute(request, timeout: .seconds(60))
+            return (Int(response.status.code), try await response.body.collect(upTo: answerLimit))
         } catch is NIOTooManyBytesError {
             throw ConnectorError(
-                "system '\(system.key)' answered more than \(Self.answerLimit >> 20) MiB", code: .connectorProtocol)
-        } catch let error as ConnectorError {
-            throw error
+                "system '\(endpoint.system)' answered more than \(answerLimit >> 20) MiB", code: .connectorProtocol)
         } catch {
-            // The error's type only: a transport error's text can carry the URL.
             throw ConnectorError(
-                "system '\(system.key)' cannot be reached (\(String(reflecting: type(of: error)))); trying again with a backoff"
+                "system '\(endpoint.system)' cannot be reached (\(String(reflecting: type(of: error)))); trying again with a backoff"
             )
         }
-        let status = Int(response.status.code)
+    }
+
+    /// Sends one delivery and reads the answer.
+    public func deliver(_ delivery: SystemDelivery, identities: SubjectIdentities) async throws -> DeliveryAnswer {
+        let (status, answer) = try await Self.signedPost(
+            try body(delivery, identities: identities), to: endpoint, idempotencyKey: delivery.id.lowercasedString)
         switch status {
         case 200:
             let report = try Self.report(
@@ -419,4 +422,24 @@ func codingPathText(_ keys: [any CodingKey]) -> String {
         }
     }
     return text.isEmpty ? "body" : text
+}
+
+/// Status webhooks (`STEWARD_WEBHOOK_URL`, `STEWARD_WEBHOOK_SECRET`): each notice one signed `POST`,
+/// answered by any `2xx`. `408`, `429`, `5xx` and transport failures are retried by the job; any
+/// other answer needs attention.
+public struct WebhookClient: Sendable {
+    public let endpoint: HTTPSystemEndpoint
+
+    public init(url: String, secret: Data) throws {
+        endpoint = try HTTPSystemEndpoint(system: "webhook", url: url, secret: secret)
+    }
+
+    public func send(_ body: Data, idempotencyKey: String) async throws {
+        let (status, _) = try await HTTPSystemClient.signedPost(body, to: endpoint, idempotencyKey: idempotencyKey)
+        switch status {
+        case 200...299: return
+        case 408, 429, 500...599: throw ConnectorError("the webhook answered \(status); trying again with a backoff")
+        default: throw ConnectorError("the webhook refused the notice (\(status))", code: .connectorRefused)
+        }
+    }
 }

@@ -252,7 +252,7 @@ extension RequestService {
                     targetID: record.id.lowercasedString, details: completion))
         }
         try await transaction.updateDataSubjectRequest(record)
-        _ = try await audit.append(drafts, in: transaction)
+        try await log(drafts, in: transaction)
     }
 
     /// Opt-out, limit, objection and restriction (issue 18 item 3): a denial of every purpose the
@@ -289,7 +289,7 @@ extension RequestService {
                     "from": RequestStatus.approved.rawValue, "to": RequestStatus.completed.rawValue,
                     "purposes_denied": purposes.joined(separator: ","),
                 ]))
-        _ = try await audit.append(drafts, in: transaction)
+        try await log(drafts, in: transaction)
     }
 
     /// After an erasure: Steward's own identities of the subject are deleted, and one suppression
@@ -371,7 +371,7 @@ extension RequestService {
                     actor: actor, action: "request.complete", targetType: "request", targetID: id.lowercasedString,
                     details: completion))
         }
-        _ = try await audit.append(drafts, in: transaction)
+        try await log(drafts, in: transaction)
     }
 }
 
@@ -445,7 +445,7 @@ extension RequestService {
                         .requestCallbackStale, "the delivery is still being sent; call back again shortly",
                         field: "delivery")
                 }
-                _ = try await audit.append(
+                try await log(
                     [
                         AuditDraft(
                             actor: actor, action: "request.system_failed", targetType: "request",
@@ -502,7 +502,7 @@ extension RequestService {
         let draft = AuditDraft(
             actor: actor, action: "request.erasures_reapplied", targetType: "system", targetID: system, details: details
         )
-        try await store.writeRetrying { transaction in _ = try await audit.append([draft], in: transaction) }
+        try await store.writeRetrying { transaction in try await log([draft], in: transaction) }
         return Reapplied(identities: entries.count, erasures: erasures, receipt: receipt)
     }
 }
@@ -540,7 +540,7 @@ extension RequestService {
         let draft = AuditDraft(
             actor: actor, action: "request.package_downloaded", targetType: "request", targetID: id.lowercasedString,
             details: ["systems": rows.map(\.system).joined(separator: ","), "rows": String(count)])
-        try await store.writeRetrying { transaction in _ = try await audit.append([draft], in: transaction) }
+        try await store.writeRetrying { transaction in try await log([draft], in: transaction) }
         return (request, rows)
     }
 
@@ -553,7 +553,7 @@ extension RequestService {
             let purged = try await transaction.purgeSealedRows(
                 finishedBefore: now.addingTimeInterval(-packageLifetime), now: now)
             guard !purged.isEmpty else { return [] }
-            _ = try await audit.append(
+            try await log(
                 purged.map {
                     AuditDraft(
                         actor: actor, action: "request.package_purged", targetType: "request",

@@ -19,11 +19,15 @@ public struct RequestService: Sendable {
     /// Where opt-outs, limits, objections and restrictions are recorded as denials the consent
     /// check enforces (nil: those requests stay approved — the store tests).
     public let consent: ConsentService?
+    /// Where status webhooks are enqueued (nil: none configured).
+    public let webhooks: JobQueue?
 
     public init(
         store: any StewardStore, crypto: CryptoSuite, runtime: Runtime, regimes: [Regime],
-        execution: RequestExecution? = nil, packageDays: Int = 7, consent: ConsentService? = nil
+        execution: RequestExecution? = nil, packageDays: Int = 7, consent: ConsentService? = nil,
+        webhooks: JobQueue? = nil
     ) {
+        self.webhooks = webhooks
         self.packageLifetime = TimeInterval(packageDays) * 86_400
         self.consent = consent
         self.crypto = crypto
@@ -119,7 +123,7 @@ public struct RequestService: Sendable {
                 subjectID: subjectID!, receivedAt: now, deadlines: deadlines, verification: verified, agent: agent,
                 submittedBy: actor, createdAt: now, updatedAt: now)
             try await transaction.insertDataSubjectRequest(record)
-            _ = try await audit.append(
+            try await log(
                 [
                     AuditDraft(
                         actor: actor, action: "request.received", targetType: "request", targetID: id.lowercasedString,
@@ -138,7 +142,7 @@ public struct RequestService: Sendable {
                 record.status = next
                 if previous == .received { record.verification = .notRequired }
                 try await transaction.updateDataSubjectRequest(record)
-                _ = try await audit.append(
+                try await log(
                     [
                         AuditDraft(
                             actor: "rule:\(regime.key).\(type.rawValue)", action: "request.approve",
@@ -151,6 +155,7 @@ public struct RequestService: Sendable {
             return Submission(record: record, token: token)
         }
         execution?.queue.wake()
+        webhooks?.wake()
         return submitted
     }
 
@@ -174,7 +179,7 @@ public struct RequestService: Sendable {
                     .requestInvalidTransition, "a \(record.status.rawValue) request is not waiting for verification")
             }
             let token = try await issueToken(for: id, in: transaction)
-            _ = try await audit.append(
+            try await log(
                 [
                     AuditDraft(
                         actor: actor, action: "request.token_issued", targetType: "request",
@@ -203,6 +208,7 @@ public struct RequestService: Sendable {
             return try await step(.verify(.token), to: stored.requestID, in: transaction, actor: actor)
         }
         execution?.queue.wake()
+        webhooks?.wake()
         return verified
     }
 
@@ -223,6 +229,7 @@ public struct RequestService: Sendable {
             try await step(event, to: id, in: transaction, actor: actor)
         }
         execution?.queue.wake()
+        webhooks?.wake()
         return applied
     }
 
@@ -258,7 +265,7 @@ public struct RequestService: Sendable {
         }
         if next.isTerminal { record.finishedAt = now }
         try await transaction.updateDataSubjectRequest(record)
-        _ = try await audit.append(
+        try await log(
             [
                 AuditDraft(
                     actor: actor, action: "request.\(event.name)", targetType: "request",
@@ -290,7 +297,7 @@ public struct RequestService: Sendable {
             record.deadlines = try regime.extend(record.deadlines, type: record.type, reason: reason, now: now)
             record.updatedAt = now
             try await transaction.updateDataSubjectRequest(record)
-            _ = try await audit.append(
+            try await log(
                 [
                     AuditDraft(
                         actor: actor, action: "request.extended", targetType: "request", targetID: id.lowercasedString,

@@ -206,14 +206,15 @@ extension Harness {
     public func api(
         bulkLimits: BulkLimits = BulkLimits(),
         customerSystems: CustomerSystems = CustomerSystems(policies: "Policies", environment: [:]),
-        requestExecute: RequestExecution.Execute? = nil, requestDeliver: RequestExecution.Deliver? = nil
+        requestExecute: RequestExecution.Execute? = nil, requestDeliver: RequestExecution.Deliver? = nil,
+        requestWebhooks: Bool = false
     ) -> StewardAPI {
         let registry = PrometheusCollectorRegistry()
         return StewardAPI(
             services: UseCases(
                 store: store, crypto: crypto, policy: policy, runtime: runtime,
                 metrics: PrometheusMetricsFactory(registry: registry), requestExecute: requestExecute,
-                requestDeliver: requestDeliver),
+                requestDeliver: requestDeliver, requestWebhooks: requestWebhooks),
             registry: registry, bulkLimits: bulkLimits, customerSystems: customerSystems)
     }
 

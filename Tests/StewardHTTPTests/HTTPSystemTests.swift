@@ -359,4 +359,66 @@ import Testing
             }
         }
     }
+
+    /// Status webhooks (issue 18 item 2): every status change is one signed POST, sent by the job
+    /// queue; a receiver that refuses leaves the job needing attention.
+    @Test func statusChangesAreSentAsSignedWebhooks() async throws {
+        let policy = try PolicyLoader.load(
+            directory: BuiltBinary.packageRoot.appendingPathComponent("Policies").path
+        ) { _ in "digest" }
+        let secret = "webhook-secret-" + String(repeating: "w", count: 32)
+        let received = Mutex<[(body: [String: String], key: String?, valid: Bool)]>([])
+        let refuse = Mutex(false)
+        let router = Router()
+        router.post("/hooks") { request, _ -> Response in
+            var request = request
+            let data = Data(try await request.collectBody(upTo: 1 << 16).readableBytesView)
+            let body = (try? JSONSerialization.jsonObject(with: data)) as? [String: String] ?? [:]
+            let valid = Self.independentlyValid(
+                request.headers[.init("Steward-Signature")!], body: data, secret: secret)
+            received.withLock { $0.append((body, request.headers[.init("Idempotency-Key")!], valid)) }
+            return Response(status: refuse.withLock { $0 } ? .badRequest : .noContent)
+        }
+        let receiver = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await receiver.test(.live) { receiverClient in
+            let client = try WebhookClient(
+                url: "http://127.0.0.1:\(try #require(receiverClient.port))/hooks", secret: Data(secret.utf8))
+            try await withHarness(policy: policy) { h in
+                let api = h.api(requestWebhooks: true)
+                let service = api.requests
+                func runJobs() async throws {
+                    try await JobRunner(
+                        store: h.store, runtime: h.runtime, configuration: .init(pollInterval: .milliseconds(20)),
+                        untilIdle: true, logger: Logger(label: "test")
+                    ).registering(RequestWebhookJob { body, key in try await client.send(body, idempotencyKey: key) })
+                        .run()
+                }
+                // A CCPA opt-out: received, approved by rule, completed — three notices.
+                let phone = try NormalizedIdentity(kind: .phone, raw: "+14155550123")
+                let optOut = try await service.submit(
+                    regime: "ccpa", type: .optOutSale, identities: [phone], actor: "key:shop")
+                #expect(optOut.status == .completed)
+                try await runJobs()
+                let notices = received.withLock { $0 }
+                #expect(notices.count == 3 && notices.allSatisfy(\.valid), "signed with the webhook secret")
+                #expect(
+                    Set(notices.map { $0.body["action"] ?? "" }) == [
+                        "request.received", "request.approve", "request.complete",
+                    ])
+                #expect(notices.allSatisfy { $0.body["request"] == optOut.id.lowercasedString })
+                #expect(notices.first { $0.body["action"] == "request.complete" }?.body["to"] == "completed")
+                #expect(Set(notices.compactMap(\.key)).count == 3, "one idempotency key per notice")
+                #expect(!notices.contains { "\($0.body)".contains("4155550123") }, "ids and statuses only")
+
+                // A receiver that refuses: the job needs attention, the change stays made.
+                refuse.withLock { $0 = true }
+                _ = try await service.submit(regime: "ccpa", type: .optOutSale, identities: [phone], actor: "key:shop")
+                try await runJobs()
+                let failed = try await h.store.read {
+                    try await $0.jobs(JobFilter(states: [.needsAttention], kind: RequestWebhookJob.kind))
+                }
+                #expect(failed.count == 3 && failed.allSatisfy { $0.lastError?.hasPrefix("connector.refused") == true })
+            }
+        }
+    }
 }
