@@ -122,11 +122,13 @@ paths = {
   "/v1/requests/{id}/package": {"get": op("Download an access or portability request's export package (ZIP: manifest.json, data.json, one CSV per collection, README.txt with the Art. 15 information) until STEWARD_REQUESTS_PACKAGE_DAYS after completion", "requests:export", params=[p("id", "request id", uuid)], ok_type="application/zip", tags=["requests"], errors=["404", "409", "410"])},
   "/v1/requests/{id}/callbacks/{system}": {"post": op("An http system reports a delivery's outcome: signed with the system's secret (Steward-Signature), not an API key", params=[p("id", "request id", uuid), system_p], body=jsonb("SystemReport"), ok_schema=ref("CallbackAnswer"), tags=["requests"], errors=["401", "404", "409", "422"])},
   "/v1/reports/ropa": {"get": op("Records of processing activities (GDPR Art. 30) as JSON, CSV or HTML", "reports:read", params=[q("format", "json (default), csv or html", schema={"enum": ["json", "csv", "html"]})], tags=["reports"], store=False)},
+  "/v1/reports/requests": {"get": op("One calendar year's data subject request metrics (CCPA regulations §7102): per kind received, complied with, denied by reason, open, and the median and mean days to respond", "reports:read", params=[q("year", "the calendar year", True, {"type": "integer", "minimum": 2000, "maximum": 2200}), q("regime", "a regime of requests.yaml (default ccpa)", schema=ref("RegimeKey")), q("format", "json (default) or csv", schema={"enum": ["json", "csv"]})], ok_schema=ref("RequestMetrics"), tags=["reports"], errors=["422"])},
   "/v1/reports/minimisation": {"get": op("Minimisation findings of the data map", "reports:read", ok_schema=ref("Minimisation"), tags=["reports"], store=False)},
 }
 # The callback is authenticated by the system's signature over the body (ADR 0012), never by a key.
 paths["/v1/requests/{id}/callbacks/{system}"]["post"]["security"] = [{"systemSignature": []}]
 paths["/v1/requests/{id}/callbacks/{system}"]["post"]["responses"]["401"] = problem
+paths["/v1/reports/requests"]["get"]["responses"]["200"]["content"]["text/csv; charset=utf-8"] = {"schema": {"type": "string"}}
 # The records of processing come in the format asked for.
 paths["/v1/reports/ropa"]["get"]["responses"]["200"]["content"].update({
     "text/csv; charset=utf-8": {"schema": {"type": "string"}}, "text/html; charset=utf-8": {"schema": {"type": "string"}}})
@@ -290,6 +292,10 @@ doc = {
               "attempts": {"type": "integer"}, "lastError": string, "receipt": {"type": "object", "description": "counts per collection, fields and strategies, holds and why, the verification"}}}}}},
       "RequestToken": {"type": "object", "required": ["token", "expiresAt"], "description": "deliver it to the person; shown once", "properties": {"token": string, "expiresAt": string}},
       "RequestConfirm": {"type": "object", "required": ["token"], "properties": {"token": {"type": "string", "pattern": "^dv_[A-Za-z0-9_-]{43}$", "description": "the token from the request's intake or /token"}}},
+      "RequestMetrics": {"type": "object", "required": ["regime", "year", "lines"], "properties": {"regime": string, "year": {"type": "integer"}, "lines": {"type": "array", "items": {"type": "object", "required": ["kind", "types", "received", "compliedInWholeOrPart", "denied", "deniedByReason", "open", "cancelled"], "properties": {
+          "kind": {"enum": ["delete", "correct", "know", "opt_out", "limit"]}, "types": {"type": "array", "items": string},
+          **{k: {"type": "integer"} for k in ["received", "compliedInWholeOrPart", "denied", "open", "cancelled"]},
+          "deniedByReason": {"type": "object", "additionalProperties": {"type": "integer"}}, "medianDays": {"type": "number"}, "meanDays": {"type": "number"}}}}}},
       "SystemReport": {"type": "object", "required": ["delivery", "status"], "description": "completed: the counts per collection (and for access, the rows); failed: a reason code", "properties": {
           "delivery": {**uuid, "description": "the delivery id Steward sent (also its Idempotency-Key)"},
           "status": {"enum": ["completed", "failed"]}, "verified": {"type": "boolean", "description": "the system re-read and found nothing of the subject left"},

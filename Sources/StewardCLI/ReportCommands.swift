@@ -9,7 +9,7 @@ import StewardServices
 struct ReportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report", abstract: "Compliance reports generated from the policy directory.",
-        subcommands: [RoPA.self, Minimisation.self])
+        subcommands: [RoPA.self, Minimisation.self, Requests.self])
 
     struct RoPA: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -70,6 +70,46 @@ struct ReportCommand: AsyncParsableCommand {
                 throw ExitCode(2)
             }
             print("no minimisation findings")
+        }
+    }
+
+    struct Requests: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The metrics of one calendar year's data subject requests (CCPA regulations §7102).",
+            discussion: """
+                Per kind — delete, correct, know (access and portability), opt-out of sale/sharing, limit — the \
+                requests received that year (the regime's calendar), those complied with in whole or in part, \
+                those denied (by reason), open and cancelled, and the median and mean days to respond. From the \
+                stored requests: counts and days, never an identity. §7102 asks a business handling ten million \
+                consumers' data to publish these by July 1 for the year before.
+                """)
+        @OptionGroup var common: CommonOptions
+        @Option(help: "The calendar year.") var year: Int
+        @Option(help: "The regime of requests.yaml.") var regime = "ccpa"
+        @Option(help: "json or csv.") var format = "csv"
+
+        func validate() throws {
+            guard (2000...2200).contains(year) else { throw ValidationError("--year must be a year, e.g. 2026") }
+            guard ["json", "csv"].contains(format) else { throw ValidationError("--format must be json or csv") }
+        }
+
+        func run() async throws {
+            let (year, regime, format) = (year, regime, format)
+            let metrics = try await RequestsCommand.withService(common) {
+                try await $0.metrics(regime: regime, year: year)
+            }
+            if format == "json" {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(metrics), as: UTF8.self))
+            } else {
+                print(metrics.csv, terminator: "")
+            }
+            let received = metrics.lines.reduce(0) { $0 + $1.received }
+            let open = metrics.lines.reduce(0) { $0 + $1.open }
+            printErr(
+                "\(metrics.regime) requests received in \(metrics.year): \(received); still open: \(open)"
+                    + (open > 0 ? " (their days are not in the median and mean yet)" : ""))
         }
     }
 }

@@ -101,6 +101,21 @@ func dataMapEndpoints(api: StewardAPI) -> [Endpoint] {
                 body: .init(
                     byteBuffer: ByteBuffer(string: records.rendered(format, generatedAt: api.consent.runtime.now()))))
         },
+        // CCPA §7102: one calendar year's request metrics (counts and days, never an identity).
+        Endpoint(.get, "/v1/reports/requests", .reportsRead) { request, _ in
+            guard let text = request.query("year"), let year = Int(text), (2000...2200).contains(year) else {
+                throw StewardError(.requestInvalidValue, "must be a year from 2000 to 2200", field: "year")
+            }
+            let metrics = try await api.requests.metrics(regime: request.query("regime") ?? "ccpa", year: year)
+            switch request.query("format") ?? "json" {
+            case "json": return try json(metrics)
+            case "csv":
+                return Response(
+                    status: .ok, headers: [.contentType: "text/csv; charset=utf-8"],
+                    body: .init(byteBuffer: ByteBuffer(string: metrics.csv)))
+            default: throw StewardError(.reportInvalidFormat, "must be json or csv", field: "format")
+            }
+        },
         Endpoint(.get, "/v1/reports/minimisation", .reportsRead) { _, _ in
             let findings = map.minimisation(purposes: Array(api.policy.purposes.keys))
             return try json(

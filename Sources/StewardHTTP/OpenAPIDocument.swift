@@ -1071,6 +1071,82 @@ enum OpenAPIDocument {
         },
         "type": "object"
       },
+      "RequestMetrics": {
+        "properties": {
+          "lines": {
+            "items": {
+              "properties": {
+                "cancelled": {
+                  "type": "integer"
+                },
+                "compliedInWholeOrPart": {
+                  "type": "integer"
+                },
+                "denied": {
+                  "type": "integer"
+                },
+                "deniedByReason": {
+                  "additionalProperties": {
+                    "type": "integer"
+                  },
+                  "type": "object"
+                },
+                "kind": {
+                  "enum": [
+                    "delete",
+                    "correct",
+                    "know",
+                    "opt_out",
+                    "limit"
+                  ]
+                },
+                "meanDays": {
+                  "type": "number"
+                },
+                "medianDays": {
+                  "type": "number"
+                },
+                "open": {
+                  "type": "integer"
+                },
+                "received": {
+                  "type": "integer"
+                },
+                "types": {
+                  "items": {
+                    "type": "string"
+                  },
+                  "type": "array"
+                }
+              },
+              "required": [
+                "kind",
+                "types",
+                "received",
+                "compliedInWholeOrPart",
+                "denied",
+                "deniedByReason",
+                "open",
+                "cancelled"
+              ],
+              "type": "object"
+            },
+            "type": "array"
+          },
+          "regime": {
+            "type": "string"
+          },
+          "year": {
+            "type": "integer"
+          }
+        },
+        "required": [
+          "regime",
+          "year",
+          "lines"
+        ],
+        "type": "object"
+      },
       "RequestPage": {
         "properties": {
           "nextCursor": {
@@ -3039,6 +3115,90 @@ enum OpenAPIDocument {
           }
         ],
         "summary": "Minimisation findings of the data map",
+        "tags": [
+          "reports"
+        ],
+        "x-steward-permission": "reports:read"
+      }
+    },
+    "/v1/reports/requests": {
+      "get": {
+        "operationId": "getReportsRequests",
+        "parameters": [
+          {
+            "description": "the calendar year",
+            "in": "query",
+            "name": "year",
+            "required": true,
+            "schema": {
+              "maximum": 2200,
+              "minimum": 2000,
+              "type": "integer"
+            }
+          },
+          {
+            "description": "a regime of requests.yaml (default ccpa)",
+            "in": "query",
+            "name": "regime",
+            "required": false,
+            "schema": {
+              "$ref": "#/components/schemas/RegimeKey"
+            }
+          },
+          {
+            "description": "json (default) or csv",
+            "in": "query",
+            "name": "format",
+            "required": false,
+            "schema": {
+              "enum": [
+                "json",
+                "csv"
+              ]
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RequestMetrics"
+                }
+              },
+              "text/csv; charset=utf-8": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "success"
+          },
+          "400": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "401": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "403": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "422": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
+          }
+        },
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "summary": "One calendar year's data subject request metrics (CCPA regulations \u00a77102): per kind received, complied with, denied by reason, open, and the median and mean days to respond",
         "tags": [
           "reports"
         ],

@@ -219,6 +219,22 @@ public struct RequestService: Sendable {
         return record
     }
 
+    /// The §7102 metrics of the requests `regime` received in `year` (its calendar), read page by
+    /// page from the store.
+    public func metrics(regime key: String, year: Int) async throws -> RequestMetrics {
+        let regime = try regime(key)
+        var filter = RequestFilter(limit: 1_000)
+        filter.regime = regime.key
+        var requests: [DataSubjectRequestRecord] = []
+        while true {
+            let page = try await list(filter)
+            requests += page
+            guard page.count == filter.limit, let last = page.last else { break }
+            filter.after = last.id
+        }
+        return RequestMetrics(requests: requests, regime: regime.key, year: year, zone: regime.calendar.zone)
+    }
+
     public func list(_ filter: RequestFilter) async throws -> [DataSubjectRequestRecord] {
         try await store.read { try await $0.dataSubjectRequests(filter) }
     }

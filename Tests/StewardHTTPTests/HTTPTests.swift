@@ -60,6 +60,7 @@ import Testing
         "GET /v1/datamap/systems/{system}/proposals": "A",
         "GET /v1/reports/ropa": "AU",
         "GET /v1/reports/minimisation": "AU",
+        "GET /v1/reports/requests": "AU",
         "POST /v1/requests": "AS",
         "GET /v1/requests": "ASU",
         "GET /v1/requests/{id}": "ASU",

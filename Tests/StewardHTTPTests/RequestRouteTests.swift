@@ -136,6 +136,18 @@ import Testing
         }
     }
 
+    /// A JSON call with a key: the answer, and its body as an object (empty if it is not one).
+    static func call(
+        _ client: any TestClientProtocol, _ method: HTTPRequest.Method, _ uri: String, _ key: String,
+        _ body: String? = nil
+    ) async throws -> (TestResponse, [String: Any]) {
+        let response = try await client.execute(
+            uri: uri, method: method, headers: [.authorization: "Bearer \(key)", .contentType: "application/json"],
+            body: body.map { ByteBuffer(string: $0) })
+        let object = (try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView))) as? [String: Any]
+        return (response, object ?? [:])
+    }
+
     @Test func aPersonVerifiesOnceWithTheTokenDeliveredToThem() async throws {
         let policies = BuiltBinary.packageRoot.appendingPathComponent("Policies").path
         let policy = try PolicyLoader.load(directory: policies) { _ in "digest" }
@@ -145,14 +157,7 @@ import Testing
             let service = try await h.key(.service)
             try await app.test(.live) { client in
                 func post(_ uri: String, _ body: String? = nil) async throws -> (TestResponse, [String: Any]) {
-                    let response = try await client.execute(
-                        uri: uri, method: .post,
-                        headers: [.authorization: "Bearer \(service)", .contentType: "application/json"],
-                        body: body.map { ByteBuffer(string: $0) })
-                    let object =
-                        (try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)))
-                        as? [String: Any]
-                    return (response, object ?? [:])
+                    try await Self.call(client, .post, uri, service, body)
                 }
                 // Intake without verification: the token comes back once, and only its hash is kept.
                 let (created, request) = try await post(
@@ -228,12 +233,7 @@ import Testing
                 func call(_ method: HTTPRequest.Method, _ uri: String, _ key: String, _ body: String? = nil)
                     async throws -> [String: Any]
                 {
-                    let response = try await client.execute(
-                        uri: uri, method: method,
-                        headers: [.authorization: "Bearer \(key)", .contentType: "application/json"],
-                        body: body.map { ByteBuffer(string: $0) })
-                    return (try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)))
-                        as? [String: Any] ?? [:]
+                    try await Self.call(client, method, uri, key, body).1
                 }
                 func allowed(_ email: String, _ purpose: String) async throws -> Bool? {
                     try await call(.get, "/v1/consents/check?email=\(email)&purpose=\(purpose)", service)["allowed"]
