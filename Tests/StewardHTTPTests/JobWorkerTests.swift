@@ -144,7 +144,10 @@ import Testing
     func anImportKilledMidFileResumesAndRecordsEveryLineOnce() async throws {
         try await withScratchDatabase { database in
             try await BuiltBinary.withDirectory("import-crash") { directory in
-                let people = 20_000
+                // Large enough, in small batches, that the kill lands long before the end even on an
+                // idle machine (20,000 lines in batches of 250 once finished between the poll that saw
+                // 500 and the kill).
+                let people = 40_000
                 let file = directory.appendingPathComponent("people.csv")
                 var text = "email,purpose,decision,noticeId,noticeVersion\n"
                 for index in 0..<people {
@@ -153,7 +156,7 @@ import Testing
                 try text.write(to: file, atomically: true, encoding: .utf8)
                 let data = directory.appendingPathComponent("data").path
                 let log = directory.appendingPathComponent("import.log")
-                let arguments = ["consent", "import", file.path, "--batch-size", "250", "--data-dir", data] + database
+                let arguments = ["consent", "import", file.path, "--batch-size", "50", "--data-dir", data] + database
                 let first = try JobWorkers.Worker(arguments: arguments, log: log)
                 // Killed once some batches committed — its progress line on standard error counts
                 // committed records (read from its log, so nothing else touches the database) — and
