@@ -228,7 +228,8 @@ public struct RequestService: Sendable {
         var requests: [DataSubjectRequestRecord] = []
         while true {
             let page = try await list(filter)
-            requests += page
+            // Only the year's requests are kept: memory grows with one year, not the regime's history.
+            requests += page.filter { CivilDate($0.receivedAt, in: regime.calendar.zone).year == year }
             guard page.count == filter.limit, let last = page.last else { break }
             filter.after = last.id
         }
