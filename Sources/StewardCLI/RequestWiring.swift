@@ -8,11 +8,12 @@ import StewardServices
 /// systems by the `HTTPSystemClient`.
 enum RequestWiring {
     static func execute(map: DataMap, systems: CustomerSystems) -> RequestExecution.Execute {
-        { system, type, identities, hash, beforeCommit in
+        { system, type, identities, corrections, hash, beforeCommit in
             let declared = try declared(system, in: map)
             let outcome = try await RequestExecutor(
                 system: declared, map: map, connection: try systems.connection(declared)
-            ).execute(type, identities: identities, hash: hash, beforeCommit: beforeCommit)
+            ).execute(
+                type, identities: identities, corrections: corrections, hash: hash, beforeCommit: beforeCommit)
             return (outcome.receipt, outcome.rows)
         }
     }

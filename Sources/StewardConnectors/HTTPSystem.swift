@@ -137,13 +137,14 @@ public struct HTTPSystemClient: Sendable {
     }
 
     /// The part of the plan this system carries out.
-    func plan(_ type: RequestType, identities: SubjectIdentities) -> RequestPlan {
-        map.plan(type, identities: identities.kinds).only(system: system.key)
+    func plan(_ delivery: SystemDelivery, identities: SubjectIdentities) -> RequestPlan {
+        map.plan(delivery.type, identities: identities.kinds, corrections: delivery.corrections).only(
+            system: system.key)
     }
 
     /// The body of a delivery: the request, what to do per collection, and the identities.
     public func body(_ delivery: SystemDelivery, identities: SubjectIdentities) throws -> Data {
-        let plan = plan(delivery.type, identities: identities)
+        let plan = plan(delivery, identities: identities)
         var collections: [DeliveryBody.Collection] = []
         for effect in plan.effects {
             var collection = DeliveryBody.Collection(name: effect.target.collection)
@@ -157,6 +158,13 @@ public struct HTTPSystemClient: Sendable {
                 collection.action = "update"
                 collection.fields = Dictionary(
                     changes.map { ($0.field, $0.strategy.rawValue) }, uniquingKeysWith: { first, _ in first })
+            case .correct(let sets):
+                collection.action = "correct"
+                collection.fields = Dictionary(
+                    sets.map { ($0.field, "correct") }, uniquingKeysWith: { first, _ in first })
+                collection.values = Dictionary(
+                    sets.map { ($0.field, delivery.corrections[$0.correction].value) },
+                    uniquingKeysWith: { first, _ in first })
             }
             collection.held =
                 effect.holds.isEmpty
@@ -213,7 +221,7 @@ public struct HTTPSystemClient: Sendable {
         switch status {
         case 200:
             let report = try Self.report(
-                Data(answer.readableBytesView), system: system, plan: plan(delivery.type, identities: identities),
+                Data(answer.readableBytesView), system: system, plan: plan(delivery, identities: identities),
                 type: delivery.type, callback: false, code: .connectorProtocol)
             if let named = report.delivery, named != delivery.id {
                 throw ConnectorError(
@@ -240,10 +248,12 @@ public struct HTTPSystemClient: Sendable {
     struct DeliveryBody: Encodable {
         struct Collection: Encodable {
             var name: String
-            /// `read`, `delete_row` or `update`.
+            /// `read`, `delete_row`, `update` or `correct`.
             var action = "read"
-            /// Field → `read`, or its erasure strategy (`null`, `mask`, `hash`).
+            /// Field → `read`, its erasure strategy (`null`, `mask`, `hash`), or `correct`.
             var fields: [String: String]?
+            /// Rectification: field → its corrected value.
+            var values: [String: String]?
             var held: [String: String]?
             var rowKept: String?
         }
@@ -334,9 +344,16 @@ extension HTTPSystemClient {
             collection.deleted = entry.deleted ?? 0
             collection.changed = entry.changed ?? 0
             if let effect = effects[name] {
-                if case .update(let changes) = effect.action, collection.changed > 0 {
-                    collection.fields = Dictionary(
-                        changes.map { ($0.field, $0.strategy.rawValue) }, uniquingKeysWith: { first, _ in first })
+                if collection.changed > 0 {
+                    switch effect.action {
+                    case .update(let changes):
+                        collection.fields = Dictionary(
+                            changes.map { ($0.field, $0.strategy.rawValue) }, uniquingKeysWith: { first, _ in first })
+                    case .correct(let sets):
+                        collection.fields = Dictionary(
+                            sets.map { ($0.field, "corrected") }, uniquingKeysWith: { first, _ in first })
+                    case .read, .delete: break
+                    }
                 }
                 collection.held = Dictionary(
                     effect.holds.map { ($0.field, $0.reason) }, uniquingKeysWith: { first, _ in first })

@@ -244,8 +244,11 @@ final class PostgresWorkSession: WorkSession, @unchecked Sendable {
             let message =
                 state.hasPrefix("22")
                 ? "a value does not fit its column's type (SQLSTATE \(state))" : PostgresConnector.reason(error)
-            // Class 23: integrity constraint violation.
-            if state.hasPrefix("23") { throw ConnectorError(message, code: .requestConstraint) }
+            // Class 23 (integrity constraint violation) and 22 (data exception: a value, such as a
+            // correction, that the column's type cannot hold): the system refused the change.
+            if state.hasPrefix("23") || state.hasPrefix("22") {
+                throw ConnectorError(message, code: .requestConstraint)
+            }
             throw ConnectorError(message)
         }
     }

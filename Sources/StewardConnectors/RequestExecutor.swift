@@ -28,21 +28,19 @@ public struct RequestExecutor: Sendable {
     }
 
     public func execute(
-        _ type: RequestType, identities: SubjectIdentities, hash: @escaping @Sendable (String) -> String,
+        _ type: RequestType, identities: SubjectIdentities, corrections: [Correction] = [],
+        hash: @escaping @Sendable (String) -> String,
         beforeCommit: @escaping @Sendable (SystemReceipt) async throws -> Void
     ) async throws -> Outcome {
         guard type.touchesCustomerData else {
             return Outcome(receipt: SystemReceipt(system: system.key, type: type, collections: [], verified: true))
         }
-        guard type != .rectification else {
-            throw ConnectorError(
-                "rectification carries no corrected values yet: it cannot be carried out in system '\(system.key)'",
-                code: .connectorUnsupported)
-        }
         switch connection {
         case .sqlite(let connector):
             let session = try SQLiteWorkSession(path: connector.path, writing: !type.reads)
-            return try await run(type, identities: identities, hash: hash, beforeCommit: beforeCommit, session: session)
+            return try await run(
+                type, identities: identities, corrections: corrections, hash: hash, beforeCommit: beforeCommit,
+                session: session)
         case .postgres(let connector):
             return try await connector.withWritableConnection { connection in
                 let parts = connector.parts
@@ -50,7 +48,8 @@ public struct RequestExecutor: Sendable {
                     connection: connection, logger: connector.logger,
                     place: "\(parts.host):\(parts.port)/\(parts.database ?? parts.user)?\(parts.searchPath ?? "")")
                 return try await run(
-                    type, identities: identities, hash: hash, beforeCommit: beforeCommit, session: session)
+                    type, identities: identities, corrections: corrections, hash: hash, beforeCommit: beforeCommit,
+                    session: session)
             }
         case .http:
             throw ConnectorError(
@@ -60,23 +59,28 @@ public struct RequestExecutor: Sendable {
     }
 
     func run(
-        _ type: RequestType, identities: SubjectIdentities, hash: @escaping @Sendable (String) -> String,
+        _ type: RequestType, identities: SubjectIdentities, corrections: [Correction] = [],
+        hash: @escaping @Sendable (String) -> String,
         beforeCommit: @escaping @Sendable (SystemReceipt) async throws -> Void, session: some WorkSession
     ) async throws -> Outcome {
         try await session.begin(writing: !type.reads)
         do {
             let schema = try await session.schema()
             let map = self.map.addingForeignKeys(of: schema, system: system.key)
-            let plan = map.plan(type, identities: identities.kinds).only(system: system.key)
+            let plan = map.plan(type, identities: identities.kinds, corrections: corrections).only(system: system.key)
             var work = Work(
                 system: map.systems.first { $0.key == system.key }!, schema: schema, plan: plan,
                 identities: identities, session: session)
             work.recognise = identities.recognition?.matches
-            let outcome = try await work.carryOut(type, hash: hash)
+            let outcome = try await work.carryOut(type, corrections: corrections, hash: hash)
             if !type.reads {
                 guard outcome.receipt.verified else {
+                    let found =
+                        type == .rectification
+                        ? "rectification found fields not holding their corrected values"
+                        : "erasure found the subject's values left"
                     throw ConnectorError(
-                        "system '\(system.key)': the re-read after erasure found the subject's values left in \(work.unverified.joined(separator: ", ")); nothing was committed",
+                        "system '\(system.key)': the re-read after \(found) in \(work.unverified.joined(separator: ", ")); nothing was committed",
                         code: .requestVerificationFailed)
                 }
                 try await beforeCommit(outcome.receipt)
@@ -291,9 +295,9 @@ struct Work<Session: WorkSession> {
         return rows.rows.map { Array($0.prefix(collection.primaryKey.count)) }
     }
 
-    mutating func carryOut(_ type: RequestType, hash: @Sendable (String) -> String) async throws
-        -> RequestExecutor.Outcome
-    {
+    mutating func carryOut(
+        _ type: RequestType, corrections: [Correction] = [], hash: @Sendable (String) -> String
+    ) async throws -> RequestExecutor.Outcome {
         var crossSystem: [String] = []
         try await locate(crossSystem: &crossSystem)
         var receipts: [String: SystemReceipt.Collection] = [:]
@@ -372,12 +376,37 @@ struct Work<Session: WorkSession> {
                         name, keys: collection.primaryKey, rows: pending, set: set)
                 }
                 expected[name] = (columns, targets)
+            case .correct(let sets):
+                for set in sets { receipt.fields[set.field] = "corrected" }
+                guard !keys.isEmpty, !sets.isEmpty else { break }
+                // Only rows not holding their corrected values yet are changed (a rerun changes none).
+                let columns = sets.map(\.field)
+                let width = collection.primaryKey.count
+                let target = sets.map { Cell.text(corrections[$0.correction].value) }
+                let current = try await session.select(
+                    name, columns: collection.primaryKey + columns, keys: collection.primaryKey, rows: keys)
+                var targets: [[Cell]: [Cell]] = [:]
+                var pending: [[Cell]] = []
+                for row in current {
+                    let key = Array(row.prefix(width))
+                    targets[key] = target
+                    if zip(row.dropFirst(width), target).contains(where: { $0.text != $1.text }) { pending.append(key) }
+                }
+                if !pending.isEmpty {
+                    receipt.changed = try await session.update(
+                        name, keys: collection.primaryKey, rows: pending,
+                        set: columns.enumerated().map { offset, column in
+                            (column, .values(Array(repeating: target[offset], count: pending.count)))
+                        })
+                }
+                expected[name] = (columns, targets)
             }
             receipts[name] = receipt
         }
         var verified = true
         if !type.reads {
-            verified = try await verify(expected: expected, crossSystem: &crossSystem)
+            verified = try await verify(
+                expected: expected, crossSystem: &crossSystem, identitiesGone: type != .rectification)
         }
         let receipt = SystemReceipt(
             system: system.key, type: type,
@@ -391,10 +420,11 @@ struct Work<Session: WorkSession> {
         value.utf8.count == 64 && value.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
     }
 
-    /// The re-read: deleted rows are gone, changed fields hold their target, and the identity
-    /// lookups find no row whose identity field is not held.
+    /// The re-read: deleted rows are gone, changed fields hold their target, and (an erasure,
+    /// `identitiesGone`) the identity lookups find no row whose identity field is not held.
     mutating func verify(
-        expected: [String: (columns: [String], targets: [[Cell]: [Cell]])], crossSystem: inout [String]
+        expected: [String: (columns: [String], targets: [[Cell]: [Cell]])], crossSystem: inout [String],
+        identitiesGone: Bool
     ) async throws -> Bool {
         for effect in plan.effects {
             let name = effect.target.collection
@@ -406,7 +436,7 @@ struct Work<Session: WorkSession> {
                 let left = try await session.select(
                     name, columns: collection.primaryKey, keys: collection.primaryKey, rows: keys)
                 if !left.isEmpty { unverified.append("\(system.key).\(name) (\(left.count) rows not deleted)") }
-            case .update:
+            case .update, .correct:
                 guard let (columns, targets) = expected[name], !columns.isEmpty else { continue }
                 let now = try await session.select(
                     name, columns: collection.primaryKey + columns, keys: collection.primaryKey, rows: keys)
@@ -420,6 +450,7 @@ struct Work<Session: WorkSession> {
             case .read: break
             }
         }
+        guard identitiesGone else { return unverified.isEmpty }
         // Nothing left to find by identity, except through a field that is held.
         let before = located
         located = [:]

@@ -242,6 +242,22 @@ extension StewardError {
         public static let requestPackageExpired = Code(
             "request.package_expired", .gone,
             "The export package's time is over (STEWARD_REQUESTS_PACKAGE_DAYS after completion): its data was purged.")
+        public static let requestCorrectionsMissing = Code(
+            "request.corrections_missing", .invalidInput,
+            "A rectification carries its corrections (1 to 50), and only a rectification carries any.")
+        public static let requestCorrectionInvalid = Code(
+            "request.correction_invalid", .invalidInput,
+            "A correction names exactly one of `category` and `field`, and its value is 1 to 4,096 characters of text.")
+        public static let requestCorrectionConflict = Code(
+            "request.correction_conflict", .unprocessable,
+            "Two corrections set the same field (a category's and one of its fields', or the same one twice): say each field's value once."
+        )
+        public static let requestCorrectionUnmapped = Code(
+            "request.correction_unmapped", .unprocessable,
+            "The correction's category or field is not one the data map can correct: unknown, not personal, a key or link, or kept as recorded (the detail says which)."
+        )
+        public static let requestLinkUnknown = Code(
+            "request.link_unknown", .notFound, "No export package has this download link.")
         public static let requestConstraint = Code(
             "request.constraint", .conflict,
             "The customer's system refused a change of the request (a constraint the data map does not know); nothing of that system's work was committed."
@@ -368,6 +384,11 @@ extension StewardError {
             .requestTokenExpired,
             .requestPackageUnavailable,
             .requestPackageExpired,
+            .requestCorrectionsMissing,
+            .requestCorrectionInvalid,
+            .requestCorrectionUnmapped,
+            .requestCorrectionConflict,
+            .requestLinkUnknown,
             .requestConstraint,
             .storeUnavailable,
             .storeBusy,

@@ -158,8 +158,13 @@ public struct SystemDelivery: Sendable, Hashable {
     public var type: RequestType
     public var regime: String
     public var dueAt: Date
+    /// A rectification's corrected values (personal data: sent to the system, never logged).
+    public var corrections: [Correction]
 
-    public init(request: UUID, id: UUID, type: RequestType, regime: String, dueAt: Date) {
+    public init(
+        request: UUID, id: UUID, type: RequestType, regime: String, dueAt: Date, corrections: [Correction] = []
+    ) {
+        self.corrections = corrections
         self.request = request
         self.id = id
         self.type = type

@@ -65,6 +65,8 @@ public struct RequestPlan: Sendable, Hashable {
         case read(fields: [String])
         case delete
         case update([Change])
+        /// Rectification: set each field to its correction's value.
+        case correct([FieldCorrection])
     }
 
     public struct Effect: Sendable, Hashable {
@@ -91,8 +93,11 @@ public struct RequestPlan: Sendable, Hashable {
 extension DataMap {
     /// The plan of a request of `type` for a subject known by identities of `kinds`. Types that
     /// change no customer data (restriction, objection, opt-out, limit) locate nothing here: they
-    /// record a state in Steward that the consent check enforces.
-    public func plan(_ type: RequestType, identities kinds: Set<IdentityKind>) -> RequestPlan {
+    /// record a state in Steward that the consent check enforces. A rectification sets the fields its
+    /// `corrections` name (validated by `validate(corrections:)`), in the systems that hold them.
+    public func plan(
+        _ type: RequestType, identities kinds: Set<IdentityKind>, corrections: [Correction] = []
+    ) -> RequestPlan {
         struct Edge {
             var child: CollectionRef
             var field: DataField
@@ -169,7 +174,17 @@ extension DataMap {
 
         var effects: [RequestPlan.Effect] = []
         switch type {
-        case .access, .portability, .rectification:
+        case .rectification:
+            for locate in located {
+                let (system, collection) = collections[locate.target]!
+                let (sets, holds) = self.corrections(corrections, in: system, collection)
+                guard !sets.isEmpty || !holds.isEmpty else { continue }
+                effects.append(.init(target: locate.target, action: .correct(sets), holds: holds, rowKept: nil))
+            }
+            // Only the systems that hold a corrected field have work: the others locate nothing.
+            let working = Set(effects.map(\.target.system))
+            located = located.filter { working.contains($0.target.system) }
+        case .access, .portability:
             effects = located.map { locate in
                 RequestPlan.Effect(
                     target: locate.target,

@@ -15,13 +15,28 @@ func requestEndpoints(api: StewardAPI) -> [Endpoint] {
         let record = try await service.apply(event, to: try uuidParameter(context), actor: context.principal!.actor)
         return try json(RequestDTO(record, service: service))
     }
+    // The export package of an access or portability request: a ZIP built in memory from the
+    // sealed rows (nothing of it rests on disk in plaintext), until its time is over.
+    @Sendable func packageResponse(_ record: DataSubjectRequestRecord, _ rows: [SubjectRows]) throws -> Response {
+        let zip = try ExportPackage.zip(
+            request: record, rows: rows, policy: api.policy, generatedAt: service.runtime.now())
+        return Response(
+            status: .ok,
+            headers: [
+                .contentType: "application/zip",
+                .contentDisposition: "attachment; filename=\"steward-export-\(record.id.lowercasedString).zip\"",
+                .cacheControl: "no-store",
+            ],
+            body: .init(byteBuffer: ByteBuffer(bytes: zip)))
+    }
     return [
         Endpoint(.post, "/v1/requests", .requestsCreate) { request, context in
-            let body = try await decode(RequestBody.self, from: request, limit: 16 << 10)
+            // Room for a rectification's 50 corrections of 4,096 characters.
+            let body = try await decode(RequestBody.self, from: request, limit: 1 << 20)
             let input = try body.validated()
             let submission = try await service.receive(
                 regime: input.regime, type: input.type, identities: input.identities, verified: input.verified,
-                agent: input.agent, actor: context.principal!.actor)
+                agent: input.agent, corrections: input.corrections, actor: context.principal!.actor)
             var dto = RequestDTO(submission.record, service: service)
             dto.verificationToken = submission.token.map(TokenDTO.init)
             return try json(dto, status: .created)
@@ -112,21 +127,34 @@ func requestEndpoints(api: StewardAPI) -> [Endpoint] {
             dto.systems = try await service.tasks(of: id).map { try RequestDTO.SystemDTO($0.task, job: $0.job) }
             return try json(dto)
         },
-        // The export package of an access or portability request: a ZIP built in memory from the
-        // sealed rows (nothing of it rests on disk in plaintext), until its time is over.
         Endpoint(.get, "/v1/requests/{id}/package", .requestsExport) { _, context in
             let (record, rows) = try await service.package(
                 of: try uuidParameter(context), actor: context.principal!.actor)
-            let zip = try ExportPackage.zip(
-                request: record, rows: rows, policy: api.policy, generatedAt: service.runtime.now())
-            return Response(
-                status: .ok,
-                headers: [
-                    .contentType: "application/zip",
-                    .contentDisposition: "attachment; filename=\"steward-export-\(record.id.lowercasedString).zip\"",
-                    .cacheControl: "no-store",
-                ],
-                body: .init(byteBuffer: ByteBuffer(bytes: zip)))
+            return try packageResponse(record, rows)
+        },
+        // A download link for the person: the caller sends it to them (an email, the account page).
+        Endpoint(.post, "/v1/requests/{id}/package/link", .requestsExport) { _, context in
+            let id = try uuidParameter(context)
+            let link = try await service.packageLink(for: id, actor: context.principal!.actor)
+            let path = "/v1/packages/" + link.token
+            let base = api.customerSystems.environment["STEWARD_PUBLIC_URL"].flatMap { $0.isEmpty ? nil : $0 }
+            return try json(
+                PackageLinkDTO(
+                    token: link.token, path: path,
+                    url: base.map { ($0.hasSuffix("/") ? String($0.dropLast()) : $0) + path },
+                    expiresAt: Timestamp.iso8601(link.expiresAt)),
+                status: .created)
+        },
+        // The person's download: authenticated by the link's token alone, not an API key.
+        Endpoint(.get, "/v1/packages/{token}", nil) { _, context in
+            let token = context.parameters.get("token") ?? ""
+            guard token.hasPrefix("dl_"), token.utf8.count == 46 else {
+                throw StewardError(.requestLinkUnknown, "no export package has this link", field: "token")
+            }
+            let (record, rows) = try await service.package(link: token)
+            var response = try packageResponse(record, rows)
+            response.headers[.init("Referrer-Policy")!] = "no-referrer"
+            return response
         },
         Endpoint(.post, "/v1/requests/{id}/verify", .requestsManage) { request, context in
             let body = try await decode(VerifyBody.self, from: request, limit: 4 << 10)
@@ -194,6 +222,14 @@ struct RequestBody: Decodable {
     var verified: String?
     /// The authorized agent's name, recorded with the request.
     var agent: String?
+    /// A rectification's corrected values: each for a `category` or a `field`.
+    var corrections: [CorrectionBody]?
+
+    struct CorrectionBody: Decodable {
+        var category: String?
+        var field: String?
+        var value: String?
+    }
 
     struct Input {
         var regime: String
@@ -201,6 +237,7 @@ struct RequestBody: Decodable {
         var identities: [NormalizedIdentity]
         var verified: VerificationMethod?
         var agent: String?
+        var corrections: [Correction]
     }
 
     func validated() throws(StewardError) -> Input {
@@ -230,7 +267,21 @@ struct RequestBody: Decodable {
         if method == .authorizedAgent && agent == nil {
             throw StewardError(.requestMissingField, "name the authorized agent", field: "agent")
         }
-        return Input(regime: regime, type: type, identities: identities, verified: method, agent: agent)
+        var corrections: [Correction] = []
+        for (index, entry) in (self.corrections ?? []).enumerated() {
+            guard let value = entry.value else {
+                throw StewardError(.requestMissingField, "is required", field: "corrections[\(index)].value")
+            }
+            corrections.append(Correction(category: entry.category, field: entry.field, value: value))
+        }
+        if self.corrections != nil, corrections.isEmpty {
+            throw StewardError(
+                .requestCorrectionsMissing, "a rectification carries 1 to \(Correction.limit) corrections",
+                field: "corrections")
+        }
+        return Input(
+            regime: regime, type: type, identities: identities, verified: method, agent: agent,
+            corrections: corrections)
     }
 }
 
@@ -348,3 +399,11 @@ struct TokenDTO: Encodable {
 }
 
 struct TokenBody: Decodable { var token: String? }
+
+struct PackageLinkDTO: Encodable {
+    var token: String
+    var path: String
+    /// With `STEWARD_PUBLIC_URL` set: the whole link to send the person.
+    var url: String?
+    var expiresAt: String
+}

@@ -167,6 +167,65 @@ enum OpenAPIDocument {
         ],
         "type": "string"
       },
+      "CorrectableCategory": {
+        "description": "a data category some field of the data map holds that a rectification can set (filled in at start)",
+        "enum": [
+          "user.contact.address.city"
+        ],
+        "type": "string"
+      },
+      "CorrectableField": {
+        "description": "a field of the data map (system.collection.field) a rectification can set: personal, not a key or link, not kept as recorded (filled in at start)",
+        "enum": [
+          "crm.customers.city"
+        ],
+        "type": "string"
+      },
+      "Correction": {
+        "description": "a corrected value for every correctable field of a category, or for one field",
+        "oneOf": [
+          {
+            "additionalProperties": false,
+            "properties": {
+              "category": {
+                "$ref": "#/components/schemas/CorrectableCategory"
+              },
+              "value": {
+                "description": "the corrected value (personal data: sealed until the request finishes)",
+                "maxLength": 4096,
+                "minLength": 1,
+                "type": "string",
+                "x-steward-text": "name"
+              }
+            },
+            "required": [
+              "category",
+              "value"
+            ],
+            "type": "object"
+          },
+          {
+            "additionalProperties": false,
+            "properties": {
+              "field": {
+                "$ref": "#/components/schemas/CorrectableField"
+              },
+              "value": {
+                "description": "the corrected value (personal data: sealed until the request finishes)",
+                "maxLength": 4096,
+                "minLength": 1,
+                "type": "string",
+                "x-steward-text": "name"
+              }
+            },
+            "required": [
+              "field",
+              "value"
+            ],
+            "type": "object"
+          }
+        ]
+      },
       "CreateKey": {
         "properties": {
           "name": {
@@ -531,6 +590,30 @@ enum OpenAPIDocument {
         "required": [
           "id",
           "version"
+        ],
+        "type": "object"
+      },
+      "PackageLink": {
+        "properties": {
+          "expiresAt": {
+            "type": "string"
+          },
+          "path": {
+            "description": "/v1/packages/<token>",
+            "type": "string"
+          },
+          "token": {
+            "type": "string"
+          },
+          "url": {
+            "description": "the whole link, when STEWARD_PUBLIC_URL is set",
+            "type": "string"
+          }
+        },
+        "required": [
+          "token",
+          "path",
+          "expiresAt"
         ],
         "type": "object"
       },
@@ -1007,16 +1090,59 @@ enum OpenAPIDocument {
         "type": "object"
       },
       "RequestIntake": {
-        "if": {
-          "properties": {
-            "verified": {
-              "const": "authorized_agent"
+        "allOf": [
+          {
+            "if": {
+              "properties": {
+                "verified": {
+                  "const": "authorized_agent"
+                }
+              },
+              "required": [
+                "verified"
+              ]
+            },
+            "then": {
+              "required": [
+                "agent"
+              ]
             }
           },
-          "required": [
-            "verified"
-          ]
-        },
+          {
+            "if": {
+              "properties": {
+                "type": {
+                  "const": "rectification"
+                }
+              },
+              "required": [
+                "type"
+              ]
+            },
+            "then": {
+              "required": [
+                "corrections"
+              ]
+            }
+          },
+          {
+            "if": {
+              "required": [
+                "corrections"
+              ]
+            },
+            "then": {
+              "properties": {
+                "type": {
+                  "const": "rectification"
+                }
+              },
+              "required": [
+                "type"
+              ]
+            }
+          }
+        ],
         "properties": {
           "agent": {
             "description": "the authorized agent's name",
@@ -1024,6 +1150,15 @@ enum OpenAPIDocument {
             "minLength": 1,
             "type": "string",
             "x-steward-text": "name"
+          },
+          "corrections": {
+            "description": "a rectification's corrected values (and only a rectification's); no two may set the same field",
+            "items": {
+              "$ref": "#/components/schemas/Correction"
+            },
+            "maxItems": 50,
+            "minItems": 1,
+            "type": "array"
           },
           "regime": {
             "$ref": "#/components/schemas/RegimeKey"
@@ -1064,11 +1199,6 @@ enum OpenAPIDocument {
           "type",
           "subject"
         ],
-        "then": {
-          "required": [
-            "agent"
-          ]
-        },
         "type": "object"
       },
       "RequestMetrics": {
@@ -3037,6 +3167,55 @@ enum OpenAPIDocument {
         "x-steward-permission": "policy:read"
       }
     },
+    "/v1/packages/{token}": {
+      "get": {
+        "operationId": "getPackagesToken",
+        "parameters": [
+          {
+            "description": "the token of POST /v1/requests/{id}/package/link",
+            "in": "path",
+            "name": "token",
+            "required": true,
+            "schema": {
+              "pattern": "^dl_[A-Za-z0-9_-]{43}$",
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/zip": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "success"
+          },
+          "400": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "404": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "410": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
+          }
+        },
+        "security": [],
+        "summary": "The person downloads their export package with the link's token (no API key); 410 once its time is over",
+        "tags": [
+          "requests"
+        ]
+      }
+    },
     "/v1/purposes": {
       "get": {
         "operationId": "getPurposes",
@@ -3388,7 +3567,7 @@ enum OpenAPIDocument {
         "x-steward-permission": "requests:read"
       },
       "post": {
-        "description": "Refused for stored state or the clock, not the request's shape: `request.type_not_granted`.",
+        "description": "Refused for stored state or the clock, not the request's shape: `request.type_not_granted`, `request.correction_conflict`.",
         "operationId": "postRequests",
         "requestBody": {
           "content": {
@@ -3508,7 +3687,8 @@ enum OpenAPIDocument {
         ],
         "x-steward-permission": "requests:create",
         "x-steward-semantic-refusals": [
-          "request.type_not_granted"
+          "request.type_not_granted",
+          "request.correction_conflict"
         ]
       }
     },
@@ -4054,6 +4234,69 @@ enum OpenAPIDocument {
           }
         ],
         "summary": "Download an access or portability request's export package (ZIP: manifest.json, data.json, one CSV per collection, README.txt with the Art. 15 information) until STEWARD_REQUESTS_PACKAGE_DAYS after completion",
+        "tags": [
+          "requests"
+        ],
+        "x-steward-permission": "requests:export"
+      }
+    },
+    "/v1/requests/{id}/package/link": {
+      "post": {
+        "operationId": "postRequestsIdPackageLink",
+        "parameters": [
+          {
+            "description": "request id",
+            "in": "path",
+            "name": "id",
+            "required": true,
+            "schema": {
+              "format": "uuid",
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "201": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/PackageLink"
+                }
+              }
+            },
+            "description": "success"
+          },
+          "400": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "401": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "403": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "404": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "409": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "410": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
+          }
+        },
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "summary": "A download link to the export package for the person (send it to them): a bearer token that opens this package alone, shown once, until the package's time is over",
         "tags": [
           "requests"
         ],

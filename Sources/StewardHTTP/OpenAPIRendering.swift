@@ -30,6 +30,10 @@ public enum OpenAPIRendering {
             schemas["NoticeRef"],
             policy.sortedNotices.map { ["id": $0.id, "version": $0.version] as [String: Any] })
         schemas["RegimeKey"] = enumeration(schemas["RegimeKey"], policy.regimes.map(\.key))
+        let correctable = policy.dataMap.correctableFields
+        schemas["CorrectableField"] = enumeration(schemas["CorrectableField"], correctable.map(\.path))
+        schemas["CorrectableCategory"] = enumeration(
+            schemas["CorrectableCategory"], Array(Set(correctable.map(\.category))).sorted())
         components["schemas"] = schemas
         root["components"] = components
         let completed = fillTextPatterns(root)

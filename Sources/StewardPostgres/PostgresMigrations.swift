@@ -247,5 +247,24 @@ enum PostgresMigrations {
                 "CREATE INDEX dsr_tokens_request ON dsr_tokens (request_id)",
             ]
         ),
+        (
+            9,
+            [
+                """
+                CREATE TABLE dsr_corrections (
+                    request_id UUID PRIMARY KEY REFERENCES dsr_requests (id),
+                    sealed BYTEA NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE dsr_links (
+                    token_hash BYTEA PRIMARY KEY CHECK (length(token_hash) = 32),
+                    request_id UUID NOT NULL REFERENCES dsr_requests (id),
+                    created_at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX dsr_links_request ON dsr_links (request_id)",
+            ]
+        ),
     ]
 }

@@ -157,6 +157,38 @@ extension PostgresSession {
 
 /// Suppression entries, on PostgresSession.
 extension PostgresSession {
+    func requestCorrections(requestID: UUID) async throws -> Data? {
+        try await rows("SELECT sealed FROM dsr_corrections WHERE request_id = \(requestID)").first.map {
+            try $0.decode(Data.self)
+        }
+    }
+
+    func insertRequestCorrections(requestID: UUID, sealed: Data) async throws {
+        try await run(
+            "INSERT INTO dsr_corrections (request_id, sealed) VALUES (\(requestID), \(ByteBuffer(bytes: sealed)))")
+    }
+
+    func deleteRequestCorrections(requestID: UUID) async throws {
+        try await run("DELETE FROM dsr_corrections WHERE request_id = \(requestID)")
+    }
+
+    func packageLink(hash: Data) async throws -> (requestID: UUID, createdAt: Date)? {
+        try await rows(
+            "SELECT request_id, created_at FROM dsr_links WHERE token_hash = \(ByteBuffer(bytes: hash))"
+        ).first.map { row in
+            let (request, created) = try row.decode((UUID, Int64).self)
+            return (request, Timestamp.date(micros: created))
+        }
+    }
+
+    func insertPackageLink(hash: Data, requestID: UUID, createdAt: Date) async throws {
+        try await run(
+            """
+            INSERT INTO dsr_links (token_hash, request_id, created_at)
+            VALUES (\(ByteBuffer(bytes: hash)), \(requestID), \(Timestamp.micros(createdAt)))
+            """)
+    }
+
     func insertRequestToken(hash: Data, requestID: UUID, expiresAt: Date) async throws {
         try await run("DELETE FROM dsr_tokens WHERE request_id = \(requestID) AND used_at IS NULL")
         try await run(

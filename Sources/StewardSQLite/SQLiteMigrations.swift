@@ -385,5 +385,24 @@ enum SQLiteMigrations {
             CREATE INDEX dsr_tokens_request ON dsr_tokens (request_id);
             """
         ),
+        (
+            11,
+            """
+            -- A rectification's corrected values, sealed under the field key, while it is open; deleted
+            -- in the transaction that finishes it.
+            CREATE TABLE dsr_corrections (
+                request_id BLOB PRIMARY KEY REFERENCES dsr_requests (id) CHECK (length(request_id) = 16),
+                sealed BLOB NOT NULL
+            );
+            -- Download links to export packages, for the person: the SHA-256 of the token only; a link
+            -- works while its package does.
+            CREATE TABLE dsr_links (
+                token_hash BLOB PRIMARY KEY CHECK (length(token_hash) = 32),
+                request_id BLOB NOT NULL REFERENCES dsr_requests (id) CHECK (length(request_id) = 16),
+                created_at INTEGER NOT NULL
+            );
+            CREATE INDEX dsr_links_request ON dsr_links (request_id);
+            """
+        ),
     ]
 }

@@ -169,6 +169,33 @@ extension SQLiteSession {
         }
     }
 
+    func requestCorrections(requestID: UUID) async throws -> Data? {
+        try connection.query("SELECT sealed FROM dsr_corrections WHERE request_id = ?", [.uuid(requestID)]) {
+            $0.blob(0)
+        }.first
+    }
+
+    func insertRequestCorrections(requestID: UUID, sealed: Data) async throws {
+        try connection.run(
+            "INSERT INTO dsr_corrections (request_id, sealed) VALUES (?, ?)", [.uuid(requestID), .blob(sealed)])
+    }
+
+    func deleteRequestCorrections(requestID: UUID) async throws {
+        try connection.run("DELETE FROM dsr_corrections WHERE request_id = ?", [.uuid(requestID)])
+    }
+
+    func packageLink(hash: Data) async throws -> (requestID: UUID, createdAt: Date)? {
+        try connection.query("SELECT request_id, created_at FROM dsr_links WHERE token_hash = ?", [.blob(hash)]) {
+            (try $0.uuid(0), $0.time(1))
+        }.first
+    }
+
+    func insertPackageLink(hash: Data, requestID: UUID, createdAt: Date) async throws {
+        try connection.run(
+            "INSERT INTO dsr_links (token_hash, request_id, created_at) VALUES (?, ?, ?)",
+            [.blob(hash), .uuid(requestID), .time(createdAt)])
+    }
+
     func insertRequestToken(hash: Data, requestID: UUID, expiresAt: Date) async throws {
         try connection.run("DELETE FROM dsr_tokens WHERE request_id = ? AND used_at IS NULL", [.uuid(requestID)])
         try connection.run(

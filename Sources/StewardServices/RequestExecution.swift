@@ -9,7 +9,7 @@ import Synchronization
 public struct RequestExecution: Sendable {
     public typealias Execute =
         @Sendable (
-            _ system: String, _ type: RequestType, _ identities: SubjectIdentities,
+            _ system: String, _ type: RequestType, _ identities: SubjectIdentities, _ corrections: [Correction],
             _ hash: @escaping @Sendable (String) -> String,
             _ beforeCommit: @escaping @Sendable (SystemReceipt) async throws -> Void
         ) async throws -> (receipt: SystemReceipt, rows: SubjectRows?)
@@ -72,15 +72,16 @@ public struct RequestTaskJob: JobHandler {
             throw JobPermanentFailure(StewardError(.internalError, "this Steward carries out no requests"))
         }
         let payload = job.payload
-        let found: (DataSubjectRequestRecord, [IdentityRecord], RequestTaskRecord?)? = try await service.store.read {
-            reader in
-            guard let request = try await reader.dataSubjectRequest(id: payload.request) else { return nil }
-            return (
-                request, try await reader.identities(subjectID: request.subjectID),
-                try await reader.requestTasks(requestID: request.id).first { $0.system == payload.system }
-            )
-        }
-        guard let (request, stored, task) = found else {
+        let found: (DataSubjectRequestRecord, [IdentityRecord], RequestTaskRecord?, Data?)? = try await service.store
+            .read { reader in
+                guard let request = try await reader.dataSubjectRequest(id: payload.request) else { return nil }
+                return (
+                    request, try await reader.identities(subjectID: request.subjectID),
+                    try await reader.requestTasks(requestID: request.id).first { $0.system == payload.system },
+                    try await reader.requestCorrections(requestID: request.id)
+                )
+            }
+        guard let (request, stored, task, sealedCorrections) = found else {
             throw JobPermanentFailure(StewardError(.requestNotFound, "the task's request is gone", field: "request"))
         }
         // Recorded already (an http system's callback came first): nothing is sent again.
@@ -96,15 +97,19 @@ public struct RequestTaskJob: JobHandler {
         }
         var values: [IdentityKind: [String]] = [:]
         for identity in stored { values[identity.kind, default: []].append(try service.vault.open(identity)) }
+        let corrections = try service.corrections(sealedCorrections, of: request)
         if execution.map.system(payload.system)?.kind == .http {
-            return try await deliver(job, request: request, identities: SubjectIdentities(values), execution: execution)
+            return try await deliver(
+                job, request: request, identities: SubjectIdentities(values), corrections: corrections,
+                execution: execution)
         }
         let indexer = service.crypto.indexer
         let store = service.store
         let jobID = job.record.id
         let adopted = Mutex<SystemReceipt?>(nil)
         var (receipt, rows) = try await execution.execute(
-            payload.system, request.type, SubjectIdentities(values), { indexer.proofHash($0, kind: "erasure") }
+            payload.system, request.type, SubjectIdentities(values), corrections,
+            { indexer.proofHash($0, kind: "erasure") }
         ) { receipt in
             // Nothing left to change: an earlier attempt committed its work. Its receipt, recorded
             // before that commit, is read from the store now — not from this attempt's start, since
@@ -134,7 +139,7 @@ public struct RequestTaskJob: JobHandler {
     /// is recorded like a SQL system's receipt; an accepted delivery waits for the callback.
     func deliver(
         _ job: JobExecution<Self>, request: DataSubjectRequestRecord, identities: SubjectIdentities,
-        execution: RequestExecution
+        corrections: [Correction], execution: RequestExecution
     ) async throws -> Summary {
         guard let send = execution.deliver else {
             throw JobPermanentFailure(StewardError(.internalError, "this Steward delivers no requests to http systems"))
@@ -148,7 +153,8 @@ public struct RequestTaskJob: JobHandler {
             try await job.checkpoint(cursor: Cursor(recorded: false, delivery: id), done: 0, total: 2)
         }
         let delivery = SystemDelivery(
-            request: request.id, id: id, type: request.type, regime: request.regime, dueAt: request.deadlines.due)
+            request: request.id, id: id, type: request.type, regime: request.regime, dueAt: request.deadlines.due,
+            corrections: corrections)
         let answer: DeliveryAnswer
         do {
             answer = try await send(system, delivery, identities)
@@ -216,9 +222,11 @@ extension RequestService {
             try await recordDenials(&record, consent: consent, in: transaction, actor: actor)
             return
         }
-        guard let execution, record.type.touchesCustomerData, record.type != .rectification else { return }
+        guard let execution, record.type.touchesCustomerData else { return }
         let kinds = Set(try await transaction.identities(subjectID: record.subjectID).map(\.kind))
-        let plan = execution.map.plan(record.type, identities: kinds)
+        let corrections = try corrections(
+            try await transaction.requestCorrections(requestID: record.id), of: record)
+        let plan = execution.map.plan(record.type, identities: kinds, corrections: corrections)
         let now = runtime.now()
         for system in plan.systems {
             let job = try execution.queue.job(
@@ -242,6 +250,7 @@ extension RequestService {
         if plan.systems.isEmpty {
             record.status = .completed
             record.finishedAt = now
+            try await finished(record, in: transaction)
             var completion = ["from": "executing", "to": "completed", "systems": "0"]
             if record.type == .erasure {
                 completion["suppressed"] = String(try await suppress(record, now: now, in: transaction))
@@ -308,6 +317,37 @@ extension RequestService {
         return identities.count
     }
 
+    /// A rectification's corrections, sealed under the field key, bound to the request and subject.
+    func seal(_ corrections: [Correction], request: DataSubjectRequestRecord) throws -> Data {
+        try crypto.cipher.seal(
+            try JSONEncoder().encode(corrections),
+            context: FieldContext(
+                table: "dsr_corrections", column: "sealed", rowID: request.id, subjectID: request.subjectID))
+    }
+
+    /// The corrections of a request, opened. Fail closed: a rectification whose corrections are gone
+    /// (or do not open under their request) is refused, never carried out with nothing to set.
+    func corrections(_ sealed: Data?, of request: DataSubjectRequestRecord) throws -> [Correction] {
+        guard request.type == .rectification else { return [] }
+        guard let sealed else {
+            throw StewardError(
+                .requestInvalidTransition,
+                "the rectification's corrections are gone (it finished, or they were never stored)")
+        }
+        let plaintext = try crypto.cipher.open(
+            sealed,
+            context: FieldContext(
+                table: "dsr_corrections", column: "sealed", rowID: request.id, subjectID: request.subjectID))
+        return try JSONDecoder().decode([Correction].self, from: plaintext)
+    }
+
+    /// A request reached a terminal status: a rectification's corrected values are deleted with it
+    /// (a failed request keeps them, to be retried).
+    func finished(_ request: DataSubjectRequestRecord, in transaction: any StoreTransaction) async throws {
+        guard request.type == .rectification, request.status != .failed else { return }
+        try await transaction.deleteRequestCorrections(requestID: request.id)
+    }
+
     /// The rows read for access, sealed under the field key, bound to the request and subject.
     func seal(_ rows: SubjectRows, request: DataSubjectRequestRecord) throws -> Data {
         try crypto.cipher.seal(
@@ -360,6 +400,7 @@ extension RequestService {
         if request.status == .executing, tasks.allSatisfy({ $0.system == receipt.system || $0.state == .done }) {
             request.status = .completed
             request.finishedAt = now
+            try await finished(request, in: transaction)
             request.updatedAt = now
             try await transaction.updateDataSubjectRequest(request)
             var completion = ["from": "executing", "to": "completed", "systems": String(tasks.count)]
@@ -391,8 +432,15 @@ extension RequestService {
         guard let execution else {
             throw StewardError(.internalError, "this Steward carries out no requests")
         }
-        let kinds = Set(try await store.read { try await $0.identities(subjectID: request.subjectID) }.map(\.kind))
-        return execution.map.plan(request.type, identities: kinds).only(system: system)
+        let (identities, sealed) = try await store.read { reader in
+            (
+                try await reader.identities(subjectID: request.subjectID),
+                try await reader.requestCorrections(requestID: request.id)
+            )
+        }
+        return execution.map.plan(
+            request.type, identities: Set(identities.map(\.kind)), corrections: try corrections(sealed, of: request)
+        ).only(system: system)
     }
 
     /// An `http` system's callback (its signature checked by the caller): records its report for
@@ -488,7 +536,7 @@ extension RequestService {
             return keys.contains(Key(kind: kind, index: indexer.index(identity)))
         }
         let (receipt, _) = try await execution.execute(
-            system, .erasure, SubjectIdentities([:], recognition: recognition),
+            system, .erasure, SubjectIdentities([:], recognition: recognition), [],
             { indexer.proofHash($0, kind: "erasure") }, { _ in })
         var details = [
             "system": system, "since": Timestamp.iso8601(since), "identities": String(entries.count),
@@ -518,6 +566,19 @@ extension RequestService {
         guard let request else {
             throw StewardError(.requestNotFound, "no data subject request has this id", field: "id")
         }
+        _ = try packageExpiry(of: request, tasks: tasks)
+        let rows = try tasks.compactMap { try self.rows(of: $0, request: request) }
+        let count = rows.reduce(0) { $0 + $1.collections.values.reduce(0) { $0 + $1.count } }
+        let draft = AuditDraft(
+            actor: actor, action: "request.package_downloaded", targetType: "request", targetID: id.lowercasedString,
+            details: ["systems": rows.map(\.system).joined(separator: ","), "rows": String(count)])
+        try await store.writeRetrying { transaction in try await log([draft], in: transaction) }
+        return (request, rows)
+    }
+
+    /// When a request's export package stops being available; refused when it has none (not an
+    /// access or portability request, not completed) or its time is over.
+    func packageExpiry(of request: DataSubjectRequestRecord, tasks: [RequestTaskRecord]) throws -> Date {
         guard request.type.reads else {
             throw StewardError(
                 .requestPackageUnavailable,
@@ -528,20 +589,50 @@ extension RequestService {
                 .requestPackageUnavailable,
                 "the request is \(request.status.rawValue): its package comes when it completes")
         }
-        let now = runtime.now()
-        guard now < finished.addingTimeInterval(packageLifetime), tasks.allSatisfy({ $0.sealedRows != nil }) else {
+        let expiry = finished.addingTimeInterval(packageLifetime)
+        guard runtime.now() < expiry, tasks.allSatisfy({ $0.sealedRows != nil }) else {
             throw StewardError(
-                .requestPackageExpired,
-                "the package could be downloaded until \(Timestamp.iso8601(finished.addingTimeInterval(packageLifetime)))"
-            )
+                .requestPackageExpired, "the package could be downloaded until \(Timestamp.iso8601(expiry))")
         }
-        let rows = try tasks.compactMap { try self.rows(of: $0, request: request) }
-        let count = rows.reduce(0) { $0 + $1.collections.values.reduce(0) { $0 + $1.count } }
-        let draft = AuditDraft(
-            actor: actor, action: "request.package_downloaded", targetType: "request", targetID: id.lowercasedString,
-            details: ["systems": rows.map(\.system).joined(separator: ","), "rows": String(count)])
-        try await store.writeRetrying { transaction in try await log([draft], in: transaction) }
-        return (request, rows)
+        return expiry
+    }
+
+    /// A download link to a request's export package, for the person (issue 18 item 6): a
+    /// single-purpose bearer token (`dl_` and 32 random bytes, shown once; Steward keeps its SHA-256)
+    /// that opens this request's package and nothing else, for as long as the package is kept.
+    public struct PackageLink: Sendable, Hashable {
+        public var token: String
+        public var expiresAt: Date
+    }
+
+    public func packageLink(for id: UUID, actor: String) async throws -> PackageLink {
+        try await store.writeRetrying { transaction in
+            guard let request = try await transaction.dataSubjectRequest(id: id) else {
+                throw StewardError(.requestNotFound, "no data subject request has this id", field: "id")
+            }
+            let expiresAt = try packageExpiry(of: request, tasks: try await transaction.requestTasks(requestID: id))
+            let token = "dl_" + Data(runtime.randomBytes(32)).base64URLString
+            try await transaction.insertPackageLink(
+                hash: crypto.secrets.digest(token), requestID: id, createdAt: runtime.now())
+            try await log(
+                [
+                    AuditDraft(
+                        actor: actor, action: "request.package_link_created", targetType: "request",
+                        targetID: id.lowercasedString, details: ["expires_at": Timestamp.iso8601(expiresAt)])
+                ], in: transaction)
+            return PackageLink(token: token, expiresAt: expiresAt)
+        }
+    }
+
+    /// The package a download link opens, audited as downloaded by the link (its hash's first 12
+    /// hex digits: which link, never the token). An unknown token is `request.link_unknown`.
+    public func package(link token: String) async throws -> (DataSubjectRequestRecord, [SubjectRows]) {
+        let hash = crypto.secrets.digest(token)
+        guard let link = try await store.read({ try await $0.packageLink(hash: hash) }) else {
+            throw StewardError(.requestLinkUnknown, "no export package has this link", field: "token")
+        }
+        let tag = hash.prefix(6).map { String(format: "%02x", $0) }.joined()
+        return try await package(of: link.requestID, actor: "link:\(tag)")
     }
 
     /// Deletes the data of every export package whose time is over, one audit entry per request,

@@ -39,6 +39,9 @@ public struct RequestService: Sendable {
         self.audit = AuditLog(sealer: crypto.sealer, runtime: runtime)
     }
 
+    /// The data map requests are planned from (nil: this Steward has none loaded).
+    var map: DataMap? { execution?.map ?? consent?.policy.dataMap }
+
     func regime(_ key: String) throws(StewardError) -> Regime {
         guard let regime = regimes.first(where: { $0.key == key }) else {
             throw StewardError(
@@ -54,10 +57,11 @@ public struct RequestService: Sendable {
     /// that verified the person, or an authorized agent) starts `verified`; otherwise `received`.
     public func submit(
         regime key: String, type: RequestType, identities: [NormalizedIdentity], verified: VerificationMethod? = nil,
-        agent: String? = nil, actor: String
+        agent: String? = nil, corrections: [Correction] = [], actor: String
     ) async throws -> DataSubjectRequestRecord {
         try await receive(
-            regime: key, type: type, identities: identities, verified: verified, agent: agent, actor: actor
+            regime: key, type: type, identities: identities, verified: verified, agent: agent,
+            corrections: corrections, actor: actor
         ).record
     }
 
@@ -77,14 +81,25 @@ public struct RequestService: Sendable {
     public static let tokenLifetime: TimeInterval = 7 * 86_400
 
     /// `submit`, with the verification token of a request that needs one, issued in the same
-    /// transaction.
+    /// transaction. A rectification carries its corrections, checked against the data map and
+    /// sealed with the request until it finishes.
     public func receive(
         regime key: String, type: RequestType, identities: [NormalizedIdentity], verified: VerificationMethod? = nil,
-        agent: String? = nil, actor: String
+        agent: String? = nil, corrections: [Correction] = [], actor: String
     ) async throws -> Submission {
         let regime = try regime(key)
         guard !identities.isEmpty else {
             throw StewardError(.identityMissing, "give at least one identity of the person", field: "identities")
+        }
+        if type == .rectification {
+            guard let map else {
+                throw StewardError(
+                    .requestCorrectionUnmapped, "this Steward has no data map to correct", field: "corrections")
+            }
+            try map.validate(corrections: corrections)
+        } else if !corrections.isEmpty {
+            throw StewardError(
+                .requestCorrectionsMissing, "only a rectification carries corrections", field: "corrections")
         }
         let now = runtime.now()
         guard let deadlines = regime.deadlines(for: type, receivedAt: now) else {
@@ -123,15 +138,22 @@ public struct RequestService: Sendable {
                 subjectID: subjectID!, receivedAt: now, deadlines: deadlines, verification: verified, agent: agent,
                 submittedBy: actor, createdAt: now, updatedAt: now)
             try await transaction.insertDataSubjectRequest(record)
+            var details = [
+                "type": type.rawValue, "regime": regime.key, "status": record.status.rawValue,
+                "due_on": deadlines.dueOn.description, "verification": verified?.rawValue ?? "pending",
+                "agent": agent == nil ? "no" : "yes",
+            ]
+            if !corrections.isEmpty {
+                try await transaction.insertRequestCorrections(
+                    requestID: id, sealed: try seal(corrections, request: record))
+                // What is corrected, never to what.
+                details["corrections"] = corrections.map { $0.category ?? $0.field ?? "" }.joined(separator: ",")
+            }
             try await log(
                 [
                     AuditDraft(
                         actor: actor, action: "request.received", targetType: "request", targetID: id.lowercasedString,
-                        details: [
-                            "type": type.rawValue, "regime": regime.key, "status": record.status.rawValue,
-                            "due_on": deadlines.dueOn.description, "verification": verified?.rawValue ?? "pending",
-                            "agent": agent == nil ? "no" : "yes",
-                        ])
+                        details: details)
                 ], in: transaction)
             // Approval by rule: a verified request (or one that needs no verification) of a type the
             // regime approves automatically starts at once.
@@ -280,7 +302,10 @@ public struct RequestService: Sendable {
             details["reason"] = reason.rawValue
         default: break
         }
-        if next.isTerminal { record.finishedAt = now }
+        if next.isTerminal {
+            record.finishedAt = now
+            try await finished(record, in: transaction)
+        }
         try await transaction.updateDataSubjectRequest(record)
         try await log(
             [

@@ -108,16 +108,50 @@ import ZIPFoundation
                     #expect(String(buffer: erasurePackage.body).contains("request.package_unavailable"))
                     #expect(try await get("/v1/requests/\(UUID().uuidString)/package", caller).status == .notFound)
 
-                    // After its time: 410, and the purge deletes its data, audited, once.
+                    // A download link for the person: no API key, the same package, nothing else.
+                    let made = try await client.execute(
+                        uri: path + "/link", method: .post, headers: [.authorization: "Bearer \(caller)"])
+                    #expect(made.status == .created)
+                    let link = try #require(
+                        try JSONSerialization.jsonObject(with: Data(made.body.readableBytesView)) as? [String: Any])
+                    let linkPath = try #require(link["path"] as? String)
+                    let token = try #require(link["token"] as? String)
+                    #expect(linkPath == "/v1/packages/" + token && token.hasPrefix("dl_"))
+                    #expect(
+                        link["expiresAt"] as? String == Timestamp.iso8601(h.clock.now.addingTimeInterval(7 * 86_400)))
+                    let byLink = try await client.execute(uri: linkPath, method: .get)
+                    #expect(byLink.status == .ok && byLink.headers[.init("Referrer-Policy")!] == "no-referrer")
+                    #expect(try entries(Data(byLink.body.readableBytesView))["data.json"] == dataFile)
+                    #expect(
+                        try await client.execute(
+                            uri: path + "/link", method: .post, headers: [.authorization: "Bearer \(auditor)"]
+                        ).status == .forbidden)
+                    let erasureLink = try await client.execute(
+                        uri: "/v1/requests/\(erasure.id.lowercasedString)/package/link", method: .post,
+                        headers: [.authorization: "Bearer \(caller)"])
+                    #expect(erasureLink.status == .conflict)
+                    for wrong in ["dl_" + String(repeating: "A", count: 43), "dl_short", String(token.dropFirst(3))] {
+                        let refused = try await client.execute(uri: "/v1/packages/" + wrong, method: .get)
+                        #expect(
+                            refused.status == .notFound && String(buffer: refused.body).contains("request.link_unknown")
+                        )
+                    }
+
+                    // After its time: 410, by the caller and by the link, and the purge deletes its
+                    // data, audited, once.
                     h.clock.advance(by: 7 * 86_400 + 1)
                     let gone = try await get(path, caller)
                     #expect(gone.status == .gone && String(buffer: gone.body).contains("request.package_expired"))
+                    #expect(try await client.execute(uri: linkPath, method: .get).status == .gone)
                     #expect(try await service.purgeExpiredPackages(actor: "test") == [access.id])
                     #expect(try await service.purgeExpiredPackages(actor: "test") == [])
                     let tasks = try await h.store.read { try await $0.requestTasks(requestID: access.id) }
                     #expect(tasks.count == 2 && tasks.allSatisfy { $0.sealedRows == nil })
                     let audit = try await h.store.read { try await $0.auditEntries(afterSequence: 0, limit: 1_000) }
-                    #expect(audit.filter { $0.draft.action == "request.package_downloaded" }.count == 1)
+                    let downloads = audit.filter { $0.draft.action == "request.package_downloaded" }
+                    #expect(downloads.count == 2 && downloads.last?.draft.actor.hasPrefix("link:") == true)
+                    #expect(audit.contains { $0.draft.action == "request.package_link_created" })
+                    #expect(!audit.contains { "\($0.draft)".contains(token) })
                     #expect(
                         audit.contains {
                             $0.draft.action == "request.package_purged"

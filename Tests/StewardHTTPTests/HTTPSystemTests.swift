@@ -143,6 +143,12 @@ import Testing
             switch desk.mode.withLock({ $0 }) {
             case .refuse:
                 return Response(status: .badRequest)
+            case .answer where body["type"] as? String == "rectification":
+                let report =
+                    #"{"delivery":"\#(delivery)","status":"completed","verified":true,"collections":[{"name":"tickets","located":2,"changed":2}]}"#
+                return Response(
+                    status: .ok, headers: [.contentType: "application/json"],
+                    body: .init(byteBuffer: ByteBuffer(string: report)))
             case .answer:
                 let report =
                     body["type"] as? String == "access"
@@ -198,7 +204,7 @@ import Testing
                 return try await HTTPSystemClient(system: declared, map: map, endpoint: endpoint)
                     .deliver(delivery, identities: identities)
             }
-            let execute: StewardServices.RequestExecution.Execute = { _, _, _, _, _ in
+            let execute: StewardServices.RequestExecution.Execute = { _, _, _, _, _, _ in
                 throw ConnectorError("no SQL system in this map")
             }
             try await withHarness(policy: policy) { h in
@@ -247,6 +253,27 @@ import Testing
                     let accessReceipt = try JSONDecoder().decode(
                         SystemReceipt.self, from: Data(try #require(accessTask.receipt).utf8))
                     #expect(accessReceipt.reportedBy == "system" && accessReceipt.collections.first?.read == 2)
+
+                    // Rectification: the desk is told which fields to set, and to what.
+                    let rectification = try await service.submit(
+                        regime: "gdpr", type: .rectification, identities: [email], verified: .preVerified,
+                        corrections: [Correction(category: "user.contact.email", value: "ada@example.org")],
+                        actor: "key:shop")
+                    _ = try await service.apply(.approve, to: rectification.id, actor: "officer")
+                    try await runJobs()
+                    let told = try #require(desk.received.withLock { $0.last })
+                    #expect(told.signatureValid && told.body["type"] as? String == "rectification")
+                    let correct = try #require((told.body["collections"] as? [[String: Any]])?.first)
+                    #expect(correct["action"] as? String == "correct")
+                    #expect(correct["fields"] as? [String: String] == ["requester_email": "correct"])
+                    #expect(correct["values"] as? [String: String] == ["requester_email": "ada@example.org"])
+                    #expect(try await service.request(rectification.id).status == .completed)
+                    let corrected = try JSONDecoder().decode(
+                        SystemReceipt.self,
+                        from: Data(try #require(try await service.tasks(of: rectification.id).first?.task.receipt).utf8)
+                    )
+                    #expect(corrected.collections.first?.changed == 2)
+                    #expect(corrected.collections.first?.fields == ["requester_email": "corrected"])
 
                     // Erasure: the desk takes it on (202) and calls back; the callback completes the task.
                     desk.mode.withLock { $0 = .callBack(failure: nil) }

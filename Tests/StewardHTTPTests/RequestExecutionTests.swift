@@ -139,12 +139,13 @@ import Testing
     static func execution(
         map: DataMap, store: CustomerStore, queue: JobQueue
     ) -> StewardServices.RequestExecution {
-        StewardServices.RequestExecution(map: map, queue: queue) { system, type, identities, hash, beforeCommit in
+        StewardServices.RequestExecution(map: map, queue: queue) {
+            system, type, identities, corrections, hash, beforeCommit in
             guard let declared = map.systems.first(where: { $0.key == system }),
                 let connection = store.connections[system]
             else { throw ConnectorError("no system \(system)") }
             let outcome = try await RequestExecutor(system: declared, map: map, connection: connection).execute(
-                type, identities: identities, hash: hash, beforeCommit: beforeCommit)
+                type, identities: identities, corrections: corrections, hash: hash, beforeCommit: beforeCommit)
             return (outcome.receipt, outcome.rows)
         }
     }
@@ -302,13 +303,165 @@ import Testing
 
                 // Run again: nothing left to find, nothing changed.
                 let again = try await service.execution!.execute(
-                    "crm", .erasure, SubjectIdentities([.email: [email.value]]), { $0 }, { _ in })
+                    "crm", .erasure, SubjectIdentities([.email: [email.value]]), [], { $0 }, { _ in })
                 #expect(again.receipt.rowsAffected == 0 && again.receipt.rowsLocated == 0)
 
                 // An external id the key's type cannot hold finds nothing and fails nothing.
                 let other = try await service.execution!.execute(
-                    "crm", .access, SubjectIdentities([.externalId: ["ada-7"]]), { $0 }, { _ in })
+                    "crm", .access, SubjectIdentities([.externalId: ["ada-7"]]), [], { $0 }, { _ in })
                 #expect(other.receipt.rowsLocated == 0)
+            }
+        }
+    }
+
+    /// Rectification (Art. 16): the corrected values land in every mapped field they name, in both
+    /// systems, for the subject's rows only; links, keys and fields kept as recorded are refused at
+    /// intake; the values are sealed while the request is open and gone once it completes; nothing
+    /// of them reaches a receipt or the audit.
+    @Test func rectificationSetsTheCorrectedFieldsOfTheSubjectOnly() async throws {
+        let policy = try PolicyLoader.load(directory: Self.policies) { _ in "digest" }
+        try await Self.withCustomerStore(customers: 200) { store in
+            try await withHarness { h in
+                let queue = JobQueue(store: h.store, runtime: h.runtime)
+                let service = RequestService(
+                    store: h.store, crypto: h.crypto, runtime: h.runtime, regimes: policy.regimes,
+                    execution: Self.execution(map: policy.dataMap, store: store, queue: queue))
+                let crm = try await Self.dump(store.connections["crm"]!)
+                let marketing = try await Self.dump(store.connections["marketing"]!)
+                let subject = try #require(Self.subject(crm: crm, marketing: marketing))
+                let email = try NormalizedIdentity(kind: .email, raw: subject.email)
+                func submit(_ type: RequestType = .rectification, _ corrections: [Correction]) async throws
+                    -> DataSubjectRequestRecord
+                {
+                    try await service.submit(
+                        regime: "gdpr", type: type, identities: [email], verified: .preVerified,
+                        corrections: corrections, actor: "key:shop")
+                }
+                // Refused at intake, each naming the offending correction.
+                let refusals: [(RequestType, [Correction], StewardError.Code, String)] = [
+                    (.rectification, [], .requestCorrectionsMissing, "corrections"),
+                    (
+                        .access, [Correction(category: "user.name.last", value: "X")], .requestCorrectionsMissing,
+                        "corrections"
+                    ),
+                    (
+                        .rectification, [Correction(category: "user.nope", value: "X")], .requestCorrectionUnmapped,
+                        "corrections[0].category"
+                    ),
+                    (
+                        .rectification, [Correction(field: "crm.orders.customer_id", value: "7")],
+                        .requestCorrectionUnmapped, "corrections[0].field"
+                    ),
+                    (
+                        .rectification, [Correction(field: "crm.customers.id", value: "7")], .requestCorrectionUnmapped,
+                        "corrections[0].field"
+                    ),
+                    (
+                        .rectification, [Correction(field: "crm.orders.total_cents", value: "7")],
+                        .requestCorrectionUnmapped, "corrections[0].field"
+                    ),
+                    (
+                        .rectification, [Correction(field: "crm.customers.nope", value: "7")],
+                        .requestCorrectionUnmapped,
+                        "corrections[0].field"
+                    ),
+                    (
+                        .rectification,
+                        [Correction(category: "user.name.last", field: "crm.customers.last_name", value: "X")],
+                        .requestCorrectionInvalid, "corrections[0]"
+                    ),
+                    (
+                        .rectification, [Correction(category: "user.name.last", value: "a\u{7}b")],
+                        .textControlCharacters,
+                        "corrections[0].value"
+                    ),
+                    (
+                        .rectification, [Correction(category: "user.name.last", value: "")], .requestCorrectionInvalid,
+                        "corrections[0].value"
+                    ),
+                    (
+                        .rectification,
+                        [
+                            Correction(category: "user.contact.email", value: "a@example.org"),
+                            Correction(field: "marketing.subscriptions.email", value: "b@example.org"),
+                        ],
+                        .requestCorrectionConflict, "corrections[1]"
+                    ),
+                ]
+                for (type, corrections, code, field) in refusals {
+                    let error = await #expect(throws: StewardError.self) { try await submit(type, corrections) }
+                    #expect(error?.code == code && error?.field == field, "\(corrections)")
+                }
+                #expect(try await h.store.read { try await $0.dataSubjectRequests(RequestFilter()) }.isEmpty)
+
+                // The person's email, city and last name, in both systems.
+                let newEmail = "moved-\(UUID().uuidString.prefix(8).lowercased())@example.org"
+                let corrections = [
+                    Correction(category: "user.contact.email", value: newEmail),
+                    Correction(category: "user.contact.address.city", value: "Neustadt an der Weinstraße"),
+                    Correction(field: "crm.customers.last_name", value: "Løvström-Ødegård"),
+                ]
+                let request = try await submit(.rectification, corrections)
+                let sealed = try #require(
+                    try await h.store.read { try await $0.requestCorrections(requestID: request.id) })
+                #expect(!String(decoding: sealed, as: UTF8.self).contains("Neustadt"), "sealed at rest")
+                let plan = try await service.plan(of: request, system: "crm")
+                #expect(plan.effects.map(\.target.collection) == ["customers"])
+                _ = try await service.apply(.approve, to: request.id, actor: "officer")
+                try await Self.runJobs(h, service: service)
+                let done = try await service.request(request.id)
+                #expect(done.status == .completed)
+                #expect(try await h.store.read { try await $0.requestCorrections(requestID: request.id) } == nil)
+
+                let crmAfter = try await Self.dump(store.connections["crm"]!)
+                let marketingAfter = try await Self.dump(store.connections["marketing"]!)
+                let customerID = try #require(subject.rows["customers"]?.first)
+                var expected = try #require(crm["customers"]?[customerID])
+                expected["email"] = newEmail
+                expected["city"] = "Neustadt an der Weinstraße"
+                expected["last_name"] = "Løvström-Ødegård"
+                #expect(crmAfter["customers"]?[customerID] == expected)
+                for id in subject.rows["subscriptions"]! {
+                    var row = try #require(marketing["subscriptions"]?[id])
+                    row["email"] = newEmail
+                    #expect(marketingAfter["subscriptions"]?[id] == row)
+                }
+                // Everything else as it was: other people, and the subject's other rows.
+                for (before, after) in [(crm, crmAfter), (marketing, marketingAfter)] {
+                    for (table, rows) in before {
+                        for (id, row) in rows
+                        where !(table == "customers" && id == customerID)
+                            && !(table == "subscriptions" && subject.rows[table]!.contains(id))
+                        {
+                            #expect(after[table]?[id] == row, "\(table) \(id) unchanged")
+                        }
+                    }
+                }
+
+                // Receipts: which fields, how many rows, verified; no value.
+                let tasks = try await h.store.read { try await $0.requestTasks(requestID: request.id) }
+                #expect(tasks.map(\.system).sorted() == ["crm", "marketing"])
+                let receipts = try tasks.map {
+                    try JSONDecoder().decode(SystemReceipt.self, from: Data(($0.receipt ?? "").utf8))
+                }
+                let customers = try #require(
+                    receipts.first { $0.system == "crm" }?.collections.first { $0.collection == "customers" })
+                #expect(customers.changed == 1 && customers.located == 1)
+                #expect(customers.fields == ["email": "corrected", "city": "corrected", "last_name": "corrected"])
+                let subscriptions = try #require(
+                    receipts.first { $0.system == "marketing" }?.collections.first { $0.collection == "subscriptions" })
+                #expect(subscriptions.changed == subject.rows["subscriptions"]!.count)
+                #expect(receipts.allSatisfy { $0.verified })
+                let audit = try await h.store.read { try await $0.auditEntries(afterSequence: 0, limit: 1000) }
+                let text = "\(audit.map(\.draft))\(tasks.map(\.receipt))"
+                #expect(!text.contains(newEmail) && !text.contains("Neustadt") && !text.contains("Løvström"))
+                #expect(
+                    audit.contains { $0.draft.action == "request.received" && $0.draft.details["corrections"] != nil })
+
+                // A second run of a system's work finds every value in place and changes nothing.
+                let again = try await service.execution!.execute(
+                    "marketing", .rectification, SubjectIdentities([.email: [newEmail]]), corrections, { $0 }, { _ in })
+                #expect(again.receipt.rowsAffected == 0 && again.receipt.verified)
             }
         }
     }

@@ -33,11 +33,13 @@ import Testing
                 "STEWARD_MARKETING_DATABASE": directory.appendingPathComponent("marketing.sqlite").path,
             ])
         let map = policy.dataMap
-        let execute: StewardServices.RequestExecution.Execute = { system, type, identities, hash, beforeCommit in
+        let execute: StewardServices.RequestExecution.Execute = {
+            system, type, identities, corrections, hash, beforeCommit in
             let declared = try #require(map.system(system))
             let outcome = try await RequestExecutor(
                 system: declared, map: map, connection: try systems.connection(declared)
-            ).execute(type, identities: identities, hash: hash, beforeCommit: beforeCommit)
+            ).execute(
+                type, identities: identities, corrections: corrections, hash: hash, beforeCommit: beforeCommit)
             return (outcome.receipt, outcome.rows)
         }
         // A customer of the example store, by the email the CRM holds.
@@ -92,6 +94,35 @@ import Testing
                 let empty = try await call(
                     .post, "/v1/requests", service, #"{"regime":"gdpr","type":"access","subject":{}}"#)
                 #expect(try object(empty)["code"] as? String == "subject.missing")
+                // A rectification's corrections: checked against the map, the value never echoed.
+                for (corrections, status, code, field) in [
+                    (
+                        #"[{"field":"crm.orders.customer_id","value":"Secret Value"}]"#, 422,
+                        "request.correction_unmapped",
+                        "corrections[0].field"
+                    ),
+                    (#"[{"category":"user.name.last"}]"#, 400, "request.missing_field", "corrections[0].value"),
+                    (#"[]"#, 400, "request.corrections_missing", "corrections"),
+                    (
+                        #"[{"category":"user.name.last","value":"A"},{"field":"crm.customers.last_name","value":"B"}]"#,
+                        422, "request.correction_conflict", "corrections[1]"
+                    ),
+                ] {
+                    let refused = try await call(
+                        .post, "/v1/requests", service,
+                        #"{"regime":"gdpr","type":"rectification","subject":{"email":"a@b.co"},"corrections":\#(corrections)}"#
+                    )
+                    #expect(refused.status.code == status, "\(corrections)")
+                    let problem = try object(refused)
+                    #expect(problem["code"] as? String == code && problem["field"] as? String == field)
+                    #expect(!String(buffer: refused.body).contains("Secret Value"))
+                }
+                let rectification = try await call(
+                    .post, "/v1/requests", service,
+                    #"{"regime":"gdpr","type":"rectification","subject":{"email":"a@b.co"},"corrections":[{"category":"user.name.last","value":"Lovelace"}]}"#
+                )
+                #expect(rectification.status == .created)
+                #expect(!String(buffer: rectification.body).contains("Lovelace"))
                 let denyBad = try await call(.post, "/v1/requests/\(id)/deny", admin, #"{"reason":"because"}"#)
                 #expect(denyBad.status == .badRequest)
                 #expect(try object(denyBad)["field"] as? String == "reason")
