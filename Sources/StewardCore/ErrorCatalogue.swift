@@ -75,6 +75,10 @@ extension StewardError {
             "subject.not_found", .notFound, "No subject matches (or it was merged away, for a merge source).")
         public static let subjectUnknown = Code(
             "subject.unknown", .unprocessable, "A record names a subject id that does not exist.")
+        public static let subjectSuppressed = Code(
+            "subject.suppressed", .conflict,
+            "An import names a person erased on their request (the suppression list): it is refused, so that a replayed export cannot re-add their consent. A record by the person themselves (any method but import) is accepted."
+        )
         public static let subjectMergeSelf = Code(
             "subject.merge_self", .unprocessable, "A merge names the same subject as source and target.")
         public static let identityMissing = Code(
@@ -313,6 +317,7 @@ extension StewardError {
             .subjectInvalidId,
             .subjectNotFound,
             .subjectUnknown,
+            .subjectSuppressed,
             .subjectMergeSelf,
             .identityMissing,
             .identityInvalidEmail,

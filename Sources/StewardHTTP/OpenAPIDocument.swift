@@ -2085,7 +2085,7 @@ enum OpenAPIDocument {
     },
     "/v1/consents": {
       "post": {
-        "description": "Refused for stored state or the clock, not the request's shape: `subject.unknown`, `consent.confirmed_at_in_future`.",
+        "description": "Refused for stored state or the clock, not the request's shape: `subject.unknown`, `subject.suppressed`, `consent.confirmed_at_in_future`.",
         "operationId": "postConsents",
         "requestBody": {
           "content": {
@@ -2168,6 +2168,9 @@ enum OpenAPIDocument {
           "404": {
             "$ref": "#/components/responses/Problem"
           },
+          "409": {
+            "$ref": "#/components/responses/Problem"
+          },
           "413": {
             "$ref": "#/components/responses/Problem"
           },
@@ -2193,13 +2196,14 @@ enum OpenAPIDocument {
         "x-steward-permission": "consent:record",
         "x-steward-semantic-refusals": [
           "subject.unknown",
+          "subject.suppressed",
           "consent.confirmed_at_in_future"
         ]
       }
     },
     "/v1/consents/bulk": {
       "post": {
-        "description": "Refused for stored state or the clock, not the request's shape: `subject.unknown`, `consent.confirmed_at_in_future`.",
+        "description": "Refused for stored state or the clock, not the request's shape: `subject.unknown`, `subject.suppressed`, `consent.confirmed_at_in_future`.",
         "operationId": "postConsentsBulk",
         "parameters": [
           {
@@ -2271,6 +2275,7 @@ enum OpenAPIDocument {
         "x-steward-permission": "consent:record",
         "x-steward-semantic-refusals": [
           "subject.unknown",
+          "subject.suppressed",
           "consent.confirmed_at_in_future"
         ]
       }

@@ -27,6 +27,15 @@ extension PostgresSession {
         return found
     }
 
+    func suppressedIndexes(kind: IdentityKind, blindIndexes: [Data]) async throws -> Set<Data> {
+        guard !blindIndexes.isEmpty else { return [] }
+        return Set(
+            try await rows(
+                "SELECT blind_index FROM suppressions WHERE kind = $1 AND blind_index IN",
+                matching: blindIndexes.map { ByteBuffer(bytes: $0) }, after: kind.rawValue
+            ).map { try $0.decode(Data.self) })
+    }
+
     func resolveSubject(_ id: UUID) async throws -> UUID? {
         var current = id
         for _ in 0..<16 {

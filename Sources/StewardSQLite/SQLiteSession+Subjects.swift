@@ -12,6 +12,21 @@ extension SQLiteSession {
         ) { try $0.uuid(0) }.first
     }
 
+    func suppressedIndexes(kind: IdentityKind, blindIndexes: [Data]) async throws -> Set<Data> {
+        var found: Set<Data> = []
+        for start in stride(from: 0, to: blindIndexes.count, by: 500) {
+            let chunk = blindIndexes[start..<min(blindIndexes.count, start + 500)]
+            let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+            for index in try connection.query(
+                "SELECT blind_index FROM suppressions WHERE kind = ? AND blind_index IN (\(marks))",
+                [.text(kind.rawValue)] + chunk.map { .blob($0) }, { $0.blob(0) })
+            {
+                found.insert(index)
+            }
+        }
+        return found
+    }
+
     func resolveSubject(_ id: UUID) async throws -> UUID? {
         var current = id
         // Merges form chains only through already-merged subjects; a few hops at most.

@@ -293,6 +293,12 @@ extension ConsentService {
                 let key = BatchCache.IdentityKey(kind: kind, blindIndex: index)
                 if let subject = found[index] { cache?.subjects[key] = subject } else { cache?.absent.insert(key) }
             }
+            let missing = indexes.filter { found[$0] == nil }
+            if !missing.isEmpty {
+                for index in try await transaction.suppressedIndexes(kind: kind, blindIndexes: Array(missing)) {
+                    cache?.suppressed.insert(BatchCache.IdentityKey(kind: kind, blindIndex: index))
+                }
+            }
         }
         // The existing subjects' rows, locked now and in one order (see `lockSubjects`), and their states.
         guard let subjects = cache?.subjects.values else { return }
@@ -382,6 +388,8 @@ struct BatchCache {
     var subjects: [IdentityKey: UUID] = [:]
     /// Identities the store was asked about at the start of the batch and does not know.
     var absent: Set<IdentityKey> = []
+    /// Of those, the ones on the suppression list (erased on request); asked with `absent`.
+    var suppressed: Set<IdentityKey> = []
     /// Subjects created in this batch, with the last ordinal given to their events.
     var created: [UUID: Int64] = [:]
     /// Existing subjects whose rows the batch locked at its start (`lockSubjects`), with their ordinal

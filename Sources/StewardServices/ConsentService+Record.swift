@@ -70,9 +70,12 @@ extension ConsentService {
         in transaction: any StoreTransaction, audit drafts: inout [AuditDraft], cache: inout BatchCache?
     ) async throws -> RecordOutcome {
         let now = runtime.nowMicros()
+        // An import does not bring back a person erased on request (ADR 0011 decision 7): a restored
+        // CRM's export replayed into Steward would otherwise re-add their consent silently. The
+        // person acting again themselves (any other method) is a new relationship, and is recorded.
         let (subjectID, created) = try await resolveOrCreate(
             command.subject, prepared: prepared, actor: command.actor, now: now, in: transaction, audit: &drafts,
-            cache: &cache)
+            cache: &cache, refusingSuppressed: command.method == .import)
         let current = try await currentState(subjectID: subjectID, purpose: purpose.key, in: transaction, cache: cache)
         let (status, needsConfirmation) = ConsentRules.statusAfter(
             decision: command.decision, method: command.method, purpose: purpose, current: current, now: now,
@@ -168,7 +171,8 @@ extension ConsentService {
     /// Finds the subject a reference names, creating it (with its sealed identity) on first sight.
     func resolveOrCreate(
         _ reference: SubjectReference, prepared: PreparedIdentity? = nil, actor: String, now: Date,
-        in transaction: any StoreTransaction, audit drafts: inout [AuditDraft], cache: inout BatchCache?
+        in transaction: any StoreTransaction, audit drafts: inout [AuditDraft], cache: inout BatchCache?,
+        refusingSuppressed: Bool = false
     ) async throws -> (UUID, created: Bool) {
         switch reference {
         case .id(let id):
@@ -186,6 +190,19 @@ extension ConsentService {
             {
                 cache?.subjects[key] = existing
                 return (existing, false)
+            }
+            if refusingSuppressed {
+                // Asked with the batch's look-up where the store does that (absent then known), else here.
+                let suppressed =
+                    cache?.absent.contains(key) == true
+                    ? cache?.suppressed.contains(key) == true
+                    : !(try await transaction.suppressedIndexes(kind: identity.kind, blindIndexes: [index]).isEmpty)
+                if suppressed {
+                    throw StewardError(
+                        .subjectSuppressed,
+                        "this \(identity.kind.rawValue) was erased on the person's request: an import does not bring it back (a record by the person themselves does)",
+                        field: "subject")
+                }
             }
             let sealed = prepared?.newSubject
             let subjectID = sealed?.subjectID ?? runtime.newID()

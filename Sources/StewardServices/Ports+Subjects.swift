@@ -28,6 +28,8 @@ public protocol SubjectReading: Sendable {
     /// result), or nil when the store answers single look-ups as cheaply (the default). Bulk writes
     /// look up a whole batch up front on a store where a query is a network round trip.
     func subjectIDs(kind: IdentityKind, blindIndexes: [Data]) async throws -> [Data: UUID]?
+    /// Which of these identities of one kind are on the suppression list (erased on request).
+    func suppressedIndexes(kind: IdentityKind, blindIndexes: [Data]) async throws -> Set<Data>
     /// The subject an id names, following merges (`nil` when there is no such subject).
     func resolveSubject(_ id: UUID) async throws -> UUID?
     func identities(subjectID: UUID) async throws -> [IdentityRecord]

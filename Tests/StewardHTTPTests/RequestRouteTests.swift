@@ -328,4 +328,67 @@ import Testing
             }
         }
     }
+
+    /// ADR 0011 decision 7: after an erasure, an import does not bring the person back (a replayed
+    /// CRM export would otherwise re-add their consent); the person acting again themselves does.
+    @Test func anImportDoesNotBringBackAPersonErasedOnRequest() async throws {
+        // The shipped policy without customer systems: an erasure completes at once, and suppresses.
+        let shipped = BuiltBinary.packageRoot.appendingPathComponent("Policies")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("steward-supp-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for file in ["purposes.yaml", "taxonomy.yaml", "requests.yaml", "organisation.yaml"] {
+            try FileManager.default.copyItem(
+                at: shipped.appendingPathComponent(file), to: directory.appendingPathComponent(file))
+        }
+        let policy = try PolicyLoader.load(directory: directory.path) { _ in "digest" }
+        try await withHarness(policy: policy) { h in
+            let api = h.api(requestExecute: { _, _, _, _, _, _ in throw ConnectorError("no system to reach") })
+            let app = buildApplication(api: api, host: "127.0.0.1", port: 0, logger: testLogger)
+            let service = try await h.key(.service)
+            let admin = try await h.key(.admin)
+            try await app.test(.live) { client in
+                func post(_ uri: String, _ body: String, key: String? = nil) async throws
+                    -> (TestResponse, [String: Any])
+                {
+                    try await Self.call(client, .post, uri, key ?? service, body)
+                }
+                func grant(_ email: String, _ method: String) -> String {
+                    #"{"subject":{"email":"\#(email)"},"purpose":"analytics","decision":"granted","method":"\#(method)","notice":{"id":"privacy-policy","version":"2026-01"}}"#
+                }
+                let (recorded, _) = try await post("/v1/consents", grant("erased@example.com", "web_form"))
+                #expect(recorded.status == .created)
+                let (_, erasure) = try await post(
+                    "/v1/requests",
+                    #"{"regime":"gdpr","type":"erasure","subject":{"email":"erased@example.com"},"verified":"pre_verified"}"#
+                )
+                let id = try #require(erasure["id"] as? String)
+                let (_, approved) = try await post("/v1/requests/\(id)/approve", "", key: admin)
+                #expect(approved["status"] as? String == "completed")
+
+                // An import of the erased address: refused, one line among others in a bulk too.
+                let (refused, problem) = try await post("/v1/consents", grant("erased@example.com", "import"))
+                #expect(refused.status == .conflict)
+                #expect(problem["code"] as? String == "subject.suppressed" && problem["field"] as? String == "subject")
+                #expect(!String(buffer: refused.body).contains("erased@example.com"))
+                let lines = [grant("someone@example.com", "import"), grant("erased@example.com", "import")]
+                let bulk = try await client.execute(
+                    uri: "/v1/consents/bulk", method: .post,
+                    headers: [.authorization: "Bearer \(service)", .contentType: "application/x-ndjson"],
+                    body: ByteBuffer(string: lines.joined(separator: "\n")))
+                let result = try #require(
+                    try JSONSerialization.jsonObject(with: Data(bulk.body.readableBytesView)) as? [String: Any])
+                #expect(result["accepted"] as? Int == 1)
+                #expect((result["rejectedByCode"] as? [String: Int]) == ["subject.suppressed": 1])
+                #expect((result["rejected"] as? [[String: Any]])?.first?["line"] as? Int == 2)
+
+                // The person signing up again themselves is a new relationship: recorded, and then
+                // imports for them are too.
+                let (again, againBody) = try await post("/v1/consents", grant("erased@example.com", "web_form"))
+                #expect(again.status == .created && againBody["subjectCreated"] as? Bool == true)
+                let (imported, _) = try await post("/v1/consents", grant("erased@example.com", "import"))
+                #expect(imported.status == .created)
+            }
+        }
+    }
 }
