@@ -96,6 +96,9 @@ public struct DataSystem: Sendable, Hashable {
     /// An `http` system's signing secret (the HMAC-SHA-256 key shared with the system): where it
     /// is, never its value. Required for `http`, refused for the others.
     public var secret: ConnectionReference?
+    /// How long an `http` system may take to call back after taking a delivery on (`202`) before its
+    /// task needs attention (`callback_within`; nil: `defaultCallbackWithin`).
+    public var callbackWithin: Double?
     public var owner: String?
     public var purposes: [String]
     public var collections: [DataCollection]
@@ -142,8 +145,10 @@ public struct DataSystem: Sendable, Hashable {
 
     public init(
         key: String, name: String, kind: Kind, connection: ConnectionReference, owner: String?, purposes: [String],
-        collections: [DataCollection], processing: Processing = Processing(), secret: ConnectionReference? = nil
+        collections: [DataCollection], processing: Processing = Processing(), secret: ConnectionReference? = nil,
+        callbackWithin: Double? = nil
     ) {
+        self.callbackWithin = callbackWithin
         self.key = key
         self.name = name
         self.kind = kind
@@ -156,6 +161,22 @@ public struct DataSystem: Sendable, Hashable {
     }
 
     public func collection(_ name: String) -> DataCollection? { collections.first { $0.name == name } }
+
+    /// Seven days: a week of a one-month clock, so an operator still has time to chase the system.
+    public static let defaultCallbackWithin: Double = 7 * 86_400
+
+    /// `7 days`, `48 hours` (singular too): 1 hour to 90 days, in seconds.
+    public static func callbackWindow(parsing text: String) -> Double? {
+        let parts = text.split(separator: " ")
+        guard parts.count == 2, let amount = Int(parts[0]), amount > 0 else { return nil }
+        let seconds: Int
+        switch parts[1] {
+        case "hour", "hours": seconds = amount * 3_600
+        case "day", "days": seconds = amount * 86_400
+        default: return nil
+        }
+        return seconds <= 90 * 86_400 ? Double(seconds) : nil
+    }
 }
 
 /// A table (or an API's resource) of a system.

@@ -192,6 +192,10 @@ extension StewardError {
             "connector.system_failed", .unprocessable,
             "The http system reported that it could not carry out the delivery (the detail names its reason code); the task needs attention."
         )
+        public static let connectorCallbackOverdue = Code(
+            "connector.callback_overdue", .unprocessable,
+            "The http system took a delivery on (202) and did not call back within its `callback_within` (default 7 days); the task needs attention, and a retry sends a new delivery."
+        )
         public static let connectorNotConfigured = Code(
             "connector.not_configured", .unprocessable,
             "The system's connection reference is not set in this Steward's environment (or its file cannot be read, or holds no valid URL)."
@@ -369,6 +373,7 @@ extension StewardError {
             .connectorRefused,
             .connectorProtocol,
             .connectorSystemFailed,
+            .connectorCallbackOverdue,
             .connectorNotConfigured,
             .connectorUnavailable,
             .scanInvalidSample,

@@ -171,7 +171,8 @@ public enum DataMapLoader {
             let top = reader.document(
                 data,
                 allowed: [
-                    "version", "key", "name", "kind", "connection", "secret", "owner", "purposes", "collections",
+                    "version", "key", "name", "kind", "connection", "secret", "callback_within", "owner", "purposes",
+                    "collections",
                     "data_subjects", "location", "processor", "recipients", "transfer_safeguard", "retention",
                 ])
         else { return nil }
@@ -189,6 +190,17 @@ public enum DataMapLoader {
             secret = parseConnection(map["secret"], parent: root, reader: &reader, name: "secret")
         } else if let node = map["secret"] {
             reader.issue(node, "secret", "is for http systems (the key their requests are signed with)")
+        }
+        var callbackWithin: Double?
+        if let node = map["callback_within"] {
+            if kind != .http {
+                reader.issue(node, "callback_within", "is for http systems (how long they may take to call back)")
+            } else if let text = node.string, let seconds = DataSystem.callbackWindow(parsing: text) {
+                callbackWithin = seconds
+            } else {
+                reader.issue(
+                    node, "callback_within", "expected 1 to 2,160 hours or 1 to 90 days, e.g. '7 days', '48 hours'")
+            }
         }
         let owner = reader.string(map["owner"], parent: root, at: "owner", required: false)
         var purposeLines: [(String, Int?, String)] = []
@@ -300,7 +312,8 @@ public enum DataMapLoader {
         return ParsedSystem(
             system: DataSystem(
                 key: key, name: name ?? key, kind: kind, connection: connection, owner: owner,
-                purposes: systemPurposes, collections: collections, processing: processing, secret: secret),
+                purposes: systemPurposes, collections: collections, processing: processing, secret: secret,
+                callbackWithin: callbackWithin),
             file: reader.file, line: root.mark?.line, places: places, purposeLines: purposeLines)
     }
 

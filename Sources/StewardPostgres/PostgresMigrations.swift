@@ -264,6 +264,7 @@ enum PostgresMigrations {
                 )
                 """,
                 "CREATE INDEX dsr_links_request ON dsr_links (request_id)",
+                "CREATE INDEX dsr_tasks_pending ON dsr_tasks (updated_at) WHERE state = 'pending'",
             ]
         ),
     ]

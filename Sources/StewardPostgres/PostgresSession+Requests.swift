@@ -129,6 +129,15 @@ extension PostgresSession {
         ).map(Self.task)
     }
 
+    func pendingRequestTasks() async throws -> [RequestTaskRecord] {
+        try await rows(
+            """
+            SELECT request_id, system, job_id, state, receipt, sealed_rows, updated_at FROM dsr_tasks
+            WHERE state = 'pending' ORDER BY updated_at
+            """
+        ).map(Self.task)
+    }
+
     func insertRequestTask(_ task: RequestTaskRecord) async throws {
         try await run(
             """

@@ -402,6 +402,8 @@ enum SQLiteMigrations {
                 created_at INTEGER NOT NULL
             );
             CREATE INDEX dsr_links_request ON dsr_links (request_id);
+            -- Open work, for the callback deadline's sweep: the index holds pending tasks only.
+            CREATE INDEX dsr_tasks_pending ON dsr_tasks (updated_at) WHERE state = 'pending';
             """
         ),
     ]

@@ -125,6 +125,14 @@ extension SQLiteSession {
             """, [.uuid(requestID)], Self.task)
     }
 
+    func pendingRequestTasks() async throws -> [RequestTaskRecord] {
+        try connection.query(
+            """
+            SELECT request_id, system, job_id, state, receipt, sealed_rows, updated_at FROM dsr_tasks
+            WHERE state = 'pending' ORDER BY updated_at
+            """, [], Self.task)
+    }
+
     func insertRequestTask(_ task: RequestTaskRecord) async throws {
         try connection.run(
             """

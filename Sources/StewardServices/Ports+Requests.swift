@@ -62,6 +62,8 @@ public struct SuppressionRecord: Sendable, Hashable {
 /// Reads of requests' per-system tasks and of the suppression entries.
 public protocol RequestTaskReading: Sendable {
     func requestTasks(requestID: UUID) async throws -> [RequestTaskRecord]
+    /// Every task not done yet (open requests' work: few), oldest change first.
+    func pendingRequestTasks() async throws -> [RequestTaskRecord]
     /// Suppression entries of erasures completed at or after `since`, oldest first.
     func suppressions(since: Date) async throws -> [SuppressionRecord]
     /// A rectification's corrections, sealed (nil: none stored, or deleted once it finished).

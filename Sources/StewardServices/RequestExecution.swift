@@ -506,6 +506,58 @@ extension RequestService {
 }
 
 extension RequestService {
+    /// The http systems' tasks whose callback is overdue: the system took its delivery on (`202`)
+    /// and has not called back within its `callback_within`. Each task's job needs attention (an
+    /// operator retries it, which sends a new delivery), audited `request.callback_overdue`, in one
+    /// transaction with the request row locked — so a callback arriving meanwhile wins or loses
+    /// whole. Returns the (request, system) pairs chased.
+    @discardableResult
+    public func chaseOverdueCallbacks(actor: String) async throws -> [(request: UUID, system: String)] {
+        guard let execution else { return [] }
+        let now = runtime.now()
+        let overdue: [(task: RequestTaskRecord, within: TimeInterval)] = try await store.read { reader in
+            var found: [(task: RequestTaskRecord, within: TimeInterval)] = []
+            for task in try await reader.pendingRequestTasks() {
+                guard let system = execution.map.system(task.system), system.kind == .http,
+                    let job = try await reader.job(id: task.jobID), job.state == .succeeded,
+                    let taken = job.finishedAt
+                else { continue }
+                let within = system.callbackWithin ?? DataSystem.defaultCallbackWithin
+                if now >= taken.addingTimeInterval(within) { found.append((task, within)) }
+            }
+            return found
+        }
+        var chased: [(request: UUID, system: String)] = []
+        for (task, within) in overdue {
+            let window =
+                within.truncatingRemainder(dividingBy: 86_400) == 0
+                ? "\(Int(within / 86_400)) days" : "\(Int(within / 3_600)) hours"
+            let done = try await store.writeRetrying { transaction -> Bool in
+                guard try await transaction.lockDataSubjectRequest(id: task.requestID) != nil,
+                    let current = try await transaction.requestTasks(requestID: task.requestID)
+                        .first(where: { $0.system == task.system }),
+                    current.state == .pending, current.jobID == task.jobID
+                else { return false }
+                let failed = try await transaction.failSucceededJob(
+                    id: task.jobID,
+                    error:
+                        "connector.callback_overdue: system '\(task.system)' took the delivery on and has not called back within \(window); retry to send a new delivery",
+                    now: now)
+                guard failed?.state == .needsAttention else { return false }
+                try await log(
+                    [
+                        AuditDraft(
+                            actor: actor, action: "request.callback_overdue", targetType: "request",
+                            targetID: task.requestID.lowercasedString,
+                            details: ["system": task.system, "within": window])
+                    ], in: transaction)
+                return true
+            }
+            if done { chased.append((task.requestID, task.system)) }
+        }
+        return chased
+    }
+
     /// What reapplying erasures found and did in one system.
     public struct Reapplied: Sendable {
         /// Suppression entries (identities) checked, and the erasures they came from.

@@ -190,6 +190,19 @@ import Testing
                 "systems/shop.yaml:7: secret: is for http systems (the key their requests are signed with)"
             ),
             (
+                "a callback window on a SQL system",
+                ["shop.yaml": replacing("  env: SHOP_DB\n", "  env: SHOP_DB\ncallback_within: 3 days\n")],
+                "systems/shop.yaml:6: callback_within: is for http systems (how long they may take to call back)"
+            ),
+            (
+                "a callback window too long",
+                [
+                    "shop.yaml": replacing(
+                        "kind: sqlite", "kind: http\ncallback_within: 91 days\nsecret:\n  env: SHOP_SECRET")
+                ],
+                "systems/shop.yaml:4: callback_within: expected 1 to 2,160 hours or 1 to 90 days, e.g. '7 days', '48 hours'"
+            ),
+            (
                 "a secret inline", ["shop.yaml": replacing("  env: SHOP_DB", "  url: postgres://u:p@db/shop")],
                 "systems/shop.yaml:5: connection.url: unknown key (expected env or file): a connection string, password or secret never goes in a policy file"
             ),

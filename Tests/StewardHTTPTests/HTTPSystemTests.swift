@@ -79,6 +79,8 @@ import Testing
             case callBack(failure: String?)
             /// A 4xx: refused.
             case refuse
+            /// 202, and never a callback.
+            case silent
         }
 
         let received = Mutex<[Delivery]>([])
@@ -143,6 +145,8 @@ import Testing
             switch desk.mode.withLock({ $0 }) {
             case .refuse:
                 return Response(status: .badRequest)
+            case .silent:
+                return Response(status: .accepted)
             case .answer where body["type"] as? String == "rectification":
                 let report =
                     #"{"delivery":"\#(delivery)","status":"completed","verified":true,"collections":[{"name":"tickets","located":2,"changed":2}]}"#
@@ -376,6 +380,39 @@ import Testing
                     let refusedJob = try #require(try await service.tasks(of: refused.id).first?.job)
                     #expect(refusedJob.state == .needsAttention && refusedJob.attempts == 1)
                     #expect(refusedJob.lastError == "connector.refused: system 'helpdesk' refused the delivery (400)")
+
+                    // Taken on and never called back: after the system's callback_within (default 7
+                    // days) the task needs attention, once, audited; a late callback is stale.
+                    desk.mode.withLock { $0 = .silent }
+                    let silent = try await service.submit(
+                        regime: "gdpr", type: .erasure, identities: [grace], verified: .preVerified, actor: "key:shop")
+                    _ = try await service.apply(.approve, to: silent.id, actor: "officer")
+                    try await runJobs()
+                    let silentDelivery = try #require(desk.received.withLock { $0.last?.body["delivery"] as? String })
+                    #expect(try await service.chaseOverdueCallbacks(actor: "steward").isEmpty)
+                    h.clock.advance(by: 7 * 86_400 - 60)
+                    #expect(try await service.chaseOverdueCallbacks(actor: "steward").isEmpty, "not yet")
+                    h.clock.advance(by: 61)
+                    let chased = try await service.chaseOverdueCallbacks(actor: "steward")
+                    #expect(chased.map(\.request) == [silent.id] && chased.map(\.system) == ["helpdesk"])
+                    #expect(try await service.chaseOverdueCallbacks(actor: "steward").isEmpty, "once")
+                    let overdueJob = try #require(try await service.tasks(of: silent.id).first?.job)
+                    #expect(overdueJob.state == .needsAttention)
+                    #expect(overdueJob.lastError?.hasPrefix("connector.callback_overdue: system 'helpdesk'") == true)
+                    #expect(try await service.request(silent.id).status == .executing)
+                    let overdueAudit = try await h.store.read {
+                        try await $0.auditEntries(afterSequence: 0, limit: 1_000)
+                    }
+                    #expect(
+                        overdueAudit.contains {
+                            $0.draft.action == "request.callback_overdue"
+                                && $0.draft.targetID == silent.id.lowercasedString
+                        })
+                    let late = #"{"delivery":"\#(silentDelivery)","status":"completed","collections":[]}"#
+                    let lateAnswer = try await Self.callback(
+                        port: port, request: silent.id.lowercasedString, body: late,
+                        signature: Self.sign(Data(late.utf8), secret: secret))
+                    #expect(lateAnswer.status == 409 && lateAnswer.body.contains("request.callback_stale"))
                     // No identity of anyone in a job's record.
                     for record in try await h.store.read({ try await $0.jobs(JobFilter(limit: 100)) }) {
                         let text =
