@@ -11,7 +11,8 @@ enum RequestWiring {
         { system, type, identities, corrections, hash, beforeCommit in
             let declared = try declared(system, in: map)
             let outcome = try await RequestExecutor(
-                system: declared, map: map, connection: try systems.connection(declared)
+                system: declared, map: map, connection: try systems.connection(declared),
+                reach: { key in try systems.connection(try Self.declared(key, in: map)) }
             ).execute(
                 type, identities: identities, corrections: corrections, hash: hash, beforeCommit: beforeCommit)
             return (outcome.receipt, outcome.rows)

@@ -14,11 +14,18 @@ public struct RequestExecutor: Sendable {
     public let system: DataSystem
     public let map: DataMap
     public let connection: SystemConnection
+    /// Another system's connection, for the references this system's rows make to it (nil: such
+    /// references are reported in the receipt's `crossSystemLookups`, not followed).
+    public let reach: (@Sendable (String) throws -> SystemConnection)?
 
-    public init(system: DataSystem, map: DataMap, connection: SystemConnection) {
+    public init(
+        system: DataSystem, map: DataMap, connection: SystemConnection,
+        reach: (@Sendable (String) throws -> SystemConnection)? = nil
+    ) {
         self.system = system
         self.map = map
         self.connection = connection
+        self.reach = reach
     }
 
     public struct Outcome: Sendable {
@@ -35,32 +42,97 @@ public struct RequestExecutor: Sendable {
         guard type.touchesCustomerData else {
             return Outcome(receipt: SystemReceipt(system: system.key, type: type, collections: [], verified: true))
         }
+        let foreign = try await foreignKeys(identities: identities)
+        return try await Self.withSession(connection, system: system.key, writing: !type.reads) { session in
+            try await run(
+                type, identities: identities, corrections: corrections, foreign: foreign, hash: hash,
+                beforeCommit: beforeCommit, session: session)
+        }
+    }
+
+    /// Runs `body` with one work session on a SQL system.
+    static func withSession<T: Sendable>(
+        _ connection: SystemConnection, system key: String, writing: Bool,
+        _ body: @Sendable (any WorkSession) async throws -> T
+    ) async throws -> T {
         switch connection {
         case .sqlite(let connector):
-            let session = try SQLiteWorkSession(path: connector.path, writing: !type.reads)
-            return try await run(
-                type, identities: identities, corrections: corrections, hash: hash, beforeCommit: beforeCommit,
-                session: session)
+            return try await body(try SQLiteWorkSession(path: connector.path, writing: writing))
         case .postgres(let connector):
             return try await connector.withWritableConnection { connection in
                 let parts = connector.parts
-                let session = PostgresWorkSession(
-                    connection: connection, logger: connector.logger,
-                    place: "\(parts.host):\(parts.port)/\(parts.database ?? parts.user)?\(parts.searchPath ?? "")")
-                return try await run(
-                    type, identities: identities, corrections: corrections, hash: hash, beforeCommit: beforeCommit,
-                    session: session)
+                return try await body(
+                    PostgresWorkSession(
+                        connection: connection, logger: connector.logger,
+                        place: "\(parts.host):\(parts.port)/\(parts.database ?? parts.user)?\(parts.searchPath ?? "")"))
             }
         case .http:
             throw ConnectorError(
-                "system '\(system.key)' is an http system: its requests are delivered (HTTPSystemClient), not executed",
+                "system '\(key)' is an http system: its requests are delivered (HTTPSystemClient), not executed",
                 code: .connectorUnsupported)
+        }
+    }
+
+    /// The values this system's rows reference in other systems' collections (a cross-system
+    /// reference, `billing.invoices.customer_id → crm.customers.id`): the subject's rows located
+    /// there, read-only, with the same identities, before this system's own transaction. An erasure
+    /// of the other system waits for this one (`RequestTaskJob`), so its rows are still there.
+    func foreignKeys(identities: SubjectIdentities) async throws -> [CollectionRef: [String: [Cell]]] {
+        guard let reach else { return [:] }
+        var wanted: [String: [CollectionRef: Set<String>]] = [:]
+        for step in map.plan(.access, identities: identities.kinds).locate where step.target.system == system.key {
+            for lookup in step.lookups {
+                if case .reference(_, let parent, let field) = lookup, parent.system != system.key {
+                    wanted[parent.system, default: [:]][parent, default: []].insert(field)
+                }
+            }
+        }
+        var found: [CollectionRef: [String: [Cell]]] = [:]
+        for (key, references) in wanted.sorted(by: { $0.key < $1.key }) {
+            guard let declared = map.system(key), declared.kind != .http else { continue }
+            let map = self.map
+            let values = try await Self.withSession(try reach(key), system: key, writing: false) { session in
+                try await Self.locate(
+                    references, in: declared, map: map, identities: identities, session: session)
+            }
+            found.merge(values) { $0.merging($1) { $1 } }
+        }
+        return found
+    }
+
+    /// The values of `references` (collection → columns) among the subject's rows located in
+    /// `system`, in a read-only transaction that is rolled back.
+    static func locate(
+        _ references: [CollectionRef: Set<String>], in system: DataSystem, map: DataMap, identities: SubjectIdentities,
+        session: some WorkSession
+    ) async throws -> [CollectionRef: [String: [Cell]]] {
+        try await session.begin(writing: false)
+        do {
+            let schema = try await session.schema()
+            let parentMap = map.addingForeignKeys(of: schema, system: system.key)
+            var work = Work(
+                system: parentMap.system(system.key) ?? system, schema: schema,
+                plan: parentMap.plan(.access, identities: identities.kinds).only(system: system.key),
+                identities: identities, session: session)
+            work.recognise = identities.recognition?.matches
+            for (ref, columns) in references { work.extraColumns[ref.collection] = columns.sorted() }
+            var ignored: [String] = []
+            try await work.locate(crossSystem: &ignored)
+            var values: [CollectionRef: [String: [Cell]]] = [:]
+            for (ref, columns) in references {
+                for column in columns { values[ref, default: [:]][column] = work.locatedValues(ref, column: column) }
+            }
+            try await session.rollback()
+            return values
+        } catch {
+            try? await session.rollback()
+            throw error
         }
     }
 
     func run(
         _ type: RequestType, identities: SubjectIdentities, corrections: [Correction] = [],
-        hash: @escaping @Sendable (String) -> String,
+        foreign: [CollectionRef: [String: [Cell]]] = [:], hash: @escaping @Sendable (String) -> String,
         beforeCommit: @escaping @Sendable (SystemReceipt) async throws -> Void, session: some WorkSession
     ) async throws -> Outcome {
         try await session.begin(writing: !type.reads)
@@ -72,6 +144,7 @@ public struct RequestExecutor: Sendable {
                 system: map.systems.first { $0.key == system.key }!, schema: schema, plan: plan,
                 identities: identities, session: session)
             work.recognise = identities.recognition?.matches
+            work.foreign = foreign
             let outcome = try await work.carryOut(type, corrections: corrections, hash: hash)
             if !type.reads {
                 guard outcome.receipt.verified else {
@@ -189,6 +262,11 @@ struct Work<Session: WorkSession> {
     var unverified: [String] = []
     /// Recognises identities known by keyed hash only (reapplying erasures).
     var recognise: (@Sendable (IdentityKind, String) -> Bool)?
+    /// Values located in other systems that this system's rows reference (`foreignKeys`).
+    var foreign: [CollectionRef: [String: [Cell]]] = [:]
+    /// Columns to read of a collection's located rows besides its key and this system's lookups
+    /// (another system's rows reference them).
+    var extraColumns: [String: [String]] = [:]
 
     init(system: DataSystem, schema: LiveSchema, plan: RequestPlan, identities: SubjectIdentities, session: Session) {
         self.system = system
@@ -247,7 +325,11 @@ struct Work<Session: WorkSession> {
                 if !values.isEmpty { conditions.append((field, values)) }
             case .reference(let field, let parent, let parentField):
                 guard parent.system == system.key else {
-                    crossSystem.append("\(step.target).\(field) → \(parent).\(parentField)")
+                    if let values = foreign[parent]?[parentField] {
+                        if !values.isEmpty { conditions.append((field, values)) }
+                    } else {
+                        crossSystem.append("\(step.target).\(field) → \(parent).\(parentField)")
+                    }
                     continue
                 }
                 let values = locatedValues(parent, column: parentField)
@@ -261,7 +343,10 @@ struct Work<Session: WorkSession> {
         for step in plan.locate {
             let collection = try collection(step.target.collection)
             var columns = collection.primaryKey
-            for column in neededColumns(of: step.target) where !columns.contains(column) { columns.append(column) }
+            for column in neededColumns(of: step.target) + extraColumns[step.target.collection, default: []]
+            where !columns.contains(column) {
+                columns.append(column)
+            }
             let conditions = conditions(step, crossSystem: &crossSystem)
             var rows =
                 conditions.isEmpty

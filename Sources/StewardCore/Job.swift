@@ -110,11 +110,14 @@ public enum JobFinish: Sendable, Hashable {
     case cancelled
     /// Handed back unfinished (the runner is stopping): queued again at once, the attempt not counted.
     case released
+    /// Not runnable yet (it waits for other work): queued again at `until`, the attempt not counted,
+    /// the reason shown as its last error.
+    case waiting(until: Date, reason: String)
 
     public var state: JobState {
         switch self {
         case .succeeded: .succeeded
-        case .retry, .released: .queued
+        case .retry, .released, .waiting: .queued
         case .needsAttention: .needsAttention
         case .cancelled: .cancelled
         }

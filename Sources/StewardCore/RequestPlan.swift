@@ -91,6 +91,23 @@ public struct RequestPlan: Sendable, Hashable {
 }
 
 extension DataMap {
+    /// The SQL systems whose rows reference `key`'s (they find the subject's rows through it), unless
+    /// `key`'s reference theirs too (then neither can go first, and the references are followed as
+    /// they stand).
+    public func referencing(_ key: String, identities kinds: Set<IdentityKind>) -> Set<String> {
+        var references: Set<[String]> = []
+        for step in plan(.access, identities: kinds).locate {
+            for lookup in step.lookups {
+                if case .reference(_, let parent, _) = lookup, parent.system != step.target.system {
+                    references.insert([step.target.system, parent.system])
+                }
+            }
+        }
+        return Set(
+            references.filter { $0[1] == key && !references.contains([key, $0[0]]) }.map { $0[0] }
+                .filter { system($0)?.kind != .http })
+    }
+
     /// The plan of a request of `type` for a subject known by identities of `kinds`. Types that
     /// change no customer data (restriction, objection, opt-out, limit) locate nothing here: they
     /// record a state in Steward that the consent check enforces. A rectification sets the fields its

@@ -182,6 +182,11 @@ extension PostgresSession {
             runAfter = Timestamp.micros(now)
             attemptsChange = -1
             finished = nil
+        case .waiting(let until, let reason):
+            error = reason
+            runAfter = Timestamp.micros(until)
+            attemptsChange = -1
+            finished = nil
         }
         let now = Timestamp.micros(now)
         guard

@@ -192,6 +192,11 @@ extension SQLiteSession {
             runAfter = .time(now)
             attemptsChange = -1
             finished = .null
+        case .waiting(let until, let reason):
+            error = .text(reason)
+            runAfter = .time(until)
+            attemptsChange = -1
+            finished = .null
         }
         guard
             let job = try connection.query(

@@ -33,6 +33,18 @@ public enum JobStop: Error, Sendable, Equatable {
     case shutdown
 }
 
+/// A handler's "not yet": the job waits for other work (a request's task waits for the systems that
+/// find their rows through its system's). It is queued again after `delay` seconds; the attempt is
+/// not counted, and `reason` is shown as its last error.
+public struct JobWait: Error, Sendable {
+    public var delay: TimeInterval
+    public var reason: String
+    public init(delay: TimeInterval, reason: String) {
+        self.delay = delay
+        self.reason = reason
+    }
+}
+
 /// A failure a handler reports as permanent: no retry helps (a missing file, a payload that does not
 /// decode). The job needs attention at once instead of backing off.
 public struct JobPermanentFailure: Error, Sendable {

@@ -199,6 +199,8 @@ public final class JobRunner: Service, Sendable {
                 finish = .cancelled
             } else if error is JobStop || (error is CancellationError && stopping) || control.stop == .shutdown {
                 finish = .released
+            } else if let wait = error as? JobWait {
+                finish = .waiting(until: runtime.nowMicros().addingTimeInterval(wait.delay), reason: wait.reason)
             } else if let permanent = error as? JobPermanentFailure {
                 finish = .needsAttention(error: "\(permanent.error.code): \(permanent.error.detail)")
             } else {
@@ -228,6 +230,9 @@ public final class JobRunner: Service, Sendable {
             metadata["job.state"] = "\(finished.state.rawValue)"
             switch finish {
             case .succeeded, .cancelled, .released: logger.info("job finished", metadata: metadata)
+            case .waiting(let until, _):
+                metadata["job.run_after"] = "\(Timestamp.iso8601(until))"
+                logger.debug("job waits for other work", metadata: metadata)
             case .retry(let error, let runAfter):
                 metadata["job.error"] = "\(error)"
                 metadata["job.retry_at"] = "\(Timestamp.iso8601(runAfter))"
@@ -309,6 +314,7 @@ public final class JobRunner: Service, Sendable {
         case .needsAttention: "needs_attention"
         case .cancelled: "cancelled"
         case .released: "released"
+        case .waiting: "waiting"
         }
     }
 

@@ -72,18 +72,19 @@ public struct RequestTaskJob: JobHandler {
             throw JobPermanentFailure(StewardError(.internalError, "this Steward carries out no requests"))
         }
         let payload = job.payload
-        let found: (DataSubjectRequestRecord, [IdentityRecord], RequestTaskRecord?, Data?)? = try await service.store
+        let found: (DataSubjectRequestRecord, [IdentityRecord], [RequestTaskRecord], Data?)? = try await service.store
             .read { reader in
                 guard let request = try await reader.dataSubjectRequest(id: payload.request) else { return nil }
                 return (
                     request, try await reader.identities(subjectID: request.subjectID),
-                    try await reader.requestTasks(requestID: request.id).first { $0.system == payload.system },
+                    try await reader.requestTasks(requestID: request.id),
                     try await reader.requestCorrections(requestID: request.id)
                 )
             }
-        guard let (request, stored, task, sealedCorrections) = found else {
+        guard let (request, stored, tasks, sealedCorrections) = found else {
             throw JobPermanentFailure(StewardError(.requestNotFound, "the task's request is gone", field: "request"))
         }
+        let task = tasks.first { $0.system == payload.system }
         // Recorded already (an http system's callback came first): nothing is sent again.
         if let task, task.state == .done {
             return Summary(
@@ -102,6 +103,19 @@ public struct RequestTaskJob: JobHandler {
             return try await deliver(
                 job, request: request, identities: SubjectIdentities(values), corrections: corrections,
                 execution: execution)
+        }
+        // An erasure here waits while systems that find their rows through this one's still have work
+        // to do: deleting or unlinking these rows first would hide the subject's rows there.
+        if request.type == .erasure {
+            let waitFor = execution.map.referencing(payload.system, identities: SubjectIdentities(values).kinds)
+            let pending = tasks.filter { $0.state == .pending && waitFor.contains($0.system) }.map(\.system)
+            if !pending.isEmpty {
+                throw JobWait(
+                    delay: 2,
+                    reason:
+                        "waiting for \(pending.map { "'\($0)'" }.joined(separator: ", ")): its rows reference this system's, so it erases first"
+                )
+            }
         }
         let indexer = service.crypto.indexer
         let store = service.store

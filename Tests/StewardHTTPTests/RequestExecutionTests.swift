@@ -144,7 +144,13 @@ import Testing
             guard let declared = map.systems.first(where: { $0.key == system }),
                 let connection = store.connections[system]
             else { throw ConnectorError("no system \(system)") }
-            let outcome = try await RequestExecutor(system: declared, map: map, connection: connection).execute(
+            let reach: @Sendable (String) throws -> SystemConnection = { key in
+                guard let other = store.connections[key] else { throw ConnectorError("no system \(key)") }
+                return other
+            }
+            let outcome = try await RequestExecutor(
+                system: declared, map: map, connection: connection, reach: reach
+            ).execute(
                 type, identities: identities, corrections: corrections, hash: hash, beforeCommit: beforeCommit)
             return (outcome.receipt, outcome.rows)
         }
@@ -462,6 +468,137 @@ import Testing
                 let again = try await service.execution!.execute(
                     "marketing", .rectification, SubjectIdentities([.email: [newEmail]]), corrections, { $0 }, { _ in })
                 #expect(again.receipt.rowsAffected == 0 && again.receipt.verified)
+            }
+        }
+    }
+
+    /// A system whose rows reference another system's (billing's invoices → the CRM's customers):
+    /// its rows are found through the CRM's, located there read-only, and the CRM's erasure waits
+    /// until billing's is done — else deleting the customer first would hide the invoices.
+    @Test func referencesToAnotherSystemAreFollowedAndErasedChildrenFirst() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("xsys-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let policies = directory.appendingPathComponent("policies")
+        try FileManager.default.copyItem(at: URL(fileURLWithPath: Self.policies), to: policies)
+        try """
+        version: 1
+        key: billing
+        name: Billing
+        kind: sqlite
+        connection:
+          env: STEWARD_BILLING_DATABASE
+        owner: finance
+        purposes: [service.transactional_email]
+        collections:
+          - name: invoices
+            primary_key: id
+            fields:
+              - name: id
+                category: system.operations
+              - name: customer_id
+                references: crm.customers.id
+                erasure: "null"
+              - name: billing_name
+                category: user.name
+              - name: amount_cents
+                category: user.behavior.purchase_history
+                erasure: keep
+                keep_reason: invoices are kept for 10 years (tax law)
+        """.write(to: policies.appendingPathComponent("systems/billing.yaml"), atomically: true, encoding: .utf8)
+        let policy = try PolicyLoader.load(directory: policies.path) { _ in "digest" }
+        try await Self.withCustomerStore(customers: 100) { store in
+            let crm = try await Self.dump(store.connections["crm"]!)
+            let marketing = try await Self.dump(store.connections["marketing"]!)
+            let subject = try #require(Self.subject(crm: crm, marketing: marketing))
+            let customerID = try #require(subject.rows["customers"]?.first)
+            // Two invoices of the subject, one of everyone else.
+            let billingPath = directory.appendingPathComponent("billing.sqlite").path
+            let billing = try SQLiteConnection(path: billingPath, readOnly: false, role: .external)
+            try billing.execute(
+                "CREATE TABLE invoices (id INTEGER PRIMARY KEY, customer_id INTEGER, billing_name TEXT, amount_cents INTEGER)"
+            )
+            var next = 1
+            for id in crm["customers", default: [:]].keys.sorted() {
+                for _ in 0..<(id == customerID ? 2 : 1) {
+                    try billing.run(
+                        "INSERT INTO invoices VALUES (?, ?, ?, ?)",
+                        [.int(Int64(next)), .int(Int64(id)!), .text("Name \(id)"), .int(Int64(100 * next))])
+                    next += 1
+                }
+            }
+            var reachable = store.connections
+            reachable["billing"] = .sqlite(SQLiteConnector(path: billingPath))
+            let connections = reachable
+            let all = RequestExecution.CustomerStore(connections: connections, execute: store.execute)
+            let before = try await Self.dump(connections["billing"]!)
+            let mine = Set(before["invoices", default: [:]].filter { $0.value["customer_id"] == customerID }.keys)
+            #expect(mine.count == 2)
+            try await withHarness { h in
+                let queue = JobQueue(store: h.store, runtime: h.runtime)
+                let service = RequestService(
+                    store: h.store, crypto: h.crypto, runtime: h.runtime, regimes: policy.regimes,
+                    execution: Self.execution(map: policy.dataMap, store: all, queue: queue))
+                let email = try NormalizedIdentity(kind: .email, raw: subject.email)
+
+                // Access: billing's invoices are found through the CRM's customer.
+                let access = try await service.submit(
+                    regime: "gdpr", type: .access, identities: [email], verified: .preVerified, actor: "key:shop")
+                _ = try await service.apply(.approve, to: access.id, actor: "officer")
+                try await Self.runJobs(h, service: service)
+                let accessed = try await service.request(access.id)
+                #expect(accessed.status == .completed)
+                let billingTask = try #require(
+                    try await h.store.read { try await $0.requestTasks(requestID: access.id) }.first {
+                        $0.system == "billing"
+                    })
+                let rows = try #require(try service.rows(of: billingTask, request: accessed))
+                #expect(Set(rows.collections["invoices"]?.map { ($0["id"] ?? nil) ?? "" } ?? []) == mine)
+                let accessReceipt = try JSONDecoder().decode(
+                    SystemReceipt.self, from: Data((billingTask.receipt ?? "").utf8))
+                #expect(accessReceipt.crossSystemLookups.isEmpty, "followed, not reported")
+
+                // Erasure: billing goes first (the CRM's job waits), its invoices are unlinked and
+                // lose the name; the amounts stay; nobody else's invoice changes.
+                let erasure = try await service.submit(
+                    regime: "gdpr", type: .erasure, identities: [email], verified: .preVerified, actor: "key:shop")
+                _ = try await service.apply(.approve, to: erasure.id, actor: "officer")
+                // The CRM's job waits 2 seconds at a time: the harness clock moves on while the jobs run.
+                let ticker = Task {
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: .milliseconds(20))
+                        h.clock.advance(by: 1)
+                    }
+                }
+                try await Self.runJobs(h, service: service)
+                ticker.cancel()
+                #expect(try await service.request(erasure.id).status == .completed)
+                let after = try await Self.dump(connections["billing"]!)
+                for (id, row) in before["invoices", default: [:]] {
+                    if mine.contains(id) {
+                        #expect(after["invoices"]?[id]?["customer_id"] == .some(nil))
+                        #expect(after["invoices"]?[id]?["billing_name"] == .some(nil))
+                        #expect(after["invoices"]?[id]?["amount_cents"] == row["amount_cents"])
+                    } else {
+                        #expect(after["invoices"]?[id] == row, "invoice \(id) of another customer unchanged")
+                    }
+                }
+                #expect(try await Self.dump(connections["crm"]!)["customers"]?[customerID] == nil)
+                let tasks = try await h.store.read { try await $0.requestTasks(requestID: erasure.id) }
+                let receipt = try JSONDecoder().decode(
+                    SystemReceipt.self, from: Data((tasks.first { $0.system == "billing" }?.receipt ?? "").utf8))
+                #expect(receipt.collections.first?.changed == 2 && receipt.verified)
+                // The CRM's job waited for billing's: its receipt comes after, and waiting spent no attempt.
+                let crmJobID = try #require(tasks.first { $0.system == "crm" }?.jobID)
+                let crmJob = try #require(try await h.store.read { try await $0.job(id: crmJobID) })
+                #expect(crmJob.state == .succeeded && crmJob.attempts == 1)
+                #expect(crmJob.lastError?.contains("waiting for 'billing'") == true, "\(crmJob.lastError ?? "")")
+                let receipts = try await h.store.read { try await $0.auditEntries(afterSequence: 0, limit: 1_000) }
+                    .filter {
+                        $0.draft.action == "request.erasure_receipt" && $0.draft.targetID == erasure.id.lowercasedString
+                    }
+                    .compactMap { $0.draft.details["system"] }
+                #expect(receipts.firstIndex(of: "billing")! < receipts.firstIndex(of: "crm")!, "\(receipts)")
             }
         }
     }
