@@ -104,7 +104,7 @@ paths = {
   "/v1/datamap/systems/{system}": {"get": op("One system as the map declares it, each field with its effective erasure and purposes", "datamap:read", params=[system_p], ok_schema=ref("System"), tags=["datamap"], errors=["404"], store=False)},
   "/v1/datamap/systems/{system}/drift": {"get": op("Compare the live system's schema with its map (reads the schema, never a row)", "datamap:read", params=[system_p], ok_schema=ref("Drift"), tags=["datamap"], errors=["404", "422"], semantic=["connector.not_configured", "connector.unsupported"])},
   "/v1/datamap/systems/{system}/proposals": {"get": op("Sample the system and propose categories for unclassified columns (counts only; no sampled value is returned)", "datamap:scan", params=[system_p, q("sample", "rows sampled per table, 1..100000 (default 1000)", schema={"type": "integer", "minimum": 1, "maximum": 100000}), q("all", "scan every column and compare with the map", schema={"type": "boolean"})], ok_schema=ref("Proposals"), tags=["datamap"], errors=["404", "422"], semantic=["connector.not_configured", "connector.unsupported"])},
-  "/v1/requests": {"post": op("Submit a data subject request on a person's behalf: pre-verified by the calling service, or by an authorized agent; without `verified` it waits for verification. Its deadline is computed at intake from requests.yaml", "requests:create", body=jsonb("RequestIntake"), ok="201", ok_schema=ref("Request"), tags=["requests"], errors=["409", "422"], semantic=["request.type_not_granted", "request.correction_conflict"]),
+  "/v1/requests": {"post": op("Submit a data subject request on a person's behalf: pre-verified by the calling service, or by an authorized agent; without `verified` it waits for verification. Its deadline is computed at intake from requests.yaml", "requests:create", body=jsonb("RequestIntake"), ok="201", ok_schema=ref("Request"), tags=["requests"], errors=["409", "422"], semantic=["request.type_not_granted", "request.correction_conflict", "request.submitted_at_invalid"]),
                    "get": op("Data subject requests by deadline, soonest first", "requests:read", params=[
                        {"name": "status", "in": "query", "required": False, "style": "form", "explode": True, "description": "one or more statuses", "schema": {"type": "array", "items": ref("RequestStatus")}},
                        q("type", "request type", schema=ref("RequestType")), q("regime", "regime key", schema=ref("RegimeKey")),
@@ -284,7 +284,8 @@ doc = {
                       "properties": {k: ref(v) for k, v in identity_refs.items()}},
           "verified": {"enum": ["pre_verified", "authorized_agent"], "description": "the caller verified the person, or acts as their authorized agent; omitted: the request waits for verification"},
           "agent": text("name", 200, "the authorized agent's name"),
-          "corrections": {"type": "array", "minItems": 1, "maxItems": 50, "items": ref("Correction"), "description": "a rectification's corrected values (and only a rectification's); no two may set the same field"}},
+          "corrections": {"type": "array", "minItems": 1, "maxItems": 50, "items": ref("Correction"), "description": "a rectification's corrected values (and only a rectification's); no two may set the same field"},
+          "submittedAt": {"type": "string", "pattern": rfc3339, "description": "when the person made the request, where that was before it reached Steward (a form, an agent, a partner's intake; OpenDSR submitted_time): the statutory clock starts there. Within the last year, not in the future.", "examples": ["2026-11-30T09:30:00Z"]}},
           "allOf": [
               {"if": {"required": ["verified"], "properties": {"verified": {"const": "authorized_agent"}}}, "then": {"required": ["agent"]}},
               {"if": {"required": ["type"], "properties": {"type": {"const": "rectification"}}}, "then": {"required": ["corrections"]}},
@@ -292,11 +293,11 @@ doc = {
       "RequestVerify": {"type": "object", "required": ["method"], "properties": {"method": {"enum": ["token", "pre_verified", "authorized_agent"]}}},
       "RequestDeny": {"type": "object", "required": ["reason"], "properties": {"reason": {"enum": ["unverifiable", "not_made_by_subject", "exempt", "manifestly_unfounded", "other"]}}},
       "RequestExtend": {"type": "object", "required": ["reason"], "properties": {"reason": text("trimmed-name", 1000, "why the request needs longer (told to the person)")}},
-      "Request": {"type": "object", "required": ["id", "type", "regime", "status", "receivedAt", "receivedOn", "dueOn", "dueAt", "submittedBy", "updatedAt"], "properties": {
+      "Request": {"type": "object", "required": ["id", "type", "regime", "status", "receivedAt", "receivedOn", "dueOn", "dueAt", "submittedBy", "recordedAt", "updatedAt"], "properties": {
           "id": string, "type": ref("RequestType"), "regime": string, "status": ref("RequestStatus"), "receivedAt": string, "receivedOn": string,
           "dueOn": string, "dueAt": string, "standing": {"enum": ["on_time", "due_soon", "overdue"]}, "acknowledgeBy": string,
           "extendedOn": string, "extensionReason": string, "verification": string, "denial": string, "agent": string,
-          "submittedBy": string, "updatedAt": string, "finishedAt": string,
+          "submittedBy": string, "recordedAt": string, "updatedAt": string, "finishedAt": string,
           "verificationToken": ref("RequestToken"),
           "systems": {"type": "array", "items": {"type": "object", "required": ["system", "state", "job"], "properties": {
               "system": string, "state": {"enum": ["pending", "awaiting_callback", "done"]}, "job": string, "jobState": ref("JobState"),

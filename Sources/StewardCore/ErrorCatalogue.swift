@@ -264,6 +264,9 @@ extension StewardError {
             "request.correction_unmapped", .unprocessable,
             "The correction's category or field is not one the data map can correct: unknown, not personal, a key or link, or kept as recorded (the detail says which)."
         )
+        public static let requestSubmittedAtInvalid = Code(
+            "request.submitted_at_invalid", .invalidInput,
+            "`submittedAt` is not an RFC 3339 time, or is in the future or more than a year ago.")
         public static let requestLinkUnknown = Code(
             "request.link_unknown", .notFound, "No export package has this download link.")
         public static let requestConstraint = Code(
@@ -398,6 +401,7 @@ extension StewardError {
             .requestCorrectionInvalid,
             .requestCorrectionUnmapped,
             .requestCorrectionConflict,
+            .requestSubmittedAtInvalid,
             .requestLinkUnknown,
             .requestConstraint,
             .storeUnavailable,

@@ -36,7 +36,8 @@ func requestEndpoints(api: StewardAPI) -> [Endpoint] {
             let input = try body.validated()
             let submission = try await service.receive(
                 regime: input.regime, type: input.type, identities: input.identities, verified: input.verified,
-                agent: input.agent, corrections: input.corrections, actor: context.principal!.actor)
+                agent: input.agent, corrections: input.corrections, submittedAt: input.submittedAt,
+                actor: context.principal!.actor)
             var dto = RequestDTO(submission.record, service: service)
             dto.verificationToken = submission.token.map(TokenDTO.init)
             return try json(dto, status: .created)
@@ -224,6 +225,9 @@ struct RequestBody: Decodable {
     var agent: String?
     /// A rectification's corrected values: each for a `category` or a `field`.
     var corrections: [CorrectionBody]?
+    /// When the person made the request, where that was before it reached Steward (a form, an
+    /// agent, a partner's intake: OpenDSR's `submitted_time`); the statutory clock runs from it.
+    var submittedAt: String?
 
     struct CorrectionBody: Decodable {
         var category: String?
@@ -238,6 +242,7 @@ struct RequestBody: Decodable {
         var verified: VerificationMethod?
         var agent: String?
         var corrections: [Correction]
+        var submittedAt: Date?
     }
 
     func validated() throws(StewardError) -> Input {
@@ -279,9 +284,18 @@ struct RequestBody: Decodable {
                 .requestCorrectionsMissing, "a rectification carries 1 to \(Correction.limit) corrections",
                 field: "corrections")
         }
+        var submitted: Date?
+        if let submittedAt {
+            guard let date = RecordConsentBody.parseTime(submittedAt) else {
+                throw StewardError(
+                    .requestSubmittedAtInvalid, "must be an RFC 3339 time such as 2026-11-30T09:30:00Z",
+                    field: "submittedAt")
+            }
+            submitted = date
+        }
         return Input(
             regime: regime, type: type, identities: identities, verified: method, agent: agent,
-            corrections: corrections)
+            corrections: corrections, submittedAt: submitted)
     }
 }
 
@@ -359,6 +373,8 @@ struct RequestDTO: Encodable {
     var denial: String?
     var agent: String?
     var submittedBy: String
+    /// When Steward recorded the request (`receivedAt` is when the controller received it).
+    var recordedAt: Date
     var updatedAt: Date
     var finishedAt: Date?
     var systems: [SystemDTO]?
@@ -383,6 +399,7 @@ struct RequestDTO: Encodable {
         denial = record.denial?.rawValue
         agent = record.agent
         submittedBy = record.submittedBy
+        recordedAt = record.createdAt
         updatedAt = record.updatedAt
         finishedAt = record.finishedAt
     }

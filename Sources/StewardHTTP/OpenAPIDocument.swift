@@ -962,6 +962,9 @@ enum OpenAPIDocument {
           "receivedOn": {
             "type": "string"
           },
+          "recordedAt": {
+            "type": "string"
+          },
           "regime": {
             "type": "string"
           },
@@ -1040,6 +1043,7 @@ enum OpenAPIDocument {
           "dueOn",
           "dueAt",
           "submittedBy",
+          "recordedAt",
           "updatedAt"
         ],
         "type": "object"
@@ -1182,6 +1186,14 @@ enum OpenAPIDocument {
               }
             },
             "type": "object"
+          },
+          "submittedAt": {
+            "description": "when the person made the request, where that was before it reached Steward (a form, an agent, a partner's intake; OpenDSR submitted_time): the statutory clock starts there. Within the last year, not in the future.",
+            "examples": [
+              "2026-11-30T09:30:00Z"
+            ],
+            "pattern": "^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{3})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]))?$",
+            "type": "string"
           },
           "type": {
             "$ref": "#/components/schemas/RequestType"
@@ -3572,7 +3584,7 @@ enum OpenAPIDocument {
         "x-steward-permission": "requests:read"
       },
       "post": {
-        "description": "Refused for stored state or the clock, not the request's shape: `request.type_not_granted`, `request.correction_conflict`.",
+        "description": "Refused for stored state or the clock, not the request's shape: `request.type_not_granted`, `request.correction_conflict`, `request.submitted_at_invalid`.",
         "operationId": "postRequests",
         "requestBody": {
           "content": {
@@ -3693,7 +3705,8 @@ enum OpenAPIDocument {
         "x-steward-permission": "requests:create",
         "x-steward-semantic-refusals": [
           "request.type_not_granted",
-          "request.correction_conflict"
+          "request.correction_conflict",
+          "request.submitted_at_invalid"
         ]
       }
     },

@@ -57,11 +57,11 @@ public struct RequestService: Sendable {
     /// that verified the person, or an authorized agent) starts `verified`; otherwise `received`.
     public func submit(
         regime key: String, type: RequestType, identities: [NormalizedIdentity], verified: VerificationMethod? = nil,
-        agent: String? = nil, corrections: [Correction] = [], actor: String
+        agent: String? = nil, corrections: [Correction] = [], submittedAt: Date? = nil, actor: String
     ) async throws -> DataSubjectRequestRecord {
         try await receive(
             regime: key, type: type, identities: identities, verified: verified, agent: agent,
-            corrections: corrections, actor: actor
+            corrections: corrections, submittedAt: submittedAt, actor: actor
         ).record
     }
 
@@ -82,10 +82,13 @@ public struct RequestService: Sendable {
 
     /// `submit`, with the verification token of a request that needs one, issued in the same
     /// transaction. A rectification carries its corrections, checked against the data map and
-    /// sealed with the request until it finishes.
+    /// sealed with the request until it finishes. `submittedAt` is when the person made the request,
+    /// where that was before it reached Steward (a form, an authorized agent, a partner's intake):
+    /// the controller received it then, so it is the request's `receivedAt` and its clock starts
+    /// there (`createdAt` is when Steward recorded it). At most a year ago, not in the future.
     public func receive(
         regime key: String, type: RequestType, identities: [NormalizedIdentity], verified: VerificationMethod? = nil,
-        agent: String? = nil, corrections: [Correction] = [], actor: String
+        agent: String? = nil, corrections: [Correction] = [], submittedAt: Date? = nil, actor: String
     ) async throws -> Submission {
         let regime = try regime(key)
         guard !identities.isEmpty else {
@@ -102,7 +105,16 @@ public struct RequestService: Sendable {
                 .requestCorrectionsMissing, "only a rectification carries corrections", field: "corrections")
         }
         let now = runtime.now()
-        guard let deadlines = regime.deadlines(for: type, receivedAt: now) else {
+        if let submittedAt {
+            guard submittedAt <= now.addingTimeInterval(300), submittedAt >= now.addingTimeInterval(-366 * 86_400)
+            else {
+                throw StewardError(
+                    .requestSubmittedAtInvalid, "must be within the last year and not in the future",
+                    field: "submittedAt")
+            }
+        }
+        let receivedAt = min(submittedAt ?? now, now)
+        guard let deadlines = regime.deadlines(for: type, receivedAt: receivedAt) else {
             throw StewardError(
                 .requestTypeNotGranted, "\(regime.key) does not grant \(type.rawValue) requests", field: "type")
         }
@@ -135,7 +147,8 @@ public struct RequestService: Sendable {
             }
             var record = DataSubjectRequestRecord(
                 id: id, type: type, regime: regime.key, status: verified == nil ? .received : .verified,
-                subjectID: subjectID!, receivedAt: now, deadlines: deadlines, verification: verified, agent: agent,
+                subjectID: subjectID!, receivedAt: receivedAt, deadlines: deadlines, verification: verified,
+                agent: agent,
                 submittedBy: actor, createdAt: now, updatedAt: now)
             try await transaction.insertDataSubjectRequest(record)
             var details = [
@@ -143,6 +156,7 @@ public struct RequestService: Sendable {
                 "due_on": deadlines.dueOn.description, "verification": verified?.rawValue ?? "pending",
                 "agent": agent == nil ? "no" : "yes",
             ]
+            if submittedAt != nil { details["submitted_at"] = Timestamp.iso8601(receivedAt) }
             if !corrections.isEmpty {
                 try await transaction.insertRequestCorrections(
                     requestID: id, sealed: try seal(corrections, request: record))

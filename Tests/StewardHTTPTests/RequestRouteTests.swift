@@ -123,6 +123,31 @@ import Testing
                 )
                 #expect(rectification.status == .created)
                 #expect(!String(buffer: rectification.body).contains("Lovelace"))
+
+                // Made ten days before it reached Steward (OpenDSR's submitted_time): the clock runs
+                // from then; a time in the future or over a year ago is refused.
+                let tenDaysAgo = h.clock.now.addingTimeInterval(-10 * 86_400)
+                let earlier = try object(
+                    try await call(
+                        .post, "/v1/requests", service,
+                        #"{"regime":"ccpa","type":"access","subject":{"email":"late@b.co"},"submittedAt":"\#(Timestamp.iso8601(tenDaysAgo))"}"#
+                    ))
+                #expect(earlier["receivedAt"] as? String == Timestamp.iso8601(tenDaysAgo))
+                #expect(earlier["recordedAt"] as? String == Timestamp.iso8601(h.clock.now))
+                let ccpa = try #require(h.policy.regimes.first { $0.key == "ccpa" })
+                #expect(
+                    earlier["dueOn"] as? String
+                        == ccpa.deadlines(for: .access, receivedAt: tenDaysAgo)?.dueOn.description)
+                for bad in [
+                    Timestamp.iso8601(h.clock.now.addingTimeInterval(3_600)),
+                    Timestamp.iso8601(h.clock.now.addingTimeInterval(-400 * 86_400)), "yesterday",
+                ] {
+                    let refused = try await call(
+                        .post, "/v1/requests", service,
+                        #"{"regime":"ccpa","type":"access","subject":{"email":"late@b.co"},"submittedAt":"\#(bad)"}"#)
+                    #expect(refused.status == .badRequest, "\(bad)")
+                    #expect(try object(refused)["code"] as? String == "request.submitted_at_invalid")
+                }
                 let denyBad = try await call(.post, "/v1/requests/\(id)/deny", admin, #"{"reason":"because"}"#)
                 #expect(denyBad.status == .badRequest)
                 #expect(try object(denyBad)["field"] as? String == "reason")
