@@ -280,8 +280,10 @@ doc = {
                                {"type": "object", "required": ["field", "value"], "additionalProperties": False, "properties": {"field": ref("CorrectableField"), "value": text("name", 4096, "the corrected value (personal data: sealed until the request finishes)")}}]},
       "RequestIntake": {"type": "object", "required": ["regime", "type", "subject"], "properties": {
           "regime": ref("RegimeKey"), "type": ref("RequestType"),
-          "subject": {"type": "object", "additionalProperties": False, "minProperties": 1, "description": "the person's identities: one or more",
-                      "properties": {k: ref(v) for k, v in identity_refs.items()}},
+          "subject": {"type": "object", "additionalProperties": False, "minProperties": 1, "description": "the person's identities: one or more, raw or (email, phone) as the SHA-256 of the normalised value (OpenDSR's sha256 format)",
+                      "properties": {**{k: ref(v) for k, v in identity_refs.items()},
+                                     "emailSha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$", "description": "SHA-256 (hex) of the lower-cased email"},
+                                     "phoneSha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$", "description": "SHA-256 (hex) of the E.164 phone number"}}},
           "verified": {"enum": ["pre_verified", "authorized_agent"], "description": "the caller verified the person, or acts as their authorized agent; omitted: the request waits for verification"},
           "agent": text("name", 200, "the authorized agent's name"),
           "corrections": {"type": "array", "minItems": 1, "maxItems": 50, "items": ref("Correction"), "description": "a rectification's corrected values (and only a rectification's); no two may set the same field"},

@@ -180,6 +180,11 @@ public struct HTTPSystemClient: Sendable {
             identities: Dictionary(
                 identities.values.filter { !$0.value.isEmpty }.map { ($0.key.rawValue, $0.value.sorted()) },
                 uniquingKeysWith: { first, _ in first }),
+            identitiesSha256: delivery.hashedIdentities.isEmpty
+                ? nil
+                : Dictionary(grouping: delivery.hashedIdentities, by: \.kind.rawValue).mapValues {
+                    $0.map(\.sha256).sorted()
+                },
             collections: collections, callbackPath: path,
             callbackUrl: publicURL.map { ($0.hasSuffix("/") ? String($0.dropLast()) : $0) + path })
         let encoder = JSONEncoder()
@@ -265,6 +270,8 @@ public struct HTTPSystemClient: Sendable {
         var system: String
         var dueAt: String
         var identities: [String: [String]]
+        /// Identities given as SHA-256 of the normalised value (hex), by kind.
+        var identitiesSha256: [String: [String]]?
         var collections: [Collection]
         var callbackPath: String
         var callbackUrl: String?

@@ -23,6 +23,37 @@ public struct Correction: Sendable, Hashable, Codable {
     public static let maxLength = 4096
 }
 
+/// An identity given as the SHA-256 of its normalised value (OpenDSR's `identity_format: sha256`;
+/// lower-case hex): the caller never had, or did not send, the value. Steward cannot open it, so it
+/// never resolves to a subject; the connectors recognise it by hashing each identity column's values.
+public struct HashedIdentity: Sendable, Hashable, Codable {
+    public var kind: IdentityKind
+    public var sha256: String
+
+    public init(kind: IdentityKind, sha256: String) {
+        self.kind = kind
+        self.sha256 = sha256
+    }
+
+    /// The kinds a hash may be given for: the normalised forms are canonical (an email lower-cased,
+    /// a phone number in E.164).
+    public static let kinds: [IdentityKind] = [.email, .phone]
+}
+
+/// What a request holds of the person beyond its ids, sealed while it is open and deleted when it
+/// finishes: a rectification's corrected values, and identities given as SHA-256.
+public struct RequestDetails: Sendable, Hashable, Codable {
+    public var corrections: [Correction]
+    public var hashedIdentities: [HashedIdentity]
+
+    public init(corrections: [Correction] = [], hashedIdentities: [HashedIdentity] = []) {
+        self.corrections = corrections
+        self.hashedIdentities = hashedIdentities
+    }
+
+    public var isEmpty: Bool { corrections.isEmpty && hashedIdentities.isEmpty }
+}
+
 /// A field a correction sets, and which correction.
 public struct FieldCorrection: Sendable, Hashable {
     public var field: String

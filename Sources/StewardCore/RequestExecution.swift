@@ -160,6 +160,8 @@ public struct SystemDelivery: Sendable, Hashable {
     public var dueAt: Date
     /// A rectification's corrected values (personal data: sent to the system, never logged).
     public var corrections: [Correction]
+    /// Identities given as SHA-256: sent as such, for the system to match.
+    public var hashedIdentities: [HashedIdentity] = []
 
     public init(
         request: UUID, id: UUID, type: RequestType, regime: String, dueAt: Date, corrections: [Correction] = []

@@ -37,7 +37,7 @@ func requestEndpoints(api: StewardAPI) -> [Endpoint] {
             let submission = try await service.receive(
                 regime: input.regime, type: input.type, identities: input.identities, verified: input.verified,
                 agent: input.agent, corrections: input.corrections, submittedAt: input.submittedAt,
-                actor: context.principal!.actor)
+                hashedIdentities: input.hashedIdentities, actor: context.principal!.actor)
             var dto = RequestDTO(submission.record, service: service)
             dto.verificationToken = submission.token.map(TokenDTO.init)
             return try json(dto, status: .created)
@@ -243,6 +243,7 @@ struct RequestBody: Decodable {
         var agent: String?
         var corrections: [Correction]
         var submittedAt: Date?
+        var hashedIdentities: [HashedIdentity]
     }
 
     func validated() throws(StewardError) -> Input {
@@ -256,7 +257,8 @@ struct RequestBody: Decodable {
                 field: "type")
         }
         guard let subject else { throw StewardError(.subjectMissing, "is required", field: "subject") }
-        let identities = try subject.identities(field: "subject")
+        let hashed = try subject.hashed(field: "subject")
+        let identities = try subject.identities(field: "subject", allowsNone: !hashed.isEmpty)
         var method: VerificationMethod?
         if let verified {
             switch verified {
@@ -295,7 +297,7 @@ struct RequestBody: Decodable {
         }
         return Input(
             regime: regime, type: type, identities: identities, verified: method, agent: agent,
-            corrections: corrections, submittedAt: submitted)
+            corrections: corrections, submittedAt: submitted, hashedIdentities: hashed)
     }
 }
 
@@ -305,8 +307,30 @@ struct IdentitiesBody: Decodable {
     var phone: String?
     var externalId: String?
     var deviceId: String?
+    /// SHA-256 (hex) of the normalised email (lower-cased) or phone number (E.164).
+    var emailSha256: String?
+    var phoneSha256: String?
 
-    func identities(field: String) throws(StewardError) -> [NormalizedIdentity] {
+    /// The identities given as SHA-256: 64 hex digits each (compared lower-cased).
+    func hashed(field: String) throws(StewardError) -> [HashedIdentity] {
+        var hashed: [HashedIdentity] = []
+        for (name, kind, value) in [
+            ("emailSha256", IdentityKind.email, emailSha256), ("phoneSha256", .phone, phoneSha256),
+        ] {
+            guard let value else { continue }
+            let hex = value.lowercased()
+            guard hex.utf8.count == 64, hex.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) })
+            else {
+                throw StewardError(
+                    .requestInvalidValue, "must be the SHA-256 of the normalised value: 64 hex digits",
+                    field: "\(field).\(name)")
+            }
+            hashed.append(HashedIdentity(kind: kind, sha256: hex))
+        }
+        return hashed
+    }
+
+    func identities(field: String, allowsNone: Bool = false) throws(StewardError) -> [NormalizedIdentity] {
         var identities: [NormalizedIdentity] = []
         for (name, value) in [("email", email), ("phone", phone), ("externalId", externalId), ("deviceId", deviceId)] {
             guard let value else { continue }
@@ -314,9 +338,10 @@ struct IdentitiesBody: Decodable {
             else { continue }
             identities.append(identity)
         }
-        guard !identities.isEmpty else {
+        guard !identities.isEmpty || allowsNone else {
             throw StewardError(
-                .subjectMissing, "give at least one of email, phone, externalId or deviceId", field: field)
+                .subjectMissing,
+                "give at least one of email, phone, externalId or deviceId (or emailSha256, phoneSha256)", field: field)
         }
         return identities
     }

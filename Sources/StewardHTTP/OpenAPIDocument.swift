@@ -1169,7 +1169,7 @@ enum OpenAPIDocument {
           },
           "subject": {
             "additionalProperties": false,
-            "description": "the person's identities: one or more",
+            "description": "the person's identities: one or more, raw or (email, phone) as the SHA-256 of the normalised value (OpenDSR's sha256 format)",
             "minProperties": 1,
             "properties": {
               "deviceId": {
@@ -1178,11 +1178,21 @@ enum OpenAPIDocument {
               "email": {
                 "$ref": "#/components/schemas/Email"
               },
+              "emailSha256": {
+                "description": "SHA-256 (hex) of the lower-cased email",
+                "pattern": "^[0-9a-fA-F]{64}$",
+                "type": "string"
+              },
               "externalId": {
                 "$ref": "#/components/schemas/ExternalId"
               },
               "phone": {
                 "$ref": "#/components/schemas/Phone"
+              },
+              "phoneSha256": {
+                "description": "SHA-256 (hex) of the E.164 phone number",
+                "pattern": "^[0-9a-fA-F]{64}$",
+                "type": "string"
               }
             },
             "type": "object"

@@ -251,7 +251,7 @@ enum PostgresMigrations {
             9,
             [
                 """
-                CREATE TABLE dsr_corrections (
+                CREATE TABLE dsr_details (
                     request_id UUID PRIMARY KEY REFERENCES dsr_requests (id),
                     sealed BYTEA NOT NULL
                 )

@@ -166,19 +166,19 @@ extension PostgresSession {
 
 /// Suppression entries, on PostgresSession.
 extension PostgresSession {
-    func requestCorrections(requestID: UUID) async throws -> Data? {
-        try await rows("SELECT sealed FROM dsr_corrections WHERE request_id = \(requestID)").first.map {
+    func requestDetails(requestID: UUID) async throws -> Data? {
+        try await rows("SELECT sealed FROM dsr_details WHERE request_id = \(requestID)").first.map {
             try $0.decode(Data.self)
         }
     }
 
-    func insertRequestCorrections(requestID: UUID, sealed: Data) async throws {
+    func insertRequestDetails(requestID: UUID, sealed: Data) async throws {
         try await run(
-            "INSERT INTO dsr_corrections (request_id, sealed) VALUES (\(requestID), \(ByteBuffer(bytes: sealed)))")
+            "INSERT INTO dsr_details (request_id, sealed) VALUES (\(requestID), \(ByteBuffer(bytes: sealed)))")
     }
 
-    func deleteRequestCorrections(requestID: UUID) async throws {
-        try await run("DELETE FROM dsr_corrections WHERE request_id = \(requestID)")
+    func deleteRequestDetails(requestID: UUID) async throws {
+        try await run("DELETE FROM dsr_details WHERE request_id = \(requestID)")
     }
 
     func packageLink(hash: Data) async throws -> (requestID: UUID, createdAt: Date)? {

@@ -388,9 +388,9 @@ enum SQLiteMigrations {
         (
             11,
             """
-            -- A rectification's corrected values, sealed under the field key, while it is open; deleted
-            -- in the transaction that finishes it.
-            CREATE TABLE dsr_corrections (
+            -- A request's personal particulars (a rectification's corrected values, identities given
+            -- as SHA-256), sealed under the field key while it is open; deleted when it finishes.
+            CREATE TABLE dsr_details (
                 request_id BLOB PRIMARY KEY REFERENCES dsr_requests (id) CHECK (length(request_id) = 16),
                 sealed BLOB NOT NULL
             );

@@ -177,19 +177,19 @@ extension SQLiteSession {
         }
     }
 
-    func requestCorrections(requestID: UUID) async throws -> Data? {
-        try connection.query("SELECT sealed FROM dsr_corrections WHERE request_id = ?", [.uuid(requestID)]) {
+    func requestDetails(requestID: UUID) async throws -> Data? {
+        try connection.query("SELECT sealed FROM dsr_details WHERE request_id = ?", [.uuid(requestID)]) {
             $0.blob(0)
         }.first
     }
 
-    func insertRequestCorrections(requestID: UUID, sealed: Data) async throws {
+    func insertRequestDetails(requestID: UUID, sealed: Data) async throws {
         try connection.run(
-            "INSERT INTO dsr_corrections (request_id, sealed) VALUES (?, ?)", [.uuid(requestID), .blob(sealed)])
+            "INSERT INTO dsr_details (request_id, sealed) VALUES (?, ?)", [.uuid(requestID), .blob(sealed)])
     }
 
-    func deleteRequestCorrections(requestID: UUID) async throws {
-        try connection.run("DELETE FROM dsr_corrections WHERE request_id = ?", [.uuid(requestID)])
+    func deleteRequestDetails(requestID: UUID) async throws {
+        try connection.run("DELETE FROM dsr_details WHERE request_id = ?", [.uuid(requestID)])
     }
 
     func packageLink(hash: Data) async throws -> (requestID: UUID, createdAt: Date)? {

@@ -66,8 +66,8 @@ public protocol RequestTaskReading: Sendable {
     func pendingRequestTasks() async throws -> [RequestTaskRecord]
     /// Suppression entries of erasures completed at or after `since`, oldest first.
     func suppressions(since: Date) async throws -> [SuppressionRecord]
-    /// A rectification's corrections, sealed (nil: none stored, or deleted once it finished).
-    func requestCorrections(requestID: UUID) async throws -> Data?
+    /// A request's sealed particulars (`RequestDetails`; nil: none stored, or deleted once it finished).
+    func requestDetails(requestID: UUID) async throws -> Data?
     /// The request a download link's token (its SHA-256) opens, and when the link was made.
     func packageLink(hash: Data) async throws -> (requestID: UUID, createdAt: Date)?
 }
@@ -88,8 +88,8 @@ public protocol RequestTaskWriting: RequestTaskReading {
     /// The token with this hash, locked for the transaction (nil: no such token).
     func requestToken(hash: Data) async throws -> RequestTokenRecord?
     func markRequestTokenUsed(hash: Data, at: Date) async throws
-    func insertRequestCorrections(requestID: UUID, sealed: Data) async throws
-    func deleteRequestCorrections(requestID: UUID) async throws
+    func insertRequestDetails(requestID: UUID, sealed: Data) async throws
+    func deleteRequestDetails(requestID: UUID) async throws
     /// Records a download link (its token's SHA-256) to a request's export package.
     func insertPackageLink(hash: Data, requestID: UUID, createdAt: Date) async throws
     /// Deletes the sealed rows (the export package's data) of every request that finished before

@@ -78,7 +78,7 @@ public struct RequestTaskJob: JobHandler {
                 return (
                     request, try await reader.identities(subjectID: request.subjectID),
                     try await reader.requestTasks(requestID: request.id),
-                    try await reader.requestCorrections(requestID: request.id)
+                    try await reader.requestDetails(requestID: request.id)
                 )
             }
         guard let (request, stored, tasks, sealedCorrections) = found else {
@@ -98,16 +98,25 @@ public struct RequestTaskJob: JobHandler {
         }
         var values: [IdentityKind: [String]] = [:]
         for identity in stored { values[identity.kind, default: []].append(try service.vault.open(identity)) }
-        let corrections = try service.corrections(sealedCorrections, of: request)
+        let particulars = try service.details(sealedCorrections, of: request)
+        let corrections = particulars.corrections
+        let identities = service.identities(values, hashed: particulars.hashedIdentities)
+        guard !identities.kinds.isEmpty else {
+            // Fail closed: with no identity left to look for, "nothing found" would be a guess.
+            throw JobPermanentFailure(
+                StewardError(
+                    .requestInvalidTransition,
+                    "no identity of the person is left to look for (their identities are gone)"
+                ))
+        }
         if execution.map.system(payload.system)?.kind == .http {
             return try await deliver(
-                job, request: request, identities: SubjectIdentities(values), corrections: corrections,
-                execution: execution)
+                job, request: request, identities: identities, particulars: particulars, execution: execution)
         }
         // An erasure here waits while systems that find their rows through this one's still have work
         // to do: deleting or unlinking these rows first would hide the subject's rows there.
         if request.type == .erasure {
-            let waitFor = execution.map.referencing(payload.system, identities: SubjectIdentities(values).kinds)
+            let waitFor = execution.map.referencing(payload.system, identities: identities.kinds)
             let pending = tasks.filter { $0.state == .pending && waitFor.contains($0.system) }.map(\.system)
             if !pending.isEmpty {
                 throw JobWait(
@@ -122,7 +131,7 @@ public struct RequestTaskJob: JobHandler {
         let jobID = job.record.id
         let adopted = Mutex<SystemReceipt?>(nil)
         var (receipt, rows) = try await execution.execute(
-            payload.system, request.type, SubjectIdentities(values), corrections,
+            payload.system, request.type, identities, corrections,
             { indexer.proofHash($0, kind: "erasure") }
         ) { receipt in
             // Nothing left to change: an earlier attempt committed its work. Its receipt, recorded
@@ -153,7 +162,7 @@ public struct RequestTaskJob: JobHandler {
     /// is recorded like a SQL system's receipt; an accepted delivery waits for the callback.
     func deliver(
         _ job: JobExecution<Self>, request: DataSubjectRequestRecord, identities: SubjectIdentities,
-        corrections: [Correction], execution: RequestExecution
+        particulars: RequestDetails, execution: RequestExecution
     ) async throws -> Summary {
         guard let send = execution.deliver else {
             throw JobPermanentFailure(StewardError(.internalError, "this Steward delivers no requests to http systems"))
@@ -166,9 +175,10 @@ public struct RequestTaskJob: JobHandler {
             id = service.runtime.newID()
             try await job.checkpoint(cursor: Cursor(recorded: false, delivery: id), done: 0, total: 2)
         }
-        let delivery = SystemDelivery(
+        var delivery = SystemDelivery(
             request: request.id, id: id, type: request.type, regime: request.regime, dueAt: request.deadlines.due,
-            corrections: corrections)
+            corrections: particulars.corrections)
+        delivery.hashedIdentities = particulars.hashedIdentities
         let answer: DeliveryAnswer
         do {
             answer = try await send(system, delivery, identities)
@@ -237,10 +247,10 @@ extension RequestService {
             return
         }
         guard let execution, record.type.touchesCustomerData else { return }
+        let particulars = try details(try await transaction.requestDetails(requestID: record.id), of: record)
         let kinds = Set(try await transaction.identities(subjectID: record.subjectID).map(\.kind))
-        let corrections = try corrections(
-            try await transaction.requestCorrections(requestID: record.id), of: record)
-        let plan = execution.map.plan(record.type, identities: kinds, corrections: corrections)
+            .union(particulars.hashedIdentities.map(\.kind))
+        let plan = execution.map.plan(record.type, identities: kinds, corrections: particulars.corrections)
         let now = runtime.now()
         for system in plan.systems {
             let job = try execution.queue.job(
@@ -331,35 +341,55 @@ extension RequestService {
         return identities.count
     }
 
-    /// A rectification's corrections, sealed under the field key, bound to the request and subject.
-    func seal(_ corrections: [Correction], request: DataSubjectRequestRecord) throws -> Data {
+    /// A request's particulars (corrections, hashed identities), sealed under the field key, bound
+    /// to the request and subject.
+    func seal(_ details: RequestDetails, request: DataSubjectRequestRecord) throws -> Data {
         try crypto.cipher.seal(
-            try JSONEncoder().encode(corrections),
+            try JSONEncoder().encode(details),
             context: FieldContext(
-                table: "dsr_corrections", column: "sealed", rowID: request.id, subjectID: request.subjectID))
+                table: "dsr_details", column: "sealed", rowID: request.id, subjectID: request.subjectID))
     }
 
-    /// The corrections of a request, opened. Fail closed: a rectification whose corrections are gone
-    /// (or do not open under their request) is refused, never carried out with nothing to set.
-    func corrections(_ sealed: Data?, of request: DataSubjectRequestRecord) throws -> [Correction] {
-        guard request.type == .rectification else { return [] }
+    /// The particulars of a request, opened (none stored: empty). Fail closed: a rectification whose
+    /// corrections are gone, or particulars that do not open under their request, are refused —
+    /// never carried out with nothing to set.
+    func details(_ sealed: Data?, of request: DataSubjectRequestRecord) throws -> RequestDetails {
         guard let sealed else {
-            throw StewardError(
-                .requestInvalidTransition,
-                "the rectification's corrections are gone (it finished, or they were never stored)")
+            guard request.type != .rectification else {
+                throw StewardError(
+                    .requestInvalidTransition,
+                    "the rectification's corrections are gone (it finished, or they were never stored)")
+            }
+            return RequestDetails()
         }
         let plaintext = try crypto.cipher.open(
             sealed,
             context: FieldContext(
-                table: "dsr_corrections", column: "sealed", rowID: request.id, subjectID: request.subjectID))
-        return try JSONDecoder().decode([Correction].self, from: plaintext)
+                table: "dsr_details", column: "sealed", rowID: request.id, subjectID: request.subjectID))
+        return try JSONDecoder().decode(RequestDetails.self, from: plaintext)
+    }
+
+    /// The identities a task looks for: the subject's, opened from the vault, and those given as
+    /// SHA-256, recognised by hashing a system's identity values as Steward normalises them.
+    func identities(_ values: [IdentityKind: [String]], hashed: [HashedIdentity]) -> SubjectIdentities {
+        guard !hashed.isEmpty else { return SubjectIdentities(values) }
+        let wanted = Set(hashed.map { "\($0.kind.rawValue):\($0.sha256)" })
+        let secrets = crypto.secrets
+        return SubjectIdentities(
+            values,
+            recognition: IdentityRecognition(kinds: Set(hashed.map(\.kind))) { kind, raw in
+                guard let identity = try? NormalizedIdentity(kind: kind, raw: raw) else { return false }
+                // SHA-256 of the normalised value, as the caller hashed it.
+                let digest = secrets.digest(identity.value).map { String(format: "%02x", $0) }.joined()
+                return wanted.contains("\(kind.rawValue):\(digest)")
+            })
     }
 
     /// A request reached a terminal status: a rectification's corrected values are deleted with it
     /// (a failed request keeps them, to be retried).
     func finished(_ request: DataSubjectRequestRecord, in transaction: any StoreTransaction) async throws {
-        guard request.type == .rectification, request.status != .failed else { return }
-        try await transaction.deleteRequestCorrections(requestID: request.id)
+        guard request.status != .failed else { return }
+        try await transaction.deleteRequestDetails(requestID: request.id)
     }
 
     /// The rows read for access, sealed under the field key, bound to the request and subject.
@@ -449,11 +479,13 @@ extension RequestService {
         let (identities, sealed) = try await store.read { reader in
             (
                 try await reader.identities(subjectID: request.subjectID),
-                try await reader.requestCorrections(requestID: request.id)
+                try await reader.requestDetails(requestID: request.id)
             )
         }
+        let particulars = try details(sealed, of: request)
         return execution.map.plan(
-            request.type, identities: Set(identities.map(\.kind)), corrections: try corrections(sealed, of: request)
+            request.type, identities: Set(identities.map(\.kind)).union(particulars.hashedIdentities.map(\.kind)),
+            corrections: particulars.corrections
         ).only(system: system)
     }
 

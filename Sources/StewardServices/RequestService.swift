@@ -57,11 +57,12 @@ public struct RequestService: Sendable {
     /// that verified the person, or an authorized agent) starts `verified`; otherwise `received`.
     public func submit(
         regime key: String, type: RequestType, identities: [NormalizedIdentity], verified: VerificationMethod? = nil,
-        agent: String? = nil, corrections: [Correction] = [], submittedAt: Date? = nil, actor: String
+        agent: String? = nil, corrections: [Correction] = [], submittedAt: Date? = nil,
+        hashedIdentities: [HashedIdentity] = [], actor: String
     ) async throws -> DataSubjectRequestRecord {
         try await receive(
             regime: key, type: type, identities: identities, verified: verified, agent: agent,
-            corrections: corrections, submittedAt: submittedAt, actor: actor
+            corrections: corrections, submittedAt: submittedAt, hashedIdentities: hashedIdentities, actor: actor
         ).record
     }
 
@@ -86,12 +87,16 @@ public struct RequestService: Sendable {
     /// where that was before it reached Steward (a form, an authorized agent, a partner's intake):
     /// the controller received it then, so it is the request's `receivedAt` and its clock starts
     /// there (`createdAt` is when Steward recorded it). At most a year ago, not in the future.
+    /// `hashedIdentities` (OpenDSR's sha256 format) are sealed with the request and recognised in
+    /// the customer's systems by hashing their identity values; alone, they make a subject of their
+    /// own that holds no identity.
     public func receive(
         regime key: String, type: RequestType, identities: [NormalizedIdentity], verified: VerificationMethod? = nil,
-        agent: String? = nil, corrections: [Correction] = [], submittedAt: Date? = nil, actor: String
+        agent: String? = nil, corrections: [Correction] = [], submittedAt: Date? = nil,
+        hashedIdentities: [HashedIdentity] = [], actor: String
     ) async throws -> Submission {
         let regime = try regime(key)
-        guard !identities.isEmpty else {
+        guard !identities.isEmpty || !hashedIdentities.isEmpty else {
             throw StewardError(.identityMissing, "give at least one identity of the person", field: "identities")
         }
         if type == .rectification {
@@ -157,11 +162,18 @@ public struct RequestService: Sendable {
                 "agent": agent == nil ? "no" : "yes",
             ]
             if submittedAt != nil { details["submitted_at"] = Timestamp.iso8601(receivedAt) }
+            let particulars = RequestDetails(corrections: corrections, hashedIdentities: hashedIdentities)
+            if !particulars.isEmpty {
+                try await transaction.insertRequestDetails(
+                    requestID: id, sealed: try seal(particulars, request: record))
+            }
+            // What is corrected, never to what; which kinds came hashed, never the hashes.
             if !corrections.isEmpty {
-                try await transaction.insertRequestCorrections(
-                    requestID: id, sealed: try seal(corrections, request: record))
-                // What is corrected, never to what.
                 details["corrections"] = corrections.map { $0.category ?? $0.field ?? "" }.joined(separator: ",")
+            }
+            if !hashedIdentities.isEmpty {
+                details["hashed_identities"] = Set(hashedIdentities.map(\.kind.rawValue)).sorted().joined(
+                    separator: ",")
             }
             try await log(
                 [

@@ -409,7 +409,7 @@ import Testing
                 ]
                 let request = try await submit(.rectification, corrections)
                 let sealed = try #require(
-                    try await h.store.read { try await $0.requestCorrections(requestID: request.id) })
+                    try await h.store.read { try await $0.requestDetails(requestID: request.id) })
                 #expect(!String(decoding: sealed, as: UTF8.self).contains("Neustadt"), "sealed at rest")
                 let plan = try await service.plan(of: request, system: "crm")
                 #expect(plan.effects.map(\.target.collection) == ["customers"])
@@ -417,7 +417,7 @@ import Testing
                 try await Self.runJobs(h, service: service)
                 let done = try await service.request(request.id)
                 #expect(done.status == .completed)
-                #expect(try await h.store.read { try await $0.requestCorrections(requestID: request.id) } == nil)
+                #expect(try await h.store.read { try await $0.requestDetails(requestID: request.id) } == nil)
 
                 let crmAfter = try await Self.dump(store.connections["crm"]!)
                 let marketingAfter = try await Self.dump(store.connections["marketing"]!)
@@ -599,6 +599,58 @@ import Testing
                     }
                     .compactMap { $0.draft.details["system"] }
                 #expect(receipts.firstIndex(of: "billing")! < receipts.firstIndex(of: "crm")!, "\(receipts)")
+            }
+        }
+    }
+
+    /// Identities given as SHA-256 (OpenDSR's sha256 format): Steward never sees the value, and the
+    /// systems' rows are recognised by hashing their identity values as Steward normalises them —
+    /// the same rows as by the plain address, and an erasure by hash leaves none of the subject's.
+    @Test func identitiesGivenAsSHA256FindTheSameRows() async throws {
+        let policy = try PolicyLoader.load(directory: Self.policies) { _ in "digest" }
+        try await Self.withCustomerStore(customers: 100) { store in
+            try await withHarness { h in
+                let queue = JobQueue(store: h.store, runtime: h.runtime)
+                let service = RequestService(
+                    store: h.store, crypto: h.crypto, runtime: h.runtime, regimes: policy.regimes,
+                    execution: Self.execution(map: policy.dataMap, store: store, queue: queue))
+                let crm = try await Self.dump(store.connections["crm"]!)
+                let marketing = try await Self.dump(store.connections["marketing"]!)
+                let subject = try #require(Self.subject(crm: crm, marketing: marketing))
+                let normalised = try NormalizedIdentity(kind: .email, raw: subject.email).value
+                let digest = h.crypto.secrets.digest(normalised).map { String(format: "%02x", $0) }.joined()
+                let hashed = [HashedIdentity(kind: .email, sha256: digest.uppercased().lowercased())]
+
+                let access = try await service.submit(
+                    regime: "gdpr", type: .access, identities: [], verified: .preVerified, hashedIdentities: hashed,
+                    actor: "key:shop")
+                #expect(try await h.store.read { try await $0.identities(subjectID: access.subjectID) }.isEmpty)
+                _ = try await service.apply(.approve, to: access.id, actor: "officer")
+                try await Self.runJobs(h, service: service)
+                let done = try await service.request(access.id)
+                #expect(done.status == .completed)
+                for task in try await h.store.read({ try await $0.requestTasks(requestID: access.id) }) {
+                    let rows = try #require(try service.rows(of: task, request: done))
+                    for (collection, read) in rows.collections {
+                        #expect(
+                            Set(read.map { ($0["id"] ?? nil) ?? "" }) == subject.rows[collection] ?? [],
+                            "\(task.system).\(collection)")
+                    }
+                }
+                let audit = try await h.store.read { try await $0.auditEntries(afterSequence: 0, limit: 1_000) }
+                #expect(audit.contains { $0.draft.details["hashed_identities"] == "email" })
+                #expect(!audit.contains { "\($0.draft)".contains(digest) })
+
+                let erasure = try await service.submit(
+                    regime: "gdpr", type: .erasure, identities: [], verified: .preVerified, hashedIdentities: hashed,
+                    actor: "key:shop")
+                _ = try await service.apply(.approve, to: erasure.id, actor: "officer")
+                try await Self.runJobs(h, service: service)
+                #expect(try await service.request(erasure.id).status == .completed)
+                let after =
+                    "\(try await Self.dump(store.connections["crm"]!))\(try await Self.dump(store.connections["marketing"]!))"
+                #expect(!after.contains(subject.email))
+                #expect(try await h.store.read { try await $0.requestDetails(requestID: erasure.id) } == nil)
             }
         }
     }

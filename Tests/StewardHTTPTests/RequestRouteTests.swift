@@ -124,6 +124,18 @@ import Testing
                 #expect(rectification.status == .created)
                 #expect(!String(buffer: rectification.body).contains("Lovelace"))
 
+                // An identity given as SHA-256 (OpenDSR): accepted; anything but 64 hex digits is not.
+                let hashedIntake = try await call(
+                    .post, "/v1/requests", service,
+                    #"{"regime":"gdpr","type":"access","subject":{"emailSha256":"\#(String(repeating: "aB", count: 32))"}}"#
+                )
+                #expect(hashedIntake.status == .created)
+                let badHash = try await call(
+                    .post, "/v1/requests", service,
+                    #"{"regime":"gdpr","type":"access","subject":{"emailSha256":"abc"}}"#)
+                let badHashField = try object(badHash)["field"] as? String
+                #expect(badHash.status == .badRequest && badHashField == "subject.emailSha256")
+
                 // Made ten days before it reached Steward (OpenDSR's submitted_time): the clock runs
                 // from then; a time in the future or over a year ago is refused.
                 let tenDaysAgo = h.clock.now.addingTimeInterval(-10 * 86_400)
