@@ -429,15 +429,8 @@ struct Work<Session: WorkSession> {
                 // rerun after a committed attempt changes nothing and counts nothing), and a hash is
                 // computed from the value it replaces.
                 let columns = changes.map(\.field)
-                let width = collection.primaryKey.count
-                let current = try await session.select(
-                    name, columns: collection.primaryKey + columns, keys: collection.primaryKey, rows: keys)
-                var targets: [[Cell]: [Cell]] = [:]
-                var pending: [[Cell]] = []
-                for row in current {
-                    let key = Array(row.prefix(width))
-                    let target = changes.enumerated().map { offset, change -> Cell in
-                        let value = row[width + offset]
+                let (targets, pending) = try await targets(name, collection, keys: keys, columns: columns) { current in
+                    zip(changes, current).map { change, value -> Cell in
                         switch change.strategy {
                         case .hash:
                             guard let text = value.text else { return .null }
@@ -446,8 +439,6 @@ struct Work<Session: WorkSession> {
                         default: return .null
                         }
                     }
-                    targets[key] = target
-                    if zip(row.dropFirst(width), target).contains(where: { $0.text != $1.text }) { pending.append(key) }
                 }
                 let set = changes.enumerated().map { offset, change -> (column: String, to: Assignment) in
                     switch change.strategy {
@@ -466,16 +457,8 @@ struct Work<Session: WorkSession> {
                 guard !keys.isEmpty, !sets.isEmpty else { break }
                 // Only rows not holding their corrected values yet are changed (a rerun changes none).
                 let columns = sets.map(\.field)
-                let width = collection.primaryKey.count
                 let target = sets.map { Cell.text(corrections[$0.correction].value) }
-                let current = try await session.select(
-                    name, columns: collection.primaryKey + columns, keys: collection.primaryKey, rows: keys)
-                var targets: [[Cell]: [Cell]] = [:]
-                var pending: [[Cell]] = []
-                for row in current {
-                    let key = Array(row.prefix(width))
-                    targets[key] = target
-                    if zip(row.dropFirst(width), target).contains(where: { $0.text != $1.text }) { pending.append(key) }
+                let (targets, pending) = try await targets(name, collection, keys: keys, columns: columns) { _ in target
                 }
                 if !pending.isEmpty {
                     receipt.changed = try await session.update(
@@ -498,6 +481,27 @@ struct Work<Session: WorkSession> {
             collections: plan.locate.map { receipts[$0.target.collection]! },
             verified: verified, crossSystemLookups: Array(Set(crossSystem)).sorted())
         return RequestExecutor.Outcome(receipt: receipt, rows: rows)
+    }
+
+    /// Reads `columns` of the located rows and gives each row its target values (from its current
+    /// ones): every row's target, for the re-read, and the keys of the rows not holding theirs yet —
+    /// the only ones changed, so a rerun after a committed attempt changes and counts nothing.
+    func targets(
+        _ name: String, _ collection: DataCollection, keys: [[Cell]], columns: [String],
+        _ target: ([Cell]) -> [Cell]
+    ) async throws -> (targets: [[Cell]: [Cell]], pending: [[Cell]]) {
+        let width = collection.primaryKey.count
+        var targets: [[Cell]: [Cell]] = [:]
+        var pending: [[Cell]] = []
+        for row in try await session.select(
+            name, columns: collection.primaryKey + columns, keys: collection.primaryKey, rows: keys)
+        {
+            let key = Array(row.prefix(width))
+            let values = target(Array(row.dropFirst(width)))
+            targets[key] = values
+            if zip(row.dropFirst(width), values).contains(where: { $0.text != $1.text }) { pending.append(key) }
+        }
+        return (targets, pending)
     }
 
     /// A keyed hash as the executor writes it (64 hex digits).

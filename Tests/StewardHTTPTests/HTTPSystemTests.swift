@@ -172,9 +172,18 @@ import Testing
                 Task {
                     try await Task.sleep(for: .milliseconds(50))
                     guard let port = desk.steward.withLock({ $0 }) else { return }
-                    let answer = try await callback(
-                        port: port, request: id, body: report, signature: sign(Data(report.utf8), secret: secret))
-                    desk.callbacks.withLock { $0.append(answer) }
+                    // As a system should: a failure reported while Steward still finishes sending the
+                    // delivery is answered "call back again shortly" (409), and is sent again.
+                    for _ in 0..<100 {
+                        let answer = try await callback(
+                            port: port, request: id, body: report, signature: sign(Data(report.utf8), secret: secret))
+                        if answer.status == 409 && answer.body.contains("call back again shortly") {
+                            try await Task.sleep(for: .milliseconds(50))
+                            continue
+                        }
+                        desk.callbacks.withLock { $0.append(answer) }
+                        return
+                    }
                 }
                 return Response(status: .accepted)
             }

@@ -156,6 +156,34 @@ import Testing
         }
     }
 
+    /// Steward on the test backend with the shipped map over the example store, its service, both
+    /// systems read whole before, and the subject of the widest reach.
+    struct Setup: Sendable {
+        var h: Harness
+        var store: CustomerStore
+        var service: RequestService
+        var crm: [String: [String: [String: String?]]]
+        var marketing: [String: [String: [String: String?]]]
+        var subject: Subject
+    }
+
+    static func withExampleSubject(customers: Int, _ body: @Sendable (Setup) async throws -> Void) async throws {
+        let policy = try PolicyLoader.load(directory: Self.policies) { _ in "digest" }
+        try await Self.withCustomerStore(customers: customers) { store in
+            try await withHarness { h in
+                let queue = JobQueue(store: h.store, runtime: h.runtime)
+                let service = RequestService(
+                    store: h.store, crypto: h.crypto, runtime: h.runtime, regimes: policy.regimes,
+                    execution: Self.execution(map: policy.dataMap, store: store, queue: queue))
+                let crm = try await Self.dump(store.connections["crm"]!)
+                let marketing = try await Self.dump(store.connections["marketing"]!)
+                let subject = try #require(Self.subject(crm: crm, marketing: marketing))
+                try await body(
+                    Setup(h: h, store: store, service: service, crm: crm, marketing: marketing, subject: subject))
+            }
+        }
+    }
+
     static func runJobs(_ h: Harness, service: RequestService) async throws {
         let runner = JobRunner(
             store: h.store, runtime: h.runtime, configuration: .init(pollInterval: .milliseconds(20)), untilIdle: true,
@@ -325,150 +353,142 @@ import Testing
     /// intake; the values are sealed while the request is open and gone once it completes; nothing
     /// of them reaches a receipt or the audit.
     @Test func rectificationSetsTheCorrectedFieldsOfTheSubjectOnly() async throws {
-        let policy = try PolicyLoader.load(directory: Self.policies) { _ in "digest" }
-        try await Self.withCustomerStore(customers: 200) { store in
-            try await withHarness { h in
-                let queue = JobQueue(store: h.store, runtime: h.runtime)
-                let service = RequestService(
-                    store: h.store, crypto: h.crypto, runtime: h.runtime, regimes: policy.regimes,
-                    execution: Self.execution(map: policy.dataMap, store: store, queue: queue))
-                let crm = try await Self.dump(store.connections["crm"]!)
-                let marketing = try await Self.dump(store.connections["marketing"]!)
-                let subject = try #require(Self.subject(crm: crm, marketing: marketing))
-                let email = try NormalizedIdentity(kind: .email, raw: subject.email)
-                func submit(_ type: RequestType = .rectification, _ corrections: [Correction]) async throws
-                    -> DataSubjectRequestRecord
-                {
-                    try await service.submit(
-                        regime: "gdpr", type: type, identities: [email], verified: .preVerified,
-                        corrections: corrections, actor: "key:shop")
-                }
-                // Refused at intake, each naming the offending correction.
-                let refusals: [(RequestType, [Correction], StewardError.Code, String)] = [
-                    (.rectification, [], .requestCorrectionsMissing, "corrections"),
-                    (
-                        .access, [Correction(category: "user.name.last", value: "X")], .requestCorrectionsMissing,
-                        "corrections"
-                    ),
-                    (
-                        .rectification, [Correction(category: "user.nope", value: "X")], .requestCorrectionUnmapped,
-                        "corrections[0].category"
-                    ),
-                    (
-                        .rectification, [Correction(field: "crm.orders.customer_id", value: "7")],
-                        .requestCorrectionUnmapped, "corrections[0].field"
-                    ),
-                    (
-                        .rectification, [Correction(field: "crm.customers.id", value: "7")], .requestCorrectionUnmapped,
-                        "corrections[0].field"
-                    ),
-                    (
-                        .rectification, [Correction(field: "crm.orders.total_cents", value: "7")],
-                        .requestCorrectionUnmapped, "corrections[0].field"
-                    ),
-                    (
-                        .rectification, [Correction(field: "crm.customers.nope", value: "7")],
-                        .requestCorrectionUnmapped,
-                        "corrections[0].field"
-                    ),
-                    (
-                        .rectification,
-                        [Correction(category: "user.name.last", field: "crm.customers.last_name", value: "X")],
-                        .requestCorrectionInvalid, "corrections[0]"
-                    ),
-                    (
-                        .rectification, [Correction(category: "user.name.last", value: "a\u{7}b")],
-                        .textControlCharacters,
-                        "corrections[0].value"
-                    ),
-                    (
-                        .rectification, [Correction(category: "user.name.last", value: "")], .requestCorrectionInvalid,
-                        "corrections[0].value"
-                    ),
-                    (
-                        .rectification,
-                        [
-                            Correction(category: "user.contact.email", value: "a@example.org"),
-                            Correction(field: "marketing.subscriptions.email", value: "b@example.org"),
-                        ],
-                        .requestCorrectionConflict, "corrections[1]"
-                    ),
-                ]
-                for (type, corrections, code, field) in refusals {
-                    let error = await #expect(throws: StewardError.self) { try await submit(type, corrections) }
-                    #expect(error?.code == code && error?.field == field, "\(corrections)")
-                }
-                #expect(try await h.store.read { try await $0.dataSubjectRequests(RequestFilter()) }.isEmpty)
+        try await Self.withExampleSubject(customers: 200) { setup in
+            let (h, store, service) = (setup.h, setup.store, setup.service)
+            let (crm, marketing, subject) = (setup.crm, setup.marketing, setup.subject)
+            let email = try NormalizedIdentity(kind: .email, raw: subject.email)
+            func submit(_ type: RequestType = .rectification, _ corrections: [Correction]) async throws
+                -> DataSubjectRequestRecord
+            {
+                try await service.submit(
+                    regime: "gdpr", type: type, identities: [email], verified: .preVerified,
+                    corrections: corrections, actor: "key:shop")
+            }
+            // Refused at intake, each naming the offending correction.
+            let refusals: [(RequestType, [Correction], StewardError.Code, String)] = [
+                (.rectification, [], .requestCorrectionsMissing, "corrections"),
+                (
+                    .access, [Correction(category: "user.name.last", value: "X")], .requestCorrectionsMissing,
+                    "corrections"
+                ),
+                (
+                    .rectification, [Correction(category: "user.nope", value: "X")], .requestCorrectionUnmapped,
+                    "corrections[0].category"
+                ),
+                (
+                    .rectification, [Correction(field: "crm.orders.customer_id", value: "7")],
+                    .requestCorrectionUnmapped, "corrections[0].field"
+                ),
+                (
+                    .rectification, [Correction(field: "crm.customers.id", value: "7")], .requestCorrectionUnmapped,
+                    "corrections[0].field"
+                ),
+                (
+                    .rectification, [Correction(field: "crm.orders.total_cents", value: "7")],
+                    .requestCorrectionUnmapped, "corrections[0].field"
+                ),
+                (
+                    .rectification, [Correction(field: "crm.customers.nope", value: "7")],
+                    .requestCorrectionUnmapped,
+                    "corrections[0].field"
+                ),
+                (
+                    .rectification,
+                    [Correction(category: "user.name.last", field: "crm.customers.last_name", value: "X")],
+                    .requestCorrectionInvalid, "corrections[0]"
+                ),
+                (
+                    .rectification, [Correction(category: "user.name.last", value: "a\u{7}b")],
+                    .textControlCharacters,
+                    "corrections[0].value"
+                ),
+                (
+                    .rectification, [Correction(category: "user.name.last", value: "")], .requestCorrectionInvalid,
+                    "corrections[0].value"
+                ),
+                (
+                    .rectification,
+                    [
+                        Correction(category: "user.contact.email", value: "a@example.org"),
+                        Correction(field: "marketing.subscriptions.email", value: "b@example.org"),
+                    ],
+                    .requestCorrectionConflict, "corrections[1]"
+                ),
+            ]
+            for (type, corrections, code, field) in refusals {
+                let error = await #expect(throws: StewardError.self) { try await submit(type, corrections) }
+                #expect(error?.code == code && error?.field == field, "\(corrections)")
+            }
+            #expect(try await h.store.read { try await $0.dataSubjectRequests(RequestFilter()) }.isEmpty)
 
-                // The person's email, city and last name, in both systems.
-                let newEmail = "moved-\(UUID().uuidString.prefix(8).lowercased())@example.org"
-                let corrections = [
-                    Correction(category: "user.contact.email", value: newEmail),
-                    Correction(category: "user.contact.address.city", value: "Neustadt an der Weinstraße"),
-                    Correction(field: "crm.customers.last_name", value: "Løvström-Ødegård"),
-                ]
-                let request = try await submit(.rectification, corrections)
-                let sealed = try #require(
-                    try await h.store.read { try await $0.requestDetails(requestID: request.id) })
-                #expect(!String(decoding: sealed, as: UTF8.self).contains("Neustadt"), "sealed at rest")
-                let plan = try await service.plan(of: request, system: "crm")
-                #expect(plan.effects.map(\.target.collection) == ["customers"])
-                _ = try await service.apply(.approve, to: request.id, actor: "officer")
-                try await Self.runJobs(h, service: service)
-                let done = try await service.request(request.id)
-                #expect(done.status == .completed)
-                #expect(try await h.store.read { try await $0.requestDetails(requestID: request.id) } == nil)
+            // The person's email, city and last name, in both systems.
+            let newEmail = "moved-\(UUID().uuidString.prefix(8).lowercased())@example.org"
+            let corrections = [
+                Correction(category: "user.contact.email", value: newEmail),
+                Correction(category: "user.contact.address.city", value: "Neustadt an der Weinstraße"),
+                Correction(field: "crm.customers.last_name", value: "Løvström-Ødegård"),
+            ]
+            let request = try await submit(.rectification, corrections)
+            let sealed = try #require(
+                try await h.store.read { try await $0.requestDetails(requestID: request.id) })
+            #expect(!String(decoding: sealed, as: UTF8.self).contains("Neustadt"), "sealed at rest")
+            let plan = try await service.plan(of: request, system: "crm")
+            #expect(plan.effects.map(\.target.collection) == ["customers"])
+            _ = try await service.apply(.approve, to: request.id, actor: "officer")
+            try await Self.runJobs(h, service: service)
+            let done = try await service.request(request.id)
+            #expect(done.status == .completed)
+            #expect(try await h.store.read { try await $0.requestDetails(requestID: request.id) } == nil)
 
-                let crmAfter = try await Self.dump(store.connections["crm"]!)
-                let marketingAfter = try await Self.dump(store.connections["marketing"]!)
-                let customerID = try #require(subject.rows["customers"]?.first)
-                var expected = try #require(crm["customers"]?[customerID])
-                expected["email"] = newEmail
-                expected["city"] = "Neustadt an der Weinstraße"
-                expected["last_name"] = "Løvström-Ødegård"
-                #expect(crmAfter["customers"]?[customerID] == expected)
-                for id in subject.rows["subscriptions"]! {
-                    var row = try #require(marketing["subscriptions"]?[id])
-                    row["email"] = newEmail
-                    #expect(marketingAfter["subscriptions"]?[id] == row)
-                }
-                // Everything else as it was: other people, and the subject's other rows.
-                for (before, after) in [(crm, crmAfter), (marketing, marketingAfter)] {
-                    for (table, rows) in before {
-                        for (id, row) in rows
-                        where !(table == "customers" && id == customerID)
-                            && !(table == "subscriptions" && subject.rows[table]!.contains(id))
-                        {
-                            #expect(after[table]?[id] == row, "\(table) \(id) unchanged")
-                        }
+            let crmAfter = try await Self.dump(store.connections["crm"]!)
+            let marketingAfter = try await Self.dump(store.connections["marketing"]!)
+            let customerID = try #require(subject.rows["customers"]?.first)
+            var expected = try #require(crm["customers"]?[customerID])
+            expected["email"] = newEmail
+            expected["city"] = "Neustadt an der Weinstraße"
+            expected["last_name"] = "Løvström-Ødegård"
+            #expect(crmAfter["customers"]?[customerID] == expected)
+            for id in subject.rows["subscriptions"]! {
+                var row = try #require(marketing["subscriptions"]?[id])
+                row["email"] = newEmail
+                #expect(marketingAfter["subscriptions"]?[id] == row)
+            }
+            // Everything else as it was: other people, and the subject's other rows.
+            for (before, after) in [(crm, crmAfter), (marketing, marketingAfter)] {
+                for (table, rows) in before {
+                    for (id, row) in rows
+                    where !(table == "customers" && id == customerID)
+                        && !(table == "subscriptions" && subject.rows[table]!.contains(id))
+                    {
+                        #expect(after[table]?[id] == row, "\(table) \(id) unchanged")
                     }
                 }
-
-                // Receipts: which fields, how many rows, verified; no value.
-                let tasks = try await h.store.read { try await $0.requestTasks(requestID: request.id) }
-                #expect(tasks.map(\.system).sorted() == ["crm", "marketing"])
-                let receipts = try tasks.map {
-                    try JSONDecoder().decode(SystemReceipt.self, from: Data(($0.receipt ?? "").utf8))
-                }
-                let customers = try #require(
-                    receipts.first { $0.system == "crm" }?.collections.first { $0.collection == "customers" })
-                #expect(customers.changed == 1 && customers.located == 1)
-                #expect(customers.fields == ["email": "corrected", "city": "corrected", "last_name": "corrected"])
-                let subscriptions = try #require(
-                    receipts.first { $0.system == "marketing" }?.collections.first { $0.collection == "subscriptions" })
-                #expect(subscriptions.changed == subject.rows["subscriptions"]!.count)
-                #expect(receipts.allSatisfy { $0.verified })
-                let audit = try await h.store.read { try await $0.auditEntries(afterSequence: 0, limit: 1000) }
-                let text = "\(audit.map(\.draft))\(tasks.map(\.receipt))"
-                #expect(!text.contains(newEmail) && !text.contains("Neustadt") && !text.contains("Løvström"))
-                #expect(
-                    audit.contains { $0.draft.action == "request.received" && $0.draft.details["corrections"] != nil })
-
-                // A second run of a system's work finds every value in place and changes nothing.
-                let again = try await service.execution!.execute(
-                    "marketing", .rectification, SubjectIdentities([.email: [newEmail]]), corrections, { $0 }, { _ in })
-                #expect(again.receipt.rowsAffected == 0 && again.receipt.verified)
             }
+
+            // Receipts: which fields, how many rows, verified; no value.
+            let tasks = try await h.store.read { try await $0.requestTasks(requestID: request.id) }
+            #expect(tasks.map(\.system).sorted() == ["crm", "marketing"])
+            let receipts = try tasks.map {
+                try JSONDecoder().decode(SystemReceipt.self, from: Data(($0.receipt ?? "").utf8))
+            }
+            let customers = try #require(
+                receipts.first { $0.system == "crm" }?.collections.first { $0.collection == "customers" })
+            #expect(customers.changed == 1 && customers.located == 1)
+            #expect(customers.fields == ["email": "corrected", "city": "corrected", "last_name": "corrected"])
+            let subscriptions = try #require(
+                receipts.first { $0.system == "marketing" }?.collections.first { $0.collection == "subscriptions" })
+            #expect(subscriptions.changed == subject.rows["subscriptions"]!.count)
+            #expect(receipts.allSatisfy { $0.verified })
+            let audit = try await h.store.read { try await $0.auditEntries(afterSequence: 0, limit: 1000) }
+            let text = "\(audit.map(\.draft))\(tasks.map(\.receipt))"
+            #expect(!text.contains(newEmail) && !text.contains("Neustadt") && !text.contains("Løvström"))
+            #expect(
+                audit.contains { $0.draft.action == "request.received" && $0.draft.details["corrections"] != nil })
+
+            // A second run of a system's work finds every value in place and changes nothing.
+            let again = try await service.execution!.execute(
+                "marketing", .rectification, SubjectIdentities([.email: [newEmail]]), corrections, { $0 }, { _ in })
+            #expect(again.receipt.rowsAffected == 0 && again.receipt.verified)
         }
     }
 
@@ -607,51 +627,43 @@ import Testing
     /// systems' rows are recognised by hashing their identity values as Steward normalises them —
     /// the same rows as by the plain address, and an erasure by hash leaves none of the subject's.
     @Test func identitiesGivenAsSHA256FindTheSameRows() async throws {
-        let policy = try PolicyLoader.load(directory: Self.policies) { _ in "digest" }
-        try await Self.withCustomerStore(customers: 100) { store in
-            try await withHarness { h in
-                let queue = JobQueue(store: h.store, runtime: h.runtime)
-                let service = RequestService(
-                    store: h.store, crypto: h.crypto, runtime: h.runtime, regimes: policy.regimes,
-                    execution: Self.execution(map: policy.dataMap, store: store, queue: queue))
-                let crm = try await Self.dump(store.connections["crm"]!)
-                let marketing = try await Self.dump(store.connections["marketing"]!)
-                let subject = try #require(Self.subject(crm: crm, marketing: marketing))
-                let normalised = try NormalizedIdentity(kind: .email, raw: subject.email).value
-                let digest = h.crypto.secrets.digest(normalised).map { String(format: "%02x", $0) }.joined()
-                let hashed = [HashedIdentity(kind: .email, sha256: digest.uppercased().lowercased())]
+        try await Self.withExampleSubject(customers: 100) { setup in
+            let (h, store, service) = (setup.h, setup.store, setup.service)
+            let (crm, marketing, subject) = (setup.crm, setup.marketing, setup.subject)
+            let normalised = try NormalizedIdentity(kind: .email, raw: subject.email).value
+            let digest = h.crypto.secrets.digest(normalised).map { String(format: "%02x", $0) }.joined()
+            let hashed = [HashedIdentity(kind: .email, sha256: digest.uppercased().lowercased())]
 
-                let access = try await service.submit(
-                    regime: "gdpr", type: .access, identities: [], verified: .preVerified, hashedIdentities: hashed,
-                    actor: "key:shop")
-                #expect(try await h.store.read { try await $0.identities(subjectID: access.subjectID) }.isEmpty)
-                _ = try await service.apply(.approve, to: access.id, actor: "officer")
-                try await Self.runJobs(h, service: service)
-                let done = try await service.request(access.id)
-                #expect(done.status == .completed)
-                for task in try await h.store.read({ try await $0.requestTasks(requestID: access.id) }) {
-                    let rows = try #require(try service.rows(of: task, request: done))
-                    for (collection, read) in rows.collections {
-                        #expect(
-                            Set(read.map { ($0["id"] ?? nil) ?? "" }) == subject.rows[collection] ?? [],
-                            "\(task.system).\(collection)")
-                    }
+            let access = try await service.submit(
+                regime: "gdpr", type: .access, identities: [], verified: .preVerified, hashedIdentities: hashed,
+                actor: "key:shop")
+            #expect(try await h.store.read { try await $0.identities(subjectID: access.subjectID) }.isEmpty)
+            _ = try await service.apply(.approve, to: access.id, actor: "officer")
+            try await Self.runJobs(h, service: service)
+            let done = try await service.request(access.id)
+            #expect(done.status == .completed)
+            for task in try await h.store.read({ try await $0.requestTasks(requestID: access.id) }) {
+                let rows = try #require(try service.rows(of: task, request: done))
+                for (collection, read) in rows.collections {
+                    #expect(
+                        Set(read.map { ($0["id"] ?? nil) ?? "" }) == subject.rows[collection] ?? [],
+                        "\(task.system).\(collection)")
                 }
-                let audit = try await h.store.read { try await $0.auditEntries(afterSequence: 0, limit: 1_000) }
-                #expect(audit.contains { $0.draft.details["hashed_identities"] == "email" })
-                #expect(!audit.contains { "\($0.draft)".contains(digest) })
-
-                let erasure = try await service.submit(
-                    regime: "gdpr", type: .erasure, identities: [], verified: .preVerified, hashedIdentities: hashed,
-                    actor: "key:shop")
-                _ = try await service.apply(.approve, to: erasure.id, actor: "officer")
-                try await Self.runJobs(h, service: service)
-                #expect(try await service.request(erasure.id).status == .completed)
-                let after =
-                    "\(try await Self.dump(store.connections["crm"]!))\(try await Self.dump(store.connections["marketing"]!))"
-                #expect(!after.contains(subject.email))
-                #expect(try await h.store.read { try await $0.requestDetails(requestID: erasure.id) } == nil)
             }
+            let audit = try await h.store.read { try await $0.auditEntries(afterSequence: 0, limit: 1_000) }
+            #expect(audit.contains { $0.draft.details["hashed_identities"] == "email" })
+            #expect(!audit.contains { "\($0.draft)".contains(digest) })
+
+            let erasure = try await service.submit(
+                regime: "gdpr", type: .erasure, identities: [], verified: .preVerified, hashedIdentities: hashed,
+                actor: "key:shop")
+            _ = try await service.apply(.approve, to: erasure.id, actor: "officer")
+            try await Self.runJobs(h, service: service)
+            #expect(try await service.request(erasure.id).status == .completed)
+            let after =
+                "\(try await Self.dump(store.connections["crm"]!))\(try await Self.dump(store.connections["marketing"]!))"
+            #expect(!after.contains(subject.email))
+            #expect(try await h.store.read { try await $0.requestDetails(requestID: erasure.id) } == nil)
         }
     }
 }
