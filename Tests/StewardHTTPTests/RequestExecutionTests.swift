@@ -583,15 +583,28 @@ import Testing
                 let erasure = try await service.submit(
                     regime: "gdpr", type: .erasure, identities: [email], verified: .preVerified, actor: "key:shop")
                 _ = try await service.apply(.approve, to: erasure.id, actor: "officer")
-                // The CRM's job waits 2 seconds at a time: the harness clock moves on while the jobs run.
-                let ticker = Task {
-                    while !Task.isCancelled {
-                        try await Task.sleep(for: .milliseconds(20))
-                        h.clock.advance(by: 1)
-                    }
+                // The CRM's job waits 2 seconds at a time. Once billing is done and the CRM's job waits,
+                // the harness clock moves on 3 seconds, once (a clock running fast would expire leases
+                // on a loaded machine and count attempts that are not the wait's).
+                let runner = Task { try await Self.runJobs(h, service: service) }
+                @Sendable func crmWaits() async throws -> Bool {
+                    let tasks = try await h.store.read { try await $0.requestTasks(requestID: erasure.id) }
+                    guard let crmID = tasks.first(where: { $0.system == "crm" })?.jobID,
+                        let job = try await h.store.read({ try await $0.job(id: crmID) })
+                    else { return false }
+                    let billingDone = tasks.first(where: { $0.system == "billing" })?.state == .done
+                    return billingDone && job.state == .queued
+                        && (job.lastError?.contains("waiting for 'billing'") ?? false)
                 }
-                try await Self.runJobs(h, service: service)
-                ticker.cancel()
+                var waited = false
+                for _ in 0..<800 {
+                    waited = try await crmWaits()
+                    if waited { break }
+                    try await Task.sleep(for: .milliseconds(25))
+                }
+                #expect(waited, "the CRM's job waits for billing's")
+                h.clock.advance(by: 3)
+                try await runner.value
                 #expect(try await service.request(erasure.id).status == .completed)
                 let after = try await Self.dump(connections["billing"]!)
                 for (id, row) in before["invoices", default: [:]] {
