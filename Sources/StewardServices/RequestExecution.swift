@@ -380,7 +380,7 @@ extension RequestService {
             recognition: IdentityRecognition(kinds: Set(hashed.map(\.kind))) { kind, raw in
                 guard let identity = try? NormalizedIdentity(kind: kind, raw: raw) else { return false }
                 // SHA-256 of the normalised value, as the caller hashed it.
-                let digest = secrets.digest(identity.value).map { String(format: "%02x", $0) }.joined()
+                let digest = secrets.digest(identity.value).hexString
                 return wanted.contains("\(kind.rawValue):\(digest)")
             })
     }
@@ -729,7 +729,7 @@ extension RequestService {
         guard let link = try await store.read({ try await $0.packageLink(hash: hash) }) else {
             throw StewardError(.requestLinkUnknown, "no export package has this link", field: "token")
         }
-        let tag = hash.prefix(6).map { String(format: "%02x", $0) }.joined()
+        let tag = Data(hash.prefix(6)).hexString
         return try await package(of: link.requestID, actor: "link:\(tag)")
     }
 
