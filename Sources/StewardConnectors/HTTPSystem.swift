@@ -60,30 +60,40 @@ public enum RequestSignature {
         return "t=\(seconds),v1=" + code.map { String(format: "%02x", $0) }.joined()
     }
 
+    /// Whether `header` is a well-formed signature whose time is within the tolerance: checked before
+    /// a body is read, so an unsigned or stale callback costs no buffering.
+    public static func fresh(_ header: String?, now: Date) -> Bool { parse(header, now: now) != nil }
+
     /// Whether `header` is a fresh signature of `body` under `secret` (compared in constant time).
     public static func verify(_ header: String?, body: Data, secret: Data, now: Date) -> Bool {
-        guard let header, header.utf8.count <= 1_024 else { return false }
+        guard let (seconds, codes) = parse(header, now: now) else { return false }
+        let key = SymmetricKey(data: secret)
+        let message = signed(body, seconds)
+        return codes.contains { HMAC<SHA256>.isValidAuthenticationCode($0, authenticating: message, using: key) }
+    }
+
+    /// The time and codes of a well-formed header whose time is within the tolerance.
+    static func parse(_ header: String?, now: Date) -> (seconds: Int64, codes: [Data])? {
+        guard let header, header.utf8.count <= 1_024 else { return nil }
         var seconds: Int64?
         var codes: [Data] = []
         for part in header.split(separator: ",") {
             let pair = part.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
-            guard pair.count == 2 else { return false }
+            guard pair.count == 2 else { return nil }
             switch pair[0] {
             case "t":
-                guard seconds == nil, let value = Int64(pair[1]) else { return false }
+                guard seconds == nil, let value = Int64(pair[1]) else { return nil }
                 seconds = value
             case "v1":
-                guard let code = Data(hex: String(pair[1])), code.count == 32 else { return false }
+                guard let code = Data(hex: String(pair[1])), code.count == 32 else { return nil }
                 codes.append(code)
             default: continue  // a later scheme's entry
             }
         }
         guard let seconds, !codes.isEmpty, abs(now.timeIntervalSince1970 - Double(seconds)) <= tolerance else {
-            return false
+            return nil
         }
-        let key = SymmetricKey(data: secret)
-        let message = signed(body, seconds)
-        return codes.contains { HMAC<SHA256>.isValidAuthenticationCode($0, authenticating: message, using: key) }
+        return (seconds, codes)
     }
 
     static func signed(_ body: Data, _ seconds: Int64) -> Data { Data("\(seconds).".utf8) + body }

@@ -185,16 +185,21 @@ func requestEndpoints(api: StewardAPI) -> [Endpoint] {
         // secret it shares with Steward authorizes reports about its own deliveries, nothing else.
         Endpoint(.post, "/v1/requests/{id}/callbacks/{system}", nil) { request, context in
             var request = request
-            let body = Data(try await request.collectBody(upTo: HTTPSystemClient.answerLimit).readableBytesView)
             let key = context.parameters.get("system") ?? ""
             let unsigned = StewardError(
                 .requestSignatureInvalid, "the callback is not signed by the system's secret",
                 field: RequestSignature.header)
+            let signature = request.headers[.init(RequestSignature.header)!]
+            // Who may call is settled before the body is read: an unknown system, or a missing,
+            // malformed or stale signature, costs no buffering of up to 16 MiB.
             guard let system = api.policy.dataMap.system(key), system.kind == .http,
                 case .http(let endpoint) = try? api.customerSystems.connection(system),
-                RequestSignature.verify(
-                    request.headers[.init(RequestSignature.header)!], body: body, secret: endpoint.secret, now: Date())
+                RequestSignature.fresh(signature, now: Date())
             else { throw unsigned }
+            let body = Data(try await request.collectBody(upTo: HTTPSystemClient.answerLimit).readableBytesView)
+            guard RequestSignature.verify(signature, body: body, secret: endpoint.secret, now: Date()) else {
+                throw unsigned
+            }
             let id = try uuidParameter(context)
             let record = try await service.request(id)
             let report = try HTTPSystemClient.report(

@@ -81,7 +81,7 @@ public struct RequestTaskJob: JobHandler {
                     try await reader.requestDetails(requestID: request.id)
                 )
             }
-        guard let (request, stored, tasks, sealedCorrections) = found else {
+        guard let (request, stored, tasks, sealedDetails) = found else {
             throw JobPermanentFailure(StewardError(.requestNotFound, "the task's request is gone", field: "request"))
         }
         let task = tasks.first { $0.system == payload.system }
@@ -98,7 +98,7 @@ public struct RequestTaskJob: JobHandler {
         }
         var values: [IdentityKind: [String]] = [:]
         for identity in stored { values[identity.kind, default: []].append(try service.vault.open(identity)) }
-        let particulars = try service.details(sealedCorrections, of: request)
+        let particulars = try service.details(sealedDetails, of: request)
         let corrections = particulars.corrections
         let identities = service.identities(values, hashed: particulars.hashedIdentities)
         guard !identities.kinds.isEmpty else {

@@ -337,6 +337,11 @@ import Testing
                         #expect(answer.status == expected, "\(signature ?? "unsigned")")
                         #expect(answer.body.contains("request.signature_invalid"))
                     }
+                    // Refused before the body is read: an unsigned callback larger than any answer Steward
+                    // reads is 401, not 413.
+                    let huge = try await Self.callback(
+                        port: port, request: target, body: String(repeating: "x", count: 17 << 20), signature: nil)
+                    #expect(huge.status == 401 && huge.body.contains("request.signature_invalid"))
                     // An API key is not a system's signature.
                     let admin = try await h.key(.admin)
                     let keyed = try await client.execute(
