@@ -61,6 +61,10 @@ examples = {
   "RecordConsent": {"subject": {"email": "ada@example.com"}, "purpose": "marketing.email", "decision": "granted",
                     "notice": {"id": "newsletter-signup", "version": "3"}, "method": "web_form",
                     "proof": {"ip": "203.0.113.9", "userAgent": "Mozilla/5.0"}},
+  "RecordConsentChoices": {"subject": {"email": "ada@example.com"}, "decisions": {"marketing.email": "granted", "analytics": "denied"},
+                           "notice": {"id": "cookie-banner", "version": "2"}, "method": "banner"},
+  "BatchCheck": {"checks": [{"subject": {"email": "ada@example.com"}, "purpose": "marketing.email"},
+                            {"subject": {"email": "grace@example.com"}, "purpose": "marketing.email"}]},
   "Identity": {"phone": "+14155550123"},
   "CreateKey": {"name": "billing service", "role": "service"},
   "RequestIntake": {"regime": "gdpr", "type": "access", "subject": {"email": "ada@example.com"}, "verified": "pre_verified"},
@@ -74,10 +78,11 @@ paths = {
   "/metrics": {"get": op("Prometheus metrics (no personal data in any label)", tags=["ops"], store=False, ok_type="text/plain; version=0.0.4")},
   "/openapi.json": {"get": op("This document", tags=["ops"], store=False)},
   "/.well-known/gpc.json": {"get": op("Global Privacy Control support resource", tags=["consent"], store=False)},
-  "/v1/consents": {"post": op("Record a consent decision (Sec-GPC: 1 also opts out of sale/sharing)", "consent:record", body=jsonb("RecordConsent"), ok="201", ok_schema=ref("RecordResult"), tags=["consent"], errors=["404", "409", "422"], semantic=["subject.unknown", "subject.suppressed", "consent.confirmed_at_in_future"])},
+  "/v1/consents": {"post": op("Record a consent decision, or a banner's choices for several purposes in one transaction (Sec-GPC: 1 also opts out of sale/sharing)", "consent:record", body={"application/json": {"schema": {"oneOf": [ref("RecordConsent"), ref("RecordConsentChoices")]}, "examples": {"one": {"value": examples["RecordConsent"]}, "choices": {"value": examples["RecordConsentChoices"]}}}}, ok="201", ok_schema={"anyOf": [ref("RecordResult"), ref("RecordChoicesResult")]}, tags=["consent"], errors=["404", "409", "422"], semantic=["subject.unknown", "subject.suppressed", "consent.confirmed_at_in_future"])},
   "/v1/consents/bulk": {"post": op("Record many decisions from JSON lines (at most 64 MiB by default), in atomic batches of 1,000; 503 bulk.busy while the allowed number already run", "consent:record", body={"application/x-ndjson": {"schema": {"type": "array", "minItems": 1, "items": ref("BulkRecordConsent"), "description": "one RecordConsent object per line; a line that fails is reported in the result, the others are recorded. A grant for a double opt-in purpose needs confirmedAt here (consent.confirmation_required otherwise): this answer has no place for confirmation tokens, so record such grants one by one with POST /v1/consents"}}}, ok_schema=ref("BulkResult"), tags=["consent"], semantic=["subject.unknown", "subject.suppressed", "consent.confirmed_at_in_future"], params=[q("rejections", "how many rejections to list, 0 to 10000 (default 100); all are counted", schema={"type": "integer", "minimum": 0, "maximum": 10000})])},
   "/v1/consents/confirm": {"post": op("Confirm a pending double opt-in grant with its token", "consent:record", body=jsonb("Confirm"), ok_schema=ref("RecordResult"), tags=["consent"], errors=["404", "409"])},
-  "/v1/consents/check": {"get": op("May this subject's data be used for this purpose now?", "consent:check", params=subject_q + [q("purpose", "purpose key", True, ref("PurposeKey"))], ok_schema=ref("Check"), tags=["consent"], errors=["422"])},
+  "/v1/consents/check": {"get": op("May this subject's data be used for this purpose now? One purpose answers a Check; several, or none for every purpose, a CheckSet from one read", "consent:check", params=subject_q + [{"name": "purpose", "in": "query", "required": False, "style": "form", "explode": True, "description": "purpose key; repeat for several, leave out for all", "schema": {"type": "array", "items": ref("PurposeKey"), "uniqueItems": True}}], ok_schema={"anyOf": [ref("Check"), ref("CheckSet")]}, tags=["consent"], errors=["422"]),
+                         "post": op("Answer up to 1,000 (subject, purpose) pairs in one call, in order (for a send to a list)", "consent:check", body=jsonb("BatchCheck"), ok_schema=ref("BatchCheckResult"), tags=["consent"], errors=["422"])},
   "/v1/audiences/{purpose}": {"get": op("Subjects whose current state allows the purpose", "consent:read", params=[p("purpose", "purpose key", ref("PurposeKey")), q("cursor", "from nextCursor", schema=uuid), limit(10000)], tags=["consent"], errors=["422"])},
   "/v1/subjects": {"get": op("Find the subject an identity belongs to", "consent:read", params=subject_q, ok_schema=ref("SubjectFound"), tags=["subjects"], errors=["404"])},
   "/v1/subjects/{id}/consents": {"get": op("Current consent state per purpose", "consent:read", params=[p("id", "subject id", uuid)], tags=["subjects"], errors=["404"])},
@@ -327,6 +332,31 @@ doc = {
     },
   },
 }
+# A banner's choices: RecordConsent's shared fields, with `decisions` (purpose key → decision) in place of
+# `purpose` and `decision`; the two forms exclude each other.
+schemas = doc["components"]["schemas"]
+single = schemas["RecordConsent"]
+single["not"] = {"required": ["decisions"]}
+shared = {k: v for k, v in single["properties"].items() if k not in ("purpose", "decision")}
+schemas["RecordConsentChoices"] = {"type": "object", "required": ["subject", "decisions"],
+    "not": {"anyOf": [{"required": ["purpose"]}, {"required": ["decision"]}]},
+    "properties": {**shared, "decisions": {"type": "object", "minProperties": 1, "maxProperties": 50,
+        "propertyNames": ref("RecordablePurposeKey"), "additionalProperties": {"enum": ["granted", "denied", "withdrawn"]},
+        "description": "purpose key → decision, each recorded as its own event with the record's notice, method and proof"}},
+    "allOf": [
+        {"if": {"required": ["decisions"], "properties": {"decisions": ref("ConsentGrantChoice")}}, "then": {"required": ["notice"]}},
+        {"if": {"required": ["confirmedAt"]},
+         "then": {"required": ["method"], "properties": {"method": {"const": "import"}, "decisions": {"additionalProperties": {"const": "granted"}}}}}]}
+schemas["ConsentGrantChoice"] = {"type": "object", "description": "choices that grant a purpose whose legal basis is consent, so need the notice (filled in at start)",
+    "anyOf": [{"required": ["analytics"], "properties": {"analytics": {"const": "granted"}}}]}
+schemas["RecordChoicesResult"] = {"type": "object", "required": ["subjectId", "subjectCreated", "decisions", "gpcOptOuts"], "properties": {
+    "subjectId": string, "subjectCreated": {"type": "boolean"}, "gpcOptOuts": {"type": "array"},
+    "decisions": {"type": "array", "description": "in purpose key order", "items": s(event={"type": "object"}, state={"type": "object"}, confirmation=s(token=string, expiresAt=string))}}}
+schemas["CheckSet"] = {"type": "object", "required": ["allowed", "checks"], "properties": {
+    "allowed": {"type": "boolean", "description": "every purpose asked for is allowed"}, "checks": {"type": "array", "items": ref("Check")}}}
+schemas["BatchCheck"] = {"type": "object", "required": ["checks"], "properties": {"checks": {"type": "array", "minItems": 1, "maxItems": 1000,
+    "items": {"type": "object", "required": ["subject", "purpose"], "properties": {"subject": ref("Subject"), "purpose": ref("PurposeKey")}}}}}
+schemas["BatchCheckResult"] = {"type": "object", "required": ["results"], "properties": {"results": {"type": "array", "items": ref("Check"), "description": "one per pair, in order"}}}
 text = json.dumps(doc, indent=2, sort_keys=True)
 (root / "Sources/StewardHTTP/OpenAPIDocument.swift").write_text(
   "// swift-format-ignore-file\n"

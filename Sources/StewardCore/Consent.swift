@@ -61,6 +61,32 @@ public struct ConsentState: Sendable, Hashable {
     }
 }
 
+/// A subject and every current state it holds (one per purpose decided), as the check reads them:
+/// one read answers every purpose of the subject.
+public struct SubjectStates: Sendable, Hashable {
+    public var subjectID: UUID
+    public var states: [ConsentState]
+
+    public init(subjectID: UUID, states: [ConsentState]) {
+        self.subjectID = subjectID
+        self.states = states
+    }
+
+    /// The state of one purpose, nil when none was decided.
+    public func state(_ purpose: String) -> ConsentState? { states.first { $0.purpose == purpose } }
+
+    /// Groups the rows of an identity → subject → state join (the state nil where the subject holds
+    /// none) by blind index.
+    public static func grouping(_ rows: [(index: Data, subject: UUID, state: ConsentState?)]) -> [Data: SubjectStates] {
+        var found: [Data: SubjectStates] = [:]
+        for row in rows {
+            found[row.index, default: SubjectStates(subjectID: row.subject, states: [])].states
+                .append(contentsOf: row.state.map { [$0] } ?? [])
+        }
+        return found
+    }
+}
+
 /// One immutable ledger entry.
 public struct ConsentEvent: Sendable, Hashable {
     public var id: UUID

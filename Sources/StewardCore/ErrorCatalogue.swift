@@ -127,6 +127,13 @@ extension StewardError {
             "consent.confirmed_at_not_allowed", .unprocessable, "Only an imported grant may carry `confirmedAt`.")
         public static let consentConfirmedAtInFuture = Code(
             "consent.confirmed_at_in_future", .unprocessable, "`confirmedAt` lies in the future.")
+        public static let consentDecisionsInvalid = Code(
+            "consent.decisions_invalid", .invalidInput,
+            "`decisions` is empty, has more than 50 entries, or comes with `purpose` or `decision` (give one form).")
+        public static let consentPurposeRepeated = Code(
+            "consent.purpose_repeated", .invalidInput, "Two decisions of one record name the same purpose.")
+        public static let checkBatchSize = Code(
+            "check.batch_size", .invalidInput, "A batch check holds no pair, or more than 1,000.")
         public static let consentConfirmationRequired = Code(
             "consent.confirmation_required", .unprocessable,
             "A bulk grant of a double opt-in purpose needs `confirmedAt` (or tokens asked for).")
@@ -348,6 +355,9 @@ extension StewardError {
             .consentConfirmedAtInvalid,
             .consentConfirmedAtNotAllowed,
             .consentConfirmedAtInFuture,
+            .consentDecisionsInvalid,
+            .consentPurposeRepeated,
+            .checkBatchSize,
             .consentConfirmationRequired,
             .confirmationTokenMissing,
             .confirmationUnknownToken,

@@ -109,6 +109,18 @@ struct RecordResponse: Encodable {
     var gpcOptOuts: [EventDTO]
 }
 
+struct RecordChoicesResponse: Encodable {
+    struct Choice: Encodable {
+        var event: EventDTO
+        var state: StateDTO
+        var confirmation: RecordResponse.Confirmation?
+    }
+    var subjectId: String
+    var subjectCreated: Bool
+    var decisions: [Choice]
+    var gpcOptOuts: [EventDTO]
+}
+
 struct BulkResponse: Encodable {
     struct Rejection: Encodable {
         var line: Int
@@ -313,17 +325,38 @@ extension RecordResponse {
     /// A test compares the two for every shape of outcome.
     var jsonText: String {
         var object = JSONObjectWriter()
-        object.raw(
-            "confirmation",
-            confirmation.map { confirmation in
-                var inner = JSONObjectWriter()
-                inner.date("expiresAt", confirmation.expiresAt)
-                inner.string("token", confirmation.token)
-                return inner.finished()
-            })
+        object.raw("confirmation", confirmation?.jsonText)
         object.raw("event", event.jsonText)
         object.raw("gpcOptOuts", "[" + gpcOptOuts.map(\.jsonText).joined(separator: ",") + "]")
         object.raw("state", state.jsonText)
+        object.bool("subjectCreated", subjectCreated)
+        object.string("subjectId", subjectId)
+        return object.finished()
+    }
+}
+
+extension RecordResponse.Confirmation {
+    var jsonText: String {
+        var object = JSONObjectWriter()
+        object.date("expiresAt", expiresAt)
+        object.string("token", token)
+        return object.finished()
+    }
+}
+
+extension RecordChoicesResponse {
+    /// As `RecordResponse.jsonText`: the body `JSONEncoder` would write, without its reflection.
+    var jsonText: String {
+        var object = JSONObjectWriter()
+        let choices = decisions.map { choice in
+            var inner = JSONObjectWriter()
+            inner.raw("confirmation", choice.confirmation?.jsonText)
+            inner.raw("event", choice.event.jsonText)
+            inner.raw("state", choice.state.jsonText)
+            return inner.finished()
+        }
+        object.raw("decisions", "[" + choices.joined(separator: ",") + "]")
+        object.raw("gpcOptOuts", "[" + gpcOptOuts.map(\.jsonText).joined(separator: ",") + "]")
         object.bool("subjectCreated", subjectCreated)
         object.string("subjectId", subjectId)
         return object.finished()

@@ -41,11 +41,16 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
         // MARK: Consent
         Endpoint(.post, "/v1/consents", .consentRecord) { request, context in
             let body = try await decode(RecordConsentBody.self, from: request, limit: 64 << 10)
-            let command = try body.command(
+            let commands = try body.commands(
                 actor: context.principal!.actor, defaultMethod: .api, gpc: request.headers[.init("Sec-GPC")!] == "1")
-            let outcome = try await consent.record(command)
+            guard body.isChoices else {
+                let outcome = try await consent.record(commands[0])
+                return jsonResponse(
+                    recordResponse(outcome, policy: policy, now: consent.runtime.now()).jsonText, status: .created)
+            }
+            let outcomes = try await consent.record(choices: commands)
             return jsonResponse(
-                recordResponse(outcome, policy: policy, now: consent.runtime.now()).jsonText, status: .created)
+                choicesResponse(outcomes, policy: policy, now: consent.runtime.now()).jsonText, status: .created)
         },
         Endpoint(.post, "/v1/consents/bulk", .consentRecord) { request, context in
             try await recordBulk(request, actor: context.principal!.actor, api: api)
@@ -60,11 +65,44 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
         },
         Endpoint(.get, "/v1/consents/check", .consentCheck) { request, _ in
             let query = request.uri.queryParameters  // parsed once: the hot path reads six names
-            guard let purpose = query["purpose"].map(String.init), !purpose.isEmpty else {
-                throw StewardError(.purposeMissing, "is required", field: "purpose")
-            }
+            let purposes = query[values: "purpose"]
             let reference = try subjectFromQuery(query)
-            return checkResponse(try await consent.check(reference, purpose: purpose))
+            if purposes.count == 1 {
+                guard !purposes[0].isEmpty else { throw StewardError(.purposeMissing, "is empty", field: "purpose") }
+                return checkResponse(try await consent.check(reference, purpose: String(purposes[0])))
+            }
+            // Several purposes, or none for every purpose of the policy: one read, one answer.
+            guard purposes.count <= policy.purposes.count, !purposes.contains(where: \.isEmpty) else {
+                throw StewardError(
+                    .purposeMissing, "give each purpose once, at most one per purpose of the policy", field: "purpose")
+            }
+            return jsonResponse(
+                checkSetText(try await consent.check(reference, purposes: purposes.map(String.init))))
+        },
+        Endpoint(.post, "/v1/consents/check", .consentCheck) { request, _ in
+            let body = try await decode(BatchCheckBody.self, from: request, limit: 512 << 10)
+            guard let checks = body.checks, !checks.isEmpty, checks.count <= ConsentService.maxCheckPairs else {
+                throw StewardError(
+                    .checkBatchSize, "must hold 1 to \(ConsentService.maxCheckPairs) subject and purpose pairs",
+                    field: "checks")
+            }
+            var pairs: [(subject: SubjectReference, purpose: String)] = []
+            pairs.reserveCapacity(checks.count)
+            for (position, check) in checks.enumerated() {
+                guard let subject = check.subject else {
+                    throw StewardError(.subjectMissing, "is required", field: "checks[\(position)].subject")
+                }
+                guard let purpose = check.purpose, !purpose.isEmpty else {
+                    throw StewardError(.purposeMissing, "is required", field: "checks[\(position)].purpose")
+                }
+                pairs.append((try subject.reference(field: "checks[\(position)].subject"), purpose))
+            }
+            var text = "{\"results\":["
+            for (position, check) in try await consent.check(pairs: pairs).enumerated() {
+                if position > 0 { text += "," }
+                text += checkText(check)
+            }
+            return jsonResponse(text + "]}")
         },
         Endpoint(.get, "/v1/audiences/{purpose}", .consentRead) { request, context in
             let purpose = context.parameters.get("purpose") ?? ""
@@ -264,6 +302,16 @@ func checkText(_ check: ConsentCheck) -> String {
     return object.finished()
 }
 
+/// Several purposes' answers for one subject: `allowed` when every one of them is.
+func checkSetText(_ checks: [ConsentCheck]) -> String {
+    var text = "{\"allowed\":\(checks.allSatisfy(\.allowed)),\"checks\":["
+    for (position, check) in checks.enumerated() {
+        if position > 0 { text += "," }
+        text += checkText(check)
+    }
+    return text + "]}"
+}
+
 func subjectFromQuery(_ query: FlatDictionary<Substring, Substring>) throws(StewardError) -> SubjectReference {
     let given = ConsentInput.subjectParameters.compactMap { name in query[name[...]].map { (name, String($0)) } }
     guard given.count == 1, let (name, value) = given.first else {
@@ -283,6 +331,30 @@ func recordResponse(_ outcome: ConsentService.RecordOutcome, policy: PolicySet, 
             .init(token: $0, expiresAt: outcome.confirmationExpiresAt ?? now)
         },
         gpcOptOuts: outcome.gpcEvents.map(EventDTO.init))
+}
+
+func choicesResponse(_ outcomes: [ConsentService.RecordOutcome], policy: PolicySet, now: Date)
+    -> RecordChoicesResponse
+{
+    RecordChoicesResponse(
+        subjectId: outcomes[0].subjectID.lowercasedString, subjectCreated: outcomes[0].subjectCreated,
+        decisions: outcomes.map { outcome in
+            .init(
+                event: EventDTO(outcome.event),
+                state: StateDTO(outcome.state, purpose: policy.purposes[outcome.state.purpose], now: now),
+                confirmation: outcome.confirmationToken.map {
+                    .init(token: $0, expiresAt: outcome.confirmationExpiresAt ?? now)
+                })
+        },
+        gpcOptOuts: outcomes.flatMap { $0.gpcEvents.map(EventDTO.init) })
+}
+
+struct BatchCheckBody: Decodable {
+    struct Pair: Decodable {
+        var subject: SubjectBody?
+        var purpose: String?
+    }
+    var checks: [Pair]?
 }
 
 struct GPCSupport: Encodable {

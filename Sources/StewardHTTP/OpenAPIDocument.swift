@@ -18,6 +18,49 @@ enum OpenAPIDocument {
       }
     },
     "schemas": {
+      "BatchCheck": {
+        "properties": {
+          "checks": {
+            "items": {
+              "properties": {
+                "purpose": {
+                  "$ref": "#/components/schemas/PurposeKey"
+                },
+                "subject": {
+                  "$ref": "#/components/schemas/Subject"
+                }
+              },
+              "required": [
+                "subject",
+                "purpose"
+              ],
+              "type": "object"
+            },
+            "maxItems": 1000,
+            "minItems": 1,
+            "type": "array"
+          }
+        },
+        "required": [
+          "checks"
+        ],
+        "type": "object"
+      },
+      "BatchCheckResult": {
+        "properties": {
+          "results": {
+            "description": "one per pair, in order",
+            "items": {
+              "$ref": "#/components/schemas/Check"
+            },
+            "type": "array"
+          }
+        },
+        "required": [
+          "results"
+        ],
+        "type": "object"
+      },
       "BulkRecordConsent": {
         "allOf": [
           {
@@ -147,6 +190,25 @@ enum OpenAPIDocument {
         ],
         "type": "object"
       },
+      "CheckSet": {
+        "properties": {
+          "allowed": {
+            "description": "every purpose asked for is allowed",
+            "type": "boolean"
+          },
+          "checks": {
+            "items": {
+              "$ref": "#/components/schemas/Check"
+            },
+            "type": "array"
+          }
+        },
+        "required": [
+          "allowed",
+          "checks"
+        ],
+        "type": "object"
+      },
       "Confirm": {
         "properties": {
           "token": {
@@ -158,6 +220,22 @@ enum OpenAPIDocument {
         "required": [
           "token"
         ],
+        "type": "object"
+      },
+      "ConsentGrantChoice": {
+        "anyOf": [
+          {
+            "properties": {
+              "analytics": {
+                "const": "granted"
+              }
+            },
+            "required": [
+              "analytics"
+            ]
+          }
+        ],
+        "description": "choices that grant a purpose whose legal basis is consent, so need the notice (filled in at start)",
         "type": "object"
       },
       "ConsentPurposeKey": {
@@ -752,6 +830,52 @@ enum OpenAPIDocument {
         ],
         "type": "string"
       },
+      "RecordChoicesResult": {
+        "properties": {
+          "decisions": {
+            "description": "in purpose key order",
+            "items": {
+              "properties": {
+                "confirmation": {
+                  "properties": {
+                    "expiresAt": {
+                      "type": "string"
+                    },
+                    "token": {
+                      "type": "string"
+                    }
+                  },
+                  "type": "object"
+                },
+                "event": {
+                  "type": "object"
+                },
+                "state": {
+                  "type": "object"
+                }
+              },
+              "type": "object"
+            },
+            "type": "array"
+          },
+          "gpcOptOuts": {
+            "type": "array"
+          },
+          "subjectCreated": {
+            "type": "boolean"
+          },
+          "subjectId": {
+            "type": "string"
+          }
+        },
+        "required": [
+          "subjectId",
+          "subjectCreated",
+          "decisions",
+          "gpcOptOuts"
+        ],
+        "type": "object"
+      },
       "RecordConsent": {
         "allOf": [
           {
@@ -797,6 +921,11 @@ enum OpenAPIDocument {
             }
           }
         ],
+        "not": {
+          "required": [
+            "decisions"
+          ]
+        },
         "properties": {
           "confirmedAt": {
             "description": "When the person confirmed a double opt-in before the record came to Steward (RFC 3339 time or date, not in the future). Only with method import and decision granted.",
@@ -879,6 +1008,152 @@ enum OpenAPIDocument {
           "subject",
           "purpose",
           "decision"
+        ],
+        "type": "object"
+      },
+      "RecordConsentChoices": {
+        "allOf": [
+          {
+            "if": {
+              "properties": {
+                "decisions": {
+                  "$ref": "#/components/schemas/ConsentGrantChoice"
+                }
+              },
+              "required": [
+                "decisions"
+              ]
+            },
+            "then": {
+              "required": [
+                "notice"
+              ]
+            }
+          },
+          {
+            "if": {
+              "required": [
+                "confirmedAt"
+              ]
+            },
+            "then": {
+              "properties": {
+                "decisions": {
+                  "additionalProperties": {
+                    "const": "granted"
+                  }
+                },
+                "method": {
+                  "const": "import"
+                }
+              },
+              "required": [
+                "method"
+              ]
+            }
+          }
+        ],
+        "not": {
+          "anyOf": [
+            {
+              "required": [
+                "purpose"
+              ]
+            },
+            {
+              "required": [
+                "decision"
+              ]
+            }
+          ]
+        },
+        "properties": {
+          "confirmedAt": {
+            "description": "When the person confirmed a double opt-in before the record came to Steward (RFC 3339 time or date, not in the future). Only with method import and decision granted.",
+            "examples": [
+              "2024-03-01T09:30:00Z"
+            ],
+            "pattern": "^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{3})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]))?$",
+            "type": "string"
+          },
+          "consentString": {
+            "description": "a TCF, GPP or US-privacy string (printable ASCII)",
+            "maxLength": 8192,
+            "minLength": 1,
+            "pattern": "^[ -~]+$",
+            "type": "string"
+          },
+          "decisions": {
+            "additionalProperties": {
+              "enum": [
+                "granted",
+                "denied",
+                "withdrawn"
+              ]
+            },
+            "description": "purpose key \u2192 decision, each recorded as its own event with the record's notice, method and proof",
+            "maxProperties": 50,
+            "minProperties": 1,
+            "propertyNames": {
+              "$ref": "#/components/schemas/RecordablePurposeKey"
+            },
+            "type": "object"
+          },
+          "method": {
+            "enum": [
+              "web_form",
+              "api",
+              "import",
+              "banner",
+              "email",
+              "phone_call",
+              "in_person",
+              "tcf",
+              "gpp"
+            ]
+          },
+          "notice": {
+            "$ref": "#/components/schemas/NoticeRef"
+          },
+          "proof": {
+            "properties": {
+              "ip": {
+                "anyOf": [
+                  {
+                    "format": "ipv4",
+                    "type": "string"
+                  },
+                  {
+                    "format": "ipv6",
+                    "type": "string"
+                  }
+                ],
+                "description": "the address the person acted from; stored as a keyed hash"
+              },
+              "userAgent": {
+                "description": "stored as a keyed hash",
+                "maxLength": 1024,
+                "minLength": 1,
+                "type": "string",
+                "x-steward-text": "name"
+              }
+            },
+            "type": "object"
+          },
+          "source": {
+            "description": "where the decision was taken (a page, a form)",
+            "maxLength": 200,
+            "minLength": 1,
+            "type": "string",
+            "x-steward-text": "name"
+          },
+          "subject": {
+            "$ref": "#/components/schemas/Subject"
+          }
+        },
+        "required": [
+          "subject",
+          "decisions"
         ],
         "type": "object"
       },
@@ -2112,24 +2387,51 @@ enum OpenAPIDocument {
         "requestBody": {
           "content": {
             "application/json": {
-              "example": {
-                "decision": "granted",
-                "method": "web_form",
-                "notice": {
-                  "id": "newsletter-signup",
-                  "version": "3"
+              "examples": {
+                "choices": {
+                  "value": {
+                    "decisions": {
+                      "analytics": "denied",
+                      "marketing.email": "granted"
+                    },
+                    "method": "banner",
+                    "notice": {
+                      "id": "cookie-banner",
+                      "version": "2"
+                    },
+                    "subject": {
+                      "email": "ada@example.com"
+                    }
+                  }
                 },
-                "proof": {
-                  "ip": "203.0.113.9",
-                  "userAgent": "Mozilla/5.0"
-                },
-                "purpose": "marketing.email",
-                "subject": {
-                  "email": "ada@example.com"
+                "one": {
+                  "value": {
+                    "decision": "granted",
+                    "method": "web_form",
+                    "notice": {
+                      "id": "newsletter-signup",
+                      "version": "3"
+                    },
+                    "proof": {
+                      "ip": "203.0.113.9",
+                      "userAgent": "Mozilla/5.0"
+                    },
+                    "purpose": "marketing.email",
+                    "subject": {
+                      "email": "ada@example.com"
+                    }
+                  }
                 }
               },
               "schema": {
-                "$ref": "#/components/schemas/RecordConsent"
+                "oneOf": [
+                  {
+                    "$ref": "#/components/schemas/RecordConsent"
+                  },
+                  {
+                    "$ref": "#/components/schemas/RecordConsentChoices"
+                  }
+                ]
               }
             }
           },
@@ -2140,7 +2442,14 @@ enum OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
-                  "$ref": "#/components/schemas/RecordResult"
+                  "anyOf": [
+                    {
+                      "$ref": "#/components/schemas/RecordResult"
+                    },
+                    {
+                      "$ref": "#/components/schemas/RecordChoicesResult"
+                    }
+                  ]
                 }
               }
             },
@@ -2211,7 +2520,7 @@ enum OpenAPIDocument {
             "bearer": []
           }
         ],
-        "summary": "Record a consent decision (Sec-GPC: 1 also opts out of sale/sharing)",
+        "summary": "Record a consent decision, or a banner's choices for several purposes in one transaction (Sec-GPC: 1 also opts out of sale/sharing)",
         "tags": [
           "consent"
         ],
@@ -2318,13 +2627,19 @@ enum OpenAPIDocument {
             "style": "form"
           },
           {
-            "description": "purpose key",
+            "description": "purpose key; repeat for several, leave out for all",
+            "explode": true,
             "in": "query",
             "name": "purpose",
-            "required": true,
+            "required": false,
             "schema": {
-              "$ref": "#/components/schemas/PurposeKey"
-            }
+              "items": {
+                "$ref": "#/components/schemas/PurposeKey"
+              },
+              "type": "array",
+              "uniqueItems": true
+            },
+            "style": "form"
           }
         ],
         "responses": {
@@ -2332,7 +2647,14 @@ enum OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
-                  "$ref": "#/components/schemas/Check"
+                  "anyOf": [
+                    {
+                      "$ref": "#/components/schemas/Check"
+                    },
+                    {
+                      "$ref": "#/components/schemas/CheckSet"
+                    }
+                  ]
                 }
               }
             },
@@ -2362,7 +2684,79 @@ enum OpenAPIDocument {
             "bearer": []
           }
         ],
-        "summary": "May this subject's data be used for this purpose now?",
+        "summary": "May this subject's data be used for this purpose now? One purpose answers a Check; several, or none for every purpose, a CheckSet from one read",
+        "tags": [
+          "consent"
+        ],
+        "x-steward-permission": "consent:check"
+      },
+      "post": {
+        "operationId": "postConsentsCheck",
+        "requestBody": {
+          "content": {
+            "application/json": {
+              "example": {
+                "checks": [
+                  {
+                    "purpose": "marketing.email",
+                    "subject": {
+                      "email": "ada@example.com"
+                    }
+                  },
+                  {
+                    "purpose": "marketing.email",
+                    "subject": {
+                      "email": "grace@example.com"
+                    }
+                  }
+                ]
+              },
+              "schema": {
+                "$ref": "#/components/schemas/BatchCheck"
+              }
+            }
+          },
+          "required": true
+        },
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/BatchCheckResult"
+                }
+              }
+            },
+            "description": "success"
+          },
+          "400": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "401": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "403": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "413": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "422": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "500": {
+            "$ref": "#/components/responses/Problem"
+          },
+          "503": {
+            "$ref": "#/components/responses/Problem"
+          }
+        },
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "summary": "Answer up to 1,000 (subject, purpose) pairs in one call, in order (for a send to a list)",
         "tags": [
           "consent"
         ],

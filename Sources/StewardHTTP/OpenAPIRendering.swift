@@ -24,6 +24,15 @@ public enum OpenAPIRendering {
             schemas["RecordablePurposeKey"], keys { $0.mechanism != .noticeOnly })
         schemas["ConsentPurposeKey"] = enumeration(
             schemas["ConsentPurposeKey"], keys { $0.legalBasis == .consent && $0.mechanism != .noticeOnly })
+        // Choices that grant a consent-based purpose: one alternative per such purpose (none: never).
+        let grants = purposes.filter { $0.legalBasis == .consent && $0.mechanism != .noticeOnly }.map {
+            purpose -> Any in
+            ["required": [purpose.key], "properties": [purpose.key: ["const": "granted"]]]
+        }
+        if var choice = schemas["ConsentGrantChoice"] as? [String: Any] {
+            choice["anyOf"] = grants.isEmpty ? [["not": [String: Any]()]] : grants
+            schemas["ConsentGrantChoice"] = choice
+        }
         schemas["DoubleOptInPurposeKey"] = enumeration(
             schemas["DoubleOptInPurposeKey"], keys { $0.doubleOptIn && $0.mechanism != .noticeOnly })
         schemas["NoticeRef"] = enumeration(

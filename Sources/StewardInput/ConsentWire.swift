@@ -71,10 +71,55 @@ public struct RecordConsentBody: Decodable, Sendable {
     var consentString: String?
     /// RFC 3339 time (or a date) of an earlier double opt-in confirmation, for imported grants.
     var confirmedAt: String?
+    /// A banner's choices: purpose key → decision, in place of `purpose` and `decision`.
+    var decisions: [String: String]?
+
+    /// The most choices one record carries.
+    public static let maxDecisions = 50
+
+    /// Whether the record carries several choices (`decisions`) rather than one decision.
+    public var isChoices: Bool { decisions != nil }
+
+    /// The commands of a record: one from `purpose` and `decision`, or one per entry of `decisions`,
+    /// in purpose key order, each with the record's subject, notice, method and proof.
+    public func commands(actor: String, defaultMethod: ConsentMethod, gpc: Bool) throws(StewardError)
+        -> [ConsentService.RecordCommand]
+    {
+        guard let decisions else { return [try command(actor: actor, defaultMethod: defaultMethod, gpc: gpc)] }
+        guard purpose == nil, decision == nil else {
+            throw StewardError(
+                .consentDecisionsInvalid, "give purpose and decision, or decisions, not both", field: "decisions")
+        }
+        guard (1...Self.maxDecisions).contains(decisions.count) else {
+            throw StewardError(
+                .consentDecisionsInvalid, "must name 1 to \(Self.maxDecisions) purposes", field: "decisions")
+        }
+        var single = self
+        single.decisions = nil
+        var commands: [ConsentService.RecordCommand] = []
+        for key in decisions.keys.sorted() {
+            single.purpose = key
+            single.decision = decisions[key]
+            do {
+                commands.append(try single.command(actor: actor, defaultMethod: defaultMethod, gpc: gpc))
+            } catch {
+                // An entry's key is the client's text: the error names the object, not the key.
+                var error = error
+                if error.field == "purpose" || error.field == "decision" { error.field = "decisions" }
+                throw error
+            }
+        }
+        return commands
+    }
 
     public func command(actor: String, defaultMethod: ConsentMethod, gpc: Bool) throws(StewardError)
         -> ConsentService.RecordCommand
     {
+        if decisions != nil {
+            throw StewardError(
+                .consentDecisionsInvalid, "a single record (or a bulk line) gives purpose and decision",
+                field: "decisions")
+        }
         guard let subject else { throw StewardError(.subjectMissing, "is required", field: "subject") }
         let reference = try subject.reference()
         guard let purpose, !purpose.isEmpty else {

@@ -16,6 +16,36 @@ extension PostgresSession {
             decidedAt: Timestamp.date(micros: decided), expiresAt: expires.map(Timestamp.date(micros:)))
     }
 
+    /// An identity's subject and each of its states (none: one row with NULL state columns), the
+    /// kind as $1; the caller appends ` = $2` or ` IN (…)` for the blind index.
+    static let subjectStatesQuery = """
+        SELECT i.blind_index, i.subject_id, c.purpose, c.status, c.event_id, c.decided_at, c.expires_at
+        FROM identities i LEFT JOIN consent_state c ON c.subject_id = i.subject_id
+        WHERE i.kind = $1 AND i.blind_index
+        """
+
+    static func subjectStateRow(_ row: PostgresRow) throws -> (index: Data, subject: UUID, state: ConsentState?) {
+        let (index, subject, purpose, status, event, decided, expires) = try row.decode(
+            (Data, UUID, String?, String?, UUID?, Int64?, Int64?).self)
+        guard let purpose, let status, let event, let decided else { return (index, subject, nil) }
+        return (
+            index, subject,
+            ConsentState(
+                subjectID: subject, purpose: purpose,
+                status: try StoreError.stored(ConsentStatus.self, status, column: "consent status"), eventID: event,
+                decidedAt: Timestamp.date(micros: decided), expiresAt: expires.map(Timestamp.date(micros:)))
+        )
+    }
+
+    func subjectStates(kind: IdentityKind, blindIndexes: [Data]) async throws -> [Data: SubjectStates] {
+        guard !blindIndexes.isEmpty else { return [:] }
+        return SubjectStates.grouping(
+            try await rows(
+                Self.subjectStatesQuery + " IN", matching: blindIndexes.map { ByteBuffer(bytes: $0) },
+                after: kind.rawValue
+            ).map(Self.subjectStateRow))
+    }
+
     func consentState(subjectID: UUID, purpose: String) async throws -> ConsentState? {
         try await rows(
             "SELECT subject_id, purpose, status, event_id, decided_at, expires_at FROM consent_state WHERE subject_id = \(subjectID) AND purpose = \(purpose)"

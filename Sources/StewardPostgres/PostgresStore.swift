@@ -135,17 +135,15 @@ public final class PostgresStore: StewardStore {
         }
     }
 
-    public func consentState(kind: IdentityKind, blindIndex: Data, purpose: String) async throws -> ConsentState? {
-        let index = ByteBuffer(bytes: blindIndex)
+    public func subjectStates(kind: IdentityKind, blindIndex: Data) async throws -> SubjectStates? {
+        var binds = PostgresBindings(capacity: 2)
+        binds.append(kind.rawValue)
+        binds.append(ByteBuffer(bytes: blindIndex))
         return try await mapped {
             let rows = try await client.query(
-                """
-                SELECT c.subject_id, c.purpose, c.status, c.event_id, c.decided_at, c.expires_at
-                FROM identities i JOIN consent_state c ON c.subject_id = i.subject_id AND c.purpose = \(purpose)
-                WHERE i.kind = \(kind.rawValue) AND i.blind_index = \(index)
-                """, logger: logger
+                PostgresQuery(unsafeSQL: PostgresSession.subjectStatesQuery + " = $2", binds: binds), logger: logger
             ).collect()
-            return try rows.first.map(PostgresSession.state)
+            return SubjectStates.grouping(try rows.map(PostgresSession.subjectStateRow))[blindIndex]
         }
     }
 

@@ -14,6 +14,40 @@ extension SQLiteSession {
             eventID: try row.uuid(3), decidedAt: row.time(4), expiresAt: row.optionalTime(5))
     }
 
+    /// An identity's subject and each of its states (none: one row with NULL state columns); the
+    /// caller appends ` = ?` or ` IN (…)` for the blind index.
+    static let subjectStatesQuery = """
+        SELECT i.blind_index, i.subject_id, c.purpose, c.status, c.event_id, c.decided_at, c.expires_at
+        FROM identities i LEFT JOIN consent_state c ON c.subject_id = i.subject_id
+        WHERE i.kind = ? AND i.blind_index
+        """
+
+    static func subjectStateRow(_ row: SQLiteConnection.Row) throws -> (
+        index: Data, subject: UUID, state: ConsentState?
+    ) {
+        let subject = try row.uuid(1)
+        guard !row.isNull(2) else { return (row.blob(0), subject, nil) }
+        return (
+            row.blob(0), subject,
+            ConsentState(
+                subjectID: subject, purpose: row.text(2),
+                status: try StoreError.stored(ConsentStatus.self, row.text(3), column: "consent status"),
+                eventID: try row.uuid(4), decidedAt: row.time(5), expiresAt: row.optionalTime(6))
+        )
+    }
+
+    func subjectStates(kind: IdentityKind, blindIndexes: [Data]) async throws -> [Data: SubjectStates] {
+        var rows: [(index: Data, subject: UUID, state: ConsentState?)] = []
+        for start in stride(from: 0, to: blindIndexes.count, by: 500) {
+            let chunk = blindIndexes[start..<min(blindIndexes.count, start + 500)]
+            let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+            rows += try connection.query(
+                Self.subjectStatesQuery + " IN (\(marks))", [.text(kind.rawValue)] + chunk.map { .blob($0) },
+                Self.subjectStateRow)
+        }
+        return SubjectStates.grouping(rows)
+    }
+
     func consentState(subjectID: UUID, purpose: String) async throws -> ConsentState? {
         try connection.query(
             Self.stateColumns + " WHERE subject_id = ? AND purpose = ?", [.uuid(subjectID), .text(purpose)],

@@ -221,21 +221,13 @@ public final class SQLiteStore: StewardStore, Service {
         return try await body(SQLiteSession(connection: lease.connection))
     }
 
-    public func consentState(kind: IdentityKind, blindIndex: Data, purpose: String) async throws -> ConsentState? {
+    public func subjectStates(kind: IdentityKind, blindIndex: Data) async throws -> SubjectStates? {
         try withReader { connection in
-            try connection.query(
-                """
-                SELECT c.subject_id, c.status, c.event_id, c.decided_at, c.expires_at
-                FROM identities i
-                JOIN consent_state c ON c.subject_id = i.subject_id AND c.purpose = ?
-                WHERE i.kind = ? AND i.blind_index = ?
-                """, [.text(purpose), .text(kind.rawValue), .blob(blindIndex)]
-            ) { row in
-                ConsentState(
-                    subjectID: try row.uuid(0), purpose: purpose,
-                    status: try StoreError.stored(ConsentStatus.self, row.text(1), column: "consent status"),
-                    eventID: try row.uuid(2), decidedAt: row.time(3), expiresAt: row.optionalTime(4))
-            }.first
+            SubjectStates.grouping(
+                try connection.query(
+                    SQLiteSession.subjectStatesQuery + " = ?", [.text(kind.rawValue), .blob(blindIndex)],
+                    SQLiteSession.subjectStateRow)
+            )[blindIndex]
         }
     }
 

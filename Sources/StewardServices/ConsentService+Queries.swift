@@ -6,18 +6,94 @@ extension ConsentService {
     /// The hot path: may this subject's data be used for this purpose now? Never writes.
     public func check(_ subject: SubjectReference, purpose key: String) async throws -> ConsentCheck {
         let purpose = try policy.purpose(key)
-        let state: ConsentState?
-        switch subject {
-        case .identity(let identity):
-            state = try await store.consentState(
-                kind: identity.kind, blindIndex: crypto.indexer.index(identity), purpose: key)
-        case .id(let id):
-            state = try await store.read { reader in
-                guard let resolved = try await reader.resolveSubject(id) else { return nil }
-                return try await reader.consentState(subjectID: resolved, purpose: key)
+        return ConsentRules.check(
+            purpose: purpose, state: try await subjectStates(subject)?.state(key), now: runtime.now())
+    }
+
+    /// Every purpose asked for (the policy's, sorted, when none is), for one subject, from one read of
+    /// its states: in the order asked, each purpose once.
+    public func check(_ subject: SubjectReference, purposes keys: [String]) async throws -> [ConsentCheck] {
+        var purposes: [Purpose] = []
+        if keys.isEmpty {
+            purposes = policy.sortedPurposes
+        } else {
+            var seen: Set<String> = []
+            for key in keys where seen.insert(key).inserted { purposes.append(try policy.purpose(key)) }
+        }
+        let found = try await subjectStates(subject)
+        let now = runtime.now()
+        return purposes.map { ConsentRules.check(purpose: $0, state: found?.state($0.key), now: now) }
+    }
+
+    /// The largest batch `check(pairs:)` answers.
+    public static let maxCheckPairs = 1_000
+
+    /// Many (subject, purpose) questions in one call, answered in order: identities are looked up
+    /// together, one read per kind; subject ids one by one in the same read.
+    public func check(pairs: [(subject: SubjectReference, purpose: String)]) async throws -> [ConsentCheck] {
+        guard !pairs.isEmpty, pairs.count <= Self.maxCheckPairs else {
+            throw StewardError(
+                .checkBatchSize, "must hold 1 to \(Self.maxCheckPairs) subject and purpose pairs", field: "checks")
+        }
+        var purposes: [Purpose] = []
+        purposes.reserveCapacity(pairs.count)
+        var indexes: [IdentityKind: Set<Data>] = [:]
+        var ids: Set<UUID> = []
+        var references: [SubjectKey] = []
+        references.reserveCapacity(pairs.count)
+        for (position, pair) in pairs.enumerated() {
+            purposes.append(try policy.purpose(pair.purpose, field: "checks[\(position)].purpose"))
+            switch pair.subject {
+            case .identity(let identity):
+                let index = crypto.indexer.index(identity)
+                indexes[identity.kind, default: []].insert(index)
+                references.append(.identity(identity.kind, index))
+            case .id(let id):
+                ids.insert(id)
+                references.append(.id(id))
             }
         }
-        return ConsentRules.check(purpose: purpose, state: state, now: runtime.now())
+        let (byIndex, byID) = try await store.read { [indexes, ids] reader in
+            var byIndex: [IdentityKind: [Data: SubjectStates]] = [:]
+            for (kind, set) in indexes {
+                byIndex[kind] = try await reader.subjectStates(kind: kind, blindIndexes: Array(set))
+            }
+            var byID: [UUID: SubjectStates] = [:]
+            for id in ids {
+                guard let resolved = try await reader.resolveSubject(id) else { continue }
+                byID[id] = SubjectStates(
+                    subjectID: resolved, states: try await reader.consentStates(subjectID: resolved))
+            }
+            return (byIndex, byID)
+        }
+        let now = runtime.now()
+        return zip(references, purposes).map { reference, purpose in
+            let found: SubjectStates?
+            switch reference {
+            case .identity(let kind, let index): found = byIndex[kind]?[index]
+            case .id(let id): found = byID[id]
+            }
+            return ConsentRules.check(purpose: purpose, state: found?.state(purpose.key), now: now)
+        }
+    }
+
+    /// A subject as the check finds it: by blind index of an identity, or by id.
+    enum SubjectKey: Hashable {
+        case identity(IdentityKind, Data)
+        case id(UUID)
+    }
+
+    /// The subject a reference names with every current state, nil when there is none.
+    func subjectStates(_ subject: SubjectReference) async throws -> SubjectStates? {
+        switch subject {
+        case .identity(let identity):
+            return try await store.subjectStates(kind: identity.kind, blindIndex: crypto.indexer.index(identity))
+        case .id(let id):
+            return try await store.read { reader in
+                guard let resolved = try await reader.resolveSubject(id) else { return nil }
+                return SubjectStates(subjectID: resolved, states: try await reader.consentStates(subjectID: resolved))
+            }
+        }
     }
 
     /// The subject a reference names, or a not-found error.

@@ -6,20 +6,55 @@ extension ConsentService {
     /// Records one decision: subject found or created, event appended, state updated, GPC opt-outs
     /// applied and audit entries sealed — one transaction.
     public func record(_ command: RecordCommand) async throws -> RecordOutcome {
-        let purpose = try validate(command)
-        let outcome = try await store.writeRetrying { transaction in
+        try await record(commands: [command], purposes: [try validate(command)])[0]
+    }
+
+    /// Records a banner's choices for one subject: each command its own event, with the same proof
+    /// and notice, the GPC and double opt-in rules applied per purpose — one transaction. A purpose
+    /// or decision refused is named as `decisions`.
+    public func record(choices commands: [RecordCommand]) async throws -> [RecordOutcome] {
+        var purposes: [Purpose] = []
+        for command in commands {
+            do {
+                purposes.append(try validate(command))
+            } catch {
+                var error = error
+                if error.field == "purpose" || error.field == "decision" { error.field = "decisions" }
+                throw error
+            }
+        }
+        return try await record(commands: commands, purposes: purposes)
+    }
+
+    private func record(commands: [RecordCommand], purposes: [Purpose]) async throws -> [RecordOutcome] {
+        var commands = commands
+        // A Global Privacy Control signal is applied once, after every choice is recorded: each sale
+        // or sharing purpose is opted out then (a choice granting one is recorded, then opted out).
+        let gpc = commands.contains { $0.globalPrivacyControl }
+        for index in commands.indices { commands[index].globalPrivacyControl = gpc && index == commands.count - 1 }
+        var outcomes = try await store.writeRetrying { [commands] transaction in
             var drafts: [AuditDraft] = []
-            // A batch of one: a subject this write creates takes its ordinals and earlier (no) states
+            // A small batch: a subject this write creates takes its ordinals and earlier (no) states
             // from the cache instead of asking the store.
             var cache: BatchCache? = BatchCache()
-            let outcome = try await self.apply(
-                command, purpose: purpose, in: transaction, audit: &drafts, cache: &cache)
+            var outcomes: [RecordOutcome] = []
+            for (command, purpose) in zip(commands, purposes) {
+                outcomes.append(
+                    try await self.apply(command, purpose: purpose, in: transaction, audit: &drafts, cache: &cache))
+            }
             try await Self.writeOrdinals(of: cache, lockedAt: [:], in: transaction)
             try await self.audit.append(drafts, in: transaction)
-            return outcome
+            return outcomes
         }
-        countCommitted(events: outcome.allEvents)
-        return outcome
+        // Each choice reports the state it is left in, the opt-out included.
+        for event in outcomes.last?.gpcEvents ?? [] {
+            guard let index = outcomes.firstIndex(where: { $0.event.purpose == event.purpose }) else { continue }
+            outcomes[index].state = ConsentState(
+                subjectID: event.subjectID, purpose: event.purpose, status: event.status, eventID: event.id,
+                decidedAt: event.recordedAt, expiresAt: event.expiresAt)
+        }
+        countCommitted(events: outcomes.flatMap(\.allEvents))
+        return outcomes
     }
 
     /// Confirms a pending double opt-in grant with its single-use token.

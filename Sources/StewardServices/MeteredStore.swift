@@ -58,8 +58,8 @@ public struct MeteredStore: StewardStore {
         try await counted { try await base.write(body) }
     }
 
-    public func consentState(kind: IdentityKind, blindIndex: Data, purpose: String) async throws -> ConsentState? {
-        try await counted { try await base.consentState(kind: kind, blindIndex: blindIndex, purpose: purpose) }
+    public func subjectStates(kind: IdentityKind, blindIndex: Data) async throws -> SubjectStates? {
+        try await counted { try await base.subjectStates(kind: kind, blindIndex: blindIndex) }
     }
 
     public func apiKey(hash: Data) async throws -> (record: APIKeyRecord, storedHash: Data)? {

@@ -25,6 +25,9 @@ public protocol ConsentLedgerReading: Sendable {
     /// Every current state of many subjects, or nil where the store answers single reads as cheaply
     /// (the default). A bulk batch reads its existing subjects' states up front with it.
     func consentStates(subjectIDs: [UUID]) async throws -> [ConsentState]?
+    /// The subjects that hold these identities of one kind, each with every current state: blind
+    /// index → subject. Identities no subject holds are absent. The batch check reads with it.
+    func subjectStates(kind: IdentityKind, blindIndexes: [Data]) async throws -> [Data: SubjectStates]
     /// Events with ordinal greater than `afterOrdinal`, oldest first.
     func consentHistory(subjectID: UUID, afterOrdinal: Int64, limit: Int) async throws -> [ConsentEvent]
     /// Subject ids (ascending, after `after`) whose current state allows `purpose` at `now`:

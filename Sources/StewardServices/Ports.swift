@@ -52,8 +52,9 @@ public protocol StewardStore: Sendable {
     func read<T: Sendable>(_ body: @Sendable (any StoreReader) async throws -> T) async throws -> T
     /// Runs `body` in one transaction: all of it commits, or none.
     func write<T: Sendable>(_ body: @escaping @Sendable (any StoreTransaction) async throws -> T) async throws -> T
-    /// Hot path: the consent state for the subject an identity belongs to, in one indexed read.
-    func consentState(kind: IdentityKind, blindIndex: Data, purpose: String) async throws -> ConsentState?
+    /// Hot path: the subject an identity belongs to, with every current state, in one indexed read;
+    /// nil when no subject holds the identity.
+    func subjectStates(kind: IdentityKind, blindIndex: Data) async throws -> SubjectStates?
     /// Hot path: an API key by the hash of its secret, with the stored hash for a constant-time comparison.
     func apiKey(hash: Data) async throws -> (record: APIKeyRecord, storedHash: Data)?
 }

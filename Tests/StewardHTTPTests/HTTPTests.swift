@@ -36,6 +36,7 @@ import Testing
         "POST /v1/consents/bulk": "AS",
         "POST /v1/consents/confirm": "AS",
         "GET /v1/consents/check": "AS",
+        "POST /v1/consents/check": "AS",
         "GET /v1/audiences/{purpose}": "AS",
         "GET /v1/subjects": "AS",
         "GET /v1/subjects/{id}/consents": "AS",
@@ -208,7 +209,7 @@ import Testing
     @Test func unsupportedMethodsAnswer405WithAllow() async throws {
         try await withServer { _, client in
             for (method, uri, allow) in [
-                (HTTPRequest.Method.delete, "/v1/consents/check?purpose=analytics", "GET"),
+                (HTTPRequest.Method.delete, "/v1/consents/check?purpose=analytics", "GET, POST"),
                 (.get, "/v1/consents", "POST"), (.put, "/v1/keys", "GET, POST"), (.post, "/health", "GET"),
                 (.trace, "/v1/audit/verify", "GET"), (HTTPRequest.Method("QUERY")!, "/v1/keys/\(UUID())", "DELETE"),
             ] {
