@@ -1,0 +1,493 @@
+public import Foundation
+public import StewardCore
+import Synchronization
+
+/// What a committed write changed for the consent check, as the change feed carries it (ADR 0013):
+/// a subject's states (or the subject itself: merged, erased), or which subject an identity belongs
+/// to (an identity bound to a new subject or linked), named by its kind and the first 8 bytes of its
+/// blind index — never the identity. `everything` stands for more changes than one transaction
+/// lists (a bulk batch): every cached answer is dropped.
+public enum AnswerChange: Sendable, Hashable {
+    case subject(UUID)
+    case identity(IdentityKind, tag: Int64)
+    case everything
+
+    /// The most changes one transaction lists in the feed; more are published as `everything`.
+    public static let maxPerTransaction = 1_000
+
+    /// The tag of a blind index: its first 8 bytes, big-endian.
+    public static func tag(_ blindIndex: Data) -> Int64 {
+        var value: UInt64 = 0
+        for byte in blindIndex.prefix(8) { value = value << 8 | UInt64(byte) }
+        return Int64(bitPattern: value)
+    }
+
+    /// A transaction's changes as published: deduplicated, or `everything` past the bound.
+    public static func published(_ changes: Set<AnswerChange>) -> [AnswerChange] {
+        changes.count > maxPerTransaction || changes.contains(.everything) ? [.everything] : Array(changes)
+    }
+}
+
+/// The resident answer set: a bounded, set-associative cache of what the consent check reads — which
+/// subject an identity belongs to (or that none does), and every purpose's current state of a subject
+/// — in two flat tables allocated once at the configured budget (ADR 0013).
+///
+/// - Identities (40 bytes a slot): kind, the 16-byte blind index, the subject or "none".
+/// - Subjects (24 + 32 bytes per recordable purpose a slot): id, then per purpose the record id, the
+///   decision time with the status in its top byte, and the expiry.
+///
+/// Sets of 8 slots; a full set evicts its least used slot (a use count up to 15, aged as the set
+/// turns over), so subjects checked often stay and a scan of cold ones passes through.
+/// Every set carries the generation of its last invalidation: a fill from a store read that began
+/// before an invalidation of its set is dropped, so a read racing a change never caches the old answer.
+/// Memory is guarded by 64 lock stripes per table.
+public final class AnswerCache: @unchecked Sendable {
+    public let purposes: [String]
+    let purposeSlot: [String: Int]
+    public let budgetBytes: Int
+
+    static let ways = 8
+    static let identitySlotSize = 40
+    let subjectSlotSize: Int
+    let identitySets: Int
+    let subjectSets: Int
+    let identityMemory: UnsafeMutableRawPointer
+    let subjectMemory: UnsafeMutableRawPointer
+    let identityStamps: UnsafeMutablePointer<UInt64>
+    let subjectStamps: UnsafeMutablePointer<UInt64>
+    let identityStripes: [Stripe]
+    let subjectStripes: [Stripe]
+
+    /// Incremented by every invalidation; a store read takes it as its ticket before it starts.
+    let generation = Atomic<UInt64>(1)
+    /// False while the change feed is not known to be current (`AnswerFeed`): nothing is answered
+    /// from memory, nothing is filled.
+    let serving = Atomic<Bool>(false)
+
+    public struct Counters: Sendable, Equatable {
+        public var hits = 0
+        public var misses = 0
+        public var evictions = 0
+        public var invalidations = 0
+        public var entries = 0
+    }
+    let hits = Atomic<Int>(0)
+    let misses = Atomic<Int>(0)
+    let evictions = Atomic<Int>(0)
+    let invalidations = Atomic<Int>(0)
+
+    /// A cache of at most `budgetBytes` for the purposes a decision can be recorded for; nil when the
+    /// budget is 0 (the check then always reads the store).
+    public init?(budgetBytes: Int, purposes: [String]) {
+        guard budgetBytes > 0 else { return nil }
+        self.purposes = purposes
+        self.purposeSlot = Dictionary(uniqueKeysWithValues: purposes.enumerated().map { ($1, $0) })
+        self.budgetBytes = budgetBytes
+        subjectSlotSize = 24 + 32 * purposes.count
+        // Sized for about 1.25 identities per subject: each cached subject is reached through one.
+        let perSubject = Double(subjectSlotSize) + 1.25 * Double(Self.identitySlotSize)
+        let subjects = max(Double(Self.ways * 64), Double(budgetBytes) / perSubject)
+        func sets(_ slots: Double) -> Int {
+            var count = 64
+            while Double(count * 2 * Self.ways) <= slots { count *= 2 }
+            return count
+        }
+        subjectSets = sets(subjects)
+        identitySets = sets(subjects * 1.25)
+        let identityBytes = identitySets * Self.ways * Self.identitySlotSize
+        let subjectBytes = subjectSets * Self.ways * subjectSlotSize
+        identityMemory = .allocate(byteCount: identityBytes, alignment: 16)
+        identityMemory.initializeMemory(as: UInt8.self, repeating: 0, count: identityBytes)
+        subjectMemory = .allocate(byteCount: subjectBytes, alignment: 16)
+        subjectMemory.initializeMemory(as: UInt8.self, repeating: 0, count: subjectBytes)
+        identityStamps = .allocate(capacity: identitySets)
+        identityStamps.initialize(repeating: 0, count: identitySets)
+        subjectStamps = .allocate(capacity: subjectSets)
+        subjectStamps.initialize(repeating: 0, count: subjectSets)
+        identityStripes = (0..<64).map { _ in Stripe() }
+        subjectStripes = (0..<64).map { _ in Stripe() }
+    }
+
+    deinit {
+        identityMemory.deallocate()
+        subjectMemory.deallocate()
+        identityStamps.deallocate()
+        subjectStamps.deallocate()
+    }
+
+    /// The bytes both tables take (their slots; a little under the budget).
+    public var allocatedBytes: Int {
+        identitySets * Self.ways * Self.identitySlotSize + subjectSets * Self.ways * subjectSlotSize
+    }
+
+    public var subjectCapacity: Int { subjectSets * Self.ways }
+
+    public var isServing: Bool { serving.load(ordering: .acquiring) }
+
+    /// Turns answering from memory on or off (the feed's freshness).
+    public func setServing(_ value: Bool) { serving.store(value, ordering: .releasing) }
+
+    /// What the cache knows of an identity: its subject's states, that no subject holds it, or nothing.
+    public enum Answer: Sendable, Equatable {
+        case states(SubjectStates)
+        case noSubject
+        case miss
+    }
+
+    /// Taken before a store read whose result may be filled in.
+    public func ticket() -> UInt64 { generation.load(ordering: .acquiring) }
+
+    // MARK: Look-ups
+
+    public func lookup(kind: IdentityKind, blindIndex: Data) -> Answer {
+        guard isServing, let key = IdentityKey(kind: kind, blindIndex: blindIndex) else { return .miss }
+        let set = identitySet(key)
+        let found: (absent: Bool, subject: UUID)? = identityStripes[set & 63].withLock {
+            guard let slot = findIdentity(key, in: set) else { return nil }
+            let base = identitySlot(set, slot)
+            bumpUse(base + 34)
+            if base.load(fromByteOffset: 32, as: UInt8.self) & 2 != 0 { return (true, Self.nobody) }
+            return (false, Self.loadUUID(base + 16))
+        }
+        guard let found else {
+            misses.add(1, ordering: .relaxed)
+            return .miss
+        }
+        if found.absent {
+            hits.add(1, ordering: .relaxed)
+            return .noSubject
+        }
+        guard let states = lookup(subject: found.subject) else { return .miss }
+        return .states(states)
+    }
+
+    /// A subject's states by its id (a check by subject id), nil on a miss.
+    public func lookup(subject id: UUID) -> SubjectStates? {
+        guard isServing else { return nil }
+        let set = subjectSet(id)
+        let states: SubjectStates? = subjectStripes[set & 63].withLock {
+            guard let slot = findSubject(id, in: set) else { return nil }
+            let base = subjectSlot(set, slot)
+            bumpUse(base + 17)
+            return readStates(id, base)
+        }
+        if states == nil { misses.add(1, ordering: .relaxed) } else { hits.add(1, ordering: .relaxed) }
+        return states
+    }
+
+    // MARK: Fills
+
+    /// Keeps what a store read found for an identity (nil: no subject holds it), unless an
+    /// invalidation of its sets came after `ticket`.
+    public func fill(kind: IdentityKind, blindIndex: Data, found: SubjectStates?, ticket: UInt64) {
+        guard isServing, let key = IdentityKey(kind: kind, blindIndex: blindIndex) else { return }
+        if let found, !fill(subject: found, ticket: ticket) { return }
+        let set = identitySet(key)
+        identityStripes[set & 63].withLock {
+            guard identityStamps[set] <= ticket else { return }
+            let slot =
+                findIdentity(key, in: set)
+                ?? victim(in: identitySlot(set, 0), size: Self.identitySlotSize, flag: 32, use: 34)
+            let base = identitySlot(set, slot)
+            base.storeBytes(of: key.high, toByteOffset: 0, as: UInt64.self)
+            base.storeBytes(of: key.low, toByteOffset: 8, as: UInt64.self)
+            Self.storeUUID(found?.subjectID ?? Self.nobody, base + 16)
+            base.storeBytes(of: 1 | (found == nil ? 2 : 0), toByteOffset: 32, as: UInt8.self)
+            base.storeBytes(of: key.kind, toByteOffset: 33, as: UInt8.self)
+        }
+    }
+
+    /// Keeps a subject's states; false when an invalidation since `ticket` forbids it, or a state's
+    /// purpose is not one the cache has a place for (then the subject is always read from the store).
+    @discardableResult
+    public func fill(subject found: SubjectStates, ticket: UInt64) -> Bool {
+        guard isServing else { return false }
+        var packed: [(slot: Int, state: ConsentState)] = []
+        for state in found.states {
+            guard let slot = purposeSlot[state.purpose], Self.statusCode(state.status) != nil else { return false }
+            packed.append((slot, state))
+        }
+        let set = subjectSet(found.subjectID)
+        return subjectStripes[set & 63].withLock {
+            guard subjectStamps[set] <= ticket else { return false }
+            let slot =
+                findSubject(found.subjectID, in: set)
+                ?? victim(in: subjectSlot(set, 0), size: subjectSlotSize, flag: 16, use: 17)
+            let base = subjectSlot(set, slot)
+            (base + 24).initializeMemory(as: UInt8.self, repeating: 0, count: 32 * purposes.count)
+            Self.storeUUID(found.subjectID, base)
+            base.storeBytes(of: 1, toByteOffset: 16, as: UInt8.self)
+            for (slot, state) in packed {
+                let at = base + 24 + 32 * slot
+                Self.storeUUID(state.eventID, at)
+                let decided = UInt64(bitPattern: Timestamp.micros(state.decidedAt)) & 0x00FF_FFFF_FFFF_FFFF
+                at.storeBytes(
+                    of: decided | UInt64(Self.statusCode(state.status)!) << 56, toByteOffset: 16, as: UInt64.self)
+                at.storeBytes(
+                    of: state.expiresAt.map { Timestamp.micros($0) } ?? Int64.min, toByteOffset: 24, as: Int64.self)
+            }
+            return true
+        }
+    }
+
+    // MARK: Invalidation
+
+    /// Drops what the changes make stale, and stamps their sets so that reads in flight do not put
+    /// it back.
+    public func invalidate(_ changes: some Sequence<AnswerChange>) {
+        for change in changes {
+            invalidations.add(1, ordering: .relaxed)
+            switch change {
+            case .everything:
+                invalidateAll()
+            case .subject(let id):
+                let set = subjectSet(id)
+                subjectStripes[set & 63].withLock {
+                    subjectStamps[set] = generation.add(1, ordering: .acquiringAndReleasing).newValue
+                    if let slot = findSubject(id, in: set) {
+                        subjectSlot(set, slot).storeBytes(of: 0, toByteOffset: 16, as: UInt8.self)
+                    }
+                }
+            case .identity(let kind, let tag):
+                let high = UInt64(bitPattern: tag)
+                let kindCode = kind.cacheCode
+                let set = identitySet(high: high, kind: kindCode)
+                identityStripes[set & 63].withLock {
+                    identityStamps[set] = generation.add(1, ordering: .acquiringAndReleasing).newValue
+                    for slot in 0..<Self.ways {
+                        let base = identitySlot(set, slot)
+                        if base.load(fromByteOffset: 32, as: UInt8.self) & 1 != 0,
+                            base.load(fromByteOffset: 33, as: UInt8.self) == kindCode,
+                            base.load(fromByteOffset: 0, as: UInt64.self) == high
+                        {
+                            base.storeBytes(of: 0, toByteOffset: 32, as: UInt8.self)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops every answer (the feed was out of reach, or a change too large to list), stamping every
+    /// set so that no read in flight puts an answer back.
+    public func invalidateAll() {
+        let stamp = generation.add(1, ordering: .acquiringAndReleasing).newValue
+        for stripe in 0..<64 {
+            identityStripes[stripe].withLock {
+                for set in stride(from: stripe, to: identitySets, by: 64) {
+                    identityStamps[set] = stamp
+                    for slot in 0..<Self.ways {
+                        identitySlot(set, slot).storeBytes(of: 0, toByteOffset: 32, as: UInt8.self)
+                    }
+                }
+            }
+            subjectStripes[stripe].withLock {
+                for set in stride(from: stripe, to: subjectSets, by: 64) {
+                    subjectStamps[set] = stamp
+                    for slot in 0..<Self.ways {
+                        subjectSlot(set, slot).storeBytes(of: 0, toByteOffset: 16, as: UInt8.self)
+                    }
+                }
+            }
+        }
+    }
+
+    public var counters: Counters {
+        var entries = 0
+        for stripe in 0..<64 {
+            subjectStripes[stripe].withLock {
+                var set = stripe
+                while set < subjectSets {
+                    for slot in 0..<Self.ways
+                    where subjectSlot(set, slot).load(fromByteOffset: 16, as: UInt8.self) != 0 {
+                        entries += 1
+                    }
+                    set += 64
+                }
+            }
+        }
+        return Counters(
+            hits: hits.load(ordering: .relaxed), misses: misses.load(ordering: .relaxed),
+            evictions: evictions.load(ordering: .relaxed), invalidations: invalidations.load(ordering: .relaxed),
+            entries: entries)
+    }
+
+    // MARK: Layout
+
+    struct IdentityKey {
+        var high: UInt64
+        var low: UInt64
+        var kind: UInt8
+
+        init?(kind: IdentityKind, blindIndex: Data) {
+            guard blindIndex.count == 16 else { return nil }
+            var high: UInt64 = 0
+            var low: UInt64 = 0
+            for (offset, byte) in blindIndex.enumerated() {
+                if offset < 8 { high = high << 8 | UInt64(byte) } else { low = low << 8 | UInt64(byte) }
+            }
+            self.high = high
+            self.low = low
+            self.kind = kind.cacheCode
+        }
+    }
+
+    func identitySet(_ key: IdentityKey) -> Int { identitySet(high: key.high, kind: key.kind) }
+
+    func identitySet(high: UInt64, kind: UInt8) -> Int {
+        Int(truncatingIfNeeded: (high ^ UInt64(kind) &* 0x9E37_79B9_7F4A_7C15) >> 20) & (identitySets - 1)
+    }
+
+    func subjectSet(_ id: UUID) -> Int {
+        // The last 8 bytes of a UUIDv7 are random; mixed so that any id spreads.
+        let (high, low) = Self.words(id)
+        return Int(truncatingIfNeeded: ((low ^ high) &* 0x9E37_79B9_7F4A_7C15) >> 24) & (subjectSets - 1)
+    }
+
+    func identitySlot(_ set: Int, _ slot: Int) -> UnsafeMutableRawPointer {
+        identityMemory + (set * Self.ways + slot) * Self.identitySlotSize
+    }
+
+    func subjectSlot(_ set: Int, _ slot: Int) -> UnsafeMutableRawPointer {
+        subjectMemory + (set * Self.ways + slot) * subjectSlotSize
+    }
+
+    func findIdentity(_ key: IdentityKey, in set: Int) -> Int? {
+        for slot in 0..<Self.ways {
+            let base = identitySlot(set, slot)
+            if base.load(fromByteOffset: 32, as: UInt8.self) & 1 != 0,
+                base.load(fromByteOffset: 0, as: UInt64.self) == key.high,
+                base.load(fromByteOffset: 8, as: UInt64.self) == key.low,
+                base.load(fromByteOffset: 33, as: UInt8.self) == key.kind
+            {
+                return slot
+            }
+        }
+        return nil
+    }
+
+    func findSubject(_ id: UUID, in set: Int) -> Int? {
+        let (high, low) = Self.words(id)
+        for slot in 0..<Self.ways {
+            let base = subjectSlot(set, slot)
+            if base.load(fromByteOffset: 16, as: UInt8.self) != 0,
+                base.load(fromByteOffset: 0, as: UInt64.self) == high,
+                base.load(fromByteOffset: 8, as: UInt64.self) == low
+            {
+                return slot
+            }
+        }
+        return nil
+    }
+
+    /// The slot a new entry takes: an empty one, else the least used, after every count in the set
+    /// is lowered by the least one (so counts age only as the set turns over). A new entry starts at
+    /// 0: until it is checked again it is the first to go, and a scan of cold subjects evicts only
+    /// its own kind.
+    func victim(in first: UnsafeMutableRawPointer, size: Int, flag: Int, use: Int) -> Int {
+        var chosen = 0
+        var least = UInt8.max
+        for slot in 0..<Self.ways {
+            let base = first + slot * size
+            if base.load(fromByteOffset: flag, as: UInt8.self) & 1 == 0 {
+                base.storeBytes(of: 0, toByteOffset: use, as: UInt8.self)
+                return slot
+            }
+            let count = base.load(fromByteOffset: use, as: UInt8.self)
+            if count < least {
+                least = count
+                chosen = slot
+            }
+        }
+        if least > 0 {
+            for slot in 0..<Self.ways {
+                let base = first + slot * size
+                base.storeBytes(
+                    of: base.load(fromByteOffset: use, as: UInt8.self) - least, toByteOffset: use, as: UInt8.self)
+            }
+        }
+        evictions.add(1, ordering: .relaxed)
+        return chosen
+    }
+
+    /// One more use, up to 15: a subject once hot, then cold, falls back within a few turns of its set.
+    func bumpUse(_ at: UnsafeMutableRawPointer) {
+        let count = at.load(as: UInt8.self)
+        if count < 15 { at.storeBytes(of: count + 1, as: UInt8.self) }
+    }
+
+    func readStates(_ id: UUID, _ base: UnsafeMutableRawPointer) -> SubjectStates {
+        var states: [ConsentState] = []
+        for (slot, purpose) in purposes.enumerated() {
+            let at = base + 24 + 32 * slot
+            let word = at.load(fromByteOffset: 16, as: UInt64.self)
+            guard let status = Self.status(UInt8(word >> 56)) else { continue }
+            let expires = at.load(fromByteOffset: 24, as: Int64.self)
+            states.append(
+                ConsentState(
+                    subjectID: id, purpose: purpose, status: status, eventID: Self.loadUUID(at),
+                    decidedAt: Timestamp.date(micros: Int64(bitPattern: word & 0x00FF_FFFF_FFFF_FFFF)),
+                    expiresAt: expires == Int64.min ? nil : Timestamp.date(micros: expires)))
+        }
+        return SubjectStates(subjectID: id, states: states)
+    }
+
+    static func statusCode(_ status: ConsentStatus) -> UInt8? {
+        switch status {
+        case .pending: 1
+        case .granted: 2
+        case .denied: 3
+        case .withdrawn: 4
+        case .none, .expired: nil  // never stored
+        }
+    }
+
+    static func status(_ code: UInt8) -> ConsentStatus? {
+        switch code {
+        case 1: .pending
+        case 2: .granted
+        case 3: .denied
+        case 4: .withdrawn
+        default: nil
+        }
+    }
+
+    static func words(_ id: UUID) -> (UInt64, UInt64) {
+        withUnsafeBytes(of: id.uuid) {
+            ($0.load(fromByteOffset: 0, as: UInt64.self), $0.load(fromByteOffset: 8, as: UInt64.self))
+        }
+    }
+
+    static func storeUUID(_ id: UUID, _ at: UnsafeMutableRawPointer) {
+        withUnsafeBytes(of: id.uuid) { at.copyMemory(from: $0.baseAddress!, byteCount: 16) }
+    }
+
+    static let nobody = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+
+    static func loadUUID(_ at: UnsafeMutableRawPointer) -> UUID {
+        var value = nobody.uuid
+        withUnsafeMutableBytes(of: &value) { $0.copyMemory(from: UnsafeRawBufferPointer(start: at, count: 16)) }
+        return UUID(uuid: value)
+    }
+}
+
+/// One lock of a table's 64.
+final class Stripe: Sendable {
+    let mutex = Mutex(())
+
+    func withLock<T>(_ body: () -> T) -> T {
+        mutex.withLock { _ in body() }
+    }
+}
+
+extension IdentityKind {
+    /// A small code for the cache's slots (0 marks nothing: codes start at 1).
+    var cacheCode: UInt8 {
+        switch self {
+        case .email: 1
+        case .phone: 2
+        case .externalId: 3
+        case .deviceId: 4
+        }
+    }
+}
