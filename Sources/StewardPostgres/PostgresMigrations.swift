@@ -267,5 +267,23 @@ enum PostgresMigrations {
                 "CREATE INDEX dsr_tasks_pending ON dsr_tasks (updated_at) WHERE state = 'pending'",
             ]
         ),
+        (
+            10,
+            [
+                // The change feed of the consent check's answers (ADR 0013); see SQLite migration 12.
+                "CREATE TABLE answer_feed (id INT PRIMARY KEY CHECK (id = 1), position BIGINT NOT NULL)",
+                "INSERT INTO answer_feed (id, position) VALUES (1, 0)",
+                """
+                CREATE TABLE answer_changes (
+                    position BIGINT NOT NULL,
+                    subject_id UUID,
+                    identity_kind TEXT,
+                    identity_tag BIGINT,
+                    recorded_at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX answer_changes_position ON answer_changes (position)",
+            ]
+        ),
     ]
 }

@@ -166,10 +166,12 @@ extension PostgresSession {
     }
 
     func upsertConsentState(_ state: ConsentState) async throws {
+        answers?.note(.subject(state.subjectID))
         try writes().states.append(state)
     }
 
     func deleteConsentStates(subjectID: UUID) async throws {
+        answers?.note(.subject(subjectID))
         try await run("DELETE FROM consent_state WHERE subject_id = \(subjectID)")
     }
 

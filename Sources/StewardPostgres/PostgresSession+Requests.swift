@@ -263,6 +263,7 @@ extension PostgresSession {
     }
 
     func deleteIdentities(subjectID: UUID) async throws -> Int {
+        answers?.note(.subject(subjectID))
         let rows = try await rows(
             "WITH gone AS (DELETE FROM identities WHERE subject_id = \(subjectID) RETURNING 1) SELECT count(*)::int8 FROM gone"
         )

@@ -66,6 +66,7 @@ extension PostgresSession {
     }
 
     func insertIdentity(_ identity: IdentityRecord) async throws {
+        answers?.noteIdentity(kind: identity.kind, blindIndex: identity.blindIndex)
         try writes().identities.append(identity)
     }
 
@@ -75,6 +76,8 @@ extension PostgresSession {
     }
 
     func markSubjectMerged(_ source: UUID, into target: UUID, at: Date) async throws {
+        answers?.note(.subject(source))
+        answers?.note(.subject(target))
         try await run(
             "UPDATE subjects SET merged_into = \(target), merged_at = \(Timestamp.micros(at)) WHERE id = \(source)")
     }

@@ -19,6 +19,41 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
     let logger: Logger
     /// Nil for read sessions.
     var buffer: WriteBuffer? = nil
+    /// A write's answer changes (ADR 0013); nil for read sessions.
+    var answers: AnswerChangeLog? = nil
+
+    /// Appends the write's answer changes to the feed at the next position (the feed row's lock,
+    /// held to the commit, orders positions as commits) and wakes the other instances (NOTIFY is
+    /// delivered at commit; it is only a wake-up, the feed is the record).
+    func publishAnswerChanges() async throws {
+        guard let answers, !answers.isEmpty else { return }
+        guard
+            let position = try await rows(
+                "UPDATE answer_feed SET position = position + 1 WHERE id = 1 RETURNING position"
+            ).first?.decode(Int64.self)
+        else { throw StoreError.integrity("answer_feed has no row") }
+        let now = Timestamp.micros(Date())
+        // Arrays without NULLs: the nil UUID and the empty kind stand for "none".
+        let none = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+        var subjects: [UUID] = []
+        var kinds: [String] = []
+        var tags: [Int64] = []
+        for change in answers.published {
+            switch change {
+            case .subject(let id): (subjects, kinds, tags) = (subjects + [id], kinds + [""], tags + [0])
+            case .identity(let kind, let tag):
+                (subjects, kinds, tags) = (subjects + [none], kinds + [kind.rawValue], tags + [tag])
+            case .everything: (subjects, kinds, tags) = (subjects + [none], kinds + [""], tags + [0])
+            }
+        }
+        try await run(
+            """
+            INSERT INTO answer_changes (position, subject_id, identity_kind, identity_tag, recorded_at)
+            SELECT \(position), NULLIF(s, \(none)), NULLIF(k, ''), CASE WHEN k = '' THEN NULL ELSE t END, \(now)
+            FROM unnest(\(subjects)::uuid[], \(kinds)::text[], \(tags)::int8[]) AS c(s, k, t)
+            """)
+        try await run("SELECT pg_notify('steward_answers', '')")
+    }
 
     static func map(_ error: PSQLError) -> any Error {
         let state = error.serverInfo?[.sqlState] ?? "no sqlstate"

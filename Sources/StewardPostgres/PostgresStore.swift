@@ -1,5 +1,6 @@
 public import Foundation
 public import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 public import PostgresNIO
 public import StewardCore
@@ -125,14 +126,25 @@ public final class PostgresStore: StewardStore {
     public func write<T: Sendable>(_ body: @escaping @Sendable (any StoreTransaction) async throws -> T) async throws
         -> T
     {
-        try await mapped {
+        let answers = AnswerChangeLog()
+        let result = try await mapped {
             try await client.withTransaction(logger: logger) { connection in
-                let session = PostgresSession(connection: connection, logger: self.logger, buffer: WriteBuffer())
+                let session = PostgresSession(
+                    connection: connection, logger: self.logger, buffer: WriteBuffer(), answers: answers)
                 let result = try await body(session)
                 try await session.flush()
+                try await session.publishAnswerChanges()
                 return result
             }
         }
+        if !answers.isEmpty { answerObserver.withLockedValue { $0 }?(answers.published) }
+        return result
+    }
+
+    private let answerObserver = NIOLockedValueBox<(@Sendable ([AnswerChange]) -> Void)?>(nil)
+
+    public func observeAnswerChanges(_ observer: @escaping @Sendable ([AnswerChange]) -> Void) {
+        answerObserver.withLockedValue { $0 = observer }
     }
 
     public func subjectStates(kind: IdentityKind, blindIndex: Data) async throws -> SubjectStates? {
@@ -144,6 +156,30 @@ public final class PostgresStore: StewardStore {
                 PostgresQuery(unsafeSQL: PostgresSession.subjectStatesQuery + " = $2", binds: binds), logger: logger
             ).collect()
             return SubjectStates.grouping(try rows.map(PostgresSession.subjectStateRow))[blindIndex]
+        }
+    }
+
+    public func answerChanges(after position: Int64, limit: Int) async throws -> AnswerFeedPage {
+        try await mapped {
+            let rows = try await client.query(
+                """
+                SELECT position, subject_id, identity_kind, identity_tag FROM answer_changes
+                WHERE position > \(position) ORDER BY position LIMIT \(limit)
+                """, logger: logger
+            ).collect()
+            return try AnswerFeedPage.reading(
+                rows.map { row in
+                    let (position, subject, kind, tag) = try row.decode((Int64, UUID?, String?, Int64?).self)
+                    return (position, subject, kind, tag)
+                }, after: position, limit: limit)
+        }
+    }
+
+    public func pruneAnswerChanges(before date: Date) async throws {
+        try await mapped {
+            _ = try await client.query(
+                "DELETE FROM answer_changes WHERE recorded_at < \(Timestamp.micros(date))", logger: logger
+            ).collect()
         }
     }
 

@@ -406,5 +406,27 @@ enum SQLiteMigrations {
             CREATE INDEX dsr_tasks_pending ON dsr_tasks (updated_at) WHERE state = 'pending';
             """
         ),
+        (
+            12,
+            """
+            -- The change feed of the consent check's answers (ADR 0013): per committed transaction
+            -- that changed one, a position taken from answer_feed under its row lock (so positions
+            -- commit in order), and what changed: a subject, or an identity by kind and the first
+            -- 8 bytes of its blind index, or (both NULL) everything. Pruned after minutes.
+            CREATE TABLE answer_feed (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                position INTEGER NOT NULL
+            );
+            INSERT INTO answer_feed (id, position) VALUES (1, 0);
+            CREATE TABLE answer_changes (
+                position INTEGER NOT NULL,
+                subject_id BLOB CHECK (subject_id IS NULL OR length(subject_id) = 16),
+                identity_kind TEXT,
+                identity_tag INTEGER,
+                recorded_at INTEGER NOT NULL
+            );
+            CREATE INDEX answer_changes_position ON answer_changes (position);
+            """
+        ),
     ]
 }

@@ -151,6 +151,7 @@ extension SQLiteSession {
     }
 
     func upsertConsentState(_ state: ConsentState) async throws {
+        answers?.note(.subject(state.subjectID))
         try connection.run(
             """
             INSERT INTO consent_state (subject_id, purpose, status, event_id, decided_at, expires_at)
@@ -165,6 +166,7 @@ extension SQLiteSession {
     }
 
     func deleteConsentStates(subjectID: UUID) async throws {
+        answers?.note(.subject(subjectID))
         try connection.run("DELETE FROM consent_state WHERE subject_id = ?", [.uuid(subjectID)])
     }
 

@@ -243,6 +243,7 @@ extension SQLiteSession {
     }
 
     func deleteIdentities(subjectID: UUID) async throws -> Int {
-        try connection.run("DELETE FROM identities WHERE subject_id = ?", [.uuid(subjectID)])
+        answers?.note(.subject(subjectID))
+        return try connection.run("DELETE FROM identities WHERE subject_id = ?", [.uuid(subjectID)])
     }
 }

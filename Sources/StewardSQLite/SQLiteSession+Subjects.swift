@@ -59,6 +59,7 @@ extension SQLiteSession {
     }
 
     func insertIdentity(_ identity: IdentityRecord) async throws {
+        answers?.noteIdentity(kind: identity.kind, blindIndex: identity.blindIndex)
         try connection.run(
             "INSERT INTO identities (id, subject_id, kind, blind_index, ciphertext, created_at) VALUES (?, ?, ?, ?, ?, ?)",
             [
@@ -75,6 +76,8 @@ extension SQLiteSession {
     }
 
     func markSubjectMerged(_ source: UUID, into target: UUID, at: Date) async throws {
+        answers?.note(.subject(source))
+        answers?.note(.subject(target))
         try connection.run(
             "UPDATE subjects SET merged_into = ?, merged_at = ? WHERE id = ?",
             [.uuid(target), .time(at), .uuid(source)])

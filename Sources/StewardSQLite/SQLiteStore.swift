@@ -231,6 +231,32 @@ public final class SQLiteStore: StewardStore, Service {
         }
     }
 
+    public func answerChanges(after position: Int64, limit: Int) async throws -> AnswerFeedPage {
+        try withReader { connection in
+            try AnswerFeedPage.reading(
+                try connection.query(
+                    """
+                    SELECT position, subject_id, identity_kind, identity_tag FROM answer_changes
+                    WHERE position > ? ORDER BY position LIMIT ?
+                    """, [.int(position), .int(Int64(limit))]
+                ) { row in
+                    (row.int(0), try row.optionalUUID(1), row.optionalText(2), row.isNull(3) ? nil : row.int(3))
+                }, after: position, limit: limit)
+        }
+    }
+
+    public func pruneAnswerChanges(before date: Date) async throws {
+        try await write(migrating: false) { session in
+            try session.connection.run("DELETE FROM answer_changes WHERE recorded_at < ?", [.time(date)])
+        }
+    }
+
+    private let answerObserver = Mutex<(@Sendable ([AnswerChange]) -> Void)?>(nil)
+
+    public func observeAnswerChanges(_ observer: @escaping @Sendable ([AnswerChange]) -> Void) {
+        answerObserver.withLock { $0 = observer }
+    }
+
     public func apiKey(hash: Data) async throws -> (record: APIKeyRecord, storedHash: Data)? {
         try withReader { connection in
             try connection.query(SQLiteSession.apiKeyColumns + " WHERE key_hash = ?", [.blob(hash)]) { row in
@@ -323,12 +349,15 @@ public final class SQLiteStore: StewardStore, Service {
                 continue
             }
             defer { if exclusive { try? connection.execute("PRAGMA foreign_keys = ON") } }
-            let session = SQLiteSession(connection: connection)
+            // Each write notes what it changed for the consent check, published with it (ADR 0013).
+            let logs = batch.map { _ in AnswerChangeLog() }
             if batch.count == 1 {
                 // A lone write needs no savepoint: the transaction is its rollback unit. (A savepoint
                 // around a large write journals every page it touches.)
                 do {
+                    let session = SQLiteSession(connection: connection, answers: logs[0])
                     try await batch[0].body(session)
+                    try session.publishAnswerChanges()
                     results.append(.success(()))
                 } catch {
                     try? connection.execute("ROLLBACK")
@@ -336,11 +365,13 @@ public final class SQLiteStore: StewardStore, Service {
                     continue
                 }
             } else {
-                for item in batch {
+                for (item, log) in zip(batch, logs) {
                     do {
                         try connection.run("SAVEPOINT write")
                         do {
+                            let session = SQLiteSession(connection: connection, answers: log)
                             try await item.body(session)
+                            try session.publishAnswerChanges()
                             try connection.run("RELEASE write")
                             results.append(.success(()))
                         } catch {
@@ -358,6 +389,12 @@ public final class SQLiteStore: StewardStore, Service {
             } catch {
                 try? connection.execute("ROLLBACK")
                 results = results.map { $0.flatMap { .failure(error) } }
+            }
+            // This instance's cache is current before any write of the batch is acknowledged.
+            if let observer = answerObserver.withLock({ $0 }) {
+                for (log, result) in zip(logs, results) where !log.isEmpty {
+                    if case .success = result { observer(log.published) }
+                }
             }
             for (item, result) in zip(batch, results) { item.complete(result) }
         }

@@ -491,3 +491,60 @@ extension IdentityKind {
         }
     }
 }
+
+/// A read of the change feed.
+public struct AnswerFeedPage: Sendable, Equatable {
+    public var changes: [AnswerChange]
+    /// The position the read reached (the last row's, or the one asked from when there was none).
+    public var position: Int64
+    public var complete: Bool
+
+    public init(changes: [AnswerChange], position: Int64, complete: Bool) {
+        self.changes = changes
+        self.position = position
+        self.complete = complete
+    }
+
+    /// Rows of (position, subject, identity kind, identity tag) as read, in position order.
+    public static func reading(
+        _ rows: [(position: Int64, subject: UUID?, kind: String?, tag: Int64?)], after: Int64, limit: Int
+    ) throws -> AnswerFeedPage {
+        var changes: [AnswerChange] = []
+        for row in rows {
+            if let subject = row.subject {
+                changes.append(.subject(subject))
+            } else if let kindText = row.kind, let tag = row.tag {
+                guard let kind = IdentityKind(rawValue: kindText) else {
+                    throw StoreError.integrity("answer_changes.identity_kind")
+                }
+                changes.append(.identity(kind, tag: tag))
+            } else {
+                changes.append(.everything)
+            }
+        }
+        return AnswerFeedPage(changes: changes, position: rows.last?.position ?? after, complete: rows.count < limit)
+    }
+}
+
+/// The answer changes of one write transaction, noted by the store's session as it writes and
+/// published with it (the feed) and, after its commit, to this instance's cache.
+public final class AnswerChangeLog: @unchecked Sendable {
+    private var changes: Set<AnswerChange> = []
+
+    public init() {}
+
+    public func note(_ change: AnswerChange) {
+        guard !changes.contains(.everything) else { return }
+        changes.insert(change)
+        if changes.count > AnswerChange.maxPerTransaction { changes = [.everything] }
+    }
+
+    public func noteIdentity(kind: IdentityKind, blindIndex: Data) {
+        note(.identity(kind, tag: AnswerChange.tag(blindIndex)))
+    }
+
+    public var isEmpty: Bool { changes.isEmpty }
+
+    /// What the transaction publishes: its changes, or `everything` past the bound.
+    public var published: [AnswerChange] { AnswerChange.published(changes) }
+}

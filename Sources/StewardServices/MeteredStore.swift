@@ -62,6 +62,18 @@ public struct MeteredStore: StewardStore {
         try await counted { try await base.subjectStates(kind: kind, blindIndex: blindIndex) }
     }
 
+    public func observeAnswerChanges(_ observer: @escaping @Sendable ([AnswerChange]) -> Void) {
+        base.observeAnswerChanges(observer)
+    }
+
+    public func answerChanges(after position: Int64, limit: Int) async throws -> AnswerFeedPage {
+        try await counted { try await base.answerChanges(after: position, limit: limit) }
+    }
+
+    public func pruneAnswerChanges(before date: Date) async throws {
+        try await counted { try await base.pruneAnswerChanges(before: date) }
+    }
+
     public func apiKey(hash: Data) async throws -> (record: APIKeyRecord, storedHash: Data)? {
         try await counted { try await base.apiKey(hash: hash) }
     }

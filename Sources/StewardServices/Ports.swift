@@ -55,6 +55,15 @@ public protocol StewardStore: Sendable {
     /// Hot path: the subject an identity belongs to, with every current state, in one indexed read;
     /// nil when no subject holds the identity.
     func subjectStates(kind: IdentityKind, blindIndex: Data) async throws -> SubjectStates?
+    /// Calls `observer` after each committed write that changed a consent check's answer, with what
+    /// it changed (this instance's cache is made current before the write is acknowledged).
+    func observeAnswerChanges(_ observer: @escaping @Sendable ([AnswerChange]) -> Void)
+    /// The change feed (ADR 0013): what committed writes changed after `position`, in commit order,
+    /// at most `limit` rows; `position` is where the rows read reach, `complete` false when the
+    /// limit cut the read short.
+    func answerChanges(after position: Int64, limit: Int) async throws -> AnswerFeedPage
+    /// Removes feed rows recorded before `date`.
+    func pruneAnswerChanges(before date: Date) async throws
     /// Hot path: an API key by the hash of its secret, with the stored hash for a constant-time comparison.
     func apiKey(hash: Data) async throws -> (record: APIKeyRecord, storedHash: Data)?
 }

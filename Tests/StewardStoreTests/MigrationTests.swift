@@ -26,7 +26,7 @@ import Testing
 
         let store = try SQLiteStore(path: path)
         let applied = try await store.migrate()
-        #expect(applied == 9)  // versions 3 to 11
+        #expect(applied == 10)  // versions 3 to 12
         let again = try await store.migrate()
         #expect(again == 0)
 
