@@ -76,15 +76,25 @@ for backend in sqlite postgres; do
   log "tests against $backend"
   out=$(mktemp)
   set +e
-  STEWARD_TEST_BACKEND=$backend swift test --skip-build 2>&1 | tee "$out" | grep -E '✘|Test run with|error:' 
+  # The two-instance staleness contract (TwoInstances) times changes against a 1 s bound: it runs on
+  # its own after the parallel run, so its figures are the instances' and not the load of 180 others
+  # (under that load the followers' polls take longer than the bound and, failing closed, never
+  # answer from memory: correct, and nothing to time).
+  STEWARD_TEST_BACKEND=$backend swift test --skip-build --skip TwoInstances 2>&1 | tee "$out" | grep -E '✘|Test run with|error:'
   status=${PIPESTATUS[0]}
+  if [ "$status" -eq 0 ]; then
+    STEWARD_TEST_BACKEND=$backend swift test --skip-build --filter TwoInstances 2>&1 | tee "$out.alone" | grep -E '✘|Test run with|error:|two instances'
+    status=${PIPESTATUS[0]}
+    cat "$out.alone" >> "$out"
+  fi
   set -e
-  summary=$(grep -E 'Test run with [0-9]+ tests?' "$out" | tail -n 1 || true)
-  counts[$backend]="$summary"
+  main=$(grep -E 'Test run with [0-9]+ tests?' "$out" | head -n 1 | sed -E 's/.*Test run with ([0-9]+) tests?.*/\1/' || true)
+  alone=$(grep -E 'Test run with [0-9]+ tests?' "$out" | tail -n 1 | sed -E 's/.*Test run with ([0-9]+) tests?.*/\1/' || true)
+  counts[$backend]="Test run with $(( ${main:-0} + ${alone:-0} )) tests"
   if [ "$status" -ne 0 ]; then
     echo "tests FAILED against $backend (exit $status)"; tail -n 50 "$out"; exit "$status"
   fi
-  rm -f "$out"
+  rm -f "$out" "$out.alone"
 done
 
 # --- the HTTP API fuzzed from its OpenAPI document, on each backend --------------------------------

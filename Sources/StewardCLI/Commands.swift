@@ -32,6 +32,11 @@ struct Serve: AsyncParsableCommand {
         let limits: HTTPLimits
         let bulkLimits: BulkLimits
         let jobs: JobRunner.Configuration
+        let answerCacheMiB = common.env["STEWARD_ANSWER_CACHE_MB"].map { Int($0) } ?? 64
+        guard let answerCacheMiB, (0...65_536).contains(answerCacheMiB) else {
+            throw ValidationError(
+                "STEWARD_ANSWER_CACHE_MB must be a whole number of MiB from 0 (no resident answer set) to 65536")
+        }
         do {
             limits = try HTTPLimits(environment: common.env)
             bulkLimits = try BulkLimits(environment: common.env)
@@ -90,9 +95,12 @@ struct Serve: AsyncParsableCommand {
             jobWakeup: wakeup,
             requestExecute: RequestWiring.execute(map: wiring.policy.dataMap, systems: customerSystems),
             requestDeliver: try RequestWiring.deliver(map: wiring.policy.dataMap, systems: customerSystems),
-            requestPackageDays: try RequestWiring.packageDays(common.env), requestWebhooks: webhook != nil)
+            requestPackageDays: try RequestWiring.packageDays(common.env), requestWebhooks: webhook != nil,
+            answerCacheBytes: answerCacheMiB << 20)
+        let follower = services.answers.map { AnswerFeedFollower(store: services.store, cache: $0, logger: logger) }
         let api = StewardAPI(
-            services: services, registry: registry, bulkLimits: bulkLimits, customerSystems: customerSystems)
+            services: services, registry: registry, bulkLimits: bulkLimits, customerSystems: customerSystems,
+            answerFeed: follower)
         // Every long task runs on the job queue; this instance's runner is woken at once by jobs
         // enqueued here, by polling for jobs enqueued by others.
         let runner = JobRunner(
@@ -109,8 +117,8 @@ struct Serve: AsyncParsableCommand {
             configuration: .init(
                 services: (storeServices + [
                     StoreMaintenance(store: services.store, logger: logger),
-                    RequestHousekeeping(requests: services.requests, logger: logger), runner, app,
-                ])
+                    RequestHousekeeping(requests: services.requests, logger: logger), runner,
+                ] + (follower.map { [$0] } ?? []) + [app])
                 .map { .init(service: $0) } + [.init(service: shutdown)],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {

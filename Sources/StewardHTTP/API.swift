@@ -31,13 +31,18 @@ public struct StewardAPI: Sendable {
     public let openAPIDocument: String
     /// How drift and discovery reach the customer's systems.
     public var customerSystems: CustomerSystems
+    /// What keeps the consent check's resident answer set current, for `/ready` and `/metrics`.
+    public var answerFeed: AnswerFeedFollower?
+    let answerCounts = AnswerCounts()
 
     /// Takes its use cases built (`UseCases`, by the composition root), metered on `registry` — the
     /// registry `/metrics` serves.
     public init(
         services: UseCases, registry: PrometheusCollectorRegistry, bulkLimits: BulkLimits = BulkLimits(),
-        customerSystems: CustomerSystems = CustomerSystems(policies: "Policies", environment: [:])
+        customerSystems: CustomerSystems = CustomerSystems(policies: "Policies", environment: [:]),
+        answerFeed: AnswerFeedFollower? = nil
     ) {
+        self.answerFeed = answerFeed
         self.customerSystems = customerSystems
         self.bulkLimits = bulkLimits
         self.bulkSlots = Slots(bulkLimits.concurrent)
@@ -82,6 +87,40 @@ public struct StewardAPI: Sendable {
         }
     }
     var metricsFactory: PrometheusMetricsFactory { PrometheusMetricsFactory(registry: registry) }
+
+    /// Sets the resident answer set's figures before a scrape: hits, misses, evictions and
+    /// invalidations as counters (the change since the last scrape), entries, bytes, whether it
+    /// answers and the change feed's lag as gauges.
+    func refreshAnswerMetrics() {
+        guard let answerFeed else { return }
+        let cache = answerFeed.cache
+        let counters = cache.counters
+        let status = answerFeed.status
+        let delta = answerCounts.last.withLock { last -> AnswerCache.Counters in
+            defer { last = counters }
+            return AnswerCache.Counters(
+                hits: counters.hits - last.hits, misses: counters.misses - last.misses,
+                evictions: counters.evictions - last.evictions,
+                invalidations: counters.invalidations - last.invalidations)
+        }
+        for (name, value) in [
+            ("steward_answer_cache_hits_total", delta.hits), ("steward_answer_cache_misses_total", delta.misses),
+            ("steward_answer_cache_evictions_total", delta.evictions),
+            ("steward_answer_cache_invalidations_total", delta.invalidations),
+        ] {
+            Counter(label: name, factory: metricsFactory).increment(by: max(0, value))
+        }
+        Gauge(label: "steward_answer_cache_entries", factory: metricsFactory).record(counters.entries)
+        Gauge(label: "steward_answer_cache_bytes", factory: metricsFactory).record(cache.allocatedBytes)
+        Gauge(label: "steward_answer_cache_serving", factory: metricsFactory).record(status.serving ? 1 : 0)
+        Gauge(label: "steward_answer_feed_lag_seconds", factory: metricsFactory).record(
+            status.lag.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 } ?? -1)
+    }
+}
+
+/// The resident answer set's counters at the last scrape.
+final class AnswerCounts: Sendable {
+    let last = Mutex(AnswerCache.Counters())
 }
 
 /// The job kinds `/metrics` has reported, so their gauges go to 0 rather than vanish.

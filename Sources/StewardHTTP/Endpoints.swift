@@ -19,7 +19,10 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
         Endpoint(.get, "/ready", nil) { _, _ in
             do {
                 try await api.store.ping()
-                return try json(["status": "ready", "database": api.store.backendName])
+                // Where consent checks are answered: "memory" while the change feed is current,
+                // "store" while it is not (fail closed: correct, slower), "off" with no answer set.
+                let answers = api.answerFeed.map { $0.status.serving ? "memory" : "store" } ?? "off"
+                return try json(["status": "ready", "database": api.store.backendName, "answers": answers])
             } catch {
                 throw Problem(
                     status: .serviceUnavailable, code: .storeUnavailable, detail: "the database is not reachable")
@@ -27,6 +30,7 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
         },
         Endpoint(.get, "/metrics", nil) { _, _ in
             await api.refreshJobGauges()
+            api.refreshAnswerMetrics()
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                 body: .init(byteBuffer: ByteBuffer(bytes: api.registry.emitToBuffer())))

@@ -24,8 +24,10 @@ public final class PostgresStore: StewardStore {
     public func migrate() async throws -> Int {
         try await mapped {
             try await client.withTransaction(logger: logger) { connection in
-                // Serialises concurrent instances migrating the same database.
-                try await connection.query("SELECT pg_advisory_xact_lock(7370001)", logger: self.logger)
+                // Serialises concurrent instances migrating the same schema (instances on other schemas
+                // of the database — tenants, test runs — do not wait for each other).
+                try await connection.query(
+                    "SELECT pg_advisory_xact_lock(7370001, hashtext(current_schema()))", logger: self.logger)
                 try await connection.query(
                     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
                     logger: self.logger)
@@ -139,6 +141,37 @@ public final class PostgresStore: StewardStore {
         }
         if !answers.isEmpty { answerObserver.withLockedValue { $0 }?(answers.published) }
         return result
+    }
+
+    public func answerFeedPosition() async throws -> Int64 {
+        try await mapped {
+            guard
+                let position = try await client.query(
+                    "SELECT position FROM answer_feed WHERE id = 1", logger: logger
+                ).collect().first?.decode(Int64.self)
+            else { throw StoreError.integrity("answer_feed has no row") }
+            return position
+        }
+    }
+
+    /// NOTIFY steward_answers, heard on one pooled connection held for it (LISTEN), reconnecting
+    /// after a failure; a wake-up only — the follower reads the feed itself.
+    public func answerWakeups() -> AsyncStream<Void> {
+        let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let task = Task { [client] in
+            while !Task.isCancelled {
+                do {
+                    try await client.withConnection { connection in
+                        for try await _ in try await connection.listen("steward_answers") { continuation.yield() }
+                    }
+                } catch {
+                    try? await Task.sleep(for: .milliseconds(500))
+                }
+            }
+            continuation.finish()
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
     }
 
     private let answerObserver = NIOLockedValueBox<(@Sendable ([AnswerChange]) -> Void)?>(nil)

@@ -251,6 +251,19 @@ public final class SQLiteStore: StewardStore, Service {
         }
     }
 
+    public func answerFeedPosition() async throws -> Int64 {
+        try withReader { connection in
+            guard
+                let position = try connection.query("SELECT position FROM answer_feed WHERE id = 1", [], { $0.int(0) })
+                    .first
+            else { throw StoreError.integrity("answer_feed has no row") }
+            return position
+        }
+    }
+
+    /// Writers on the same file from other processes (the CLI's import) are seen by polling.
+    public func answerWakeups() -> AsyncStream<Void> { AsyncStream { $0.finish() } }
+
     private let answerObserver = Mutex<(@Sendable ([AnswerChange]) -> Void)?>(nil)
 
     public func observeAnswerChanges(_ observer: @escaping @Sendable ([AnswerChange]) -> Void) {

@@ -1,3 +1,4 @@
+import Dispatch
 public import Foundation
 public import StewardCore
 import Synchronization
@@ -60,9 +61,10 @@ public final class AnswerCache: @unchecked Sendable {
 
     /// Incremented by every invalidation; a store read takes it as its ticket before it starts.
     let generation = Atomic<UInt64>(1)
-    /// False while the change feed is not known to be current (`AnswerFeed`): nothing is answered
-    /// from memory, nothing is filled.
-    let serving = Atomic<Bool>(false)
+    /// Until when (monotonic nanoseconds) the cache may answer: the start of the last poll of the
+    /// change feed that succeeded, plus the staleness bound (`AnswerFeedFollower`). Past it nothing
+    /// is answered from memory and nothing is filled, however long the poll in flight hangs.
+    let servingUntil = Atomic<UInt64>(0)
 
     public struct Counters: Sendable, Equatable {
         public var hits = 0
@@ -70,6 +72,14 @@ public final class AnswerCache: @unchecked Sendable {
         public var evictions = 0
         public var invalidations = 0
         public var entries = 0
+
+        public init(hits: Int = 0, misses: Int = 0, evictions: Int = 0, invalidations: Int = 0, entries: Int = 0) {
+            self.hits = hits
+            self.misses = misses
+            self.evictions = evictions
+            self.invalidations = invalidations
+            self.entries = entries
+        }
     }
     let hits = Atomic<Int>(0)
     let misses = Atomic<Int>(0)
@@ -122,10 +132,16 @@ public final class AnswerCache: @unchecked Sendable {
 
     public var subjectCapacity: Int { subjectSets * Self.ways }
 
-    public var isServing: Bool { serving.load(ordering: .acquiring) }
+    public var isServing: Bool { Self.monotonicNanoseconds() < servingUntil.load(ordering: .acquiring) }
 
-    /// Turns answering from memory on or off (the feed's freshness).
-    public func setServing(_ value: Bool) { serving.store(value, ordering: .releasing) }
+    /// Answers from memory until `deadline` (monotonic nanoseconds), or stops at once (0).
+    public func serve(until deadline: UInt64) { servingUntil.store(deadline, ordering: .releasing) }
+
+    /// Turns answering from memory on with no deadline, or off (tests; a store with no feed).
+    public func setServing(_ value: Bool) { serve(until: value ? .max : 0) }
+
+    /// The clock the serving deadline is read on.
+    public static func monotonicNanoseconds() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
     /// What the cache knows of an identity: its subject's states, that no subject holds it, or nothing.
     public enum Answer: Sendable, Equatable {

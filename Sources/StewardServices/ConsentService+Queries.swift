@@ -53,7 +53,29 @@ extension ConsentService {
                 references.append(.id(id))
             }
         }
-        let (byIndex, byID) = try await store.read { [indexes, ids] reader in
+        // What the resident answer set holds is answered from it; the rest is read in one session.
+        var cachedIndex: [IdentityKind: [Data: SubjectStates?]] = [:]
+        var cachedID: [UUID: SubjectStates] = [:]
+        let ticket = answers?.ticket()
+        if let answers {
+            for (kind, set) in indexes {
+                for index in set {
+                    switch answers.lookup(kind: kind, blindIndex: index) {
+                    case .states(let found): cachedIndex[kind, default: [:]][index] = .some(found)
+                    case .noSubject: cachedIndex[kind, default: [:]][index] = .some(nil)
+                    case .miss: continue
+                    }
+                    indexes[kind]?.remove(index)
+                }
+            }
+            for id in ids {
+                if let found = answers.lookup(subject: id) {
+                    cachedID[id] = found
+                    ids.remove(id)
+                }
+            }
+        }
+        var (byIndex, byID) = try await store.read { [indexes, ids] reader in
             var byIndex: [IdentityKind: [Data: SubjectStates]] = [:]
             for (kind, set) in indexes {
                 byIndex[kind] = try await reader.subjectStates(kind: kind, blindIndexes: Array(set))
@@ -66,6 +88,18 @@ extension ConsentService {
             }
             return (byIndex, byID)
         }
+        if let answers, let ticket {
+            for (kind, set) in indexes {
+                for index in set {
+                    answers.fill(kind: kind, blindIndex: index, found: byIndex[kind]?[index], ticket: ticket)
+                }
+            }
+            for (id, found) in byID where found.subjectID == id { answers.fill(subject: found, ticket: ticket) }
+        }
+        for (kind, found) in cachedIndex {
+            for (index, states) in found { byIndex[kind, default: [:]][index] = states }
+        }
+        byID.merge(cachedID) { stored, _ in stored }
         let now = runtime.now()
         return zip(references, purposes).map { reference, purpose in
             let found: SubjectStates?
@@ -83,16 +117,35 @@ extension ConsentService {
         case id(UUID)
     }
 
-    /// The subject a reference names with every current state, nil when there is none.
+    /// The subject a reference names with every current state, nil when there is none: from the
+    /// resident answer set when it has the answer, else from the store (and kept, unless a change
+    /// to it was seen while the read was in flight).
     func subjectStates(_ subject: SubjectReference) async throws -> SubjectStates? {
         switch subject {
         case .identity(let identity):
-            return try await store.subjectStates(kind: identity.kind, blindIndex: crypto.indexer.index(identity))
+            let index = crypto.indexer.index(identity)
+            guard let answers else { return try await store.subjectStates(kind: identity.kind, blindIndex: index) }
+            switch answers.lookup(kind: identity.kind, blindIndex: index) {
+            case .states(let found): return found
+            case .noSubject: return nil
+            case .miss: break
+            }
+            let ticket = answers.ticket()
+            let found = try await store.subjectStates(kind: identity.kind, blindIndex: index)
+            answers.fill(kind: identity.kind, blindIndex: index, found: found, ticket: ticket)
+            return found
         case .id(let id):
-            return try await store.read { reader in
+            if let found = answers?.lookup(subject: id) { return found }
+            let ticket = answers?.ticket()
+            let found: SubjectStates? = try await store.read { reader in
                 guard let resolved = try await reader.resolveSubject(id) else { return nil }
                 return SubjectStates(subjectID: resolved, states: try await reader.consentStates(subjectID: resolved))
             }
+            // A merged subject's id is answered through its survivor, never kept under its own.
+            if let answers, let ticket, let found, found.subjectID == id {
+                answers.fill(subject: found, ticket: ticket)
+            }
+            return found
         }
     }
 

@@ -19,13 +19,16 @@ public struct ConsentService: Sendable {
     /// Where `steward_consent_events_total{decision, method}` is counted, after each commit, for
     /// single, confirmed and bulk records alike; nil counts nothing (one-shot commands).
     public let metrics: (any MetricsFactory)?
+    /// The resident answer set the check reads first (ADR 0013); nil reads the store every time.
+    public let answers: AnswerCache?
     let audit: AuditLog
     let vault: IdentityVault
 
     public init(
         store: any StewardStore, crypto: CryptoSuite, policy: PolicySet, runtime: Runtime,
-        metrics: (any MetricsFactory)? = nil
+        metrics: (any MetricsFactory)? = nil, answers: AnswerCache? = nil
     ) {
+        self.answers = answers
         self.store = store
         self.crypto = crypto
         self.policy = policy

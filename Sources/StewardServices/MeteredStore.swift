@@ -74,6 +74,12 @@ public struct MeteredStore: StewardStore {
         try await counted { try await base.pruneAnswerChanges(before: date) }
     }
 
+    public func answerFeedPosition() async throws -> Int64 {
+        try await counted { try await base.answerFeedPosition() }
+    }
+
+    public func answerWakeups() -> AsyncStream<Void> { base.answerWakeups() }
+
     public func apiKey(hash: Data) async throws -> (record: APIKeyRecord, storedHash: Data)? {
         try await counted { try await base.apiKey(hash: hash) }
     }

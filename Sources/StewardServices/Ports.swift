@@ -64,6 +64,11 @@ public protocol StewardStore: Sendable {
     func answerChanges(after position: Int64, limit: Int) async throws -> AnswerFeedPage
     /// Removes feed rows recorded before `date`.
     func pruneAnswerChanges(before date: Date) async throws
+    /// The feed's head: the position of the last committed change.
+    func answerFeedPosition() async throws -> Int64
+    /// Yields when another instance may have published changes (PostgreSQL NOTIFY); a store with no
+    /// such signal finishes at once, and the follower polls.
+    func answerWakeups() -> AsyncStream<Void>
     /// Hot path: an API key by the hash of its secret, with the stored hash for a constant-time comparison.
     func apiKey(hash: Data) async throws -> (record: APIKeyRecord, storedHash: Data)?
 }

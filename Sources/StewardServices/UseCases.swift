@@ -17,16 +17,28 @@ public struct UseCases: Sendable {
     /// Data subject requests; carried out in the customer's systems when `requestExecute` is given
     /// (and delivered to its http systems when `requestDeliver` is).
     public let requests: RequestService
+    /// The consent check's resident answer set, when a budget was given; kept current by an
+    /// `AnswerFeedFollower` the composition root runs, and by this instance's own writes.
+    public let answers: AnswerCache?
 
     public init(
         store base: any StewardStore, crypto: CryptoSuite, policy: PolicySet, runtime: Runtime,
         metrics: (any MetricsFactory)? = nil, jobWakeup: JobWakeup? = nil, keyCacheLifetime: Double = 5,
         requestExecute: RequestExecution.Execute? = nil, requestDeliver: RequestExecution.Deliver? = nil,
-        requestPackageDays: Int = 7, requestWebhooks: Bool = false
+        requestPackageDays: Int = 7, requestWebhooks: Bool = false, answerCacheBytes: Int = 0
     ) {
         let store: any StewardStore = metrics.map { MeteredStore(base, factory: $0) } ?? base
         self.store = store
-        let consent = ConsentService(store: store, crypto: crypto, policy: policy, runtime: runtime, metrics: metrics)
+        let answers = AnswerCache(
+            budgetBytes: answerCacheBytes,
+            purposes: policy.sortedPurposes.filter { $0.mechanism != .noticeOnly }.map(\.key))
+        if let answers {
+            // This instance's writes are out of its cache before they are acknowledged.
+            store.observeAnswerChanges { answers.invalidate($0) }
+        }
+        self.answers = answers
+        let consent = ConsentService(
+            store: store, crypto: crypto, policy: policy, runtime: runtime, metrics: metrics, answers: answers)
         self.consent = consent
         self.subjects = SubjectService(store: store, crypto: crypto, runtime: runtime)
         self.keys = KeyService(store: store, crypto: crypto, runtime: runtime, cacheLifetime: keyCacheLifetime)
