@@ -56,7 +56,7 @@ chmod 600 "$pg_dir/server.key"
 log "starting PostgreSQL ($("$pg_bin/postgres" --version)) on 127.0.0.1:$pg_port, TLS on"
 as_pg "$pg_bin/initdb" -D "$pg_dir/data" -U steward -A trust --no-sync >/dev/null
 as_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w \
-  -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_dir -c fsync=off -c max_connections=200 -c ssl=on -c ssl_cert_file=$pg_dir/server.crt -c ssl_key_file=$pg_dir/server.key" start >/dev/null
+  -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_dir -c fsync=off -c max_connections=300 -c ssl=on -c ssl_cert_file=$pg_dir/server.crt -c ssl_key_file=$pg_dir/server.key" start >/dev/null
 psql -h 127.0.0.1 -p "$pg_port" -U steward -d postgres -qc "CREATE DATABASE steward_test" >/dev/null
 export STEWARD_TEST_DATABASE_URL="postgres://steward@127.0.0.1:$pg_port/steward_test"
 export STEWARD_TEST_TLS_ROOT_CERT="$pg_dir/ca.crt"

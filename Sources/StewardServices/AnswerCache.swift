@@ -106,10 +106,11 @@ public final class AnswerCache: @unchecked Sendable {
         identitySets = sets(subjects * 1.25)
         let identityBytes = identitySets * Self.ways * Self.identitySlotSize
         let subjectBytes = subjectSets * Self.ways * subjectSlotSize
-        identityMemory = .allocate(byteCount: identityBytes, alignment: 16)
-        identityMemory.initializeMemory(as: UInt8.self, repeating: 0, count: identityBytes)
-        subjectMemory = .allocate(byteCount: subjectBytes, alignment: 16)
-        subjectMemory.initializeMemory(as: UInt8.self, repeating: 0, count: subjectBytes)
+        // Zeroed by the kernel (calloc maps fresh pages for large sizes): memory becomes resident as
+        // slots are first used, not all at start.
+        guard let identities = calloc(identityBytes, 1), let subjects = calloc(subjectBytes, 1) else { return nil }
+        identityMemory = identities
+        subjectMemory = subjects
         identityStamps = .allocate(capacity: identitySets)
         identityStamps.initialize(repeating: 0, count: identitySets)
         subjectStamps = .allocate(capacity: subjectSets)
@@ -119,8 +120,8 @@ public final class AnswerCache: @unchecked Sendable {
     }
 
     deinit {
-        identityMemory.deallocate()
-        subjectMemory.deallocate()
+        free(identityMemory)
+        free(subjectMemory)
         identityStamps.deallocate()
         subjectStamps.deallocate()
     }
