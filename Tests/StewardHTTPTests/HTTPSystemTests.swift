@@ -337,11 +337,16 @@ import Testing
                         #expect(answer.status == expected, "\(signature ?? "unsigned")")
                         #expect(answer.body.contains("request.signature_invalid"))
                     }
-                    // Refused before the body is read: an unsigned callback larger than any answer Steward
-                    // reads is 401, not 413.
-                    let huge = try await Self.callback(
-                        port: port, request: target, body: String(repeating: "x", count: 17 << 20), signature: nil)
-                    #expect(huge.status == 401 && huge.body.contains("request.signature_invalid"))
+                    // Refused before the body is read: an unsigned callback announcing more than any answer
+                    // Steward reads is 401, not 413, answered without its body ever being sent (a raw
+                    // socket: an HTTP client sending 17 MiB may see the early answer as a closed channel).
+                    let raw = try ConnectionLimits.RawConnection(port: port)
+                    raw.send(
+                        "POST /v1/requests/\(target)/callbacks/helpdesk HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                            + "Content-Type: application/json\r\nContent-Length: \(17 << 20)\r\n\r\n{\"delivery\":")
+                    let early = raw.readUntilClosed(seconds: 3).text
+                    #expect(early.hasPrefix("HTTP/1.1 401"), "\(early.prefix(200))")
+                    #expect(early.contains("request.signature_invalid"))
                     // An API key is not a system's signature.
                     let admin = try await h.key(.admin)
                     let keyed = try await client.execute(
