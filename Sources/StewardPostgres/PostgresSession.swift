@@ -23,8 +23,9 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
     var answers: AnswerChangeLog? = nil
 
     /// Appends the write's answer changes to the feed at the next position (the feed row's lock,
-    /// held to the commit, orders positions as commits) and wakes the other instances (NOTIFY is
-    /// delivered at commit; it is only a wake-up, the feed is the record).
+    /// held to the commit, orders positions as commits). The other instances are woken after the
+    /// commit (`PostgresStore.write`), not by a NOTIFY in this transaction: PostgreSQL serialises
+    /// the commits of every transaction that notifies, across the whole cluster.
     func publishAnswerChanges() async throws {
         guard let answers, !answers.isEmpty else { return }
         guard
@@ -52,7 +53,6 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
             SELECT \(position), NULLIF(s, \(none)), NULLIF(k, ''), CASE WHEN k = '' THEN NULL ELSE t END, \(now)
             FROM unnest(\(subjects)::uuid[], \(kinds)::text[], \(tags)::int8[]) AS c(s, k, t)
             """)
-        try await run("SELECT pg_notify('steward_answers', '')")
     }
 
     static func map(_ error: PSQLError) -> any Error {

@@ -22,12 +22,13 @@ public final class PostgresStore: StewardStore {
 
     @discardableResult
     public func migrate() async throws -> Int {
-        try await mapped {
+        // Nothing pending (every start after the first): no lock is taken, so an instance starting
+        // does not queue behind others migrating. A version is visible only with its whole migration.
+        if try await pendingMigrations() == 0 { return 0 }
+        return try await mapped {
             try await client.withTransaction(logger: logger) { connection in
-                // Serialises concurrent instances migrating the same schema (instances on other schemas
-                // of the database — tenants, test runs — do not wait for each other).
-                try await connection.query(
-                    "SELECT pg_advisory_xact_lock(7370001, hashtext(current_schema()))", logger: self.logger)
+                // Serialises concurrent instances migrating the same database.
+                try await connection.query("SELECT pg_advisory_xact_lock(7370001)", logger: self.logger)
                 try await connection.query(
                     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
                     logger: self.logger)
@@ -52,6 +53,22 @@ public final class PostgresStore: StewardStore {
                 }
                 return count
             }
+        }
+    }
+
+    /// How many migrations the database lacks (all of them before the first).
+    func pendingMigrations() async throws -> Int {
+        try await mapped {
+            let exists =
+                try await client.query(
+                    "SELECT to_regclass('schema_migrations') IS NOT NULL", logger: logger
+                ).collect().first?.decode(Bool.self) ?? false
+            guard exists else { return PostgresMigrations.all.count }
+            var applied: Set<Int> = []
+            for row in try await client.query("SELECT version FROM schema_migrations", logger: logger).collect() {
+                applied.insert(try row.decode(Int.self))
+            }
+            return PostgresMigrations.all.filter { !applied.contains($0.version) }.count
         }
     }
 
@@ -139,7 +156,14 @@ public final class PostgresStore: StewardStore {
                 return result
             }
         }
-        if !answers.isEmpty { answerObserver.withLockedValue { $0 }?(answers.published) }
+        if !answers.isEmpty {
+            answerObserver.withLockedValue { $0 }?(answers.published)
+            // Wakes the other instances' followers: a NOTIFY of its own, after the commit (PostgreSQL
+            // serialises the commits of every transaction that notifies, across the cluster, so the
+            // write's own transaction does not). Only a wake-up: if it fails, a follower's polling
+            // interval finds the change.
+            _ = try? await client.query("SELECT pg_notify('steward_answers', '')", logger: logger).collect()
+        }
         return result
     }
 
