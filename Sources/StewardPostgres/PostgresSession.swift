@@ -28,31 +28,44 @@ struct PostgresSession: StoreTransaction, @unchecked Sendable {
     /// the commits of every transaction that notifies, across the whole cluster.
     func publishAnswerChanges() async throws {
         guard let answers, !answers.isEmpty else { return }
-        guard
-            let position = try await rows(
-                "UPDATE answer_feed SET position = position + 1 WHERE id = 1 RETURNING position"
-            ).first?.decode(Int64.self)
-        else { throw StoreError.integrity("answer_feed has no row") }
         let now = Timestamp.micros(Date())
         // Arrays without NULLs: the nil UUID and the empty kind stand for "none".
         let none = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
         var subjects: [UUID] = []
         var kinds: [String] = []
         var tags: [Int64] = []
-        for change in answers.published {
+        let changes = answers.published
+        for change in changes {
             switch change {
-            case .subject(let id): (subjects, kinds, tags) = (subjects + [id], kinds + [""], tags + [0])
+            case .subject(let id):
+                subjects.append(id)
+                kinds.append("")
+                tags.append(0)
             case .identity(let kind, let tag):
-                (subjects, kinds, tags) = (subjects + [none], kinds + [kind.rawValue], tags + [tag])
-            case .everything: (subjects, kinds, tags) = (subjects + [none], kinds + [""], tags + [0])
+                subjects.append(none)
+                kinds.append(kind.rawValue)
+                tags.append(tag)
+            case .everything:
+                subjects.append(none)
+                kinds.append("")
+                tags.append(0)
             }
         }
-        try await run(
+        // One round trip: the position taken and the changes inserted at it, counted so that a
+        // missing feed row is an error, never a change left unpublished.
+        let inserted = try await rows(
             """
-            INSERT INTO answer_changes (position, subject_id, identity_kind, identity_tag, recorded_at)
-            SELECT \(position), NULLIF(s, \(none)), NULLIF(k, ''), CASE WHEN k = '' THEN NULL ELSE t END, \(now)
-            FROM unnest(\(subjects)::uuid[], \(kinds)::text[], \(tags)::int8[]) AS c(s, k, t)
-            """)
+            WITH p AS (UPDATE answer_feed SET position = position + 1 WHERE id = 1 RETURNING position),
+            ins AS (
+                INSERT INTO answer_changes (position, subject_id, identity_kind, identity_tag, recorded_at)
+                SELECT p.position, NULLIF(c.s, \(none)), NULLIF(c.k, ''), CASE WHEN c.k = '' THEN NULL ELSE c.t END, \(now)
+                FROM p, unnest(\(subjects)::uuid[], \(kinds)::text[], \(tags)::int8[]) AS c(s, k, t)
+                RETURNING 1
+            )
+            SELECT count(*)::int8 FROM ins
+            """
+        ).first?.decode(Int64.self)
+        guard inserted == Int64(changes.count) else { throw StoreError.integrity("answer_feed has no row") }
     }
 
     static func map(_ error: PSQLError) -> any Error {
