@@ -81,11 +81,7 @@ extension ConsentService {
                 byIndex[kind] = try await reader.subjectStates(kind: kind, blindIndexes: Array(set))
             }
             var byID: [UUID: SubjectStates] = [:]
-            for id in ids {
-                guard let resolved = try await reader.resolveSubject(id) else { continue }
-                byID[id] = SubjectStates(
-                    subjectID: resolved, states: try await reader.consentStates(subjectID: resolved))
-            }
+            for id in ids { byID[id] = try await Self.subjectStates(id: id, in: reader) }
             return (byIndex, byID)
         }
         if let answers, let ticket {
@@ -137,16 +133,19 @@ extension ConsentService {
         case .id(let id):
             if let found = answers?.lookup(subject: id) { return found }
             let ticket = answers?.ticket()
-            let found: SubjectStates? = try await store.read { reader in
-                guard let resolved = try await reader.resolveSubject(id) else { return nil }
-                return SubjectStates(subjectID: resolved, states: try await reader.consentStates(subjectID: resolved))
-            }
+            let found = try await store.read { try await Self.subjectStates(id: id, in: $0) }
             // A merged subject's id is answered through its survivor, never kept under its own.
             if let answers, let ticket, let found, found.subjectID == id {
                 answers.fill(subject: found, ticket: ticket)
             }
             return found
         }
+    }
+
+    /// A subject by id, through any merges, with every current state; nil when there is none.
+    static func subjectStates(id: UUID, in reader: any StoreReader) async throws -> SubjectStates? {
+        guard let resolved = try await reader.resolveSubject(id) else { return nil }
+        return SubjectStates(subjectID: resolved, states: try await reader.consentStates(subjectID: resolved))
     }
 
     /// The subject a reference names, or a not-found error.
