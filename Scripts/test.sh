@@ -92,7 +92,14 @@ for backend in sqlite postgres; do
   alone=$(grep -E 'Test run with [0-9]+ tests?' "$out" | tail -n 1 | sed -E 's/.*Test run with ([0-9]+) tests?.*/\1/' || true)
   counts[$backend]="Test run with $(( ${main:-0} + ${alone:-0} )) tests"
   if [ "$status" -ne 0 ]; then
-    echo "tests FAILED against $backend (exit $status)"; tail -n 50 "$out"; exit "$status"
+    # Each failing expectation whole (its message and comments run over several lines, between log
+    # lines of other tests), last, so the end of the output says why.
+    echo "tests FAILED against $backend (exit $status); the failures:"
+    awk '/recorded an issue/ { show = 1 }
+         /^(✔|✘|􀟈|[0-9]{4}-[0-9]{2}-[0-9]{2}T)/ && !/recorded an issue/ { show = 0 }
+         show { print substr($0, 1, 2000) }' "$out" | head -n 300
+    [ "$backend" = postgres ] && { echo "PostgreSQL's errors:"; grep -E 'FATAL|ERROR|PANIC' "$pg_dir/server.log" | tail -n 30 || true; }
+    exit "$status"
   fi
   rm -f "$out" "$out.alone"
 done

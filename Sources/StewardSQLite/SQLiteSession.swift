@@ -15,13 +15,18 @@ struct SQLiteSession: StoreTransaction, @unchecked Sendable {
     /// held to the commit, orders positions as commits).
     func publishAnswerChanges() throws {
         guard let answers, !answers.isEmpty else { return }
+        try publish(answers.published)
+    }
+
+    /// Appends changes to the feed at the next position (nothing when there are none).
+    func publish(_ changes: [AnswerChange]) throws {
+        guard !changes.isEmpty else { return }
         guard
             let position = try connection.query(
                 "UPDATE answer_feed SET position = position + 1 WHERE id = 1 RETURNING position", [], { $0.int(0) }
             ).first
         else { throw StoreError.integrity("answer_feed has no row") }
         let now = Timestamp.micros(Date())
-        let changes = answers.published
         for start in stride(from: 0, to: changes.count, by: 200) {
             let chunk = changes[start..<min(changes.count, start + 200)]
             var values: [SQLValue] = []

@@ -384,7 +384,6 @@ public final class SQLiteStore: StewardStore, Service {
                         do {
                             let session = SQLiteSession(connection: connection, answers: log)
                             try await item.body(session)
-                            try session.publishAnswerChanges()
                             try connection.run("RELEASE write")
                             results.append(.success(()))
                         } catch {
@@ -395,6 +394,18 @@ public final class SQLiteStore: StewardStore, Service {
                     } catch {
                         results.append(.failure(error))
                     }
+                }
+                // The writes that stand publish together, at one position: one feed row update per
+                // group commit rather than per write.
+                let standing = zip(logs, results).compactMap { log, result -> AnswerChangeLog? in
+                    if case .success = result { return log } else { return nil }
+                }
+                do {
+                    try SQLiteSession(connection: connection).publish(AnswerChange.merged(standing.map(\.published)))
+                } catch {
+                    try? connection.execute("ROLLBACK")
+                    for item in batch { item.complete(.failure(error)) }
+                    continue
                 }
             }
             do {

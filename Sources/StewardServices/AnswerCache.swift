@@ -27,6 +27,18 @@ public enum AnswerChange: Sendable, Hashable {
     public static func published(_ changes: Set<AnswerChange>) -> [AnswerChange] {
         changes.count > maxPerTransaction || changes.contains(.everything) ? [.everything] : Array(changes)
     }
+
+    /// Several transactions' published changes, committed together (a group commit) and published
+    /// at one position: their union, or `everything` when any of them was. The union is not cut to
+    /// `everything` by its size: a group of many small writes must not drop every instance's cache.
+    public static func merged(_ lists: [[AnswerChange]]) -> [AnswerChange] {
+        var union: Set<AnswerChange> = []
+        for list in lists {
+            if list.contains(.everything) { return [.everything] }
+            union.formUnion(list)
+        }
+        return Array(union)
+    }
 }
 
 /// The resident answer set: a bounded, set-associative cache of what the consent check reads — which
@@ -85,6 +97,9 @@ public final class AnswerCache: @unchecked Sendable {
     let misses = Atomic<Int>(0)
     let evictions = Atomic<Int>(0)
     let invalidations = Atomic<Int>(0)
+    /// Subjects held (a slot filled that was empty, less slots dropped), kept as they change so that
+    /// a scrape of `/metrics` reads one number instead of every slot under every lock.
+    let subjectEntries = Atomic<Int>(0)
 
     /// A cache of at most `budgetBytes` for the purposes a decision can be recorded for; nil when the
     /// budget is 0 (the check then always reads the store).
@@ -97,11 +112,9 @@ public final class AnswerCache: @unchecked Sendable {
         // Sized for about 1.25 identities per subject: each cached subject is reached through one.
         let perSubject = Double(subjectSlotSize) + 1.25 * Double(Self.identitySlotSize)
         let subjects = max(Double(Self.ways * 64), Double(budgetBytes) / perSubject)
-        func sets(_ slots: Double) -> Int {
-            var count = 64
-            while Double(count * 2 * Self.ways) <= slots { count *= 2 }
-            return count
-        }
+        // Any number of sets (a hash is mapped onto them by a multiply, not a mask), so the tables
+        // use the whole budget rather than the power of two below it.
+        func sets(_ slots: Double) -> Int { max(64, Int(slots) / Self.ways) }
         subjectSets = sets(subjects)
         identitySets = sets(subjects * 1.25)
         let identityBytes = identitySets * Self.ways * Self.identitySlotSize
@@ -204,7 +217,7 @@ public final class AnswerCache: @unchecked Sendable {
             guard identityStamps[set] <= ticket else { return }
             let slot =
                 findIdentity(key, in: set)
-                ?? victim(in: identitySlot(set, 0), size: Self.identitySlotSize, flag: 32, use: 34)
+                ?? victim(in: identitySlot(set, 0), size: Self.identitySlotSize, flag: 32, use: 34).slot
             let base = identitySlot(set, slot)
             base.storeBytes(of: key.high, toByteOffset: 0, as: UInt64.self)
             base.storeBytes(of: key.low, toByteOffset: 8, as: UInt64.self)
@@ -227,10 +240,13 @@ public final class AnswerCache: @unchecked Sendable {
         let set = subjectSet(found.subjectID)
         return subjectStripes[set & 63].withLock {
             guard subjectStamps[set] <= ticket else { return false }
-            let slot =
-                findSubject(found.subjectID, in: set)
-                ?? victim(in: subjectSlot(set, 0), size: subjectSlotSize, flag: 16, use: 17)
-            let base = subjectSlot(set, slot)
+            var slot = findSubject(found.subjectID, in: set)
+            if slot == nil {
+                let (chosen, wasEmpty) = victim(in: subjectSlot(set, 0), size: subjectSlotSize, flag: 16, use: 17)
+                if wasEmpty { subjectEntries.add(1, ordering: .relaxed) }
+                slot = chosen
+            }
+            let base = subjectSlot(set, slot!)
             (base + 24).initializeMemory(as: UInt8.self, repeating: 0, count: 32 * purposes.count)
             Self.storeUUID(found.subjectID, base)
             base.storeBytes(of: 1, toByteOffset: 16, as: UInt8.self)
@@ -263,6 +279,7 @@ public final class AnswerCache: @unchecked Sendable {
                     subjectStamps[set] = generation.add(1, ordering: .acquiringAndReleasing).newValue
                     if let slot = findSubject(id, in: set) {
                         subjectSlot(set, slot).storeBytes(of: 0, toByteOffset: 16, as: UInt8.self)
+                        subjectEntries.subtract(1, ordering: .relaxed)
                     }
                 }
             case .identity(let kind, let tag):
@@ -286,7 +303,9 @@ public final class AnswerCache: @unchecked Sendable {
     }
 
     /// Drops every answer (the feed was out of reach, or a change too large to list), stamping every
-    /// set so that no read in flight puts an answer back.
+    /// set so that no read in flight puts an answer back. A slot's flag is written only when it is
+    /// set: reading a page never used maps the kernel's zero page, so a start (whose first poll drops
+    /// everything) leaves the tables' untouched pages out of the resident set.
     public func invalidateAll() {
         let stamp = generation.add(1, ordering: .acquiringAndReleasing).newValue
         for stripe in 0..<64 {
@@ -294,39 +313,35 @@ public final class AnswerCache: @unchecked Sendable {
                 for set in stride(from: stripe, to: identitySets, by: 64) {
                     identityStamps[set] = stamp
                     for slot in 0..<Self.ways {
-                        identitySlot(set, slot).storeBytes(of: 0, toByteOffset: 32, as: UInt8.self)
+                        let base = identitySlot(set, slot)
+                        if base.load(fromByteOffset: 32, as: UInt8.self) != 0 {
+                            base.storeBytes(of: 0, toByteOffset: 32, as: UInt8.self)
+                        }
                     }
                 }
             }
             subjectStripes[stripe].withLock {
+                var dropped = 0
                 for set in stride(from: stripe, to: subjectSets, by: 64) {
                     subjectStamps[set] = stamp
                     for slot in 0..<Self.ways {
-                        subjectSlot(set, slot).storeBytes(of: 0, toByteOffset: 16, as: UInt8.self)
+                        let base = subjectSlot(set, slot)
+                        if base.load(fromByteOffset: 16, as: UInt8.self) != 0 {
+                            base.storeBytes(of: 0, toByteOffset: 16, as: UInt8.self)
+                            dropped += 1
+                        }
                     }
                 }
+                subjectEntries.subtract(dropped, ordering: .relaxed)
             }
         }
     }
 
     public var counters: Counters {
-        var entries = 0
-        for stripe in 0..<64 {
-            subjectStripes[stripe].withLock {
-                var set = stripe
-                while set < subjectSets {
-                    for slot in 0..<Self.ways
-                    where subjectSlot(set, slot).load(fromByteOffset: 16, as: UInt8.self) != 0 {
-                        entries += 1
-                    }
-                    set += 64
-                }
-            }
-        }
-        return Counters(
+        Counters(
             hits: hits.load(ordering: .relaxed), misses: misses.load(ordering: .relaxed),
             evictions: evictions.load(ordering: .relaxed), invalidations: invalidations.load(ordering: .relaxed),
-            entries: entries)
+            entries: subjectEntries.load(ordering: .relaxed))
     }
 
     // MARK: Layout
@@ -352,13 +367,19 @@ public final class AnswerCache: @unchecked Sendable {
     func identitySet(_ key: IdentityKey) -> Int { identitySet(high: key.high, kind: key.kind) }
 
     func identitySet(high: UInt64, kind: UInt8) -> Int {
-        Int(truncatingIfNeeded: (high ^ UInt64(kind) &* 0x9E37_79B9_7F4A_7C15) >> 20) & (identitySets - 1)
+        Self.set(of: high ^ UInt64(kind) &* 0x9E37_79B9_7F4A_7C15, among: identitySets)
     }
 
     func subjectSet(_ id: UUID) -> Int {
         // The last 8 bytes of a UUIDv7 are random; mixed so that any id spreads.
         let (high, low) = Self.words(id)
-        return Int(truncatingIfNeeded: ((low ^ high) &* 0x9E37_79B9_7F4A_7C15) >> 24) & (subjectSets - 1)
+        return Self.set(of: (low ^ high) &* 0x9E37_79B9_7F4A_7C15, among: subjectSets)
+    }
+
+    /// A mixed 64-bit hash mapped onto `count` sets: the high word of hash × count (uniform for a
+    /// uniform hash, and with no division).
+    static func set(of hash: UInt64, among count: Int) -> Int {
+        Int(truncatingIfNeeded: hash.multipliedFullWidth(by: UInt64(count)).high)
     }
 
     func identitySlot(_ set: Int, _ slot: Int) -> UnsafeMutableRawPointer {
@@ -401,14 +422,14 @@ public final class AnswerCache: @unchecked Sendable {
     /// is lowered by the least one (so counts age only as the set turns over). A new entry starts at
     /// 0: until it is checked again it is the first to go, and a scan of cold subjects evicts only
     /// its own kind.
-    func victim(in first: UnsafeMutableRawPointer, size: Int, flag: Int, use: Int) -> Int {
+    func victim(in first: UnsafeMutableRawPointer, size: Int, flag: Int, use: Int) -> (slot: Int, wasEmpty: Bool) {
         var chosen = 0
         var least = UInt8.max
         for slot in 0..<Self.ways {
             let base = first + slot * size
             if base.load(fromByteOffset: flag, as: UInt8.self) & 1 == 0 {
                 base.storeBytes(of: 0, toByteOffset: use, as: UInt8.self)
-                return slot
+                return (slot, true)
             }
             let count = base.load(fromByteOffset: use, as: UInt8.self)
             if count < least {
@@ -424,7 +445,7 @@ public final class AnswerCache: @unchecked Sendable {
             }
         }
         evictions.add(1, ordering: .relaxed)
-        return chosen
+        return (chosen, false)
     }
 
     /// One more use, up to 15: a subject once hot, then cold, falls back within a few turns of its set.
