@@ -96,7 +96,7 @@ for backend in sqlite postgres; do
     # lines of other tests), last, so the end of the output says why.
     echo "tests FAILED against $backend (exit $status); the failures:"
     awk '/recorded an issue/ { show = 1 }
-         /^(✔|✘|􀟈|[0-9]{4}-[0-9]{2}-[0-9]{2}T)/ && !/recorded an issue/ { show = 0 }
+         /^(✔|✘|􀟈|[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T)/ && !/recorded an issue/ { show = 0 }
          show { print substr($0, 1, 2000) }' "$out" | head -n 300
     [ "$backend" = postgres ] && { echo "PostgreSQL's errors:"; grep -E 'FATAL|ERROR|PANIC' "$pg_dir/server.log" | tail -n 30 || true; }
     exit "$status"
