@@ -220,24 +220,31 @@ public func buildRouter(api: StewardAPI) -> Router<StewardRequestContext> {
                 context.principal = try await authorize(request, permission: permission, keys: api.keys)
             }
             var response = try await endpoint.handler(request, context)
-            response.headers[.init("X-Request-Id")!] = context.id
+            response.headers[requestIDField] = context.id
             return response
         }
     }
     return router
 }
 
+/// The response header naming the request (its id is in the server's log lines).
+let requestIDField = HTTPField.Name("X-Request-Id")!
+
 /// Deny by default: a missing, malformed, unknown or revoked key is 401; a key whose role lacks the
 /// route's permission is 403.
 func authorize(_ request: Request, permission: Permission, keys: KeyService) async throws -> Principal {
-    var unauthenticated = Problem(
-        status: .unauthorized, code: .authUnauthenticated,
-        detail: "a valid API key is required (Authorization: Bearer stw_…)")
-    unauthenticated.headers[.wwwAuthenticate] = "Bearer realm=\"steward\""
-    guard let header = request.headers[.authorization], let secret = bearerToken(in: header) else {
-        throw unauthenticated
+    // Built only when refused: every authenticated request passes here.
+    func unauthenticated() -> Problem {
+        var problem = Problem(
+            status: .unauthorized, code: .authUnauthenticated,
+            detail: "a valid API key is required (Authorization: Bearer stw_…)")
+        problem.headers[.wwwAuthenticate] = "Bearer realm=\"steward\""
+        return problem
     }
-    guard let principal = try await keys.authenticate(secret: String(secret)) else { throw unauthenticated }
+    guard let header = request.headers[.authorization], let secret = bearerToken(in: header) else {
+        throw unauthenticated()
+    }
+    guard let principal = try await keys.authenticate(secret: String(secret)) else { throw unauthenticated() }
     guard principal.role.allows(permission) else {
         throw Problem(
             status: .forbidden, code: .authForbidden,
