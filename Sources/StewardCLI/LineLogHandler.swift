@@ -25,7 +25,15 @@ struct LineLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
+    /// Messages of libraries that say nothing an operator can act on. PostgresNIO warns when a
+    /// connection is asked for before `run()` has marked its pool running; a command starts the pool
+    /// and its first query together, and the query simply waits for the pool.
+    static let unactionable: Set<String> = [
+        "Trying to lease connection from `PostgresClient`, but `PostgresClient.run()` hasn't been called yet."
+    ]
+
     func log(event: LogEvent) {
+        if event.level == .warning, Self.unactionable.contains(event.message.description) { return }
         let fields = metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 })
         let time = Date().formatted(.iso8601)
         switch format {

@@ -106,6 +106,25 @@ import Testing
         }
     }
 
+    /// A command's standard error holds what the operator can act on: on PostgreSQL, not the pool
+    /// library's warning that the first query asked for a connection as the pool started.
+    @Test func aCommandsErrorsHoldNoLibraryNoise() async throws {
+        try await withScratchDatabase { database in
+            try await BuiltBinary.withDirectory("quiet") { directory in
+                let data = directory.appendingPathComponent("data").path
+                let create = try await BuiltBinary.runFully(
+                    ["keys", "create", "--role", "auditor", "--name", "quiet", "--data-dir", data] + database)
+                #expect(create.status == 0, "\(create.errors)")
+                #expect(!create.errors.contains("PostgresClient"), "\(create.errors)")
+                for _ in 1...3 {
+                    let list = try await BuiltBinary.runFully(["keys", "list", "--data-dir", data] + database)
+                    #expect(list.status == 0, "\(list.errors)")
+                    #expect(!list.errors.contains("PostgresClient"), "\(list.errors)")
+                }
+            }
+        }
+    }
+
     @Test func relativePathsAreResolvedAndTheErrorSaysWhereItLooked() async throws {
         try await BuiltBinary.withDirectory("elsewhere") { directory in
             let serve = try await BuiltBinary.runFully(["serve"], directory: directory, timeout: .seconds(60))
