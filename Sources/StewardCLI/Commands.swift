@@ -81,6 +81,7 @@ struct Serve: AsyncParsableCommand {
                 "the descriptor limit is below STEWARD_HTTP_MAX_CONNECTIONS: connections past it fail to be accepted; raise `ulimit -n` or lower the setting",
                 metadata: ["process.max_descriptors": "\(descriptors)"])
         }
+        for warning in holidayWarnings(wiring.policy.regimes, now: Date()) { logger.warning("\(warning)") }
         // The composition root: every use case built once over the serving store, metered on the
         // registry /metrics serves.
         let (store, storeServices) = setup.servingStore()
@@ -277,6 +278,7 @@ struct PolicyCommand: AsyncParsableCommand {
                         + "\(fields.filter(map.isPersonal).count) personal, each with an erasure strategy), "
                         + "\(policy.regimes.count) request regime\(policy.regimes.count == 1 ? "" : "s") "
                         + "in \(common.resolvedPolicies)")
+                for warning in holidayWarnings(policy.regimes, now: Date()) { printErr("warning: \(warning)") }
                 if strict {
                     let findings = map.minimisation(purposes: Array(policy.purposes.keys))
                     for finding in findings { print(finding.description) }
@@ -368,4 +370,14 @@ func raiseDescriptorLimit() -> Int {
         if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
     }
     return Int(clamping: limit.rlim_cur)
+}
+
+/// A warning per regime whose holiday list ends before a request received today can fall due.
+func holidayWarnings(_ regimes: [Regime], now: Date) -> [String] {
+    regimes.compactMap { regime in
+        let today = CivilDate(now, in: regime.calendar.zone)
+        guard let year = regime.uncoveredYear(receivedOn: today) else { return nil }
+        return
+            "regime \(regime.key) lists holidays through \(year - 1), and a request received today can fall due as late as \(regime.horizon(receivedOn: today)): add \(year)'s holidays to requests.yaml (without them, deadlines in \(year) count no holidays)"
+    }
 }

@@ -161,6 +161,29 @@ public struct Regime: Sendable, Hashable {
         self.warning = warning
     }
 
+    /// The latest day a request received on `day` can fall due, extended as `extend` extends it:
+    /// how far ahead the holiday calendar has to reach.
+    public func horizon(receivedOn day: CivilDate) -> CivilDate {
+        var latest = day
+        for rule in rules.values {
+            let due = calendar.lastDay(of: rule.response, receivedOn: day)
+            let end = rule.extensionPeriod.map { extra in
+                rule.response.plus(extra).map { calendar.lastDay(of: $0, receivedOn: day) }
+                    ?? calendar.lastDay(of: extra, receivedOn: due)
+            }
+            latest = max(latest, end ?? due)
+        }
+        return latest
+    }
+
+    /// The first year a request received on `day` can fall due in that the holiday list does not
+    /// reach; nil when it does, or when the regime lists no holidays at all. Past the list, deadlines
+    /// count no holidays: earlier, never later, but not the law's.
+    public func uncoveredYear(receivedOn day: CivilDate) -> Int? {
+        guard let lastListed = calendar.holidays.max()?.year else { return nil }
+        return horizon(receivedOn: day).year > lastListed ? lastListed + 1 : nil
+    }
+
     /// The deadlines of a request of `type` received at `receivedAt`; nil when the regime does not
     /// grant that type.
     public func deadlines(for type: RequestType, receivedAt: Date) -> RequestDeadlines? {

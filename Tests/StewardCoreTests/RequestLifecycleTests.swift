@@ -268,4 +268,26 @@ import Testing
             ]
         }
     }
+
+    /// A holiday list must reach as far as a request received today can fall due: past it, deadlines
+    /// count no holidays. The regime says which year is missing, and when.
+    @Test func aHolidayListThatEndsTooSoonIsFound() throws {
+        func day(_ text: String) -> CivilDate { CivilDate(parsing: text)! }
+        let berlin = TimeZone(identifier: "Europe/Berlin")!
+        let regime = Regime(
+            key: "gdpr", name: "GDPR",
+            calendar: DeadlineCalendar(
+                zone: berlin, holidays: [day("2026-10-03"), day("2026-12-25")], rollsToWorkingDay: true),
+            rules: [.access: RegimeRule(response: .months(1), extensionPeriod: .months(2))])
+        // Three months from receipt, extension included: from 1 June, 1 September, inside 2026.
+        #expect(regime.horizon(receivedOn: day("2026-06-01")) == day("2026-09-01"))
+        #expect(regime.uncoveredYear(receivedOn: day("2026-06-01")) == nil)
+        // From 3 December: 3 March 2027, which the list does not reach.
+        #expect(regime.horizon(receivedOn: day("2026-12-03")) == day("2027-03-03"))
+        #expect(regime.uncoveredYear(receivedOn: day("2026-12-03")) == 2027)
+        // A regime with no holidays listed has nothing to run out of.
+        var bare = regime
+        bare.calendar.holidays = []
+        #expect(bare.uncoveredYear(receivedOn: day("2026-12-03")) == nil)
+    }
 }
