@@ -160,6 +160,8 @@ struct ConsentCommand: AsyncParsableCommand {
                 // prepares the next (validation, HMAC, sealing), so the two run on different cores.
                 // Batches are written strictly in order, one at a time, so checkpoints only move forward.
                 var writing: Task<ConsentService.BulkOutcome, any Error>?
+                // How far through the file the batch in flight reaches, shown once it commits.
+                var writingPercent = 0
                 func collect(_ task: Task<ConsentService.BulkOutcome, any Error>?) async throws {
                     guard let task else { return }
                     let result = try await task.value
@@ -168,7 +170,7 @@ struct ConsentCommand: AsyncParsableCommand {
                     outcome.pending += result.pending.count
                     try log.add(result.rejected)
                     try tokenFile?.add(result.pending)
-                    reader.showProgress(accepted: outcome.accepted, rejected: log.count)
+                    ImportReader.showProgress(percent: writingPercent, accepted: outcome.accepted, rejected: log.count)
                 }
                 do {
                     while let read = try reader.next() {
@@ -177,17 +179,21 @@ struct ConsentCommand: AsyncParsableCommand {
                             if item.line <= resumeAfter { outcome.skipped += 1 } else { items.append(item) }
                         }
                         if items.count < batchSize && !reader.finished { continue }
+                        // Progress after every committed batch, by the line it reached (the reader is
+                        // a chunk ahead): the percent through each line of this group, made here.
+                        let percents = items.map { reader.percent(throughLine: $0.line) }
                         let prepared = service.prepareBulk(items, issueConfirmationTokens: issueTokens)
                         items.removeAll(keepingCapacity: true)
                         try await collect(writing)
                         let cursor = run.cursor(
                             accepted: base.accepted + outcome.accepted, rejected: base.rejected + log.count)
-                        // Progress after every committed batch, not only every megabyte of the file.
-                        let (shown, refused, percent) = (outcome.accepted, log.count, reader.percent)
+                        let (shown, refused) = (outcome.accepted, log.count)
+                        writingPercent = percents.last ?? reader.percent
                         writing = Task {
                             try await service.recordPrepared(prepared, batchSize: batchSize, checkpoint: cursor) {
                                 done in
-                                ImportReader.showProgress(percent: percent, accepted: shown + done, rejected: refused)
+                                let reached = percents.isEmpty ? 100 : percents[max(0, min(done, percents.count) - 1)]
+                                ImportReader.showProgress(percent: reached, accepted: shown + done, rejected: refused)
                             }
                         }
                     }
@@ -388,6 +394,9 @@ final class ImportReader: @unchecked Sendable {  // used by one task at a time
     private var jsonl: ConsentInput.JSONLinesReader?
     private var bytesRead = 0
     private(set) var finished = false
+    /// Per chunk, its last line and the bytes read through it: the reader runs a chunk (1 MiB)
+    /// ahead of the batches, so progress is given for the line a batch reached, not the bytes read.
+    private var spans: [(lastLine: Int, bytes: Int)] = []
 
     init(path: String, csv isCSV: Bool) throws {
         guard let handle = FileHandle(forReadingAtPath: path) else { throw CLIError("cannot read \(path)") }
@@ -410,27 +419,42 @@ final class ImportReader: @unchecked Sendable {  // used by one task at a time
         let chunk = try handle.read(upToCount: 1 << 20) ?? Data()
         bytesRead += chunk.count
         if chunk.isEmpty { finished = true }
+        let items: [ConsentService.BulkItem]
         do {
             if var reader = csv {
                 defer { csv = reader }
-                return chunk.isEmpty ? try reader.finish() : try reader.feed(chunk)
-            }
-            if var reader = jsonl {
+                items = chunk.isEmpty ? try reader.finish() : try reader.feed(chunk)
+            } else if var reader = jsonl {
                 defer { jsonl = reader }
-                return chunk.isEmpty ? reader.finish() : reader.feed(chunk)
+                items = chunk.isEmpty ? reader.finish() : reader.feed(chunk)
+            } else {
+                return nil
             }
-            return nil
         } catch {
             throw CLIError(error.detail)
         }
+        if let last = items.map(\.line).max() { spans.append((last, bytesRead)) }
+        return items
+    }
+
+    /// How much of the file lies before the end of `line`, in percent: interpolated within the
+    /// chunk that held it (a span per MiB read: a binary search).
+    func percent(throughLine line: Int) -> Int {
+        guard size > 0 else { return 100 }
+        var (low, high) = (0, spans.count)
+        while low < high {
+            let middle = (low + high) / 2
+            if spans[middle].lastLine < line { low = middle + 1 } else { high = middle }
+        }
+        guard low < spans.count else { return percent }
+        let (firstLine, before) = low > 0 ? spans[low - 1] : (0, 0)
+        let span = spans[low]
+        let bytes = before + (span.bytes - before) * max(0, line - firstLine) / max(1, span.lastLine - firstLine)
+        return min(100, bytes * 100 / size)
     }
 
     /// How much of the file is read, in percent.
     var percent: Int { size == 0 ? 100 : min(100, bytesRead * 100 / size) }
-
-    func showProgress(accepted: Int, rejected: Int) {
-        Self.showProgress(percent: percent, accepted: accepted, rejected: rejected)
-    }
 
     /// The progress line on standard error (rewritten in place on a terminal).
     static func showProgress(percent: Int, accepted: Int, rejected: Int) {

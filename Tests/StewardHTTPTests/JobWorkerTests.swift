@@ -175,6 +175,14 @@ import Testing
                     progressed,
                     "no committed batch shown before \(running ? "the deadline" : "the import ended"): \(((try? String(contentsOf: log, encoding: .utf8)) ?? "").suffix(1_000))"
                 )
+                // The bar shows how far the committed lines reach, not how far the reader (a MiB ahead)
+                // has read: on lines of one length, the percent follows the count.
+                let bars = ((try? String(contentsOf: log, encoding: .utf8)) ?? "").matches(of: /(\d+)% (\d+) imported/)
+                for bar in bars {
+                    let (shown, imported) = (Int(bar.1)!, Int(bar.2)!)
+                    #expect(
+                        abs(shown - imported * 100 / people) <= 2, "\(shown)% shown at \(imported) of \(people) lines")
+                }
                 let stopped = try await BuiltBinary.run(["consent", "imports", "--data-dir", data] + database)
                 #expect(stopped.output.contains("1 import(s): 0 finished, 1 unfinished"), "\(stopped.output)")
 
