@@ -129,9 +129,8 @@ func requestEndpoints(api: StewardAPI) -> [Endpoint] {
             return try json(dto)
         },
         Endpoint(.get, "/v1/requests/{id}/package", .requestsExport) { _, context in
-            let (record, rows) = try await service.package(
-                of: try uuidParameter(context), actor: context.principal!.actor)
-            return try packageResponse(record, rows)
+            try await service.package(
+                of: try uuidParameter(context), actor: context.principal!.actor, build: packageResponse)
         },
         // A download link for the person: the caller sends it to them (an email, the account page).
         Endpoint(.post, "/v1/requests/{id}/package/link", .requestsExport) { _, context in
@@ -152,8 +151,7 @@ func requestEndpoints(api: StewardAPI) -> [Endpoint] {
             guard token.hasPrefix("dl_"), token.utf8.count == 46 else {
                 throw StewardError(.requestLinkUnknown, "no export package has this link", field: "token")
             }
-            let (record, rows) = try await service.package(link: token)
-            var response = try packageResponse(record, rows)
+            var response = try await service.package(link: token, build: packageResponse)
             response.headers[.init("Referrer-Policy")!] = "no-referrer"
             return response
         },

@@ -657,7 +657,12 @@ extension RequestService {
     /// An access or portability request's data for its export package: each system's rows, opened
     /// (refused if any does not open under its request and subject). Audited as a download, with
     /// the actor, in its own transaction before the data is handed out.
-    public func package(of id: UUID, actor: String) async throws -> (DataSubjectRequestRecord, [SubjectRows]) {
+    /// A request's export package as `build` makes it from the request and its rows (the ZIP),
+    /// audited as downloaded once it is built: a package that cannot be built is neither sent nor
+    /// recorded as sent, and one whose audit entry cannot be written is not sent.
+    public func package<Body>(
+        of id: UUID, actor: String, build: (DataSubjectRequestRecord, [SubjectRows]) throws -> Body
+    ) async throws -> Body {
         let (request, tasks) = try await store.read { reader in
             (try await reader.dataSubjectRequest(id: id), try await reader.requestTasks(requestID: id))
         }
@@ -666,12 +671,13 @@ extension RequestService {
         }
         _ = try packageExpiry(of: request, tasks: tasks)
         let rows = try tasks.compactMap { try self.rows(of: $0, request: request) }
+        let body = try build(request, rows)
         let count = rows.reduce(0) { $0 + $1.collections.values.reduce(0) { $0 + $1.count } }
         let draft = AuditDraft(
             actor: actor, action: "request.package_downloaded", targetType: "request", targetID: id.lowercasedString,
             details: ["systems": rows.map(\.system).joined(separator: ","), "rows": String(count)])
         try await store.writeRetrying { transaction in try await log([draft], in: transaction) }
-        return (request, rows)
+        return body
     }
 
     /// When a request's export package stops being available; refused when it has none (not an
@@ -724,13 +730,15 @@ extension RequestService {
 
     /// The package a download link opens, audited as downloaded by the link (its hash's first 12
     /// hex digits: which link, never the token). An unknown token is `request.link_unknown`.
-    public func package(link token: String) async throws -> (DataSubjectRequestRecord, [SubjectRows]) {
+    public func package<Body>(
+        link token: String, build: (DataSubjectRequestRecord, [SubjectRows]) throws -> Body
+    ) async throws -> Body {
         let hash = crypto.secrets.digest(token)
         guard let link = try await store.read({ try await $0.packageLink(hash: hash) }) else {
             throw StewardError(.requestLinkUnknown, "no export package has this link", field: "token")
         }
         let tag = Data(hash.prefix(6)).hexString
-        return try await package(of: link.requestID, actor: "link:\(tag)")
+        return try await package(of: link.requestID, actor: "link:\(tag)", build: build)
     }
 
     /// Deletes the data of every export package whose time is over, one audit entry per request,

@@ -108,6 +108,13 @@ import ZIPFoundation
                     #expect(String(buffer: erasurePackage.body).contains("request.package_unavailable"))
                     #expect(try await get("/v1/requests/\(UUID().uuidString)/package", caller).status == .notFound)
 
+                    // A package that cannot be built is not recorded as downloaded (the count of
+                    // download entries below stays two).
+                    struct Unbuildable: Error {}
+                    await #expect(throws: Unbuildable.self) {
+                        try await service.package(of: access.id, actor: "test") { _, _ -> Int in throw Unbuildable() }
+                    }
+
                     // A download link for the person: no API key, the same package, nothing else.
                     let made = try await client.execute(
                         uri: path + "/link", method: .post, headers: [.authorization: "Bearer \(caller)"])
