@@ -154,10 +154,12 @@ struct ServerProcess {
     let process = Process()
     let port: Int
     let dataDir: String
+    let log: URL
 
     init(data: String, database: [String], log: URL, environment: [String: String] = [:]) throws {
         port = try Self.freePort()
         dataDir = data
+        self.log = log
         process.executableURL = BuiltBinary.url
         process.arguments = ["serve", "--data-dir", data, "--port", "\(port)"] + database
         process.currentDirectoryURL = BuiltBinary.packageRoot
@@ -186,7 +188,15 @@ struct ServerProcess {
     func waitUntilReady() async throws {
         let deadline = ContinuousClock.now + .seconds(60)
         while !(await isReady()) {
-            guard process.isRunning, ContinuousClock.now < deadline else { throw NotReady(port: port) }
+            guard process.isRunning, ContinuousClock.now < deadline else {
+                // What the server said, so that a failure names its cause.
+                let said = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+                throw NotReady(
+                    port: port, running: process.isRunning,
+                    log: String(
+                        said.split(separator: "\n").filter { !$0.contains("*****") }.suffix(12).joined(separator: "\n"))
+                )
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
     }
@@ -200,7 +210,11 @@ struct ServerProcess {
 
     struct NotReady: Error, CustomStringConvertible {
         var port: Int
-        var description: String { "steward serve did not answer /ready on port \(port)" }
+        var running: Bool
+        var log: String
+        var description: String {
+            "steward serve did not answer /ready on port \(port) (\(running ? "still running" : "exited")); its log ends:\n\(log)"
+        }
     }
 
     /// SIGTERM, then the exit status (waited for off the cooperative pool, see `BuiltBinary`).
