@@ -161,47 +161,11 @@ public final class PostgresStore: StewardStore {
             // Wakes the other instances' followers: a NOTIFY of its own, after the commit (PostgreSQL
             // serialises the commits of every transaction that notifies, across the cluster, so the
             // write's own transaction does not). Only a wake-up: if it fails, a follower's polling
-            // interval finds the change. The write does not wait for it.
-            wakeFollowers()
+            // interval finds the change.
+            _ = try? await client.query("SELECT pg_notify('steward_answers', '')", logger: logger).collect()
         }
         return result
     }
-
-    /// Sends the followers' wake-up without holding up the write, coalesced: while one NOTIFY is in
-    /// flight, the writes that commit meanwhile share one more, sent when it returns (so every
-    /// commit is followed by a NOTIFY sent after it). Under load, one round trip in flight rather
-    /// than one per write.
-    func wakeFollowers() {
-        let start = notifyState.withLockedValue { state -> Bool in
-            switch state {
-            case .idle:
-                state = .sending
-                return true
-            case .sending, .sendingWithMore:
-                state = .sendingWithMore
-                return false
-            }
-        }
-        guard start else { return }
-        let (client, logger, notifyState) = (client, logger, notifyState)
-        Task {
-            while true {
-                _ = try? await client.query("SELECT pg_notify('steward_answers', '')", logger: logger).collect()
-                let again = notifyState.withLockedValue { state -> Bool in
-                    if state == .sendingWithMore {
-                        state = .sending
-                        return true
-                    }
-                    state = .idle
-                    return false
-                }
-                if !again { return }
-            }
-        }
-    }
-
-    enum NotifyState { case idle, sending, sendingWithMore }
-    let notifyState = NIOLockedValueBox(NotifyState.idle)
 
     public func answerFeedPosition() async throws -> Int64 {
         try await mapped {

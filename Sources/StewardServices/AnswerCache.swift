@@ -240,15 +240,13 @@ public final class AnswerCache: @unchecked Sendable {
         let set = subjectSet(found.subjectID)
         return subjectStripes[set & 63].withLock {
             guard subjectStamps[set] <= ticket else { return false }
-            let slot: Int
-            if let held = findSubject(found.subjectID, in: set) {
-                slot = held
-            } else {
+            var slot = findSubject(found.subjectID, in: set)
+            if slot == nil {
                 let (chosen, wasEmpty) = victim(in: subjectSlot(set, 0), size: subjectSlotSize, flag: 16, use: 17)
                 if wasEmpty { subjectEntries.add(1, ordering: .relaxed) }
                 slot = chosen
             }
-            let base = subjectSlot(set, slot)
+            let base = subjectSlot(set, slot!)
             (base + 24).initializeMemory(as: UInt8.self, repeating: 0, count: 32 * purposes.count)
             Self.storeUUID(found.subjectID, base)
             base.storeBytes(of: 1, toByteOffset: 16, as: UInt8.self)
