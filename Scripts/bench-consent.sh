@@ -184,11 +184,13 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
 metric() { curl -sf "http://127.0.0.1:$port/metrics" | awk -v name="$1" '$1 == name {print $2}' | head -n 1; }
 runwrk() { # name connections script
   echo "==> wrk $1"
-  local before_cpu before_hits before_misses
+  local before_cpu before_hits before_misses before_inline
   before_cpu=$(cpu_ticks); before_hits=$(metric steward_answer_cache_hits_total); before_misses=$(metric steward_answer_cache_misses_total)
+  before_inline=$(metric steward_consent_checks_inline_total)
   wrk -t"$WRK_THREADS" -c"$2" -d"${DURATION}s" --latency -s "$3" "http://127.0.0.1:$port" > "$work/$1.txt"
   echo "cpu_ticks $(( $(cpu_ticks) - before_cpu ))" >> "$work/$1.txt"
   echo "cache $(metric steward_answer_cache_hits_total) $before_hits $(metric steward_answer_cache_misses_total) $before_misses" >> "$work/$1.txt"
+  echo "inline $(metric steward_consent_checks_inline_total) $before_inline" >> "$work/$1.txt"
   grep -E "Requests/sec|Non-2xx|Socket errors|99%" "$work/$1.txt" || true
 }
 curl -sf "http://127.0.0.1:$port/v1/consents/check?email=user1%40example.com&purpose=analytics" -H "Authorization: Bearer $key" >/dev/null
@@ -246,6 +248,12 @@ def parse(name):
         r["hit"] = hits / max(hits + misses, 1)
     except (AttributeError, ValueError):
         r["hit"] = None
+    # Checks answered on the event loop (CheckFastPath), without the router.
+    m = re.search(r"^inline (\S*) (\S*)$", text, re.M)
+    try:
+        r["inline"] = (float(m.group(1)) - float(m.group(2) or 0)) / max(r["requests"], 1)
+    except (AttributeError, ValueError):
+        r["inline"] = None
     return r
 names = ("health", "check-uniform", "check-zipf", "check-four", "paced-health", "paced", "paced-uniform", "batch",
          "record", "record-choices", "record-four")
@@ -259,7 +267,8 @@ mem = subprocess.run(["sh", "-c", "free -g | awk '/Mem/ {print $2}'"], capture_o
 ratio = z["rps"] / h["rps"]
 ok = lambda b: "met" if b else "**not met**"
 rss_mb = int(rss_checks) / 1024
-hit = lambda r: f"{100 * r['hit']:.0f} % from memory" if r["hit"] is not None else "no answer set"
+hit = lambda r: (f"{100 * r['hit']:.0f} % from memory" if r["hit"] is not None else "no answer set") + (
+    f", {100 * r['inline']:.0f} % on the event loop" if r["inline"] else "")
 four_ratio = four["cpu_us"] / max(z["cpu_us"], 0.001)
 lines = f"""# Benchmarks
 

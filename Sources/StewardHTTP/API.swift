@@ -34,6 +34,8 @@ public struct StewardAPI: Sendable {
     /// What keeps the consent check's resident answer set current, for `/ready` and `/metrics`.
     public var answerFeed: AnswerFeedFollower?
     let answerCounts = AnswerCounts()
+    /// Request counts and latencies, by route (the router's and the in-memory check's).
+    let requestMetrics: RequestMetrics
 
     /// Takes its use cases built (`UseCases`, by the composition root), metered on `registry` — the
     /// registry `/metrics` serves.
@@ -54,6 +56,7 @@ public struct StewardAPI: Sendable {
         self.jobs = services.jobs
         self.requests = services.requests
         self.registry = registry
+        self.requestMetrics = RequestMetrics(factory: PrometheusMetricsFactory(registry: registry))
         self.openAPIDocument = OpenAPIRendering.document(policy: services.consent.policy)
     }
 
@@ -210,7 +213,7 @@ func uuidParameter(_ context: StewardRequestContext, _ name: String = "id") thro
 /// every non-public route, problem+json errors and request metrics.
 public func buildRouter(api: StewardAPI) -> Router<StewardRequestContext> {
     let router = Router(context: StewardRequestContext.self)
-    router.add(middleware: RequestMetricsMiddleware(factory: api.metricsFactory))
+    router.add(middleware: RequestMetricsMiddleware<StewardRequestContext>(metrics: api.requestMetrics))
     router.add(middleware: ProblemMiddleware())
     router.add(middleware: MethodNotAllowedMiddleware(endpoints: endpoints(api: api)))
     for endpoint in endpoints(api: api) {
@@ -253,15 +256,28 @@ func authorize(_ request: Request, permission: Permission, keys: KeyService) asy
     return principal
 }
 
-/// Builds the application that serves the API.
+/// The `Server` header's value.
+let serverName = "steward"
+
+/// Builds the application that serves the API: consent checks the resident answer set holds are
+/// answered on the event loop (`CheckFastPath`), everything else by the router.
 public func buildApplication(
     api: StewardAPI, host: String, port: Int, limits: HTTPLimits = HTTPLimits(), services: [any Service] = [],
     logger: Logger
 ) -> some ApplicationProtocol {
     Application(
-        router: buildRouter(api: api), server: limits.server,
+        router: buildRouter(api: api),
+        server: limits.server(
+            fastPath: api.consent.answers.map { _ in
+                (
+                    MemoryCheck(
+                        consent: api.consent, keys: api.keys,
+                        inline: Counter(label: "steward_consent_checks_inline_total", factory: api.metricsFactory)),
+                    api.requestMetrics, serverName
+                )
+            }),
         configuration: .init(
-            address: .hostname(host, port: port), serverName: "steward", backlog: limits.backlog,
+            address: .hostname(host, port: port), serverName: serverName, backlog: limits.backlog,
             availableConnectionsDelegate: MaximumAvailableConnections(limits.maxConnections, logger: logger)),
         services: services, logger: logger)
 }

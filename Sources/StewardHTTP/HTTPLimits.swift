@@ -112,12 +112,9 @@ final class BodyReadDeadline: ChannelDuplexHandler, RemovableChannelHandler {
 }
 
 extension HTTPLimits {
-    var server: HTTPServerBuilder {
-        let bodyTimeout = TimeAmount(bodyTimeout)
-        return .http1(
-            configuration: .init(
-                additionalChannelHandlers: [BodyReadDeadline(timeout: bodyTimeout)],
-                idleTimeout: TimeAmount(idleTimeout)))
+    /// HTTP/1.1 with these limits, and consent checks answered from memory by `fastPath` when given.
+    func server(fastPath: (check: MemoryCheck, metrics: RequestMetrics, serverName: String)?) -> HTTPServerBuilder {
+        HTTPServerBuilder { responder in StewardHTTP1Channel(responder: responder, limits: self, fastPath: fastPath) }
     }
 }
 

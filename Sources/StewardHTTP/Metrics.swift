@@ -3,26 +3,20 @@ import Hummingbird
 import Metrics
 import Synchronization
 
-/// Request counts and latency per route template (never the concrete path, which may carry ids).
-struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
+/// Request counts and latency per route template (never the concrete path, which may carry ids):
+/// `steward_http_requests_total{route,method,status}` and `steward_http_request_duration_seconds`.
+/// One per API, shared by the router's middleware and the in-memory check (`CheckFastPath`).
+final class RequestMetrics: Sendable {
     let factory: any MetricsFactory
-    let handles = HandleCache()
+    let counters = Mutex<[String: Counter]>([:])
+    let timers = Mutex<[String: Metrics.Timer]>([:])
 
-    final class HandleCache: Sendable {
-        let counters = Mutex<[String: Counter]>([:])
-        let timers = Mutex<[String: Metrics.Timer]>([:])
-    }
+    init(factory: any MetricsFactory) { self.factory = factory }
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
-        async throws -> Response
-    {
-        let start = ContinuousClock.now
-        let response = try await next(request, context)
-        let route = context.endpointPath ?? "unmatched"
-        let method = request.method.rawValue
-        let status = String(response.status.code)
+    func record(method: String, route: String, status: Int, since start: ContinuousClock.Instant) {
+        let status = String(status)
         let key = "\(method) \(route) \(status)"
-        let counter = handles.counters.withLock { cache in
+        let counter = counters.withLock { cache in
             if let counter = cache[key] { return counter }
             let counter = Counter(
                 label: "steward_http_requests_total",
@@ -32,7 +26,7 @@ struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
         }
         counter.increment()
         let timerKey = "\(method) \(route)"
-        let timer = handles.timers.withLock { cache in
+        let timer = timers.withLock { cache in
             if let timer = cache[timerKey] { return timer }
             let timer = Metrics.Timer(
                 label: "steward_http_request_duration_seconds", dimensions: [("route", route), ("method", method)],
@@ -43,6 +37,21 @@ struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
         let elapsed = ContinuousClock.now - start
         timer.recordNanoseconds(
             elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+    }
+}
+
+/// Records every response the router gives in `RequestMetrics`.
+struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
+    let metrics: RequestMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        let start = ContinuousClock.now
+        let response = try await next(request, context)
+        metrics.record(
+            method: request.method.rawValue, route: context.endpointPath ?? "unmatched", status: response.status.code,
+            since: start)
         return response
     }
 }

@@ -169,7 +169,9 @@ public final class AnswerCache: @unchecked Sendable {
 
     // MARK: Look-ups
 
-    public func lookup(kind: IdentityKind, blindIndex: Data) -> Answer {
+    /// `countingMisses: false` is for a look-up whose miss is looked up again (the HTTP edge's
+    /// in-memory answer, which hands a miss on to the route that reads the store).
+    public func lookup(kind: IdentityKind, blindIndex: Data, countingMisses: Bool = true) -> Answer {
         guard isServing, let key = IdentityKey(kind: kind, blindIndex: blindIndex) else { return .miss }
         let set = identitySet(key)
         let found: (absent: Bool, subject: UUID)? = identityStripes[set & 63].withLock {
@@ -180,19 +182,19 @@ public final class AnswerCache: @unchecked Sendable {
             return (false, Self.loadUUID(base + 16))
         }
         guard let found else {
-            misses.add(1, ordering: .relaxed)
+            if countingMisses { misses.add(1, ordering: .relaxed) }
             return .miss
         }
         if found.absent {
             hits.add(1, ordering: .relaxed)
             return .noSubject
         }
-        guard let states = lookup(subject: found.subject) else { return .miss }
+        guard let states = lookup(subject: found.subject, countingMisses: countingMisses) else { return .miss }
         return .states(states)
     }
 
     /// A subject's states by its id (a check by subject id), nil on a miss.
-    public func lookup(subject id: UUID) -> SubjectStates? {
+    public func lookup(subject id: UUID, countingMisses: Bool = true) -> SubjectStates? {
         guard isServing else { return nil }
         let set = subjectSet(id)
         let states: SubjectStates? = subjectStripes[set & 63].withLock {
@@ -201,7 +203,11 @@ public final class AnswerCache: @unchecked Sendable {
             bumpUse(base + 17)
             return readStates(id, base)
         }
-        if states == nil { misses.add(1, ordering: .relaxed) } else { hits.add(1, ordering: .relaxed) }
+        if states != nil {
+            hits.add(1, ordering: .relaxed)
+        } else if countingMisses {
+            misses.add(1, ordering: .relaxed)
+        }
         return states
     }
 

@@ -13,14 +13,41 @@ extension ConsentService {
     /// Every purpose asked for (the policy's, sorted, when none is), for one subject, from one read of
     /// its states: in the order asked, each purpose once.
     public func check(_ subject: SubjectReference, purposes keys: [String]) async throws -> [ConsentCheck] {
-        var purposes: [Purpose] = []
-        if keys.isEmpty {
-            purposes = policy.sortedPurposes
-        } else {
-            var seen: Set<String> = []
-            for key in keys where seen.insert(key).inserted { purposes.append(try policy.purpose(key)) }
-        }
+        let purposes = try purposes(asked: keys)
         let found = try await subjectStates(subject)
+        let now = runtime.now()
+        return purposes.map { ConsentRules.check(purpose: $0, state: found?.state($0.key), now: now) }
+    }
+
+    /// The purposes a check asks for, each once in the order asked; the policy's, sorted, for none.
+    func purposes(asked keys: [String]) throws -> [Purpose] {
+        guard !keys.isEmpty else { return policy.sortedPurposes }
+        if keys.count == 1 { return [try policy.purpose(keys[0])] }
+        var purposes: [Purpose] = []
+        var seen: Set<String> = []
+        for key in keys where seen.insert(key).inserted { purposes.append(try policy.purpose(key)) }
+        return purposes
+    }
+
+    /// The check answered from the resident answer set alone, as `check(_:purposes:)` answers it; nil
+    /// when the set is off or not serving, does not hold the subject, or a purpose is unknown: the
+    /// caller then asks `check(_:purposes:)`, which reads the store or refuses. Never waits.
+    public func checkFromMemory(_ subject: SubjectReference, purposes keys: [String]) -> [ConsentCheck]? {
+        guard let answers, let purposes = try? purposes(asked: keys) else { return nil }
+        let found: SubjectStates?
+        switch subject {
+        case .identity(let identity):
+            switch answers.lookup(
+                kind: identity.kind, blindIndex: crypto.indexer.index(identity), countingMisses: false)
+            {
+            case .states(let states): found = states
+            case .noSubject: found = nil
+            case .miss: return nil
+            }
+        case .id(let id):
+            guard let states = answers.lookup(subject: id, countingMisses: false) else { return nil }
+            found = states
+        }
         let now = runtime.now()
         return purposes.map { ConsentRules.check(purpose: $0, state: found?.state($0.key), now: now) }
     }

@@ -72,14 +72,25 @@ public final class KeyService: Sendable {
         return record
     }
 
+    /// The principal of a key authenticated within the cache's lifetime, without reading the store;
+    /// nil when it is not remembered (the caller then asks `authenticate`, which reads the store and
+    /// refuses what it does not find).
+    public func rememberedPrincipal(secret: String) -> Principal? {
+        guard secret.hasPrefix(Self.keyPrefix), secret.utf8.count <= 128 else { return nil }
+        return remembered(crypto.secrets.digest(secret), now: runtime.now())
+    }
+
+    func remembered(_ hash: Data, now: Date) -> Principal? {
+        guard let hit = cache.withLock({ $0[hash] }), hit.until > now else { return nil }
+        return hit.record.principal
+    }
+
     /// The principal a bearer secret belongs to, or nil for an unknown, malformed or revoked key.
     public func authenticate(secret: String) async throws -> Principal? {
         guard secret.hasPrefix(Self.keyPrefix), secret.utf8.count <= 128 else { return nil }
         let hash = crypto.secrets.digest(secret)
         let now = runtime.now()
-        if let hit = cache.withLock({ $0[hash] }), hit.until > now {
-            return hit.record.principal
-        }
+        if let principal = remembered(hash, now: now) { return principal }
         guard let (record, stored) = try await store.apiKey(hash: hash), constantTimeEquals(stored, hash),
             record.revokedAt == nil
         else {

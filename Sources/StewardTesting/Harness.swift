@@ -207,14 +207,14 @@ extension Harness {
         bulkLimits: BulkLimits = BulkLimits(),
         customerSystems: CustomerSystems = CustomerSystems(policies: "Policies", environment: [:]),
         requestExecute: RequestExecution.Execute? = nil, requestDeliver: RequestExecution.Deliver? = nil,
-        requestWebhooks: Bool = false
+        requestWebhooks: Bool = false, answerCacheBytes: Int = 0
     ) -> StewardAPI {
         let registry = PrometheusCollectorRegistry()
         return StewardAPI(
             services: UseCases(
                 store: store, crypto: crypto, policy: policy, runtime: runtime,
                 metrics: PrometheusMetricsFactory(registry: registry), requestExecute: requestExecute,
-                requestDeliver: requestDeliver, requestWebhooks: requestWebhooks),
+                requestDeliver: requestDeliver, requestWebhooks: requestWebhooks, answerCacheBytes: answerCacheBytes),
             registry: registry, bulkLimits: bulkLimits, customerSystems: customerSystems)
     }
 
