@@ -203,11 +203,16 @@ echo "==> warm-up (Zipf checks, ${WARMUP:-20} s, not measured)"
 wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${WARMUP:-20}s" -s "$work/check-zipf.lua" "http://127.0.0.1:$port" >/dev/null
 runwrk check-zipf "$CONNECTIONS" "$work/check-zipf.lua"
 runwrk check-four "$CONNECTIONS" "$work/check-four.lua"
-runwrk paced-health 20 "$work/paced-health.lua"
-# Reads the server had to take from the disk itself (not the OS page cache) during the paced run.
-disk_before=$(awk '/^read_bytes/ {print $2}' "/proc/$server/io")
-runwrk paced 20 "$work/paced.lua"
-paced_disk_bytes=$(( $(awk '/^read_bytes/ {print $2}' "/proc/$server/io") - disk_before ))
+# The paced tails are this shared VM's wake-up latency as much as the server's: /health and the check
+# alternate, PACED_ROUNDS times each, and the round with the median p99 of each is reported.
+paced_disk_bytes=0
+for round in $(seq 1 "${PACED_ROUNDS:-3}"); do
+  runwrk "paced-health-$round" 20 "$work/paced-health.lua"
+  # Reads the server had to take from the disk itself (not the OS page cache) during the paced runs.
+  disk_before=$(awk '/^read_bytes/ {print $2}' "/proc/$server/io")
+  runwrk "paced-$round" 20 "$work/paced.lua"
+  paced_disk_bytes=$(( paced_disk_bytes + $(awk '/^read_bytes/ {print $2}' "/proc/$server/io") - disk_before ))
+done
 check_disk_before=$(awk '/^read_bytes/ {print $2}' "/proc/$server/io")
 runwrk check-uniform "$CONNECTIONS" "$work/check-uniform.lua"
 check_disk_bytes=$(( $(awk '/^read_bytes/ {print $2}' "/proc/$server/io") - check_disk_before ))
@@ -255,9 +260,16 @@ def parse(name):
     except (AttributeError, ValueError):
         r["inline"] = None
     return r
+def median_round(prefix):
+    rounds = sorted((parse(f.stem) for f in pathlib.Path(work).glob(prefix + "-[0-9]*.txt")), key=lambda r: r["p99"])
+    chosen = dict(rounds[len(rounds) // 2])
+    chosen["all_p99"] = ", ".join(f"{r['p99']:.2f}" for r in rounds)
+    chosen["non2xx"] = sum(r["non2xx"] for r in rounds)
+    return chosen
+paced_rounds = {"paced-health": median_round("paced-health"), "paced": median_round("paced")}
 names = ("health", "check-uniform", "check-zipf", "check-four", "paced-health", "paced", "paced-uniform", "batch",
          "record", "record-choices", "record-four")
-R = {n: parse(n) for n in names}
+R = {n: paced_rounds[n] if n in paced_rounds else parse(n) for n in names}
 h, u, z, four, ph, p, pu, b, w, rc, r4 = (R[n] for n in names)
 imp = pathlib.Path(work, "import.txt").read_text().strip().splitlines()[-1]
 m = re.search(r"imported (\d+) of (\d+) records in ([\d.]+) s \((\d+)/s\)", imp)
@@ -291,8 +303,8 @@ server process over the run, per request.
 | consent check, Zipf subjects (closed loop) | {z['rps']:,.0f} req/s = **{ratio:.2f}x** the floor; p50 {z['p50']:.2f} ms, p99 {z['p99']:.2f} ms; {z['cpu_us']:.0f} µs server CPU; {hit(z)} | >= 0.8x floor | {ok(ratio >= 0.8)} |
 | consent check, uniform subjects (closed loop, reported beside it) | {u['rps']:,.0f} req/s = {u['rps'] / h['rps']:.2f}x the floor; p50 {u['p50']:.2f} ms, p99 {u['p99']:.2f} ms; {u['cpu_us']:.0f} µs server CPU; {hit(u)}; {int(check_disk) // 4096:,} pages read from the disk itself | — | — |
 | four purposes in one check, Zipf | {four['rps']:,.0f} req/s; p50 {four['p50']:.2f} ms; **{four['cpu_us']:.0f} µs server CPU = {four_ratio:.2f}x one single check** (four single checks: {4 * z['cpu_us']:.0f} µs) | < 1.5x one check | {ok(four_ratio < 1.5)} |
-| `/health` at the same pacing (latency floor) | {ph['rps']:,.0f} req/s; p50 {ph['p50']:.2f} ms, p90 {ph['p90']:.2f} ms, p99 {ph['p99']:.2f} ms | — | — |
-| consent check at ~2,000 req/s, Zipf (20 connections x 10 ms pacing) | {p['rps']:,.0f} req/s achieved; p50 {p['p50']:.2f} ms, p90 {p['p90']:.2f} ms, **p99 {p['p99']:.2f} ms**; {int(paced_disk) // 4096:,} pages read from the disk itself; {hit(p)} | p99 <= 2 ms | {ok(p['p99'] <= 2.0)} |
+| `/health` at the same pacing (latency floor; the median of {len(ph['all_p99'].split(', '))} rounds by p99) | {ph['rps']:,.0f} req/s; p50 {ph['p50']:.2f} ms, p90 {ph['p90']:.2f} ms, p99 {ph['p99']:.2f} ms (rounds: {ph['all_p99']} ms) | — | — |
+| consent check at ~2,000 req/s, Zipf (20 connections x 10 ms pacing; rounds alternate with `/health`'s) | {p['rps']:,.0f} req/s achieved; p50 {p['p50']:.2f} ms, p90 {p['p90']:.2f} ms, **p99 {p['p99']:.2f} ms** (rounds: {p['all_p99']} ms); {int(paced_disk) // 4096:,} pages read from the disk itself; {hit(p)} | p99 <= 2 ms | {ok(p['p99'] <= 2.0)} |
 | the same, uniform subjects | {pu['rps']:,.0f} req/s; p50 {pu['p50']:.2f} ms, p99 {pu['p99']:.2f} ms; {hit(pu)} | — | — |
 | batch check, 1,000 uniform pairs a request (4 connections) | **{1000 * b['rps']:,.0f} pairs/s** ({b['rps']:,.1f} requests/s); p50 {b['p50']:.1f} ms, p99 {b['p99']:.1f} ms; {b['cpu_us'] / 1000:.1f} µs server CPU per pair | — | — |
 | durable record, `POST /v1/consents` (new subject each, fsync'd group commit) | **{w['rps']:,.0f} acknowledged records/s**; p50 {w['p50']:.2f} ms, p99 {w['p99']:.2f} ms; non-2xx {w['non2xx']} | >= 5,000/s | {ok(w['rps'] >= 5000 and w['non2xx'] == 0)} |
@@ -310,7 +322,7 @@ Notes
   offered load, not coordinated-omission-corrected latency.
 - Each check authenticates its API key (SHA-256, 5 s positive cache), normalises the email, computes
   the HMAC blind index, and answers from the resident answer set when it holds the subject (ADR
-  0013); otherwise it reads one join (identities clustered on the blind index, then every consent
+  0013), on the connection's event loop without the router (`CheckFastPath`); otherwise it reads one join (identities clustered on the blind index, then every consent
   state of the subject) on a pooled read-only SQLite connection and keeps the answer.
 - The analysis below is hand-written and kept across runs: each figure in it names the session
   and date of the run it comes from, and "the table above" means only this run.
