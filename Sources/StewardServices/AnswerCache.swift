@@ -238,30 +238,33 @@ public final class AnswerCache: @unchecked Sendable {
     @discardableResult
     public func fill(subject found: SubjectStates, ticket: UInt64) -> Bool {
         guard isServing else { return false }
-        var packed: [(slot: Int, state: ConsentState)] = []
+        var packed: [(purpose: Int, status: UInt8, state: ConsentState)] = []
         for state in found.states {
-            guard let slot = purposeSlot[state.purpose], Self.statusCode(state.status) != nil else { return false }
-            packed.append((slot, state))
+            guard let purpose = purposeSlot[state.purpose], let status = Self.statusCode(state.status) else {
+                return false
+            }
+            packed.append((purpose, status, state))
         }
         let set = subjectSet(found.subjectID)
         return subjectStripes[set & 63].withLock {
             guard subjectStamps[set] <= ticket else { return false }
-            var slot = findSubject(found.subjectID, in: set)
-            if slot == nil {
+            let slot: Int
+            if let held = findSubject(found.subjectID, in: set) {
+                slot = held
+            } else {
                 let (chosen, wasEmpty) = victim(in: subjectSlot(set, 0), size: subjectSlotSize, flag: 16, use: 17)
                 if wasEmpty { subjectEntries.add(1, ordering: .relaxed) }
                 slot = chosen
             }
-            let base = subjectSlot(set, slot!)
+            let base = subjectSlot(set, slot)
             (base + 24).initializeMemory(as: UInt8.self, repeating: 0, count: 32 * purposes.count)
             Self.storeUUID(found.subjectID, base)
             base.storeBytes(of: 1, toByteOffset: 16, as: UInt8.self)
-            for (slot, state) in packed {
-                let at = base + 24 + 32 * slot
+            for (purpose, status, state) in packed {
+                let at = base + 24 + 32 * purpose
                 Self.storeUUID(state.eventID, at)
                 let decided = UInt64(bitPattern: Timestamp.micros(state.decidedAt)) & 0x00FF_FFFF_FFFF_FFFF
-                at.storeBytes(
-                    of: decided | UInt64(Self.statusCode(state.status)!) << 56, toByteOffset: 16, as: UInt64.self)
+                at.storeBytes(of: decided | UInt64(status) << 56, toByteOffset: 16, as: UInt64.self)
                 at.storeBytes(
                     of: state.expiresAt.map { Timestamp.micros($0) } ?? Int64.min, toByteOffset: 24, as: Int64.self)
             }

@@ -27,7 +27,9 @@ public final class AnswerFeedFollower: Service, Sendable {
         var position: Int64?
         /// Monotonic nanoseconds at the start of the last poll that succeeded.
         var lastGood: UInt64?
-        var lastPrune: UInt64 = 0
+        /// Monotonic nanoseconds of the last prune, or of the start: the first prune comes a minute
+        /// in, not while a serve that failed to start (a taken port) is closing its store.
+        var lastPrune: UInt64 = AnswerCache.monotonicNanoseconds()
         var failures = 0
         var failing = false
     }

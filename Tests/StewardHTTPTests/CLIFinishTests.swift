@@ -65,7 +65,8 @@ import Testing
             #expect(listening)
             let port = Int(UInt16(bigEndian: address.sin_port))
             let serve = try await BuiltBinary.runFully(
-                ["serve", "--port", "\(port)", "--data-dir", directory.path], timeout: .seconds(60))
+                ["serve", "--port", "\(port)", "--data-dir", directory.path],
+                environment: ["STEWARD_LOG_LEVEL": "warning"], timeout: .seconds(60))
             #expect(!serve.timedOut)
             #expect(serve.status == 1)
             let lines = serve.errors.split(separator: "\n").map(String.init).filter { $0.hasPrefix("Error:") }
@@ -73,6 +74,8 @@ import Testing
                 lines == [
                     "Error: port \(port) on 127.0.0.1 is already in use (another steward?); choose another with --port or STEWARD_HTTP_PORT"
                 ], "\(serve.errors)")
+            // A start that did not happen leaves the change feed alone (its prune once warned here).
+            #expect(!serve.errors.contains("answer feed"), "\(serve.errors)")
         }
     }
 
