@@ -103,15 +103,21 @@ final class SQLiteWorkSession: WorkSession, @unchecked Sendable {
             + Array(repeating: tuple, count: count).joined(separator: ", ") + ")"
     }
 
-    func select(_ table: String, columns: [String], anyOf: [(column: String, values: [Cell])]) async throws -> [[Cell]]
-    {
+    func select(_ table: String, columns: [String], anyOf: [LocateCondition]) async throws -> [[Cell]] {
         var seen: Set<[Cell]> = []
         var rows: [[Cell]] = []
         let select = "SELECT " + columns.map(Self.quoted).joined(separator: ", ") + " FROM " + Self.quoted(table)
         for condition in anyOf {
             for start in stride(from: 0, to: condition.values.count, by: Self.chunk) {
                 let chunk = condition.values[start..<min(condition.values.count, start + Self.chunk)]
-                let sql = select + " WHERE " + Self.keyMatch([condition.column], count: chunk.count)
+                // Folded with SQLite's lower() on both sides (ASCII letters), so the two agree.
+                let sql =
+                    select + " WHERE "
+                    + (condition.foldCase
+                        ? "lower(" + Self.quoted(condition.column) + ") IN ("
+                            + chunk.map { _ in "lower(?)" }
+                            .joined(separator: ", ") + ")"
+                        : Self.keyMatch([condition.column], count: chunk.count))
                 for row in try await read(sql, chunk.map(Self.bind), width: columns.count)
                 where seen.insert(row).inserted {
                     rows.append(row)
@@ -330,18 +336,25 @@ final class PostgresWorkSession: WorkSession, @unchecked Sendable {
             + arrays.joined(separator: ", ") + "))"
     }
 
-    func select(_ table: String, columns: [String], anyOf: [(column: String, values: [Cell])]) async throws -> [[Cell]]
-    {
+    func select(_ table: String, columns: [String], anyOf: [LocateCondition]) async throws -> [[Cell]] {
         _ = try await schema()
         var binds = PostgresBindings()
         // A value the column's type cannot hold (an external id "ada-7" against an integer key) matches
         // no row: it is left out, not cast (which would fail the whole lookup).
         let fitting = anyOf.map { condition in
-            (condition.column, condition.values.filter { fits($0, type(table, condition.column)) })
-        }.filter { !$0.1.isEmpty }
+            var fitting = condition
+            fitting.values = condition.values.filter { fits($0, type(table, condition.column)) }
+            return fitting
+        }.filter { !$0.values.isEmpty }
         guard !fitting.isEmpty else { return [] }
-        let conditions = fitting.map { column, values in
-            keyMatch(table, [column], rows: values.map { [$0] }, binds: &binds)
+        let conditions = fitting.map { condition in
+            guard condition.foldCase else {
+                return keyMatch(table, [condition.column], rows: condition.values.map { [$0] }, binds: &binds)
+            }
+            // Read as text and folded on both sides (PostgreSQL's lower() follows the collation).
+            binds.append(condition.values.map { $0.text ?? "" })
+            return "lower(" + text(condition.column)
+                + ") IN (SELECT lower(v) FROM unnest($\(binds.count)::text[]) AS v)"
         }
         let sql =
             "SELECT " + columns.map(text).joined(separator: ", ") + " FROM " + Self.quoted(table) + " WHERE "

@@ -195,6 +195,14 @@ enum Assignment: Sendable {
 }
 
 /// One transaction on one customer system, as the executor needs it. Statements are batched:
+/// Rows of a collection whose `column` holds one of `values`: compared as stored, or with case folded
+/// on both sides (an identity field whose `match` is case-insensitive, every email field by default).
+struct LocateCondition: Sendable {
+    var column: String
+    var values: [Cell]
+    var foldCase = false
+}
+
 /// a list of keys is one statement (or a few chunks), never one per row.
 protocol WorkSession: Sendable {
     func begin(writing: Bool) async throws
@@ -203,7 +211,7 @@ protocol WorkSession: Sendable {
     func schema() async throws -> LiveSchema
     /// `columns` of the rows where any of the columns holds one of its values; locked for update
     /// when writing.
-    func select(_ table: String, columns: [String], anyOf: [(column: String, values: [Cell])]) async throws -> [[Cell]]
+    func select(_ table: String, columns: [String], anyOf: [LocateCondition]) async throws -> [[Cell]]
     /// `columns` of every row whose `column` is not NULL and, read as text, satisfies `keep`
     /// (streamed: only the rows kept are held).
     func scan(_ table: String, columns: [String], column: String, keep: @escaping @Sendable (String) -> Bool)
@@ -316,24 +324,28 @@ struct Work<Session: WorkSession> {
         return Array(Set(rows.rows.map { $0[at] }.filter { $0 != .null }))
     }
 
-    func conditions(_ step: RequestPlan.Locate, crossSystem: inout [String]) -> [(column: String, values: [Cell])] {
-        var conditions: [(column: String, values: [Cell])] = []
+    func conditions(_ step: RequestPlan.Locate, crossSystem: inout [String]) -> [LocateCondition] {
+        var conditions: [LocateCondition] = []
+        let fields = system.collections.first { $0.name == step.target.collection }?.fields ?? []
         for lookup in step.lookups {
             switch lookup {
             case .identity(let field, let kind):
                 let values = (identities.values[kind] ?? []).map(Cell.text)
-                if !values.isEmpty { conditions.append((field, values)) }
+                let foldCase = fields.first { $0.name == field }?.matchesFoldingCase ?? false
+                if !values.isEmpty {
+                    conditions.append(LocateCondition(column: field, values: values, foldCase: foldCase))
+                }
             case .reference(let field, let parent, let parentField):
                 guard parent.system == system.key else {
                     if let values = foreign[parent]?[parentField] {
-                        if !values.isEmpty { conditions.append((field, values)) }
+                        if !values.isEmpty { conditions.append(LocateCondition(column: field, values: values)) }
                     } else {
                         crossSystem.append("\(step.target).\(field) → \(parent).\(parentField)")
                     }
                     continue
                 }
                 let values = locatedValues(parent, column: parentField)
-                if !values.isEmpty { conditions.append((field, values)) }
+                if !values.isEmpty { conditions.append(LocateCondition(column: field, values: values)) }
             }
         }
         return conditions

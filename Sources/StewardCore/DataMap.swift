@@ -211,12 +211,15 @@ public struct DataField: Sendable, Hashable {
     public var purposes: [String]?
     /// How the system protects the value at rest (nil: not declared, i.e. plain).
     public var protection: FieldProtection?
+    /// How an identity field's values are compared with the subject's (nil: the kind's default).
+    public var match: IdentityMatch?
 
     public init(
         name: String, category: String? = nil, identity: IdentityKind? = nil, references: FieldReference? = nil,
         erasure: ErasureStrategy? = nil, keepReason: String? = nil, purposes: [String]? = nil,
-        protection: FieldProtection? = nil
+        protection: FieldProtection? = nil, match: IdentityMatch? = nil
     ) {
+        self.match = match
         self.name = name
         self.category = category
         self.identity = identity
@@ -225,6 +228,23 @@ public struct DataField: Sendable, Hashable {
         self.keepReason = keepReason
         self.purposes = purposes
         self.protection = protection
+    }
+}
+
+/// How an identity field's values are compared with the subject's identities when a request locates
+/// rows. Steward normalises an email at intake (lower-cased), so a system holding `Ada@Example.com`
+/// holds the same person as `ada@example.com`: email fields compare case-insensitively unless the map
+/// says `match: exact` (a column whose values are stored normalised, so that its index is used).
+public enum IdentityMatch: String, Sendable, Hashable, CaseIterable {
+    case exact
+    case caseInsensitive = "case-insensitive"
+}
+
+extension DataField {
+    /// Whether rows are located by this identity field with case folded (`match`, or the kind's default).
+    public var matchesFoldingCase: Bool {
+        guard let identity else { return false }
+        return (match ?? (identity == .email ? .caseInsensitive : .exact)) == .caseInsensitive
     }
 }
 

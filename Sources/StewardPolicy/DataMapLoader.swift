@@ -244,7 +244,7 @@ public enum DataMapLoader {
                         fieldNode, at: fieldPath,
                         allowed: [
                             "name", "category", "identity", "references", "erasure", "keep_reason", "purposes",
-                            "protection",
+                            "protection", "match",
                         ])
                 else { continue }
                 guard let fieldName = reader.identifier(field["name"], parent: fieldNode, at: "\(fieldPath).name")
@@ -281,6 +281,12 @@ public enum DataMapLoader {
                 let protection = field["protection"].flatMap {
                     reader.enumeration($0, FieldProtection.self, parent: nil, at: "\(fieldPath).protection")
                 }
+                let match = field["match"].flatMap {
+                    reader.enumeration($0, IdentityMatch.self, parent: nil, at: "\(fieldPath).match")
+                }
+                if match != nil && identity == nil {
+                    reader.issue(field["match"], "\(fieldPath).match", "match applies to identity fields (identity:)")
+                }
                 var fieldPurposes: [String]?
                 if let node = field["purposes"] {
                     fieldPurposes = reader.sequence(node, at: "\(fieldPath).purposes", required: false).enumerated()
@@ -299,7 +305,8 @@ public enum DataMapLoader {
                 fields.append(
                     DataField(
                         name: fieldName, category: category, identity: identity, references: reference,
-                        erasure: erasure, keepReason: keepReason, purposes: fieldPurposes, protection: protection))
+                        erasure: erasure, keepReason: keepReason, purposes: fieldPurposes, protection: protection,
+                        match: match))
             }
             for (keyIndex, column) in primaryKey.enumerated() where !fields.contains(where: { $0.name == column }) {
                 reader.issue(

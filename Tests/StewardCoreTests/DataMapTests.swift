@@ -160,6 +160,16 @@ import Testing
                 "systems/shop.yaml:16: collections[1]: no identity reaches 'notes', which holds personal data: mark the field that identifies a person (identity:) or reference a collection that has one"
             ),
             (
+                "match on a field that is no identity",
+                ["shop.yaml": replacing("erasure: delete_row", "erasure: delete_row\n        match: exact")],
+                "systems/shop.yaml:26: collections[1].fields[2].match: match applies to identity fields (identity:)"
+            ),
+            (
+                "unknown match",
+                ["shop.yaml": replacing("identity: email", "identity: email\n        match: loose")],
+                "systems/shop.yaml:16: collections[0].fields[1].match: unknown value 'loose' (expected one of: exact, case-insensitive)"
+            ),
+            (
                 "duplicate field", ["shop.yaml": replacing("- name: email", "- name: id")],
                 "systems/shop.yaml:13: collections[0].fields[1].name: duplicate field 'id' in 'customers'"
             ),

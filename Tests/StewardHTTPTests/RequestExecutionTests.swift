@@ -679,4 +679,77 @@ import Testing
             #expect(try await h.store.read { try await $0.requestDetails(requestID: erasure.id) } == nil)
         }
     }
+
+    /// A system that holds an address in another case (`Ada@Example.COM`) holds the same person as
+    /// Steward's normalised `ada@example.com`: email fields are matched with case folded, so access
+    /// finds those rows and erasure leaves none; a field the map marks `match: exact` is compared as
+    /// stored (and its index used).
+    @Test func emailFieldsMatchTheSubjectWhateverTheCaseTheSystemStoredItIn() async throws {
+        let policy = try PolicyLoader.load(directory: Self.policies) { _ in "digest" }
+        try await Self.withCustomerStore(customers: 100) { store in
+            try await withHarness { h in
+                let crm = try await Self.dump(store.connections["crm"]!)
+                let marketing = try await Self.dump(store.connections["marketing"]!)
+                let subject = try #require(Self.subject(crm: crm, marketing: marketing))
+                let at = try #require(subject.email.firstIndex(of: "@"))
+                let stored =
+                    subject.email[..<at].prefix(1).uppercased() + subject.email[..<at].dropFirst() + "@Example.COM"
+                #expect(stored.lowercased() == subject.email && stored != subject.email)
+                try await store.execute(
+                    "crm", "UPDATE customers SET email = '\(stored)' WHERE email = '\(subject.email)'")
+                try await store.execute(
+                    "marketing", "UPDATE subscriptions SET email = '\(stored)' WHERE email = '\(subject.email)'")
+                let email = try NormalizedIdentity(kind: .email, raw: subject.email)
+                let queue = JobQueue(store: h.store, runtime: h.runtime)
+
+                func access(_ map: DataMap) async throws -> [String: Set<String>] {
+                    let service = RequestService(
+                        store: h.store, crypto: h.crypto, runtime: h.runtime, regimes: policy.regimes,
+                        execution: Self.execution(map: map, store: store, queue: queue))
+                    let request = try await service.submit(
+                        regime: "gdpr", type: .access, identities: [email], verified: .preVerified, actor: "key:shop")
+                    _ = try await service.apply(.approve, to: request.id, actor: "officer")
+                    try await Self.runJobs(h, service: service)
+                    let done = try await service.request(request.id)
+                    #expect(done.status == .completed)
+                    var found: [String: Set<String>] = [:]
+                    for task in try await h.store.read({ try await $0.requestTasks(requestID: request.id) }) {
+                        for (collection, rows) in try #require(try service.rows(of: task, request: done)).collections {
+                            found[collection, default: []].formUnion(rows.map { ($0["id"] ?? nil) ?? "" })
+                        }
+                    }
+                    return found.filter { !$0.value.isEmpty }
+                }
+                // By default every row of the person, in both systems, as if the case were Steward's.
+                #expect(try await access(policy.dataMap) == subject.rows)
+
+                // `match: exact` on the marketing system's address: its rows there are not found.
+                var exact = policy.dataMap
+                let system = try #require(exact.systems.firstIndex { $0.key == "marketing" })
+                let collection = try #require(
+                    exact.systems[system].collections.firstIndex { $0.name == "subscriptions" })
+                let field = try #require(
+                    exact.systems[system].collections[collection].fields.firstIndex { $0.name == "email" })
+                #expect(exact.systems[system].collections[collection].fields[field].matchesFoldingCase)
+                exact.systems[system].collections[collection].fields[field].match = .exact
+                let found = try await access(exact)
+                #expect(found["subscriptions"] == nil && found["email_events"] == nil)
+                #expect(found["customers"] == subject.rows["customers"])
+
+                // Erasure by the shipped map: nothing of the person is left, in any case.
+                let service = RequestService(
+                    store: h.store, crypto: h.crypto, runtime: h.runtime, regimes: policy.regimes,
+                    execution: Self.execution(map: policy.dataMap, store: store, queue: queue))
+                let erasure = try await service.submit(
+                    regime: "gdpr", type: .erasure, identities: [email], verified: .preVerified, actor: "key:shop")
+                _ = try await service.apply(.approve, to: erasure.id, actor: "officer")
+                try await Self.runJobs(h, service: service)
+                #expect(try await service.request(erasure.id).status == .completed)
+                let after =
+                    "\(try await Self.dump(store.connections["crm"]!))\(try await Self.dump(store.connections["marketing"]!))"
+                let left = after.lowercased().contains(subject.email)
+                #expect(!left, "the address is still in a system")
+            }
+        }
+    }
 }
