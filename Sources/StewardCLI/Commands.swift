@@ -97,7 +97,8 @@ struct Serve: AsyncParsableCommand {
             requestExecute: RequestWiring.execute(map: wiring.policy.dataMap, systems: customerSystems),
             requestDeliver: try RequestWiring.deliver(map: wiring.policy.dataMap, systems: customerSystems),
             requestPackageDays: try RequestWiring.packageDays(common.env), requestWebhooks: webhook != nil,
-            answerCacheBytes: answerCacheMiB << 20)
+            answerCacheBytes: answerCacheMiB << 20,
+            requestVerificationHours: try RequestWiring.verificationHours(common.env))
         let follower = services.answers.map { AnswerFeedFollower(store: services.store, cache: $0, logger: logger) }
         let api = StewardAPI(
             services: services, registry: registry, bulkLimits: bulkLimits, customerSystems: customerSystems,

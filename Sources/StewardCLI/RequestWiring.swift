@@ -54,6 +54,18 @@ enum RequestWiring {
         return days
     }
 
+    /// `STEWARD_REQUESTS_VERIFICATION_HOURS`: how long a verification token can be used (1 to 720,
+    /// default 168: 7 days).
+    static func verificationHours(_ environment: [String: String]) throws -> Int {
+        guard let text = environment["STEWARD_REQUESTS_VERIFICATION_HOURS"] else {
+            return RequestService.defaultVerificationHours
+        }
+        guard let hours = Int(text), (1...720).contains(hours) else {
+            throw CLIError("STEWARD_REQUESTS_VERIFICATION_HOURS must be a number of hours from 1 to 720")
+        }
+        return hours
+    }
+
     /// Status webhooks: `STEWARD_WEBHOOK_URL` and `STEWARD_WEBHOOK_SECRET` (at least 32 bytes), both
     /// or neither; nil when neither is set.
     static func webhook(_ environment: [String: String]) throws -> WebhookClient? {

@@ -25,8 +25,9 @@ public struct RequestService: Sendable {
     public init(
         store: any StewardStore, crypto: CryptoSuite, runtime: Runtime, regimes: [Regime],
         execution: RequestExecution? = nil, packageDays: Int = 7, consent: ConsentService? = nil,
-        webhooks: JobQueue? = nil
+        webhooks: JobQueue? = nil, verificationHours: Int = RequestService.defaultVerificationHours
     ) {
+        self.tokenLifetime = TimeInterval(verificationHours) * 3_600
         self.webhooks = webhooks
         self.packageLifetime = TimeInterval(packageDays) * 86_400
         self.consent = consent
@@ -78,8 +79,9 @@ public struct RequestService: Sendable {
         public var expiresAt: Date
     }
 
-    /// How long a verification token can be used.
-    public static let tokenLifetime: TimeInterval = 7 * 86_400
+    /// How long a verification token can be used (`STEWARD_REQUESTS_VERIFICATION_HOURS`).
+    public let tokenLifetime: TimeInterval
+    public static let defaultVerificationHours = 168
 
     /// `submit`, with the verification token of a request that needs one, issued in the same
     /// transaction. A rectification carries its corrections, checked against the data map and
@@ -209,7 +211,7 @@ public struct RequestService: Sendable {
 
     func issueToken(for id: UUID, in transaction: any StoreTransaction) async throws -> VerificationToken {
         let token = "dv_" + Data(runtime.randomBytes(32)).base64URLString
-        let expiresAt = runtime.now().addingTimeInterval(Self.tokenLifetime)
+        let expiresAt = runtime.now().addingTimeInterval(tokenLifetime)
         try await transaction.insertRequestToken(
             hash: crypto.secrets.digest(token), requestID: id, expiresAt: expiresAt)
         return VerificationToken(token: token, expiresAt: expiresAt)

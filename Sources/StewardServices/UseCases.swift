@@ -25,7 +25,8 @@ public struct UseCases: Sendable {
         store base: any StewardStore, crypto: CryptoSuite, policy: PolicySet, runtime: Runtime,
         metrics: (any MetricsFactory)? = nil, jobWakeup: JobWakeup? = nil, keyCacheLifetime: Double = 5,
         requestExecute: RequestExecution.Execute? = nil, requestDeliver: RequestExecution.Deliver? = nil,
-        requestPackageDays: Int = 7, requestWebhooks: Bool = false, answerCacheBytes: Int = 0
+        requestPackageDays: Int = 7, requestWebhooks: Bool = false, answerCacheBytes: Int = 0,
+        requestVerificationHours: Int = RequestService.defaultVerificationHours
     ) {
         let store: any StewardStore = metrics.map { MeteredStore(base, factory: $0) } ?? base
         self.store = store
@@ -49,6 +50,7 @@ public struct UseCases: Sendable {
             store: store, crypto: crypto, runtime: runtime, regimes: policy.regimes,
             execution: requestExecute.map {
                 RequestExecution(map: policy.dataMap, queue: jobs, execute: $0, deliver: requestDeliver)
-            }, packageDays: requestPackageDays, consent: consent, webhooks: requestWebhooks ? jobs : nil)
+            }, packageDays: requestPackageDays, consent: consent, webhooks: requestWebhooks ? jobs : nil,
+            verificationHours: requestVerificationHours)
     }
 }

@@ -207,14 +207,16 @@ extension Harness {
         bulkLimits: BulkLimits = BulkLimits(),
         customerSystems: CustomerSystems = CustomerSystems(policies: "Policies", environment: [:]),
         requestExecute: RequestExecution.Execute? = nil, requestDeliver: RequestExecution.Deliver? = nil,
-        requestWebhooks: Bool = false, answerCacheBytes: Int = 0
+        requestWebhooks: Bool = false, answerCacheBytes: Int = 0,
+        requestVerificationHours: Int = RequestService.defaultVerificationHours
     ) -> StewardAPI {
         let registry = PrometheusCollectorRegistry()
         return StewardAPI(
             services: UseCases(
                 store: store, crypto: crypto, policy: policy, runtime: runtime,
                 metrics: PrometheusMetricsFactory(registry: registry), requestExecute: requestExecute,
-                requestDeliver: requestDeliver, requestWebhooks: requestWebhooks, answerCacheBytes: answerCacheBytes),
+                requestDeliver: requestDeliver, requestWebhooks: requestWebhooks, answerCacheBytes: answerCacheBytes,
+                requestVerificationHours: requestVerificationHours),
             registry: registry, bulkLimits: bulkLimits, customerSystems: customerSystems)
     }
 

@@ -47,6 +47,26 @@ import Testing
         }
     }
 
+    /// The requests' settings are checked before anything is served: a value out of range stops
+    /// `serve` with one line naming the variable and its range.
+    @Test func requestSettingsOutOfRangeStopServeWithTheirRange() async throws {
+        try await BuiltBinary.withDirectory("settings") { directory in
+            for (name, value, range) in [
+                ("STEWARD_REQUESTS_VERIFICATION_HOURS", "0", "a number of hours from 1 to 720"),
+                ("STEWARD_REQUESTS_VERIFICATION_HOURS", "721", "a number of hours from 1 to 720"),
+                ("STEWARD_REQUESTS_VERIFICATION_HOURS", "one week", "a number of hours from 1 to 720"),
+                ("STEWARD_REQUESTS_PACKAGE_DAYS", "91", "a number of days from 1 to 90"),
+            ] {
+                let serve = try await BuiltBinary.runFully(
+                    ["serve", "--port", "0", "--data-dir", directory.path], environment: [name: value],
+                    timeout: .seconds(60))
+                #expect(!serve.timedOut && serve.status == 1, "\(name)=\(value)")
+                let lines = serve.errors.split(separator: "\n").filter { $0.hasPrefix("Error:") }
+                #expect(lines == ["Error: \(name) must be \(range)"], "\(serve.errors)")
+            }
+        }
+    }
+
     @Test func aPortInUseGivesAOneLineHint() async throws {
         try await BuiltBinary.withDirectory("port") { directory in
             // Something else holds the port.

@@ -220,7 +220,8 @@ import Testing
         let policies = BuiltBinary.packageRoot.appendingPathComponent("Policies").path
         let policy = try PolicyLoader.load(directory: policies) { _ in "digest" }
         try await withHarness(policy: policy) { h in
-            let api = h.api()
+            // Tokens last 2 hours here (STEWARD_REQUESTS_VERIFICATION_HOURS; 7 days by default).
+            let api = h.api(requestVerificationHours: 2)
             let app = buildApplication(api: api, host: "127.0.0.1", port: 0, logger: testLogger)
             let service = try await h.key(.service)
             try await app.test(.live) { client in
@@ -264,12 +265,14 @@ import Testing
                 let (_, notWaiting) = try await post("/v1/requests/\(id)/token")
                 #expect(notWaiting["code"] as? String == "request.invalid_transition")
 
-                // After 7 days a token has expired; a new one replaces it.
+                // After its lifetime a token has expired; a new one replaces it.
                 let (_, late) = try await post(
                     "/v1/requests", #"{"regime":"ccpa","type":"access","subject":{"email":"cy@example.com"}}"#)
                 let lateID = try #require(late["id"] as? String)
-                let old = try #require((late["verificationToken"] as? [String: Any])?["token"] as? String)
-                h.clock.advance(by: RequestService.tokenLifetime + 1)
+                let lateToken = try #require(late["verificationToken"] as? [String: Any])
+                let old = try #require(lateToken["token"] as? String)
+                #expect(lateToken["expiresAt"] as? String == Timestamp.iso8601(h.clock.now.addingTimeInterval(7_200)))
+                h.clock.advance(by: 7_200 + 1)
                 let (expired, expiredBody) = try await post("/v1/requests/\(lateID)/confirm", #"{"token":"\#(old)"}"#)
                 #expect(expired.status == .conflict && expiredBody["code"] as? String == "request.token_expired")
                 let (reissued, fresh) = try await post("/v1/requests/\(lateID)/token")
