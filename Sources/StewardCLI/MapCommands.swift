@@ -97,6 +97,7 @@ struct ClassifyCommand: AsyncParsableCommand {
             if destination != "-" {
                 try writeOutput(yaml, to: common.absolute(destination))
             }
+            for mismatch in report.caseMismatches { print("warning: \(system).\(mismatch)") }
             if report.proposals.isEmpty {
                 print("\(system): every column is classified in the map; nothing to scan (use --all to check them)")
                 return

@@ -320,6 +320,36 @@ import Testing
 /// `--all`, the scan is compared with the map a person wrote — data the detectors were not written
 /// against.
 @Suite struct ClassifyScanCommand {
+    /// An email field the map compares exactly is sampled whatever the scope: addresses stored with
+    /// upper-case letters there are rows a request would miss, and the scan says so.
+    @Test func anExactlyMatchedEmailColumnHoldingUpperCaseIsReported() async throws {
+        try await BuiltBinary.withDirectory("classify-case") { directory in
+            let store = directory.appendingPathComponent("store").path
+            let created = try await BuiltBinary.runFully(["demo", "init", "--dir", store, "--customers", "2000"])
+            #expect(created.status == 0, "\(created.errors)")
+            let environment = ["STEWARD_MARKETING_DATABASE": "\(store)/marketing.sqlite"]
+            let out = directory.appendingPathComponent("marketing.proposed.yaml").path
+            let clean = try await BuiltBinary.runFully(
+                ["classify", "scan", "marketing", "--out", out], environment: environment)
+            #expect(clean.status == 0, "\(clean.errors)")
+            #expect(!clean.output.contains("warning:"), "\(clean.output)")
+
+            let connection = try SQLiteConnection(
+                path: "\(store)/marketing.sqlite", readOnly: false, role: .external)
+            try connection.execute(
+                "UPDATE subscriptions SET email = upper(substr(email, 1, 1)) || substr(email, 2) WHERE id % 4 = 0")
+            let total = try connection.query("SELECT count(*) FROM subscriptions") { $0.int(0) }.first ?? 0
+            let scan = try await BuiltBinary.runFully(
+                ["classify", "scan", "marketing", "--out", out, "--sample", "100000"], environment: environment)
+            #expect(scan.status == 0, "\(scan.errors)")
+            let warnings = scan.output.split(separator: "\n").filter { $0.hasPrefix("warning:") }
+            #expect(
+                warnings == [
+                    "warning: marketing.subscriptions.email: \(total / 4) of \(total) sampled values hold upper-case letters, and the map compares it exactly (match: exact): a request looks the address up lower-cased and misses those rows; remove match: exact (case folded), or have the system store addresses lower-cased"
+                ], "\(scan.output)")
+        }
+    }
+
     @Test func proposesForWhatTheMapLeavesOutAndAgreesWithTheMap() async throws {
         try await BuiltBinary.withDirectory("classify") { directory in
             let store = directory.appendingPathComponent("store").path

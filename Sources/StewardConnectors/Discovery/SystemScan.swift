@@ -21,6 +21,10 @@ public enum SystemScan {
         public var declared: [String: String]
         /// How long sampling took, in seconds.
         public var seconds: Double
+        /// Email identity fields the map compares exactly (`match: exact`) whose sampled values are
+        /// not all lower-case: a request, which looks up Steward's lower-cased address, misses the
+        /// rows of those people.
+        public var caseMismatches: [CaseMismatch] = []
 
         public var proposed: [Proposal] { proposals.filter(\.isProposed) }
         public var toReview: [Proposal] { proposals.filter { $0.category != nil && !$0.isProposed } }
@@ -31,6 +35,18 @@ public enum SystemScan {
                 declared["\(proposal.table).\(proposal.column)"].map { !Discovery.agree($0, proposal.category) }
                     ?? false
             }
+        }
+    }
+
+    /// An exactly matched email field holding upper-case letters in `mixed` of `sampled` values.
+    public struct CaseMismatch: Sendable, Hashable, CustomStringConvertible {
+        public var table: String
+        public var column: String
+        public var sampled: Int
+        public var mixed: Int
+
+        public var description: String {
+            "\(table).\(column): \(mixed) of \(sampled) sampled values hold upper-case letters, and the map compares it exactly (match: exact): a request looks the address up lower-cased and misses those rows; remove match: exact (case folded), or have the system store addresses lower-cased"
         }
     }
 
@@ -47,8 +63,28 @@ public enum SystemScan {
         var proposals: [Proposal] = []
         var declared: [String: String] = [:]
         var scannedTables = 0
+        var caseMismatches: [CaseMismatch] = []
         for table in schema.tables {
             let collection = system?.collections.first { $0.name == table.name }
+            // Whatever the scope: the exactly matched email fields, whose case decides what a request finds.
+            let exact = (collection?.fields ?? []).filter { field in
+                field.identity == .email && !field.matchesFoldingCase
+                    && table.columns.contains { $0.name == field.name }
+            }.map(\.name)
+            if !exact.isEmpty {
+                var counts = exact.map { _ in (sampled: 0, mixed: 0) }
+                try await connection.sample(table: table.name, columns: exact, limit: sampleSize, seed: seed) { row in
+                    for index in counts.indices {
+                        guard let value = row[index] else { continue }
+                        counts[index].sampled += 1
+                        if value.utf8.contains(where: { (65...90).contains($0) }) { counts[index].mixed += 1 }
+                    }
+                }
+                for (column, count) in zip(exact, counts) where count.mixed > 0 {
+                    caseMismatches.append(
+                        CaseMismatch(table: table.name, column: column, sampled: count.sampled, mixed: count.mixed))
+                }
+            }
             let columns = table.columns.map(\.name).filter { column in
                 let field = collection?.field(column)
                 if let category = field?.category { declared["\(table.name).\(column)"] = category }
@@ -68,7 +104,7 @@ public enum SystemScan {
         }
         return Report(
             system: key, sampleSize: sampleSize, tables: scannedTables, proposals: proposals, declared: declared,
-            seconds: Double((ContinuousClock.now - started) / .milliseconds(1)) / 1_000)
+            seconds: Double((ContinuousClock.now - started) / .milliseconds(1)) / 1_000, caseMismatches: caseMismatches)
     }
 }
 
