@@ -134,6 +134,9 @@ public struct RequestTaskJob: JobHandler {
             payload.system, request.type, identities, corrections,
             { indexer.proofHash($0, kind: "erasure") }
         ) { receipt in
+            // A read changes nothing in the system: a retry after a crash reads again and records what
+            // it read, so there is nothing to checkpoint before (one transaction fewer per task).
+            if request.type.reads { return }
             // Nothing left to change: an earlier attempt committed its work. Its receipt, recorded
             // before that commit, is read from the store now — not from this attempt's start, since
             // an attempt that lost its lease may have committed while this one waited for its locks.
