@@ -702,18 +702,25 @@ import Testing
                 let email = try NormalizedIdentity(kind: .email, raw: subject.email)
                 let queue = JobQueue(store: h.store, runtime: h.runtime)
 
-                func access(_ map: DataMap) async throws -> [String: Set<String>] {
+                /// The request carried out with `map`, to its end.
+                func carry(_ type: RequestType, _ map: DataMap) async throws -> (
+                    RequestService, DataSubjectRequestRecord
+                ) {
                     let service = RequestService(
                         store: h.store, crypto: h.crypto, runtime: h.runtime, regimes: policy.regimes,
                         execution: Self.execution(map: map, store: store, queue: queue))
                     let request = try await service.submit(
-                        regime: "gdpr", type: .access, identities: [email], verified: .preVerified, actor: "key:shop")
+                        regime: "gdpr", type: type, identities: [email], verified: .preVerified, actor: "key:shop")
                     _ = try await service.apply(.approve, to: request.id, actor: "officer")
                     try await Self.runJobs(h, service: service)
                     let done = try await service.request(request.id)
                     #expect(done.status == .completed)
+                    return (service, done)
+                }
+                func access(_ map: DataMap) async throws -> [String: Set<String>] {
+                    let (service, done) = try await carry(.access, map)
                     var found: [String: Set<String>] = [:]
-                    for task in try await h.store.read({ try await $0.requestTasks(requestID: request.id) }) {
+                    for task in try await h.store.read({ try await $0.requestTasks(requestID: done.id) }) {
                         for (collection, rows) in try #require(try service.rows(of: task, request: done)).collections {
                             found[collection, default: []].formUnion(rows.map { ($0["id"] ?? nil) ?? "" })
                         }
@@ -739,14 +746,7 @@ import Testing
                 #expect(try await access(folded) == subject.rows)
 
                 // Erasure with the default: nothing of the person is left, in any case.
-                let service = RequestService(
-                    store: h.store, crypto: h.crypto, runtime: h.runtime, regimes: policy.regimes,
-                    execution: Self.execution(map: folded, store: store, queue: queue))
-                let erasure = try await service.submit(
-                    regime: "gdpr", type: .erasure, identities: [email], verified: .preVerified, actor: "key:shop")
-                _ = try await service.apply(.approve, to: erasure.id, actor: "officer")
-                try await Self.runJobs(h, service: service)
-                #expect(try await service.request(erasure.id).status == .completed)
+                _ = try await carry(.erasure, folded)
                 let after =
                     "\(try await Self.dump(store.connections["crm"]!))\(try await Self.dump(store.connections["marketing"]!))"
                 let left = after.lowercased().contains(subject.email)
