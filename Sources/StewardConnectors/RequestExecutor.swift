@@ -194,7 +194,6 @@ enum Assignment: Sendable {
     case values([Cell])
 }
 
-/// One transaction on one customer system, as the executor needs it. Statements are batched:
 /// Rows of a collection whose `column` holds one of `values`: compared as stored, or with case folded
 /// on both sides (an identity field whose `match` is case-insensitive, every email field by default).
 struct LocateCondition: Sendable {
@@ -203,6 +202,7 @@ struct LocateCondition: Sendable {
     var foldCase = false
 }
 
+/// One transaction on one customer system, as the executor needs it. Statements are batched:
 /// a list of keys is one statement (or a few chunks), never one per row.
 protocol WorkSession: Sendable {
     func begin(writing: Bool) async throws
