@@ -6,10 +6,12 @@ import Testing
 /// The `steward` executable that `swift build --build-tests` put next to the test bundle, run as a
 /// child process from the package root (where `Policies/` is).
 ///
-/// Waiting for a child blocks its thread, so it happens on a Dispatch thread, never on Swift's
+/// Waiting for a child blocks its thread, so it happens on a thread of its own, never on Swift's
 /// cooperative pool (one thread per core here): two tests blocking both pool threads while their
 /// children waited on PostgreSQL's migration lock, held by a transaction of this process that then
-/// had no thread to finish on, hung the suite.
+/// had no thread to finish on, hung the suite. Nor on Dispatch's global queue: it runs about one
+/// worker per core and adds one only after those have been blocked a while, so with several tests
+/// waiting on children there, a socket read queued behind them could start seconds late.
 enum BuiltBinary {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
@@ -72,13 +74,14 @@ enum BuiltBinary {
             DispatchQueue.global().asyncAfter(deadline: .now() + Double(timeout.components.seconds), execute: killer)
             // Both pipes are drained at once, so a chatty child cannot block on a full one.
             let errors = Mutex(Data())
-            let group = DispatchGroup()
-            DispatchQueue.global().async(group: group) {
+            let drained = DispatchSemaphore(value: 0)
+            Thread {
                 let data = err.fileHandleForReading.readDataToEndOfFile()
                 errors.withLock { $0 = data }
-            }
+                drained.signal()
+            }.start()
             let output = out.fileHandleForReading.readDataToEndOfFile()
-            group.wait()
+            drained.wait()
             process.waitUntilExit()
             killer.cancel()
             return (
@@ -88,10 +91,11 @@ enum BuiltBinary {
         }
     }
 
-    /// Runs blocking work on a Dispatch thread and waits for it without holding a pool thread.
+    /// Runs blocking work on a thread of its own, started at once, and waits for it without holding
+    /// a pool thread.
     static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(with: Result(catching: work)) }
+            Thread { continuation.resume(with: Result(catching: work)) }.start()
         }
     }
 }
