@@ -269,12 +269,11 @@ public func buildApplication(
         router: buildRouter(api: api),
         server: limits.server(
             fastPath: api.consent.answers.map { _ in
-                (
-                    MemoryCheck(
-                        consent: api.consent, keys: api.keys,
-                        inline: Counter(label: "steward_consent_checks_inline_total", factory: api.metricsFactory)),
-                    api.requestMetrics, serverName
-                )
+                MemoryCheck(
+                    consent: api.consent, keys: api.keys,
+                    inline: Counter(label: "steward_consent_checks_inline_total", factory: api.metricsFactory),
+                    answered: api.requestMetrics.handles(method: "GET", route: MemoryCheck.route, status: 200),
+                    serverName: serverName)
             }),
         configuration: .init(
             address: .hostname(host, port: port), serverName: serverName, backlog: limits.backlog,

@@ -21,7 +21,12 @@ struct MemoryCheck: Sendable {
     let keys: KeyService
     /// `steward_consent_checks_inline_total`: checks answered here, without the router.
     let inline: Counter
+    /// The route's `steward_http_requests_total` and duration for a 200, resolved once.
+    let answered: RequestMetrics.Handles
+    /// The `Server` header, as the router's answers carry it.
+    let serverName: String
 
+    static let route = "/v1/consents/check"
     static let prefix = Array("/v1/consents/check?".utf8)
 
     func answer(_ request: HTTPRequest) -> String? {
@@ -34,9 +39,9 @@ struct MemoryCheck: Sendable {
             let principal = keys.rememberedPrincipal(secret: String(secret)), principal.role.allows(.consentCheck)
         else { return nil }
         let query = URI(path).queryParameters
-        let purposes = query[values: "purpose"]
-        guard purposes.count <= max(1, consent.policy.purposes.count), let reference = try? subjectFromQuery(query),
-            let checks = consent.checkFromMemory(reference, purposes: purposes.map(String.init))
+        guard let reference = try? subjectFromQuery(query),
+            let purposes = try? checkPurposes(query, policy: consent.policy),
+            let checks = consent.checkFromMemory(reference, purposes: purposes)
         else { return nil }
         return purposes.count == 1 ? checkText(checks[0]) : checkSetText(checks)
     }
@@ -55,8 +60,6 @@ final class CheckFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPResponsePart
 
     let check: MemoryCheck
-    let metrics: RequestMetrics
-    let serverName: String
     /// Requests handed to the router whose response has not ended.
     private var routed = 0
     /// The request being read: answered here (its body, written at its end), or handed on.
@@ -64,11 +67,7 @@ final class CheckFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     private var unflushed = false
     private var date = HTTPDate()
 
-    init(check: MemoryCheck, metrics: RequestMetrics, serverName: String) {
-        self.check = check
-        self.metrics = metrics
-        self.serverName = serverName
-    }
+    init(check: MemoryCheck) { self.check = check }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -100,12 +99,12 @@ final class CheckFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         head.headerFields[.contentLength] = String(buffer.readableBytes)
         head.headerFields[requestIDField] = RequestID().description
         head.headerFields[.date] = date.now()
-        head.headerFields[.server] = serverName
+        head.headerFields[.server] = check.serverName
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(buffer)), promise: nil)
         context.write(wrapOutboundOut(.end(nil)), promise: nil)
         unflushed = true
-        metrics.record(method: "GET", route: "/v1/consents/check", status: 200, since: start)
+        check.answered.record(since: start)
         check.inline.increment()
     }
 
@@ -155,7 +154,7 @@ struct StewardHTTP1Channel: HTTPChannelHandler {
 
     let responder: HTTPChannelHandler.Responder
     let limits: HTTPLimits
-    let fastPath: (check: MemoryCheck, metrics: RequestMetrics, serverName: String)?
+    let fastPath: MemoryCheck?
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
@@ -172,10 +171,7 @@ struct StewardHTTP1Channel: HTTPChannelHandler {
             try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             try pipeline.addHandler(BodyReadDeadline(timeout: TimeAmount(limits.bodyTimeout)))
             try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: limits.idleTimeout, logger: logger))
-            if let fastPath {
-                try pipeline.addHandler(
-                    CheckFastPath(check: fastPath.check, metrics: fastPath.metrics, serverName: fastPath.serverName))
-            }
+            if let fastPath { try pipeline.addHandler(CheckFastPath(check: fastPath)) }
             return try NIOAsyncChannel(
                 wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
         }

@@ -69,19 +69,13 @@ public func endpoints(api: StewardAPI) -> [Endpoint] {
         },
         Endpoint(.get, "/v1/consents/check", .consentCheck) { request, _ in
             let query = request.uri.queryParameters  // parsed once: the hot path reads six names
-            let purposes = query[values: "purpose"]
             let reference = try subjectFromQuery(query)
+            let purposes = try checkPurposes(query, policy: policy)
             if purposes.count == 1 {
-                guard !purposes[0].isEmpty else { throw StewardError(.purposeMissing, "is empty", field: "purpose") }
-                return checkResponse(try await consent.check(reference, purpose: String(purposes[0])))
+                return checkResponse(try await consent.check(reference, purpose: purposes[0]))
             }
             // Several purposes, or none for every purpose of the policy: one read, one answer.
-            guard purposes.count <= policy.purposes.count, !purposes.contains(where: \.isEmpty) else {
-                throw StewardError(
-                    .purposeMissing, "give each purpose once, at most one per purpose of the policy", field: "purpose")
-            }
-            return jsonResponse(
-                checkSetText(try await consent.check(reference, purposes: purposes.map(String.init))))
+            return jsonResponse(checkSetText(try await consent.check(reference, purposes: purposes)))
         },
         Endpoint(.post, "/v1/consents/check", .consentCheck) { request, _ in
             let body = try await decode(BatchCheckBody.self, from: request, limit: 512 << 10)
@@ -311,6 +305,23 @@ func checkSetText(_ checks: [ConsentCheck]) -> String {
         text += checkText(check)
     }
     return text + "]}"
+}
+
+/// The purposes a check's query asks for: one, several (each given, no more than the policy has), or
+/// none for every purpose. The route and the in-memory answer (`MemoryCheck`) accept the same ones.
+func checkPurposes(_ query: FlatDictionary<Substring, Substring>, policy: PolicySet) throws(StewardError)
+    -> [String]
+{
+    let purposes = query[values: "purpose"]
+    if purposes.count == 1 {
+        guard !purposes[0].isEmpty else { throw StewardError(.purposeMissing, "is empty", field: "purpose") }
+    } else {
+        guard purposes.count <= policy.purposes.count, !purposes.contains(where: \.isEmpty) else {
+            throw StewardError(
+                .purposeMissing, "give each purpose once, at most one per purpose of the policy", field: "purpose")
+        }
+    }
+    return purposes.map(String.init)
 }
 
 func subjectFromQuery(_ query: FlatDictionary<Substring, Substring>) throws(StewardError) -> SubjectReference {

@@ -113,7 +113,7 @@ final class BodyReadDeadline: ChannelDuplexHandler, RemovableChannelHandler {
 
 extension HTTPLimits {
     /// HTTP/1.1 with these limits, and consent checks answered from memory by `fastPath` when given.
-    func server(fastPath: (check: MemoryCheck, metrics: RequestMetrics, serverName: String)?) -> HTTPServerBuilder {
+    func server(fastPath: MemoryCheck?) -> HTTPServerBuilder {
         HTTPServerBuilder { responder in StewardHTTP1Channel(responder: responder, limits: self, fastPath: fastPath) }
     }
 }

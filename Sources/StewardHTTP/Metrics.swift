@@ -13,7 +13,24 @@ final class RequestMetrics: Sendable {
 
     init(factory: any MetricsFactory) { self.factory = factory }
 
+    /// One route's count and latency for one status, resolved once by a caller that answers it often.
+    struct Handles: Sendable {
+        let requests: Counter
+        let duration: Metrics.Timer
+
+        func record(since start: ContinuousClock.Instant) {
+            requests.increment()
+            let elapsed = ContinuousClock.now - start
+            duration.recordNanoseconds(
+                elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        }
+    }
+
     func record(method: String, route: String, status: Int, since start: ContinuousClock.Instant) {
+        handles(method: method, route: route, status: status).record(since: start)
+    }
+
+    func handles(method: String, route: String, status: Int) -> Handles {
         let status = String(status)
         let key = "\(method) \(route) \(status)"
         let counter = counters.withLock { cache in
@@ -24,7 +41,6 @@ final class RequestMetrics: Sendable {
             cache[key] = counter
             return counter
         }
-        counter.increment()
         let timerKey = "\(method) \(route)"
         let timer = timers.withLock { cache in
             if let timer = cache[timerKey] { return timer }
@@ -34,9 +50,7 @@ final class RequestMetrics: Sendable {
             cache[timerKey] = timer
             return timer
         }
-        let elapsed = ContinuousClock.now - start
-        timer.recordNanoseconds(
-            elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        return Handles(requests: counter, duration: timer)
     }
 }
 

@@ -162,6 +162,15 @@ public final class AnswerCache: @unchecked Sendable {
         case states(SubjectStates)
         case noSubject
         case miss
+
+        /// What is known: the states, `.some(nil)` when no subject holds the identity, nil on a miss.
+        public var known: SubjectStates?? {
+            switch self {
+            case .states(let found): found
+            case .noSubject: .some(nil)
+            case .miss: nil
+            }
+        }
     }
 
     /// Taken before a store read whose result may be filled in.

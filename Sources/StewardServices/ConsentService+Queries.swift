@@ -34,20 +34,17 @@ extension ConsentService {
     /// caller then asks `check(_:purposes:)`, which reads the store or refuses. Never waits.
     public func checkFromMemory(_ subject: SubjectReference, purposes keys: [String]) -> [ConsentCheck]? {
         guard let answers, let purposes = try? purposes(asked: keys) else { return nil }
-        let found: SubjectStates?
+        let known: SubjectStates??
         switch subject {
         case .identity(let identity):
-            switch answers.lookup(
-                kind: identity.kind, blindIndex: crypto.indexer.index(identity), countingMisses: false)
-            {
-            case .states(let states): found = states
-            case .noSubject: found = nil
-            case .miss: return nil
-            }
+            known =
+                answers.lookup(
+                    kind: identity.kind, blindIndex: crypto.indexer.index(identity), countingMisses: false
+                ).known
         case .id(let id):
-            guard let states = answers.lookup(subject: id, countingMisses: false) else { return nil }
-            found = states
+            known = answers.lookup(subject: id, countingMisses: false).map { .some($0) }
         }
+        guard let found = known else { return nil }
         let now = runtime.now()
         return purposes.map { ConsentRules.check(purpose: $0, state: found?.state($0.key), now: now) }
     }
@@ -87,11 +84,8 @@ extension ConsentService {
         if let answers {
             for (kind, set) in indexes {
                 for index in set {
-                    switch answers.lookup(kind: kind, blindIndex: index) {
-                    case .states(let found): cachedIndex[kind, default: [:]][index] = .some(found)
-                    case .noSubject: cachedIndex[kind, default: [:]][index] = .some(nil)
-                    case .miss: continue
-                    }
+                    guard let known = answers.lookup(kind: kind, blindIndex: index).known else { continue }
+                    cachedIndex[kind, default: [:]][index] = known
                     indexes[kind]?.remove(index)
                 }
             }
@@ -148,11 +142,7 @@ extension ConsentService {
         case .identity(let identity):
             let index = crypto.indexer.index(identity)
             guard let answers else { return try await store.subjectStates(kind: identity.kind, blindIndex: index) }
-            switch answers.lookup(kind: identity.kind, blindIndex: index) {
-            case .states(let found): return found
-            case .noSubject: return nil
-            case .miss: break
-            }
+            if let known = answers.lookup(kind: identity.kind, blindIndex: index).known { return known }
             let ticket = answers.ticket()
             let found = try await store.subjectStates(kind: identity.kind, blindIndex: index)
             answers.fill(kind: identity.kind, blindIndex: index, found: found, ticket: ticket)
